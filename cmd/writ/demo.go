@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
+	ciptypes "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
+	"github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/writ-id/writ/examples"
+	"github.com/writ-id/writ/internal/app"
+	"github.com/writ-id/writ/internal/config"
+	"github.com/writ-id/writ/internal/userpool"
+)
+
+func cmdDemo(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("demo", "writ demo [--serve] [--data DIR]", stderr)
+	serve := fs.Bool("serve", false, "keep serving the demo environment after the walkthrough (until Ctrl-C)")
+	dataDir := fs.String("data", "", "data directory (default: a fresh temporary directory, removed afterwards)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	dir := *dataDir
+	if dir == "" {
+		tmp, err := os.MkdirTemp("", "writ-demo-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	}
+	cfg, err := config.Parse(examples.ReferenceConfig, filepath.Join(dir, "writ.yaml"))
+	if err != nil {
+		return fmt.Errorf("reference configuration: %w", err)
+	}
+	cfg.DataDir = filepath.Join(dir, "writ-data")
+	moved := freePorts(cfg)
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	a, err := app.New(ctx, cfg, app.Options{Log: log})
+	if err != nil {
+		return err
+	}
+	served := make(chan error, 1)
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { served <- a.Serve(sctx) }()
+	defer func() {
+		cancel()
+		<-served
+	}()
+
+	p := func(format string, args ...any) { fmt.Fprintf(stdout, format, args...) }
+	idpURL := a.URL(app.IDP)
+	poolID := cfg.UserPools[0].ID
+	issuer := idpURL + "/" + poolID
+	p("writ demo — the reference environment (examples/writ.yaml) in %s\n\n", dir)
+	if moved {
+		p("  (a reference port was taken, so listeners moved to free ports)\n")
+	}
+	p("  idp       %s   issuer %s\n", idpURL, issuer)
+	p("  ops       %s   /healthz /readyz\n\n", a.URL(app.Ops))
+
+	client := cip.New(cip.Options{Region: cfg.Region, BaseEndpoint: aws.String(idpURL), Credentials: aws.AnonymousCredentials{}})
+	p("Step 1: alice signs in (password, then TOTP) with the AWS SDK for Go v2\n")
+	init, err := client.InitiateAuth(ctx, &cip.InitiateAuthInput{
+		AuthFlow: ciptypes.AuthFlowTypeUserPasswordAuth, ClientId: aws.String("demo-web"),
+		AuthParameters: map[string]string{"USERNAME": "alice", "PASSWORD": "Alice-Passw0rd"},
+	})
+	if err != nil {
+		return fmt.Errorf("InitiateAuth: %w", err)
+	}
+	p("  InitiateAuth(USER_PASSWORD_AUTH)  → challenge %s\n", init.ChallengeName)
+	code, err := userpool.TOTPNow(cfg.UserPools[0].Users[0].TOTPSecret.Reveal(), time.Now())
+	if err != nil {
+		return err
+	}
+	resp, err := client.RespondToAuthChallenge(ctx, &cip.RespondToAuthChallengeInput{
+		ClientId: aws.String("demo-web"), ChallengeName: init.ChallengeName, Session: init.Session,
+		ChallengeResponses: map[string]string{"USERNAME": "alice", "SOFTWARE_TOKEN_MFA_CODE": code},
+	})
+	if err != nil {
+		return fmt.Errorf("RespondToAuthChallenge: %w", err)
+	}
+	ar := resp.AuthenticationResult
+	p("  RespondToAuthChallenge(SOFTWARE_TOKEN_MFA, code %s from her seed secret) → tokens, expires in %ds\n\n", code, ar.ExpiresIn)
+
+	prov, err := oidc.NewProvider(ctx, issuer)
+	if err != nil {
+		return fmt.Errorf("discovery: %w", err)
+	}
+	idt, err := prov.Verifier(&oidc.Config{ClientID: "demo-web"}).Verify(ctx, aws.ToString(ar.IdToken))
+	if err != nil {
+		return fmt.Errorf("verify ID token: %w", err)
+	}
+	p("  ID token verified with coreos/go-oidc through %s/.well-known/jwks.json:\n", issuer)
+	var idClaims map[string]any
+	idt.Claims(&idClaims)
+	printClaims(stdout, idClaims)
+	p("  access token claims:\n")
+	printClaims(stdout, unverifiedClaims(aws.ToString(ar.AccessToken)))
+
+	p("\n  InitiateAuth(REFRESH_TOKEN_AUTH) → ")
+	ref, err := client.InitiateAuth(ctx, &cip.InitiateAuthInput{
+		AuthFlow: ciptypes.AuthFlowTypeRefreshTokenAuth, ClientId: aws.String("demo-web"),
+		AuthParameters: map[string]string{"REFRESH_TOKEN": aws.ToString(ar.RefreshToken)},
+	})
+	if err != nil {
+		return fmt.Errorf("refresh: %w", err)
+	}
+	rotated := ref.AuthenticationResult.RefreshToken != nil && aws.ToString(ref.AuthenticationResult.RefreshToken) != aws.ToString(ar.RefreshToken)
+	p("new ID and access tokens (jti %v); refresh token rotated: %v\n", unverifiedClaims(aws.ToString(ref.AuthenticationResult.AccessToken))["jti"], rotated)
+	_, err = client.InitiateAuth(ctx, &cip.InitiateAuthInput{
+		AuthFlow: ciptypes.AuthFlowTypeRefreshTokenAuth, ClientId: aws.String("demo-web"),
+		AuthParameters: map[string]string{"REFRESH_TOKEN": "not-a-real-token"},
+	})
+	p("  a forged refresh token is refused: %v\n\n", errorCode(err))
+
+	p("Next steps of the chain (coming as their components land):\n")
+	p("  2-4  the gateway checks her access token on GET /orders/{id} and carries her identity to orders → files\n")
+	p("  5    the identity pool trades her ID token for demo-staff role credentials\n")
+	p("  6    those credentials read and write her own prefix in the writ-demo bucket, and nobody else's\n")
+	if *serve {
+		p("\nServing until Ctrl-C. Sign in with the AWS SDK at %s (client demo-web).\n", idpURL)
+		select {
+		case <-ctx.Done():
+		case err := <-served:
+			served <- err
+		}
+	}
+	return nil
+}
+
+// freePorts moves listeners whose reference port is taken to a free port.
+func freePorts(cfg *config.Config) bool {
+	moved := false
+	for _, l := range []*config.Listener{cfg.Serve.IDP, cfg.Serve.Identity, cfg.Serve.Objects, cfg.Serve.Gateway, cfg.Serve.Ops} {
+		if l == nil {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.Listen)
+		if err == nil {
+			ln.Close()
+			continue
+		}
+		l.Listen = "127.0.0.1:0"
+		l.PublicURL = ""
+		moved = true
+	}
+	return moved
+}
+
+func unverifiedClaims(tok string) map[string]any {
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return nil
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil
+	}
+	var m map[string]any
+	json.Unmarshal(b, &m)
+	return m
+}
+
+func printClaims(w io.Writer, m map[string]any) {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v, _ := json.Marshal(m[k])
+		fmt.Fprintf(w, "    %-24s %s\n", k, v)
+	}
+}
+
+func errorCode(err error) string {
+	if err == nil {
+		return "accepted (unexpected)"
+	}
+	var api interface{ ErrorCode() string }
+	if errors.As(err, &api) {
+		return api.ErrorCode()
+	}
+	return err.Error()
+}

@@ -1,0 +1,296 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
+	"github.com/aws/smithy-go"
+
+	"github.com/writ-id/writ/examples"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// writBinary builds cmd/writ once per test run.
+func writBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "writ-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "writ")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// testConfig writes the reference configuration into dir with every
+// listener on a free loopback port.
+func testConfig(t *testing.T, dir string) string {
+	t.Helper()
+	s := string(examples.ReferenceConfig)
+	s = regexp.MustCompile(`listen: 127\.0\.0\.1:\d+`).ReplaceAllString(s, "listen: 127.0.0.1:0")
+	s = strings.Replace(s, ", public_url: http://127.0.0.1:8400", "", 1)
+	path := filepath.Join(dir, "writ.yaml")
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+type server struct {
+	cmd    *exec.Cmd
+	urls   map[string]string
+	stderr *bytes.Buffer
+	mu     *sync.Mutex
+	done   chan error
+}
+
+var listenRE = regexp.MustCompile(`msg=listening component=(\w+) addr=\S+ url=(\S+)`)
+
+// startServe runs `writ serve -c cfg` from another working directory and
+// waits until idp and ops listen.
+func startServe(t *testing.T, cfg string) *server {
+	t.Helper()
+	cmd := exec.Command(writBinary(t), "serve", "-c", cfg)
+	cmd.Dir = t.TempDir() // any working directory works
+	pr, pw := io.Pipe()
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{cmd: cmd, urls: map[string]string{}, stderr: &bytes.Buffer{}, mu: &sync.Mutex{}, done: make(chan error, 1)}
+	found := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		closed := false
+		for sc.Scan() {
+			line := sc.Text()
+			s.mu.Lock()
+			s.stderr.WriteString(line + "\n")
+			if m := listenRE.FindStringSubmatch(line); m != nil {
+				s.urls[m[1]] = m[2]
+			}
+			ready := s.urls["idp"] != "" && s.urls["ops"] != ""
+			s.mu.Unlock()
+			if ready && !closed {
+				close(found)
+				closed = true
+			}
+		}
+	}()
+	go func() { s.done <- cmd.Wait(); pw.Close() }()
+	t.Cleanup(func() { cmd.Process.Kill() })
+	select {
+	case <-found:
+	case err := <-s.done:
+		t.Fatalf("writ serve exited: %v\n%s", err, s.log())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("writ serve did not start\n%s", s.log())
+	}
+	return s
+}
+
+func (s *server) log() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stderr.String()
+}
+
+func (s *server) url(c string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.urls[c]
+}
+
+func TestServeReadyAndGracefulStop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	cfg := testConfig(t, t.TempDir())
+	s := startServe(t, cfg)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(s.url("ops") + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz never 200\n%s", s.log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if resp, err := http.Get(s.url("ops") + "/healthz"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("/healthz: %v", err)
+	}
+	start := time.Now()
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, s.log())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("did not stop within 10s of SIGTERM")
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("stop took %v", d)
+	}
+	if !strings.Contains(s.log(), "stopped") {
+		t.Errorf("no stop message in log:\n%s", s.log())
+	}
+}
+
+// TestKill9KeepsAcknowledgedSignUps kills writ with SIGKILL in the middle
+// of a stream of sign-ups and finds every acknowledged user after restart.
+func TestKill9KeepsAcknowledgedSignUps(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	cfg := testConfig(t, t.TempDir())
+	s := startServe(t, cfg)
+	client := func(url string) *cip.Client {
+		return cip.New(cip.Options{Region: "us-east-1", BaseEndpoint: aws.String(url), Credentials: aws.AnonymousCredentials{}, RetryMaxAttempts: 1})
+	}
+	c := client(s.url("idp"))
+	var mu sync.Mutex
+	var acked []string
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ctx.Err() == nil; i++ {
+				name := fmt.Sprintf("user-%d-%d", w, i)
+				_, err := c.SignUp(ctx, &cip.SignUpInput{ClientId: aws.String("demo-web"), Username: aws.String(name),
+					Password: aws.String("Passw0rd-Long-1"), UserAttributes: nil})
+				if err == nil {
+					mu.Lock()
+					acked = append(acked, name)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	time.Sleep(1500 * time.Millisecond)
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.done
+	cancel()
+	wg.Wait()
+	if len(acked) < 5 {
+		t.Fatalf("only %d sign-ups acknowledged before the kill\n%s", len(acked), s.log())
+	}
+	s2 := startServe(t, cfg)
+	c2 := client(s2.url("idp"))
+	for _, name := range acked {
+		_, err := c2.SignUp(context.Background(), &cip.SignUpInput{ClientId: aws.String("demo-web"), Username: aws.String(name),
+			Password: aws.String("Passw0rd-Long-1")})
+		var ae smithy.APIError
+		if !errors.As(err, &ae) || ae.ErrorCode() != "UsernameExistsException" {
+			t.Fatalf("acknowledged user %s lost after SIGKILL: %v", name, err)
+		}
+	}
+	t.Logf("%d acknowledged sign-ups all survived SIGKILL", len(acked))
+}
+
+func TestCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := writBinary(t)
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	run := func(args ...string) (string, int) {
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), code
+	}
+	if out, code := run("config", "check", cfg); code != 0 || !strings.Contains(out, "OK") {
+		t.Fatalf("config check: %d %s", code, out)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("region: us-east-1\nbogus: 1\nuser_pools:\n  - id: nope\n    mfa: sometimes\n"), 0o600)
+	out, code := run("config", "check", bad)
+	if code == 0 || !strings.Contains(out, "bogus") || !strings.Contains(out, "mfa") {
+		t.Fatalf("bad config: %d %s", code, out)
+	}
+	if out, code := run("version"); code != 0 || !strings.HasPrefix(out, "writ ") {
+		t.Fatalf("version: %d %s", code, out)
+	}
+	for _, c := range [][]string{{"serve", "--help"}, {"keys", "rotate", "--help"}, {"demo", "--help"}} {
+		if out, code := run(c...); code != 0 || !strings.Contains(out, "Usage: writ") {
+			t.Errorf("%v: %d %s", c, code, out)
+		}
+	}
+	if _, code := run("frobnicate"); code != 2 {
+		t.Errorf("unknown command exit %d, want 2", code)
+	}
+	// keys rotate on a stopped server's data, then list shows two keys.
+	if out, code := run("keys", "rotate", "-c", cfg); code != 0 || !strings.Contains(out, "signs from") {
+		t.Fatalf("keys rotate: %d %s", code, out)
+	}
+	if out, code := run("keys", "list", "-c", cfg); code != 0 || strings.Count(out, "ES256") != 2 {
+		t.Fatalf("keys list: %d %s", code, out)
+	}
+	if out, code := run("outbox", "-c", cfg); code != 0 || !strings.Contains(out, "outbox is empty") {
+		t.Fatalf("outbox: %d %s", code, out)
+	}
+}
+
+func TestDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the demo")
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"demo"}, &out, &errb); code != 0 {
+		t.Fatalf("demo exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
+	}
+	s := out.String()
+	for _, want := range []string{"challenge SOFTWARE_TOKEN_MFA", "cognito:username", `"alice"`, "token_use", "refresh token rotated: true",
+		"NotAuthorizedException", "Next steps"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s+errb.String(), "Alice-Passw0rd") {
+		t.Error("demo printed alice's password")
+	}
+}

@@ -1,0 +1,276 @@
+// Command writ runs writ, a self-hosted identity chain for microservices:
+// user pools with MFA, an API gateway, identity pools and STS, and an
+// S3-compatible object store, speaking AWS's wire protocols.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/writ-id/writ/internal/app"
+	"github.com/writ-id/writ/internal/config"
+)
+
+const usage = `writ — a self-hosted identity chain for microservices.
+
+Usage:
+  writ serve -c FILE [--only COMPONENT[,COMPONENT]]   run the components FILE lists
+  writ demo                                           run the reference environment and walk the chain
+  writ config check FILE                              validate a configuration file
+  writ keys rotate -c FILE [--pool ID]                publish a new signing key (activates after keys.activation_delay)
+  writ keys list -c FILE                              list signing keys and their schedule
+  writ outbox -c FILE                                 print mail waiting in the outbox (codes when no SMTP is set)
+  writ version                                        print the version
+
+Run 'writ COMMAND --help' for a command's options.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// errUsage marks errors that should print usage and exit 2.
+var errUsage = errors.New("usage")
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = cmdServe(args[1:], stdout, stderr)
+	case "demo":
+		err = cmdDemo(args[1:], stdout, stderr)
+	case "config":
+		err = cmdConfig(args[1:], stdout, stderr)
+	case "keys":
+		err = cmdKeys(args[1:], stdout, stderr)
+	case "outbox":
+		err = cmdOutbox(args[1:], stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintln(stdout, "writ", version())
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "writ: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(stderr, "writ:", strings.TrimPrefix(err.Error(), "usage: "))
+		return 2
+	default:
+		fmt.Fprintln(stderr, "writ:", err)
+		return 1
+	}
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: %s\n\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	level := slog.LevelInfo
+	if cfg != nil {
+		switch cfg.Log.Level {
+		case "debug":
+			level = slog.LevelDebug
+		case "warn":
+			level = slog.LevelWarn
+		case "error":
+			level = slog.LevelError
+		}
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg != nil && cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func cmdServe(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", "writ serve -c FILE [--only COMPONENT[,COMPONENT]]", stderr)
+	file := fs.String("c", "", "configuration file (required)")
+	only := fs.String("only", "", "run only these components (comma-separated: idp, identity, objects, gateway, ops)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *file == "" {
+		return fmt.Errorf("%w: serve needs -c FILE", errUsage)
+	}
+	cfg, err := config.Load(*file)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	var comps []string
+	if *only != "" {
+		for _, c := range strings.Split(*only, ",") {
+			c = strings.TrimSpace(c)
+			switch c {
+			case app.IDP, app.Identity, app.Objects, app.Gateway, app.Ops:
+			default:
+				return fmt.Errorf("%w: --only: unknown component %q", errUsage, c)
+			}
+			comps = append(comps, c)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	a, err := app.New(ctx, cfg, app.Options{Only: comps, Log: log})
+	if err != nil {
+		return err
+	}
+	err = a.Serve(ctx)
+	log.Info("stopped")
+	return err
+}
+
+func cmdConfig(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "check" {
+		return fmt.Errorf("%w: config check FILE", errUsage)
+	}
+	fs := newFlags("config check", "writ config check FILE", stderr)
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return fmt.Errorf("%w: config check needs one FILE", errUsage)
+	}
+	cfg, err := config.Load(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: OK (%d user pools, %d identity pools, %d roles, %d routes)\n", fs.Arg(0),
+		len(cfg.UserPools), len(cfg.IdentityPools), len(cfg.IAM.Roles), len(cfg.Gateway.Routes))
+	return nil
+}
+
+func cmdKeys(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || (args[0] != "rotate" && args[0] != "list") {
+		return fmt.Errorf("%w: keys rotate|list -c FILE", errUsage)
+	}
+	sub := args[0]
+	fs := newFlags("keys "+sub, "writ keys "+sub+" -c FILE [--pool ID]", stderr)
+	file := fs.String("c", "", "configuration file (required)")
+	pool := fs.String("pool", "", "only this user pool (default: every pool)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if *file == "" {
+		return fmt.Errorf("%w: keys %s needs -c FILE", errUsage, sub)
+	}
+	cfg, err := config.Load(*file)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	core, err := app.OpenCore(ctx, cfg, newLogger(cfg, stderr), nil)
+	if err != nil {
+		return err
+	}
+	defer core.Close(ctx)
+	found := false
+	for i := range cfg.UserPools {
+		p := &cfg.UserPools[i]
+		if *pool != "" && p.ID != *pool {
+			continue
+		}
+		found = true
+		if sub == "rotate" {
+			if err := core.Keys.Ensure(ctx, p.ID, p.SigningAlg); err != nil {
+				return err
+			}
+			k, err := core.Keys.Rotate(ctx, p.ID, p.SigningAlg, app.MaxTokenLifetime(p))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s: new key %s (%s) published now, signs from %s\n", p.ID, k.KID, k.Alg,
+				k.ActiveAt.Format(time.RFC3339))
+			continue
+		}
+		ks, err := core.Store.ListSigningKeys(ctx, p.ID)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "%s:\n", p.ID)
+		for _, k := range ks {
+			fmt.Fprintf(stdout, "  %s %-5s created %s  signs from %s  retires %s  published until %s\n", k.KID, k.Alg,
+				k.CreatedAt.Format(time.RFC3339), k.ActiveAt.Format(time.RFC3339), fmtTime(k.RetiredAt), fmtTime(k.PublishUntil))
+		}
+	}
+	if !found {
+		return fmt.Errorf("no user pool %q in %s", *pool, *file)
+	}
+	return nil
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.Format(time.RFC3339)
+}
+
+func cmdOutbox(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("outbox", "writ outbox -c FILE", stderr)
+	file := fs.String("c", "", "configuration file (required)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *file == "" {
+		return fmt.Errorf("%w: outbox needs -c FILE", errUsage)
+	}
+	cfg, err := config.Load(*file)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	st, err := app.OpenStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	ms, err := st.ListMail(ctx, 0)
+	if err != nil {
+		return err
+	}
+	if len(ms) == 0 {
+		fmt.Fprintln(stdout, "outbox is empty")
+	}
+	for _, m := range ms {
+		fmt.Fprintf(stdout, "#%d %s  to %s  %q\n  %s\n", m.ID, m.CreatedAt.Format(time.RFC3339), m.To, m.Subject, m.Body)
+	}
+	return nil
+}

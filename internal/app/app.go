@@ -1,0 +1,389 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/writ-id/writ/internal/audit"
+	"github.com/writ-id/writ/internal/cognito"
+	"github.com/writ-id/writ/internal/config"
+	"github.com/writ-id/writ/internal/keys"
+	"github.com/writ-id/writ/internal/oidc"
+	"github.com/writ-id/writ/internal/store"
+	"github.com/writ-id/writ/internal/store/postgres"
+	"github.com/writ-id/writ/internal/store/sqlite"
+	"github.com/writ-id/writ/internal/userpool"
+)
+
+// Components, named as under `serve` in the configuration.
+const (
+	IDP      = "idp"
+	Identity = "identity"
+	Objects  = "objects"
+	Gateway  = "gateway"
+	Ops      = "ops"
+)
+
+// Options tune New.
+type Options struct {
+	// Only runs just these components (empty: all listed under serve).
+	Only []string
+	Log  *slog.Logger
+	// Argon2 overrides password hashing cost (tests).
+	Argon2 userpool.Argon2Params
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
+}
+
+// OpenStore opens the configured store: PostgreSQL when cfg.Store is set,
+// else SQLite at data_dir/writ.db.
+func OpenStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+	if cfg.Store != "" {
+		return postgres.Open(ctx, cfg.Store, postgres.Options{MaxOpen: cfg.StorePool.MaxOpen,
+			MaxIdle: cfg.StorePool.MaxIdle, MaxLifetime: cfg.StorePool.MaxLifetime})
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("app: data_dir: %w", err)
+	}
+	return sqlite.Open(filepath.Join(cfg.DataDir, "writ.db"))
+}
+
+// Core is what the commands share: store, keys, audit and user pools.
+type Core struct {
+	Cfg    *config.Config
+	Store  store.Store
+	Master *keys.MasterKey
+	Keys   *keys.Manager
+	Audit  *audit.Writer
+	Log    *slog.Logger
+}
+
+// OpenCore opens the store and keys of cfg.
+func OpenCore(ctx context.Context, cfg *config.Config, log *slog.Logger, now func() time.Time) (*Core, error) {
+	if now == nil {
+		now = time.Now
+	}
+	st, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	master, err := keys.LoadOrCreateMasterKey(cfg.DataDir, cfg.MasterKey.Reveal())
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	km := keys.NewManager(st, master, keys.Options{ActivationDelay: cfg.Keys.ActivationDelay, Now: now})
+	return &Core{Cfg: cfg, Store: st, Master: master, Keys: km, Audit: audit.NewWriter(st, log), Log: log}, nil
+}
+
+// Close flushes audit events and closes the store.
+func (c *Core) Close(ctx context.Context) error {
+	aerr := c.Audit.Close(ctx)
+	return errors.Join(aerr, c.Store.Close())
+}
+
+// MaxTokenLifetime is the longest ID or access token lifetime of a pool.
+func MaxTokenLifetime(p *config.UserPool) time.Duration {
+	if p.Tokens.ID > p.Tokens.Access {
+		return p.Tokens.ID
+	}
+	return p.Tokens.Access
+}
+
+// App is a running writ.
+type App struct {
+	Core  *Core
+	Pools *userpool.Service
+
+	opts      Options
+	log       *slog.Logger
+	listeners map[string]net.Listener
+	servers   map[string]*http.Server
+	urls      map[string]string
+	stop      context.CancelFunc
+	bg        sync.WaitGroup
+	ready     bool
+	mu        sync.Mutex
+}
+
+// New opens everything cfg describes and binds the listeners, but serves
+// nothing until Serve.
+func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
+	log := opts.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	a := &App{opts: opts, log: log, listeners: map[string]net.Listener{}, servers: map[string]*http.Server{}, urls: map[string]string{}}
+	want := func(name string) bool {
+		if len(opts.Only) == 0 {
+			return true
+		}
+		for _, o := range opts.Only {
+			if o == name {
+				return true
+			}
+		}
+		return false
+	}
+	comps := []struct {
+		name string
+		l    *config.Listener
+	}{{IDP, cfg.Serve.IDP}, {Identity, cfg.Serve.Identity}, {Objects, cfg.Serve.Objects}, {Gateway, cfg.Serve.Gateway}, {Ops, cfg.Serve.Ops}}
+	for _, c := range comps {
+		if c.l == nil || !want(c.name) {
+			continue
+		}
+		if !implemented[c.name] {
+			log.Warn("component not available in this build yet; not started", "component", c.name)
+			continue
+		}
+		ln, err := net.Listen("tcp", c.l.Listen)
+		if err != nil {
+			a.closeListeners()
+			return nil, fmt.Errorf("app: %s: listen %s: %w", c.name, c.l.Listen, err)
+		}
+		a.listeners[c.name] = ln
+		u := c.l.PublicURL
+		if u == "" {
+			u = "http://" + ln.Addr().String()
+		}
+		a.urls[c.name] = strings.TrimRight(u, "/")
+	}
+	core, err := OpenCore(ctx, cfg, log, opts.Now)
+	if err != nil {
+		a.closeListeners()
+		return nil, err
+	}
+	a.Core = core
+	var mailer userpool.Mailer = userpool.OutboxMailer{Store: core.Store}
+	if cfg.Mail.SMTP != "" {
+		mailer = userpool.SMTPMailer{Addr: cfg.Mail.SMTP, From: cfg.Mail.From, Username: cfg.Mail.Username, Password: cfg.Mail.Password.Reveal()}
+	}
+	idpURL := a.urls[IDP]
+	if idpURL == "" && cfg.Serve.IDP != nil {
+		idpURL = strings.TrimRight(cfg.Serve.IDP.PublicURL, "/")
+	}
+	a.Pools = userpool.New(cfg, idpURL, userpool.Deps{Store: core.Store, Keys: core.Keys, Master: core.Master,
+		Mailer: mailer, Audit: core.Audit, Log: log, Now: opts.Now, Argon2: opts.Argon2})
+	for _, p := range a.Pools.Pools() {
+		if err := p.Seed(ctx); err != nil {
+			a.Close(ctx)
+			return nil, err
+		}
+	}
+	for name, ln := range a.listeners {
+		h := a.handler(name)
+		a.servers[name] = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
+			MaxHeaderBytes: 64 << 10, IdleTimeout: 120 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		_ = ln
+	}
+	return a, nil
+}
+
+var implemented = map[string]bool{IDP: true, Ops: true}
+
+func (a *App) handler(name string) http.Handler {
+	switch name {
+	case IDP:
+		return IDPHandler(a.Pools, a.log)
+	case Ops:
+		return a.opsHandler()
+	}
+	return http.NotFoundHandler()
+}
+
+// IDPHandler serves the Cognito IdP API (POST / with X-Amz-Target) and the
+// pools' OIDC endpoints on one listener.
+func IDPHandler(svc *userpool.Service, log *slog.Logger) http.Handler {
+	api := cognito.NewIDP(svc, log)
+	web := oidc.New(svc, log)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/" && r.Header.Get("X-Amz-Target") != "" {
+			api.ServeHTTP(w, r)
+			return
+		}
+		web.ServeHTTP(w, r)
+	})
+}
+
+// URL returns the public URL of a running component ("" if not running).
+func (a *App) URL(component string) string { return a.urls[component] }
+
+// Addr returns the listen address of a running component.
+func (a *App) Addr(component string) string {
+	if ln := a.listeners[component]; ln != nil {
+		return ln.Addr().String()
+	}
+	return ""
+}
+
+// Serve serves every listener until ctx ends or Shutdown is called, then
+// shuts down gracefully.
+func (a *App) Serve(ctx context.Context) error {
+	ctx, a.stop = context.WithCancel(ctx)
+	errc := make(chan error, len(a.servers))
+	for name, srv := range a.servers {
+		ln := a.listeners[name]
+		a.log.Info("listening", "component", name, "addr", ln.Addr().String(), "url", a.urls[name])
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("app: %s: %w", name, err)
+			}
+		}()
+	}
+	a.mu.Lock()
+	a.ready = true
+	a.mu.Unlock()
+	a.bg.Add(1)
+	go a.housekeeping(ctx)
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	return errors.Join(err, a.shutdown(sctx))
+}
+
+// Stop asks a serving App to shut down.
+func (a *App) Stop() {
+	if a.stop != nil {
+		a.stop()
+	}
+}
+
+func (a *App) shutdown(ctx context.Context) error {
+	a.mu.Lock()
+	a.ready = false
+	a.mu.Unlock()
+	var errs []error
+	var emu sync.Mutex
+	var wg sync.WaitGroup
+	for name, srv := range a.servers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Shutdown(ctx); err != nil {
+				emu.Lock()
+				errs = append(errs, fmt.Errorf("app: %s shutdown: %w", name, err))
+				emu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if a.stop != nil {
+		a.stop()
+	}
+	a.bg.Wait()
+	return errors.Join(append(errs, a.Close(ctx))...)
+}
+
+// Close releases the store and flushes audit events (for an App that was
+// never served).
+func (a *App) Close(ctx context.Context) error {
+	a.closeListeners()
+	if a.Core == nil {
+		return nil
+	}
+	err := a.Core.Close(ctx)
+	a.Core = nil
+	return err
+}
+
+func (a *App) closeListeners() {
+	for _, ln := range a.listeners {
+		ln.Close()
+	}
+}
+
+func (a *App) housekeeping(ctx context.Context) {
+	defer a.bg.Done()
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		if a.opts.Now != nil {
+			now = a.opts.Now()
+		}
+		if err := a.Core.Store.DeleteExpired(ctx, now); err != nil && ctx.Err() == nil {
+			a.log.Warn("housekeeping: delete expired", "err", err)
+		}
+		a.autoRotate(ctx, now)
+	}
+}
+
+// autoRotate rotates pools whose newest key is older than keys.rotate_every.
+func (a *App) autoRotate(ctx context.Context, now time.Time) {
+	every := a.Core.Cfg.Keys.RotateEvery
+	if every <= 0 {
+		return
+	}
+	for _, p := range a.Pools.Pools() {
+		ks, err := a.Core.Store.ListSigningKeys(ctx, p.ID())
+		if err != nil || len(ks) == 0 {
+			continue
+		}
+		newest := ks[len(ks)-1]
+		if now.Sub(newest.CreatedAt) < every {
+			continue
+		}
+		if _, err := a.Core.Keys.Rotate(ctx, p.ID(), p.Config().SigningAlg, MaxTokenLifetime(p.Config())); err != nil {
+			a.log.Warn("automatic key rotation failed", "pool", p.ID(), "err", err)
+		} else {
+			a.log.Info("rotated signing key", "pool", p.ID())
+		}
+	}
+}
+
+func (a *App) opsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		if err := a.checkReady(r.Context()); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "not ready: %v\n", err)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	return mux
+}
+
+func (a *App) checkReady(ctx context.Context) error {
+	a.mu.Lock()
+	ready := a.ready
+	a.mu.Unlock()
+	if !ready {
+		return errors.New("listeners not serving")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := a.Core.Store.Ping(ctx); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	for _, p := range a.Pools.Pools() {
+		if _, err := a.Core.Keys.Signer(ctx, p.ID()); err != nil {
+			return fmt.Errorf("keys: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,281 @@
+package audit
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/writ-id/writ/internal/store"
+)
+
+// Outcomes.
+const (
+	Allow = "allow"
+	Deny  = "deny"
+	Error = "error"
+)
+
+// Event is one audited decision or action.
+type Event struct {
+	Time        time.Time
+	Component   string // idp, identity, objects, gateway, or a service's name
+	Action      string // e.g. InitiateAuth, token.exchange, s3:GetObject
+	Outcome     string // Allow, Deny or Error
+	Reason      string
+	Explanation string
+	PoolID      string
+	Sub         string
+	Username    string
+	ClientID    string
+	ActorChain  []string
+	IdentityID  string
+	Role        string
+	Resource    string
+	RequestID   string
+	TraceID     string
+	SourceIP    string
+}
+
+// Recorder records events. Record never fails the caller's operation: a
+// recorder that cannot persist logs the failure and retries.
+type Recorder interface {
+	Record(ctx context.Context, e Event)
+}
+
+// RequestInfo identifies the request an event belongs to.
+type RequestInfo struct {
+	ID       string
+	TraceID  string
+	SourceIP string
+}
+
+type reqKey struct{}
+
+// WithRequest returns ctx carrying info.
+func WithRequest(ctx context.Context, info RequestInfo) context.Context {
+	return context.WithValue(ctx, reqKey{}, info)
+}
+
+// Request returns the request info in ctx (zero when none).
+func Request(ctx context.Context) RequestInfo {
+	info, _ := ctx.Value(reqKey{}).(RequestInfo)
+	return info
+}
+
+// NewRequestID returns a random request id (UUID v4 text form).
+func NewRequestID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// Writer appends events to the store asynchronously in batches, chaining
+// each event to the previous one of its stream by hash.
+type Writer struct {
+	st     store.AuditLog
+	stream string
+	log    *slog.Logger
+	now    func() time.Time
+
+	ch      chan item
+	stopped chan struct{}
+	once    sync.Once
+
+	seq  int64
+	prev []byte
+}
+
+type item struct {
+	ev    store.AuditEvent
+	flush chan struct{}
+}
+
+// NewWriter returns a Writer appending to st under a fresh random stream
+// name, and starts its background loop. Close flushes and stops it.
+func NewWriter(st store.AuditLog, log *slog.Logger) *Writer {
+	var b [8]byte
+	rand.Read(b[:])
+	w := &Writer{
+		st:      st,
+		stream:  hex.EncodeToString(b[:]),
+		log:     log,
+		now:     time.Now,
+		ch:      make(chan item, 4096),
+		stopped: make(chan struct{}),
+	}
+	go w.run()
+	return w
+}
+
+// Stream returns the writer's stream name.
+func (w *Writer) Stream() string { return w.stream }
+
+// Record queues e, filling Time and the request info from ctx when unset.
+func (w *Writer) Record(ctx context.Context, e Event) {
+	if e.Time.IsZero() {
+		e.Time = w.now()
+	}
+	info := Request(ctx)
+	if e.RequestID == "" {
+		e.RequestID = info.ID
+	}
+	if e.TraceID == "" {
+		e.TraceID = info.TraceID
+	}
+	if e.SourceIP == "" {
+		e.SourceIP = info.SourceIP
+	}
+	select {
+	case w.ch <- item{ev: toStore(e)}:
+	case <-w.stopped:
+		w.log.Error("audit: event after close", "action", e.Action)
+	}
+}
+
+// Flush waits until every event recorded before it is stored.
+func (w *Writer) Flush(ctx context.Context) error {
+	done := make(chan struct{})
+	select {
+	case w.ch <- item{flush: done}:
+	case <-w.stopped:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close flushes pending events and stops the writer.
+func (w *Writer) Close(ctx context.Context) error {
+	err := w.Flush(ctx)
+	w.once.Do(func() { close(w.ch) })
+	select {
+	case <-w.stopped:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return err
+}
+
+func (w *Writer) run() {
+	defer close(w.stopped)
+	batch := make([]store.AuditEvent, 0, 256)
+	var flushes []chan struct{}
+	for {
+		it, ok := <-w.ch
+		if !ok {
+			return
+		}
+		w.add(&batch, &flushes, it)
+	drain:
+		for len(batch) < cap(batch) {
+			select {
+			case it, ok := <-w.ch:
+				if !ok {
+					break drain
+				}
+				w.add(&batch, &flushes, it)
+			default:
+				break drain
+			}
+		}
+		w.write(batch)
+		for _, f := range flushes {
+			close(f)
+		}
+		batch, flushes = batch[:0], flushes[:0]
+	}
+}
+
+func (w *Writer) add(batch *[]store.AuditEvent, flushes *[]chan struct{}, it item) {
+	if it.flush != nil {
+		*flushes = append(*flushes, it.flush)
+		return
+	}
+	w.seq++
+	it.ev.Stream, it.ev.Seq, it.ev.PrevHash = w.stream, w.seq, w.prev
+	it.ev.Hash = Hash(it.ev)
+	w.prev = it.ev.Hash
+	*batch = append(*batch, it.ev)
+}
+
+func (w *Writer) write(batch []store.AuditEvent) {
+	if len(batch) == 0 {
+		return
+	}
+	backoff := 50 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		_, err := w.st.AppendAudit(context.Background(), batch)
+		if err == nil {
+			return
+		}
+		if attempt >= 20 {
+			w.log.Error("audit: dropping events after repeated store failures", "events", len(batch), "err", err)
+			return
+		}
+		w.log.Warn("audit: append failed, retrying", "err", err)
+		time.Sleep(backoff)
+		if backoff < 2*time.Second {
+			backoff *= 2
+		}
+	}
+}
+
+func toStore(e Event) store.AuditEvent {
+	return store.AuditEvent{
+		Time: e.Time.UTC(), Component: e.Component, Action: e.Action, Outcome: e.Outcome,
+		Reason: e.Reason, Explanation: e.Explanation, PoolID: e.PoolID, Sub: e.Sub,
+		Username: e.Username, ClientID: e.ClientID, ActorChain: e.ActorChain,
+		IdentityID: e.IdentityID, Role: e.Role, Resource: e.Resource, RequestID: e.RequestID,
+		TraceID: e.TraceID, SourceIP: e.SourceIP,
+	}
+}
+
+// Hash returns the chain hash of e: SHA-256 over a canonical,
+// length-prefixed encoding of every field but ID and Hash (PrevHash
+// included, which links the chain).
+func Hash(e store.AuditEvent) []byte {
+	h := sha256.New()
+	var n [8]byte
+	put := func(b []byte) {
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	str := func(s string) { put([]byte(s)) }
+	num := func(v int64) {
+		binary.BigEndian.PutUint64(n[:], uint64(v))
+		h.Write(n[:])
+	}
+	str("writ-audit-v1")
+	str(e.Stream)
+	num(e.Seq)
+	num(e.Time.UnixMilli())
+	for _, s := range []string{e.Component, e.Action, e.Outcome, e.Reason, e.Explanation, e.PoolID, e.Sub,
+		e.Username, e.ClientID, e.IdentityID, e.Role, e.Resource, e.RequestID, e.TraceID, e.SourceIP} {
+		str(s)
+	}
+	num(int64(len(e.ActorChain)))
+	for _, a := range e.ActorChain {
+		str(a)
+	}
+	put(e.PrevHash)
+	return h.Sum(nil)
+}
+
+// ErrBroken reports a broken hash chain.
+var ErrBroken = errors.New("audit: chain broken")

@@ -1,0 +1,509 @@
+package cognito
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/writ-id/writ/internal/awsjson"
+	"github.com/writ-id/writ/internal/store"
+	"github.com/writ-id/writ/internal/userpool"
+)
+
+// Prefix is the Cognito IdP X-Amz-Target prefix.
+const Prefix = "AWSCognitoIdentityProviderService"
+
+// IDP serves the Cognito IdP JSON API.
+type IDP struct {
+	svc *userpool.Service
+}
+
+// NewIDP returns the Cognito IdP API handler for svc.
+func NewIDP(svc *userpool.Service, log *slog.Logger) http.Handler {
+	a := &IDP{svc: svc}
+	return &awsjson.Service{
+		Prefix: Prefix,
+		Log:    log,
+		Map:    mapError,
+		Ops: map[string]awsjson.Op{
+			"SignUp":                 a.signUp,
+			"ConfirmSignUp":          a.confirmSignUp,
+			"ResendConfirmationCode": a.resendConfirmationCode,
+			"InitiateAuth":           a.initiateAuth,
+			"RespondToAuthChallenge": a.respondToAuthChallenge,
+			"AssociateSoftwareToken": a.associateSoftwareToken,
+			"VerifySoftwareToken":    a.verifySoftwareToken,
+			"SetUserMFAPreference":   a.setUserMFAPreference,
+			"GetUser":                a.getUser,
+			"UpdateUserAttributes":   a.updateUserAttributes,
+			"ChangePassword":         a.changePassword,
+			"ForgotPassword":         a.forgotPassword,
+			"ConfirmForgotPassword":  a.confirmForgotPassword,
+			"GlobalSignOut":          a.globalSignOut,
+			"RevokeToken":            a.revokeToken,
+		},
+	}
+}
+
+func mapError(err error) *awsjson.Error {
+	var ue *userpool.Error
+	if errors.As(err, &ue) {
+		status := http.StatusBadRequest
+		if ue.Code == userpool.CodeInternal {
+			status = http.StatusInternalServerError
+		}
+		return &awsjson.Error{Status: status, Code: ue.Code, Message: ue.Message, Cause: ue.Cause}
+	}
+	return nil
+}
+
+func missing(field string) error {
+	return awsjson.Errorf("InvalidParameterException", "1 validation error detected: Value at '"+field+"' failed to satisfy constraint: Member must not be null")
+}
+
+type attributeType struct {
+	Name  string `json:"Name"`
+	Value string `json:"Value"`
+}
+
+func toAttrs(in []attributeType) []userpool.Attribute {
+	out := make([]userpool.Attribute, 0, len(in))
+	for _, a := range in {
+		out = append(out, userpool.Attribute{Name: a.Name, Value: a.Value})
+	}
+	return out
+}
+
+type codeDeliveryDetails struct {
+	Destination    string `json:"Destination"`
+	DeliveryMedium string `json:"DeliveryMedium"`
+	AttributeName  string `json:"AttributeName"`
+}
+
+func delivery(d userpool.CodeDelivery) *codeDeliveryDetails {
+	return &codeDeliveryDetails{Destination: d.Destination, DeliveryMedium: d.DeliveryMedium, AttributeName: d.AttributeName}
+}
+
+// client resolves ClientId to its pool.
+func (a *IDP) client(ctx context.Context, clientID string) (*userpool.Pool, store.Client, error) {
+	if clientID == "" {
+		return nil, store.Client{}, missing("clientId")
+	}
+	if len(clientID) > 128 {
+		return nil, store.Client{}, awsjson.Errorf("InvalidParameterException", "ClientId is too long")
+	}
+	return a.svc.ClientPool(ctx, clientID)
+}
+
+// tokenPool finds the pool of an access token.
+func (a *IDP) tokenPool(accessToken string) (*userpool.Pool, error) {
+	if accessToken == "" {
+		return nil, missing("accessToken")
+	}
+	p, ok := a.svc.PoolForToken(accessToken)
+	if !ok {
+		return nil, awsjson.Errorf(userpool.CodeNotAuthorized, "Invalid Access Token")
+	}
+	return p, nil
+}
+
+func (a *IDP) signUp(ctx context.Context, r *http.Request, body []byte) (any, error) {
+	var in struct {
+		ClientId       string
+		Username       string
+		Password       string
+		SecretHash     string
+		UserAttributes []attributeType
+	}
+	if err := awsjson.Decode(body, &in); err != nil {
+		return nil, err
+	}
+	if in.Username == "" {
+		return nil, missing("username")
+	}
+	if in.Password == "" {
+		return nil, missing("password")
+	}
+	p, c, err := a.client(ctx, in.ClientId)
+	if err != nil {
+		return nil, err
+	}
+	u, d, err := p.SignUp(ctx, c, in.Username, in.Password, in.SecretHash, toAttrs(in.UserAttributes))
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"UserConfirmed": false, "UserSub": u.Sub, "CodeDeliveryDetails": delivery(d)}, nil
+}
+
+func (a *IDP) confirmSignUp(ctx context.Context, r *http.Request, body []byte) (any, error) {
+	var in struct {
+		ClientId, Username, ConfirmationCode, SecretHash string
+	}
+	if err := awsjson.Decode(body, &in); err != nil {
+		return nil, err
+	}
+	if in.Username == "" || in.ConfirmationCode == "" {
+		return nil, missing("confirmationCode")
+	}
+	p, c, err := a.client(ctx, in.ClientId)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.ConfirmSignUp(ctx, c, in.Username, in.ConfirmationCode, in.SecretHash); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+func (a *IDP) resendConfirmationCode(ctx context.Context, r *http.Request, body []byte) (any, error) {
+	var in struct{ ClientId, Username, SecretHash string }
+	if err := awsjson.Decode(body, &in); err != nil {
+		return nil, err
+	}
+	if in.Username == "" {
+		return nil, missing("username")
+	}
+	p, c, err := a.client(ctx, in.ClientId)
+	if err != nil {
+		return nil, err
+	}
+	d, err := p.ResendConfirmationCode(ctx, c, in.Username, in.SecretHash)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"CodeDeliveryDetails": delivery(d)}, nil
+}
+
+func authResult(res userpool.Result) any {
+	out := map[string]any{"ChallengeParameters": map[string]string{}}
+	if res.Tokens != nil {
+		ar := map[string]any{
+			"AccessToken": res.Tokens.AccessToken,
+			"ExpiresIn":   res.Tokens.ExpiresIn,
+			"TokenType":   res.Tokens.TokenType,
+			"IdToken":     res.Tokens.IDToken,
+		}
+		if res.Tokens.RefreshToken != "" {
+			ar["RefreshToken"] = res.Tokens.RefreshToken
+		}
+		out["AuthenticationResult"] = ar
+		return out
+	}
+	out["ChallengeName"] = res.Challenge
+	out["Session"] = res.Session
+	out["ChallengeParameters"] = res.Params
+	return out
+}
+
+func (a *IDP) initiateAuth(ctx context.Context, r *http.Request, body []byte) (any, error) {
+	var in struct {
+		AuthFlow       string
+		ClientId       string
+		AuthParameters map[string]string
+	}
+	if err := awsjson.Decode(body, &in); err != nil {
+		return nil, err
+	}
+	if in.AuthFlow == "" {
+		return nil, missing("authFlow")
+	}
+	p, c, err := a.client(ctx, in.ClientId)
+	if err != nil {
+		return nil, err
+	}
+	ap := in.AuthParameters
+	switch in.AuthFlow {
+	case "USER_PASSWORD_AUTH":
+		if !userpool.HasFlow(c, "user_password") {
+			return nil, awsjson.Errorf("InvalidParameterException", "USER_PASSWORD_AUTH flow not enabled for this client")
+		}
+		res, err := p.PasswordAuth(ctx, c, ap["USERNAME"], ap["PASSWORD"], ap["SECRET_HASH"], awsjson.SourceIP(r))
+		if err != nil {
+			return nil, err
+		}
+		return authResult(res), nil
+	case "REFRESH_TOKEN_AUTH", "REFRESH_TOKEN":
+		if !userpool.HasFlow(c, "refresh_token") {
+			return nil, awsjson.Errorf("InvalidParameterException", "REFRESH_TOKEN_AUTH flow not enabled for this client")
+		}
+		rt := ap["REFRESH_TOKEN"]
+		if rt == "" {
+			return nil, missing("authParameters.REFRESH_TOKEN")
+		}
+		if !c.Public && len(c.SecretHash) > 0 {
+			username, sub, _ := p.RefreshOwner(ctx, rt)
+			if err := p.CheckSecretHash(c, ap["SECRET_HASH"], username, sub); err != nil {
+				return nil, err
+			}
+		}
+		t, err := p.Refresh(ctx, c, rt)
+		if err != nil {
+			return nil, err
+		}
+		return authResult(userpool.Result{Tokens: &t}), nil
+	case "USER_SRP_AUTH", "CUSTOM_AUTH", "USER_AUTH":
+		return nil, awsjson.Errorf("InvalidParameterException", in.AuthFlow+" flow not enabled for this client")
+	default:
+		return nil, awsjson.Errorf("InvalidParameterException", "Unknown AuthFlow "+in.AuthFlow)
+	}
+}
+
+func (a *IDP) respondToAuthChallenge(ctx context.Context, r *http.Request, body []byte) (any, error) {
+	var in struct {
+		ClientId           string
+		ChallengeName      string
+		Session            string
+		ChallengeResponses map[string]string
+	}
+	if err := awsjson.Decode(body, &in); err != nil {
+		return nil, err
+	}
+	if in.ChallengeName == "" {
+		return nil, missing("challengeName")
+	}
+	p, c, err := a.client(ctx, in.ClientId)
+	if err != nil {
+		return nil, err
+	}
+	res, err := p.Respond(ctx, c, in.ChallengeName, in.Session, in.ChallengeResponses)
+	if err != nil {
+		return nil, err
+	}
+	return authResult(res), nil
+}
+
+// sessionOrTokenPool finds the pool from an access token or a session.
+func (a *IDP) sessionOrTokenPool(ctx context.Context, accessToken, session string) (*userpool.Pool, error) {
+	if accessToken != "" {
+		return a.tokenPool(accessToken)
+	}
+	if session == "" {
+		return nil, awsjson.Errorf("InvalidParameterException", "AccessToken or Session is required")
+	}
+	p, ok := a.svc.SessionPool(ctx, session)
+	if !ok {
+		return nil, awsjson.Errorf(userpool.CodeNotAuthorized, "Invalid session for the user, session is expired.")
+	}
+	return p, nil
+}
+
+func (a *IDP) associateSoftwareToken(ctx context.Context, r *http.Request, body []byte) (any, error) {
+	var in struct{ AccessToken, Session string }
+	if err := awsjson.Decode(body, &in); err != nil {
+		return nil, err
+	}
+	p, err := a.sessionOrTokenPool(ctx, in.AccessToken, in.Session)
+	if err != nil {
+		return nil, err
+	}
+	secret, next, err := p.AssociateSoftwareToken(ctx, in.AccessToken, in.Session)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]any{"SecretCode": secret}
+	if next != "" {
+		out["Session"] = next
+	}
+	return out, nil
+}
+
+func (a *IDP) verifySoftwareToken(ctx context.Context, r *http.Request, body []byte) (any, error) {
+	var in struct{ AccessToken, Session, UserCode, FriendlyDeviceName string }
+	if err := awsjson.Decode(body, &in); err != nil {
+		return nil, err
+	}
+	if in.UserCode == "" {
+		return nil, missing("userCode")
+	}
+	p, err := a.sessionOrTokenPool(ctx, in.AccessToken, in.Session)
+	if err != nil {
+		return nil, err
+	}
+	next, err := p.VerifySoftwareToken(ctx, in.AccessToken, in.Session, in.UserCode)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]any{"Status": "SUCCESS"}
+	if next != "" {
+		out["Session"] = next
+	}
+	return out, nil
+}
+
+type mfaSettings struct {
+	Enabled      *bool
+	PreferredMfa *bool
+}
+
+func (a *IDP) setUserMFAPreference(ctx context.Context, r *http.Request, body []byte) (any, error) {
+	var in struct {
+		AccessToken              string
+		SoftwareTokenMfaSettings *mfaSettings
+		SMSMfaSettings           *mfaSettings
+		EmailMfaSettings         *mfaSettings
+	}
+	if err := awsjson.Decode(body, &in); err != nil {
+		return nil, err
+	}
+	p, err := a.tokenPool(in.AccessToken)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range []*mfaSettings{in.SMSMfaSettings, in.EmailMfaSettings} {
+		if s != nil && ((s.Enabled != nil && *s.Enabled) || (s.PreferredMfa != nil && *s.PreferredMfa)) {
+			return nil, awsjson.Errorf("InvalidParameterException", "Only software token (TOTP) MFA is supported")
+		}
+	}
+	var enabled, preferred *bool
+	if s := in.SoftwareTokenMfaSettings; s != nil {
+		enabled, preferred = s.Enabled, s.PreferredMfa
+	}
+	if err := p.SetMFAPreference(ctx, in.AccessToken, enabled, preferred); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+func (a *IDP) getUser(ctx context.Context, r *http.Request, body []byte) (any, error) {
+	var in struct{ AccessToken string }
+	if err := awsjson.Decode(body, &in); err != nil {
+		return nil, err
+	}
+	p, err := a.tokenPool(in.AccessToken)
+	if err != nil {
+		return nil, err
+	}
+	_, u, err := p.AccessUser(ctx, in.AccessToken)
+	if err != nil {
+		return nil, err
+	}
+	attrs := []attributeType{}
+	for _, at := range userpool.Attributes(u) {
+		attrs = append(attrs, attributeType{Name: at.Name, Value: at.Value})
+	}
+	out := map[string]any{"Username": u.Username, "UserAttributes": attrs}
+	if u.TOTPEnabled {
+		out["UserMFASettingList"] = []string{"SOFTWARE_TOKEN_MFA"}
+		if u.MFAPreferred {
+			out["PreferredMfaSetting"] = "SOFTWARE_TOKEN_MFA"
+		}
+	}
+	return out, nil
+}
+
+func (a *IDP) updateUserAttributes(ctx context.Context, r *http.Request, body []byte) (any, error) {
+	var in struct {
+		AccessToken    string
+		UserAttributes []attributeType
+	}
+	if err := awsjson.Decode(body, &in); err != nil {
+		return nil, err
+	}
+	if in.UserAttributes == nil {
+		return nil, missing("userAttributes")
+	}
+	p, err := a.tokenPool(in.AccessToken)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.UpdateAttributes(ctx, in.AccessToken, toAttrs(in.UserAttributes)); err != nil {
+		return nil, err
+	}
+	return map[string]any{"CodeDeliveryDetailsList": []any{}}, nil
+}
+
+func (a *IDP) changePassword(ctx context.Context, r *http.Request, body []byte) (any, error) {
+	var in struct{ AccessToken, PreviousPassword, ProposedPassword string }
+	if err := awsjson.Decode(body, &in); err != nil {
+		return nil, err
+	}
+	if in.ProposedPassword == "" {
+		return nil, missing("proposedPassword")
+	}
+	p, err := a.tokenPool(in.AccessToken)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.ChangePassword(ctx, in.AccessToken, in.PreviousPassword, in.ProposedPassword); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+func (a *IDP) forgotPassword(ctx context.Context, r *http.Request, body []byte) (any, error) {
+	var in struct{ ClientId, Username, SecretHash string }
+	if err := awsjson.Decode(body, &in); err != nil {
+		return nil, err
+	}
+	if in.Username == "" {
+		return nil, missing("username")
+	}
+	p, c, err := a.client(ctx, in.ClientId)
+	if err != nil {
+		return nil, err
+	}
+	d, err := p.ForgotPassword(ctx, c, in.Username, in.SecretHash)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"CodeDeliveryDetails": delivery(d)}, nil
+}
+
+func (a *IDP) confirmForgotPassword(ctx context.Context, r *http.Request, body []byte) (any, error) {
+	var in struct{ ClientId, Username, ConfirmationCode, Password, SecretHash string }
+	if err := awsjson.Decode(body, &in); err != nil {
+		return nil, err
+	}
+	if in.Username == "" || in.ConfirmationCode == "" || in.Password == "" {
+		return nil, missing("confirmationCode")
+	}
+	p, c, err := a.client(ctx, in.ClientId)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.ConfirmForgotPassword(ctx, c, in.Username, in.ConfirmationCode, in.Password, in.SecretHash); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+func (a *IDP) globalSignOut(ctx context.Context, r *http.Request, body []byte) (any, error) {
+	var in struct{ AccessToken string }
+	if err := awsjson.Decode(body, &in); err != nil {
+		return nil, err
+	}
+	p, err := a.tokenPool(in.AccessToken)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.GlobalSignOut(ctx, in.AccessToken); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+func (a *IDP) revokeToken(ctx context.Context, r *http.Request, body []byte) (any, error) {
+	var in struct{ Token, ClientId, ClientSecret string }
+	if err := awsjson.Decode(body, &in); err != nil {
+		return nil, err
+	}
+	if in.Token == "" {
+		return nil, missing("token")
+	}
+	if strings.Count(in.Token, ".") == 2 {
+		return nil, awsjson.Errorf(userpool.CodeUnsupportedTokenType, "Only refresh tokens can be revoked")
+	}
+	p, c, err := a.client(ctx, in.ClientId)
+	if err != nil {
+		return nil, err
+	}
+	if !c.Public && !a.svc.CheckClientSecret(c, in.ClientSecret) {
+		return nil, awsjson.Errorf(userpool.CodeNotAuthorized, "Client authentication failed")
+	}
+	if err := p.RevokeRefresh(ctx, c, in.Token); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}

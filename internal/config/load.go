@@ -1,0 +1,612 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Load reads and validates the configuration file at path.
+func Load(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(b, path)
+}
+
+// Parse decodes and validates data as if read from path (which sets the
+// directory relative paths resolve against).
+func Parse(data []byte, path string) (*Config, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, &Errors{File: path, Fields: []FieldError{{Msg: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}}}
+	}
+	c := &Config{Path: abs, Dir: filepath.Dir(abs)}
+	d := &decoder{lines: map[string]int{}}
+	if root.Kind != 0 {
+		d.decode(&root, reflect.ValueOf(c).Elem(), "")
+	}
+	c.applyDefaults()
+	v := &validator{d: d}
+	c.validate(v)
+	if len(d.errs) > 0 {
+		return nil, &Errors{File: path, Fields: d.errs}
+	}
+	return c, nil
+}
+
+// RoleARN returns the ARN of role name in account.
+func RoleARN(account, name string) string { return "arn:aws:iam::" + account + ":role/" + name }
+
+// UserPool returns the pool with id.
+func (c *Config) UserPool(id string) (*UserPool, bool) {
+	for i := range c.UserPools {
+		if c.UserPools[i].ID == id {
+			return &c.UserPools[i], true
+		}
+	}
+	return nil, false
+}
+
+// Role returns the IAM role with name.
+func (c *Config) Role(name string) (*Role, bool) {
+	for i := range c.IAM.Roles {
+		if c.IAM.Roles[i].Name == name {
+			return &c.IAM.Roles[i], true
+		}
+	}
+	return nil, false
+}
+
+// Client returns the pool's client with id.
+func (p *UserPool) Client(id string) (*Client, bool) {
+	for i := range p.Clients {
+		if p.Clients[i].ClientID == id {
+			return &p.Clients[i], true
+		}
+	}
+	return nil, false
+}
+
+func (c *Config) applyDefaults() {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	defD := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.Region, "us-east-1")
+	def(&c.Account, "000000000000")
+	def(&c.DataDir, "./writ-data")
+	if !filepath.IsAbs(c.DataDir) {
+		c.DataDir = filepath.Join(c.Dir, c.DataDir)
+	}
+	def(&c.Log.Format, "text")
+	def(&c.Log.Level, "info")
+	def(&c.Mail.From, "no-reply@writ.local")
+	defD(&c.Keys.ActivationDelay, 10*time.Minute)
+	for i := range c.UserPools {
+		p := &c.UserPools[i]
+		def(&p.SigningAlg, "ES256")
+		def(&p.MFA, "optional")
+		if p.SelfSignup == nil {
+			t := true
+			p.SelfSignup = &t
+		}
+		if p.PasswordPolicy.MinLength == 0 {
+			p.PasswordPolicy.MinLength = 8
+		}
+		if p.Lockout.MaxFailures == 0 {
+			p.Lockout.MaxFailures = 5
+		}
+		defD(&p.Lockout.Window, 15*time.Minute)
+		t := &p.Tokens
+		defD(&t.ID, time.Hour)
+		defD(&t.Access, time.Hour)
+		defD(&t.Refresh, 720*time.Hour)
+		defD(&t.RefreshGrace, 30*time.Second)
+		defD(&t.Session, 3*time.Minute)
+		defD(&t.Code, 5*time.Minute)
+		if p.MaxActorChain == 0 {
+			p.MaxActorChain = 5
+		}
+	}
+	for i := range c.IdentityPools {
+		for j := range c.IdentityPools[i].Providers {
+			def(&c.IdentityPools[i].Providers[j].Ambiguous, "authenticated_role")
+		}
+	}
+	for i := range c.IAM.Roles {
+		defD(&c.IAM.Roles[i].MaxSession, time.Hour)
+	}
+	if c.Objects.MaxObjectSize == 0 {
+		c.Objects.MaxObjectSize = 5 << 30
+	}
+	for i := range c.Gateway.Authorizers {
+		a := &c.Gateway.Authorizers[i]
+		if len(a.TokenUse) == 0 {
+			a.TokenUse = []string{"access"}
+		}
+		defD(&a.Skew, 30*time.Second)
+	}
+	for i := range c.Gateway.Routes {
+		r := &c.Gateway.Routes[i]
+		def(&r.Propagate, "forward")
+		defD(&r.Timeout, 30*time.Second)
+		if r.MaxBody == 0 {
+			r.MaxBody = 10 << 20
+		}
+	}
+	for i := range c.Gateway.Functions {
+		f := &c.Gateway.Functions[i]
+		defD(&f.Timeout, 3*time.Second)
+		if f.Concurrency == 0 {
+			f.Concurrency = 1
+		}
+		if len(f.Command) > 0 && !filepath.IsAbs(f.Command[0]) && strings.ContainsRune(f.Command[0], '/') {
+			f.Command[0] = filepath.Join(c.Dir, f.Command[0])
+		}
+	}
+}
+
+type validator struct{ d *decoder }
+
+func (v *validator) errorf(path, format string, args ...any) {
+	v.d.errs = append(v.d.errs, FieldError{Path: path, Line: v.line(path), Msg: fmt.Sprintf(format, args...)})
+}
+
+// line finds the line of path or of its nearest recorded ancestor.
+func (v *validator) line(path string) int {
+	for p := path; p != ""; {
+		if l, ok := v.d.lines[p]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return 0
+}
+
+func (v *validator) oneOf(path, val string, allowed ...string) {
+	for _, a := range allowed {
+		if val == a {
+			return
+		}
+	}
+	v.errorf(path, "%q is not one of %s", val, strings.Join(allowed, ", "))
+}
+
+func (v *validator) required(path, val string) bool {
+	if val == "" {
+		v.errorf(path, "required")
+		return false
+	}
+	return true
+}
+
+func (v *validator) listen(path, addr string) {
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+		v.errorf(path, "not a host:port listen address: %q", addr)
+	}
+}
+
+func (v *validator) absURL(path, s string) {
+	u, err := url.Parse(s)
+	if err != nil || !u.IsAbs() || ((u.Scheme == "http" || u.Scheme == "https") && u.Host == "") {
+		v.errorf(path, "not an absolute URL: %q", s)
+		return
+	}
+	if u.Fragment != "" {
+		v.errorf(path, "URL must not have a fragment: %q", s)
+	}
+}
+
+func (v *validator) lifetime(path string, d, min, max time.Duration) {
+	if d < min || d > max {
+		v.errorf(path, "%v is out of range (%v to %v)", d, min, max)
+	}
+}
+
+var (
+	poolIDRE     = regexp.MustCompile(`^[a-z]{2}-[a-z]+-\d_[0-9A-Za-z]+$`)
+	identityIDRE = regexp.MustCompile(`^[a-z]{2}-[a-z]+-\d:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+	accountRE    = regexp.MustCompile(`^\d{12}$`)
+	bucketRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+	accessKeyRE  = regexp.MustCompile(`^AKIA[A-Z0-9]{12,124}$`)
+	nameRE       = regexp.MustCompile(`^[\w+=,.@-]{1,128}$`)
+)
+
+var validFlows = []string{"authorization_code", "refresh_token", "user_password", "client_credentials", "token_exchange", "admin_user_password"}
+
+var reservedScopes = map[string]bool{"openid": true, "email": true, "phone": true, "profile": true, "aws.cognito.signin.user.admin": true}
+
+func (c *Config) validate(v *validator) {
+	if !accountRE.MatchString(c.Account) {
+		v.errorf("account", "must be 12 digits, got %q", c.Account)
+	}
+	if c.Store != "" && !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
+		v.errorf("store", "must be a postgres:// URL")
+	}
+	v.oneOf("log.format", c.Log.Format, "text", "json")
+	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	for name, l := range map[string]*Listener{"idp": c.Serve.IDP, "identity": c.Serve.Identity, "objects": c.Serve.Objects, "gateway": c.Serve.Gateway, "ops": c.Serve.Ops} {
+		if l == nil {
+			continue
+		}
+		p := "serve." + name
+		if v.required(p+".listen", l.Listen) {
+			v.listen(p+".listen", l.Listen)
+		}
+		if l.PublicURL != "" {
+			v.absURL(p+".public_url", l.PublicURL)
+		}
+	}
+
+	roles := map[string]bool{}
+	for i, r := range c.IAM.Roles {
+		p := fmt.Sprintf("iam.roles[%d]", i)
+		if v.required(p+".name", r.Name) {
+			if roles[r.Name] {
+				v.errorf(p+".name", "duplicate role %q", r.Name)
+			}
+			roles[r.Name] = true
+			if !nameRE.MatchString(r.Name) {
+				v.errorf(p+".name", "invalid role name %q", r.Name)
+			}
+		}
+		v.lifetime(p+".max_session", r.MaxSession, 15*time.Minute, 12*time.Hour)
+		if r.Trust.IsZero() {
+			v.errorf(p+".trust", "required")
+		}
+	}
+	keys, users := map[string]bool{}, map[string]bool{}
+	for i, u := range c.IAM.Users {
+		p := fmt.Sprintf("iam.users[%d]", i)
+		if v.required(p+".name", u.Name) && users[u.Name] {
+			v.errorf(p+".name", "duplicate user %q", u.Name)
+		}
+		users[u.Name] = true
+		if !accessKeyRE.MatchString(u.AccessKeyID) {
+			v.errorf(p+".access_key_id", "must start with AKIA and be 16 to 128 upper-case letters and digits")
+		} else if keys[u.AccessKeyID] {
+			v.errorf(p+".access_key_id", "duplicate access key")
+		}
+		keys[u.AccessKeyID] = true
+		if u.SecretAccessKey.IsZero() {
+			v.errorf(p+".secret_access_key", "required")
+		}
+	}
+	for i, o := range c.IAM.OIDCProviders {
+		v.absURL(fmt.Sprintf("iam.oidc_providers[%d].url", i), o.URL)
+	}
+
+	pools := map[string]*UserPool{}
+	clientIDs := map[string]bool{}
+	for i := range c.UserPools {
+		up := &c.UserPools[i]
+		p := fmt.Sprintf("user_pools[%d]", i)
+		if v.required(p+".id", up.ID) {
+			if !poolIDRE.MatchString(up.ID) {
+				v.errorf(p+".id", "must look like <region>_<letters and digits>, got %q", up.ID)
+			}
+			if pools[up.ID] != nil {
+				v.errorf(p+".id", "duplicate pool id %q", up.ID)
+			}
+			pools[up.ID] = up
+		}
+		v.oneOf(p+".signing_alg", up.SigningAlg, "ES256", "EdDSA", "RS256")
+		v.oneOf(p+".mfa", up.MFA, "off", "optional", "required")
+		if up.PasswordPolicy.MinLength < 6 || up.PasswordPolicy.MinLength > 99 {
+			v.errorf(p+".password_policy.min_length", "must be 6 to 99")
+		}
+		if up.Lockout.MaxFailures < 1 {
+			v.errorf(p+".lockout.max_failures", "must be at least 1")
+		}
+		v.lifetime(p+".tokens.id", up.Tokens.ID, 5*time.Minute, 24*time.Hour)
+		v.lifetime(p+".tokens.access", up.Tokens.Access, 5*time.Minute, 24*time.Hour)
+		v.lifetime(p+".tokens.refresh", up.Tokens.Refresh, time.Hour, 87600*time.Hour)
+		v.lifetime(p+".tokens.session", up.Tokens.Session, time.Minute, 15*time.Minute)
+		v.lifetime(p+".tokens.refresh_grace", up.Tokens.RefreshGrace, 0, 5*time.Minute)
+		if up.MaxActorChain < 1 || up.MaxActorChain > 20 {
+			v.errorf(p+".max_actor_chain", "must be 1 to 20")
+		}
+		scopes := map[string]bool{}
+		for j, rs := range up.ResourceServers {
+			rp := fmt.Sprintf("%s.resource_servers[%d]", p, j)
+			if v.required(rp+".identifier", rs.Identifier) {
+				for _, s := range rs.Scopes {
+					scopes[rs.Identifier+"/"+s] = true
+				}
+			}
+		}
+		groups := map[string]bool{}
+		for j, g := range up.Groups {
+			gp := fmt.Sprintf("%s.groups[%d]", p, j)
+			if v.required(gp+".name", g.Name) && groups[g.Name] {
+				v.errorf(gp+".name", "duplicate group %q", g.Name)
+			}
+			groups[g.Name] = true
+			if g.Role != "" && !roles[g.Role] {
+				v.errorf(gp+".role", "no role %q under iam.roles", g.Role)
+			}
+		}
+		for j, cl := range up.Clients {
+			cp := fmt.Sprintf("%s.clients[%d]", p, j)
+			if v.required(cp+".client_id", cl.ClientID) {
+				if clientIDs[cl.ClientID] {
+					v.errorf(cp+".client_id", "duplicate client id %q", cl.ClientID)
+				}
+				clientIDs[cl.ClientID] = true
+			}
+			for k, f := range cl.Flows {
+				v.oneOf(fmt.Sprintf("%s.flows[%d]", cp, k), f, validFlows...)
+			}
+			if cl.Public && !cl.Secret.IsZero() {
+				v.errorf(cp+".secret", "a public client has no secret")
+			}
+			if !cl.Public && cl.Secret.IsZero() {
+				v.errorf(cp+".secret", "required for a confidential client (or set public: true)")
+			}
+			for k, u := range cl.RedirectURIs {
+				v.absURL(fmt.Sprintf("%s.redirect_uris[%d]", cp, k), u)
+			}
+			for k, u := range cl.LogoutURIs {
+				v.absURL(fmt.Sprintf("%s.logout_uris[%d]", cp, k), u)
+			}
+			for k, s := range cl.Scopes {
+				if !reservedScopes[s] && !scopes[s] {
+					v.errorf(fmt.Sprintf("%s.scopes[%d]", cp, k), "unknown scope %q (not a standard scope nor <resource server>/<scope> of this pool)", s)
+				}
+			}
+			if hasFlow(cl.Flows, "authorization_code") && len(cl.RedirectURIs) == 0 {
+				v.errorf(cp+".redirect_uris", "required for the authorization_code flow")
+			}
+		}
+		names := map[string]bool{}
+		for j, u := range up.Users {
+			upath := fmt.Sprintf("%s.users[%d]", p, j)
+			if v.required(upath+".username", u.Username) && names[u.Username] {
+				v.errorf(upath+".username", "duplicate username %q", u.Username)
+			}
+			names[u.Username] = true
+			for k, g := range u.Groups {
+				if !groups[g] {
+					v.errorf(fmt.Sprintf("%s.groups[%d]", upath, k), "no group %q in this pool", g)
+				}
+			}
+			for name := range u.Attributes {
+				if name == "sub" || name == "email" || name == "email_verified" {
+					v.errorf(upath+".attributes."+name, "set with its own key, not under attributes")
+				}
+			}
+		}
+	}
+	for i := range c.UserPools {
+		for j, cl := range c.UserPools[i].Clients {
+			for k, a := range cl.ExchangeAudiences {
+				if a == "" {
+					v.errorf(fmt.Sprintf("user_pools[%d].clients[%d].exchange_audiences[%d]", i, j, k), "empty audience")
+				}
+			}
+		}
+	}
+
+	ipIDs := map[string]bool{}
+	for i, ip := range c.IdentityPools {
+		p := fmt.Sprintf("identity_pools[%d]", i)
+		if v.required(p+".id", ip.ID) {
+			if !identityIDRE.MatchString(ip.ID) {
+				v.errorf(p+".id", "must look like <region>:<uuid>, got %q", ip.ID)
+			}
+			if ipIDs[ip.ID] {
+				v.errorf(p+".id", "duplicate identity pool id")
+			}
+			ipIDs[ip.ID] = true
+		}
+		for _, rr := range []struct{ path, role string }{{p + ".authenticated_role", ip.AuthenticatedRole}, {p + ".unauthenticated_role", ip.UnauthenticatedRole}} {
+			if rr.role != "" && !roles[rr.role] {
+				v.errorf(rr.path, "no role %q under iam.roles", rr.role)
+			}
+		}
+		if ip.AllowUnauthenticated && ip.UnauthenticatedRole == "" {
+			v.errorf(p+".unauthenticated_role", "required when allow_unauthenticated is true")
+		}
+		for j, pr := range ip.Providers {
+			pp := fmt.Sprintf("%s.providers[%d]", p, j)
+			up := pools[pr.UserPool]
+			if up == nil {
+				v.errorf(pp+".user_pool", "no user pool %q", pr.UserPool)
+			} else {
+				for k, id := range pr.ClientIDs {
+					if _, ok := up.Client(id); !ok {
+						v.errorf(fmt.Sprintf("%s.client_ids[%d]", pp, k), "no client %q in pool %s", id, up.ID)
+					}
+				}
+			}
+			if pr.RoleResolution != "" {
+				v.oneOf(pp+".role_resolution", pr.RoleResolution, "token", "rules")
+			}
+			v.oneOf(pp+".ambiguous", pr.Ambiguous, "authenticated_role", "deny")
+			if pr.RoleResolution == "rules" && len(pr.Rules) == 0 {
+				v.errorf(pp+".rules", "required when role_resolution is rules")
+			}
+			for k, r := range pr.Rules {
+				rp := fmt.Sprintf("%s.rules[%d]", pp, k)
+				v.required(rp+".claim", r.Claim)
+				v.oneOf(rp+".match", r.Match, "Equals", "Contains", "StartsWith", "NotEqual")
+				if !roles[r.Role] {
+					v.errorf(rp+".role", "no role %q under iam.roles", r.Role)
+				}
+			}
+		}
+	}
+
+	for i, b := range c.Objects.Buckets {
+		if !bucketRE.MatchString(b) || strings.Contains(b, "..") {
+			v.errorf(fmt.Sprintf("objects.buckets[%d]", i), "invalid bucket name %q", b)
+		}
+	}
+	for b := range c.Objects.BucketPolicies {
+		if !hasFlow(c.Objects.Buckets, b) {
+			v.errorf("objects.bucket_policies."+b, "no bucket %q under objects.buckets", b)
+		}
+	}
+
+	c.validateGateway(v, pools)
+}
+
+func hasFlow(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Config) validateGateway(v *validator, pools map[string]*UserPool) {
+	g := &c.Gateway
+	if g.Client.ClientID != "" {
+		up := pools[g.Client.UserPool]
+		if up == nil {
+			v.errorf("gateway.client.user_pool", "no user pool %q", g.Client.UserPool)
+		} else if cl, ok := up.Client(g.Client.ClientID); !ok {
+			v.errorf("gateway.client.client_id", "no client %q in pool %s", g.Client.ClientID, up.ID)
+		} else if !hasFlow(cl.Flows, "token_exchange") {
+			v.errorf("gateway.client.client_id", "client %q does not have the token_exchange flow", g.Client.ClientID)
+		}
+		if g.Client.Secret.IsZero() {
+			v.errorf("gateway.client.secret", "required")
+		}
+	}
+	auths := map[string]bool{}
+	for i, a := range g.Authorizers {
+		p := fmt.Sprintf("gateway.authorizers[%d]", i)
+		if v.required(p+".name", a.Name) && auths[a.Name] {
+			v.errorf(p+".name", "duplicate authorizer %q", a.Name)
+		}
+		auths[a.Name] = true
+		if v.required(p+".issuer", a.Issuer) {
+			v.absURL(p+".issuer", a.Issuer)
+		}
+		for j, u := range a.TokenUse {
+			v.oneOf(fmt.Sprintf("%s.token_use[%d]", p, j), u, "access", "id")
+		}
+	}
+	funcs := map[string]bool{}
+	for i, f := range g.Functions {
+		p := fmt.Sprintf("gateway.functions[%d]", i)
+		if v.required(p+".name", f.Name) && funcs[f.Name] {
+			v.errorf(p+".name", "duplicate function %q", f.Name)
+		}
+		funcs[f.Name] = true
+		if len(f.Command) == 0 {
+			v.errorf(p+".command", "required")
+		}
+		if f.Concurrency < 1 || f.Concurrency > 64 {
+			v.errorf(p+".concurrency", "must be 1 to 64")
+		}
+	}
+	shapes := map[string]string{}
+	for i, r := range g.Routes {
+		p := fmt.Sprintf("gateway.routes[%d]", i)
+		method, shape, err := ParseRoute(r.Route)
+		if err != nil {
+			v.errorf(p+".route", "%v", err)
+		} else {
+			key := method + " " + shape
+			if prev, dup := shapes[key]; dup {
+				v.errorf(p+".route", "conflicts with %s (same method and path shape)", prev)
+			}
+			shapes[key] = fmt.Sprintf("%q", r.Route)
+		}
+		if r.Authorizer != "" && !auths[r.Authorizer] {
+			v.errorf(p+".authorizer", "no authorizer %q", r.Authorizer)
+		}
+		if (r.Upstream == "") == (r.Function == "") {
+			v.errorf(p, "needs exactly one of upstream and function")
+		}
+		if r.Upstream != "" {
+			v.absURL(p+".upstream", r.Upstream)
+		}
+		if r.Function != "" && !funcs[r.Function] {
+			v.errorf(p+".function", "no function %q", r.Function)
+		}
+		v.oneOf(p+".propagate", r.Propagate, "forward", "exchange")
+		if r.Propagate == "exchange" {
+			if r.Audience == "" {
+				v.errorf(p+".audience", "required with propagate: exchange")
+			}
+			if g.Client.ClientID == "" {
+				v.errorf("gateway.client", "required by routes with propagate: exchange")
+			}
+		}
+		for j, s := range r.Scopes {
+			if strings.TrimSpace(s) == "" {
+				v.errorf(fmt.Sprintf("%s.scopes[%d]", p, j), "empty scope")
+			}
+		}
+	}
+}
+
+var routeMethods = []string{"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY"}
+
+// ParseRoute parses "METHOD /path/{param}/{proxy+}" and returns the method
+// and the path shape with parameter names erased ("/path/{}/{+}").
+func ParseRoute(route string) (method, shape string, err error) {
+	m, path, ok := strings.Cut(strings.TrimSpace(route), " ")
+	if !ok || !hasFlow(routeMethods, m) {
+		return "", "", fmt.Errorf("route %q must be METHOD /path with METHOD one of %s", route, strings.Join(routeMethods, ", "))
+	}
+	path = strings.TrimSpace(path)
+	if !strings.HasPrefix(path, "/") {
+		return "", "", fmt.Errorf("route %q: path must start with /", route)
+	}
+	segs := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	var b strings.Builder
+	names := map[string]bool{}
+	for i, s := range segs {
+		b.WriteByte('/')
+		switch {
+		case strings.HasPrefix(s, "{") && strings.HasSuffix(s, "+}"):
+			if i != len(segs)-1 {
+				return "", "", fmt.Errorf("route %q: {%s} must be the last segment", route, strings.Trim(s, "{}"))
+			}
+			b.WriteString("{+}")
+		case strings.HasPrefix(s, "{") && strings.HasSuffix(s, "}"):
+			name := s[1 : len(s)-1]
+			if name == "" || names[name] {
+				return "", "", fmt.Errorf("route %q: bad or repeated parameter %q", route, s)
+			}
+			names[name] = true
+			b.WriteString("{}")
+		case strings.ContainsAny(s, "{}"):
+			return "", "", fmt.Errorf("route %q: bad segment %q", route, s)
+		case s == "" && i != len(segs)-1:
+			return "", "", fmt.Errorf("route %q: empty segment", route)
+		default:
+			b.WriteString(s)
+		}
+	}
+	return m, b.String(), nil
+}

@@ -1,0 +1,251 @@
+// Package jwks keeps a remote issuer's signing keys for offline token
+// verification: it discovers the JWKS through the issuer's OpenID
+// configuration, caches the keys, refreshes them in the background as the
+// JWKS Cache-Control allows, refetches (rate-limited) when a token names an
+// unknown kid, and keeps serving cached keys while the issuer is down.
+//
+// Remote implements token.KeySource.
+package jwks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// Options tune a Remote.
+type Options struct {
+	// Client fetches discovery and JWKS; default a client with a 10s timeout.
+	Client *http.Client
+	// MinRefetch is the least time between two fetches triggered by unknown
+	// kids. Default 10s.
+	MinRefetch time.Duration
+	// MinAge and MaxAge bound the background refresh interval taken from
+	// the JWKS Cache-Control max-age. Defaults 30s and 1h.
+	MinAge, MaxAge time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Remote is the cached key set of one issuer.
+type Remote struct {
+	issuer string
+	opts   Options
+
+	mu       sync.RWMutex
+	keys     map[string]jose.JSONWebKey
+	jwksURI  string
+	fetched  time.Time
+	lastTry  time.Time
+	maxAge   time.Duration
+	fetchMu  sync.Mutex
+	fetches  int
+	failures int
+}
+
+// New returns a Remote for issuer. Nothing is fetched until the first use
+// or Start.
+func New(issuer string, opts Options) *Remote {
+	if opts.Client == nil {
+		opts.Client = &http.Client{Timeout: 10 * time.Second}
+	}
+	if opts.MinRefetch == 0 {
+		opts.MinRefetch = 10 * time.Second
+	}
+	if opts.MinAge == 0 {
+		opts.MinAge = 30 * time.Second
+	}
+	if opts.MaxAge == 0 {
+		opts.MaxAge = time.Hour
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Remote{issuer: strings.TrimRight(issuer, "/"), opts: opts, keys: map[string]jose.JSONWebKey{}}
+}
+
+// Issuer returns the issuer URL.
+func (r *Remote) Issuer() string { return r.issuer }
+
+// Stats reports fetch counts (for metrics and tests).
+func (r *Remote) Stats() (fetches, failures int) {
+	r.fetchMu.Lock()
+	defer r.fetchMu.Unlock()
+	return r.fetches, r.failures
+}
+
+// ErrUnknownKey reports a kid the issuer does not publish.
+var ErrUnknownKey = errors.New("jwks: unknown key id")
+
+// VerificationKey returns the key with id kid, fetching the JWKS when it
+// was never fetched or when kid is unknown and the last fetch is older
+// than MinRefetch.
+func (r *Remote) VerificationKey(ctx context.Context, kid string) (jose.JSONWebKey, error) {
+	r.mu.RLock()
+	k, ok := r.keys[kid]
+	never := r.fetched.IsZero()
+	r.mu.RUnlock()
+	if ok {
+		return k, nil
+	}
+	now := r.opts.Now()
+	r.mu.RLock()
+	mayFetch := never || now.Sub(r.lastTry) >= r.opts.MinRefetch
+	r.mu.RUnlock()
+	if mayFetch {
+		if err := r.refresh(ctx, !never); err != nil && never {
+			return jose.JSONWebKey{}, err
+		}
+		r.mu.RLock()
+		k, ok = r.keys[kid]
+		r.mu.RUnlock()
+		if ok {
+			return k, nil
+		}
+	}
+	return jose.JSONWebKey{}, fmt.Errorf("%w %q at %s", ErrUnknownKey, kid, r.issuer)
+}
+
+// Refresh fetches the key set now.
+func (r *Remote) Refresh(ctx context.Context) error { return r.refresh(ctx, false) }
+
+// refresh fetches once; concurrent callers share one fetch. When
+// rateLimited, a fetch that happened within MinRefetch is not repeated.
+func (r *Remote) refresh(ctx context.Context, rateLimited bool) error {
+	r.fetchMu.Lock()
+	defer r.fetchMu.Unlock()
+	now := r.opts.Now()
+	r.mu.RLock()
+	recent := !r.lastTry.IsZero() && now.Sub(r.lastTry) < r.opts.MinRefetch
+	r.mu.RUnlock()
+	if rateLimited && recent {
+		return nil
+	}
+	r.mu.Lock()
+	r.lastTry = now
+	r.mu.Unlock()
+	r.fetches++
+	keys, maxAge, err := r.fetch(ctx)
+	if err != nil {
+		r.failures++
+		return err
+	}
+	r.mu.Lock()
+	r.keys, r.fetched, r.maxAge = keys, now, maxAge
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *Remote) fetch(ctx context.Context) (map[string]jose.JSONWebKey, time.Duration, error) {
+	r.mu.RLock()
+	uri := r.jwksURI
+	r.mu.RUnlock()
+	if uri == "" {
+		var d struct {
+			Issuer  string `json:"issuer"`
+			JWKSURI string `json:"jwks_uri"`
+		}
+		if _, err := r.getJSON(ctx, r.issuer+"/.well-known/openid-configuration", &d); err != nil {
+			return nil, 0, err
+		}
+		if d.Issuer != r.issuer {
+			return nil, 0, fmt.Errorf("jwks: discovery issuer %q does not match %q", d.Issuer, r.issuer)
+		}
+		if d.JWKSURI == "" {
+			return nil, 0, errors.New("jwks: discovery has no jwks_uri")
+		}
+		uri = d.JWKSURI
+		r.mu.Lock()
+		r.jwksURI = uri
+		r.mu.Unlock()
+	}
+	var set jose.JSONWebKeySet
+	h, err := r.getJSON(ctx, uri, &set)
+	if err != nil {
+		return nil, 0, err
+	}
+	keys := make(map[string]jose.JSONWebKey, len(set.Keys))
+	for _, k := range set.Keys {
+		if k.KeyID == "" || !k.IsPublic() || !k.Valid() || (k.Use != "" && k.Use != "sig") {
+			continue
+		}
+		keys[k.KeyID] = k
+	}
+	return keys, r.clampAge(maxAge(h.Get("Cache-Control"))), nil
+}
+
+func (r *Remote) getJSON(ctx context.Context, url string, v any) (http.Header, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("jwks: %w", err)
+	}
+	resp, err := r.opts.Client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("jwks: fetch %s: %w", url, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("jwks: fetch %s: status %d", url, resp.StatusCode)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("jwks: fetch %s: %w", url, err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return nil, fmt.Errorf("jwks: decode %s: %w", url, err)
+	}
+	return resp.Header, nil
+}
+
+func maxAge(cc string) time.Duration {
+	for _, part := range strings.Split(cc, ",") {
+		part = strings.TrimSpace(part)
+		if v, ok := strings.CutPrefix(part, "max-age="); ok {
+			if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+				return time.Duration(n) * time.Second
+			}
+		}
+	}
+	return 0
+}
+
+func (r *Remote) clampAge(d time.Duration) time.Duration {
+	if d < r.opts.MinAge {
+		return r.opts.MinAge
+	}
+	if d > r.opts.MaxAge {
+		return r.opts.MaxAge
+	}
+	return d
+}
+
+// Start refreshes the key set in the background, every max-age (from the
+// JWKS Cache-Control, bounded by MinAge and MaxAge), retrying sooner after
+// a failure, until ctx ends. Cached keys keep serving while fetches fail.
+func (r *Remote) Start(ctx context.Context) {
+	go func() {
+		for {
+			err := r.Refresh(ctx)
+			r.mu.RLock()
+			wait := r.maxAge
+			r.mu.RUnlock()
+			if err != nil || wait == 0 {
+				wait = r.opts.MinAge / 2
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
+	}()
+}

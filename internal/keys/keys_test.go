@@ -1,0 +1,232 @@
+package keys_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/writ-id/writ/internal/keys"
+	"github.com/writ-id/writ/internal/store/sqlite"
+	"github.com/writ-id/writ/internal/token"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+func TestMasterKeyCreatedOnceWithMode0600(t *testing.T) {
+	dir := t.TempDir()
+	k1, err := keys.LoadOrCreateMasterKey(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, keys.MasterKeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("master key mode %v", fi.Mode().Perm())
+	}
+	k2, err := keys.LoadOrCreateMasterKey(dir, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed := k1.Sealer("x").Seal([]byte("hello"), []byte("ad"))
+	if pt, err := k2.Sealer("x").Open(sealed, []byte("ad")); err != nil || string(pt) != "hello" {
+		t.Fatalf("reloaded key cannot open: %v", err)
+	}
+	if _, err := k2.Sealer("y").Open(sealed, []byte("ad")); err == nil {
+		t.Error("a sealer for another purpose opened the value")
+	}
+	if _, err := k2.Sealer("x").Open(sealed, []byte("other")); err == nil {
+		t.Error("opened with the wrong associated data")
+	}
+	tampered := append([]byte(nil), sealed...)
+	tampered[len(tampered)-1] ^= 1
+	if _, err := k2.Sealer("x").Open(tampered, []byte("ad")); err == nil {
+		t.Error("opened a tampered value")
+	}
+	if s := k1.String(); strings.Contains(s, "=") || s != "[master key]" {
+		t.Errorf("String() = %q", s)
+	}
+	if _, err := keys.ParseMasterKey("c2hvcnQ="); err == nil {
+		t.Error("accepted a short master key")
+	}
+}
+
+func newManager(t *testing.T, c *clock) (*keys.Manager, func() *keys.Manager) {
+	t.Helper()
+	st := sqlite.OpenTest(t)
+	master := keys.NewMasterKey()
+	mk := func() *keys.Manager {
+		return keys.NewManager(st, master, keys.Options{ActivationDelay: 10 * time.Minute, Reload: time.Second, Now: c.Now})
+	}
+	return mk(), mk
+}
+
+func TestAlgorithms(t *testing.T) {
+	for _, alg := range []string{keys.ES256, keys.EdDSA, keys.RS256} {
+		t.Run(alg, func(t *testing.T) {
+			c := &clock{t: time.Now()}
+			m, _ := newManager(t, c)
+			ctx := context.Background()
+			if err := m.Ensure(ctx, "pool", alg); err != nil {
+				t.Fatal(err)
+			}
+			k, err := m.Signer(ctx, "pool")
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err := token.Mint(k, map[string]any{"iss": "https://iss", "sub": "s", "exp": c.Now().Add(time.Hour).Unix()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := &token.Verifier{Issuer: "https://iss", Keys: m.Pool("pool"), Now: c.Now}
+			if _, err := v.Verify(ctx, raw); err != nil {
+				t.Fatalf("verify: %v", err)
+			}
+			set, _ := m.JWKS(ctx, "pool")
+			if len(set.Keys) != 1 || set.Keys[0].Algorithm != alg || !set.Keys[0].IsPublic() {
+				t.Fatalf("JWKS %+v", set)
+			}
+			switch set.Keys[0].Key.(type) {
+			case *ecdsa.PublicKey, ed25519.PublicKey, *rsa.PublicKey:
+			default:
+				t.Fatalf("JWKS key type %T", set.Keys[0].Key)
+			}
+		})
+	}
+}
+
+// TestRotationNeverBreaksAVerifier follows a verifier that caches the JWKS
+// for its max-age, through two rotations: every token signed at any moment
+// verifies with the JWKS the verifier holds, and retired keys stay
+// published until their last token expires.
+func TestRotationNeverBreaksAVerifier(t *testing.T) {
+	c := &clock{t: time.Now()}
+	m, newReplica := newManager(t, c)
+	replica := newReplica() // a second process on the same store
+	ctx := context.Background()
+	const life = time.Hour
+	if err := m.Ensure(ctx, "pool", keys.ES256); err != nil {
+		t.Fatal(err)
+	}
+	maxAge := m.JWKSMaxAge()
+	if maxAge >= m.ActivationDelay() {
+		t.Fatalf("JWKS max-age %v must be below the activation delay %v", maxAge, m.ActivationDelay())
+	}
+	var cached jose.JSONWebKeySet
+	var fetched time.Time
+	verify := func(raw string) error {
+		if c.Now().Sub(fetched) >= maxAge {
+			cached, _ = replica.JWKS(ctx, "pool")
+			fetched = c.Now()
+		}
+		v := &token.Verifier{Issuer: "i", Keys: staticKeys(cached), Now: c.Now}
+		_, err := v.Verify(ctx, raw)
+		return err
+	}
+	type signed struct {
+		raw string
+		exp time.Time
+	}
+	var issued []signed
+	kids := map[string]bool{}
+	step := time.Minute
+	for i := 0; i < 200; i++ {
+		if i == 20 || i == 100 {
+			if _, err := m.Rotate(ctx, "pool", keys.ES256, life); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, mgr := range []*keys.Manager{m, replica} {
+			k, err := mgr.Signer(ctx, "pool")
+			if err != nil {
+				t.Fatal(err)
+			}
+			kids[k.KID] = true
+			raw, _ := token.Mint(k, map[string]any{"iss": "i", "sub": "s", "exp": c.Now().Add(life).Unix()})
+			issued = append(issued, signed{raw, c.Now().Add(life)})
+		}
+		for _, s := range issued {
+			if c.Now().Before(s.exp.Add(-time.Second)) {
+				if err := verify(s.raw); err != nil {
+					t.Fatalf("minute %d: a live token failed to verify: %v", i, err)
+				}
+			}
+		}
+		c.add(step)
+	}
+	if len(kids) != 3 {
+		t.Fatalf("signed with %d keys, want 3 (two rotations)", len(kids))
+	}
+	// Long after, only the newest key is published.
+	c.add(3 * time.Hour)
+	set, _ := m.JWKS(ctx, "pool")
+	if len(set.Keys) != 1 {
+		t.Fatalf("retired keys still published long after expiry: %d keys", len(set.Keys))
+	}
+}
+
+type staticKeys jose.JSONWebKeySet
+
+func (s staticKeys) VerificationKey(ctx context.Context, kid string) (jose.JSONWebKey, error) {
+	for _, k := range s.Keys {
+		if k.KeyID == kid {
+			return k, nil
+		}
+	}
+	return jose.JSONWebKey{}, os.ErrNotExist
+}
+
+func TestNeverSignsWithUnpublishedKey(t *testing.T) {
+	c := &clock{t: time.Now()}
+	m, _ := newManager(t, c)
+	ctx := context.Background()
+	m.Ensure(ctx, "pool", keys.ES256)
+	newKey, err := m.Rotate(ctx, "pool", keys.ES256, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 30; i++ {
+		k, _ := m.Signer(ctx, "pool")
+		pub, _ := m.Published(ctx, "pool")
+		found := false
+		for _, p := range pub {
+			found = found || p.KID == k.KID
+		}
+		if !found {
+			t.Fatalf("signing key %s is not published", k.KID)
+		}
+		if (k.KID == newKey.KID) != !c.Now().Before(newKey.ActiveAt) {
+			t.Fatalf("at +%d min signing with %s; new key activates at %v", i, k.KID, newKey.ActiveAt)
+		}
+		c.add(time.Minute)
+	}
+}
+
+func TestWrongMasterKeyIsReported(t *testing.T) {
+	st := sqlite.OpenTest(t)
+	ctx := context.Background()
+	m1 := keys.NewManager(st, keys.NewMasterKey(), keys.Options{})
+	if err := m1.Ensure(ctx, "pool", keys.ES256); err != nil {
+		t.Fatal(err)
+	}
+	m2 := keys.NewManager(st, keys.NewMasterKey(), keys.Options{})
+	if _, err := m2.Signer(ctx, "pool"); err == nil || !strings.Contains(err.Error(), "master key") {
+		t.Fatalf("want a master-key error, got %v", err)
+	}
+}

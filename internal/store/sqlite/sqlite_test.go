@@ -1,0 +1,45 @@
+package sqlite_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/writ-id/writ/internal/store"
+	"github.com/writ-id/writ/internal/store/sqlite"
+	"github.com/writ-id/writ/internal/store/storetest"
+)
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return sqlite.OpenTest(t) })
+}
+
+func TestReopenKeepsDataAndMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "writ.db")
+	s, err := sqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if err := s.CreateUser(context.Background(), store.User{PoolID: "p", Username: "u", Sub: "s", Status: "CONFIRMED", Enabled: true, CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("database mode %v", fi.Mode().Perm())
+	}
+	s, err = sqlite.Open(path) // migrations run again: idempotent
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.GetUser(context.Background(), "p", "u"); err != nil {
+		t.Fatalf("after reopen: %v", err)
+	}
+}

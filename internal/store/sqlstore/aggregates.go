@@ -1,0 +1,654 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/writ-id/writ/internal/store"
+)
+
+// --- users ---------------------------------------------------------------------
+
+const userCols = `pool_id, username, sub, email, email_verified, attributes, status, enabled, password_hash,
+	totp_secret, totp_pending, totp_enabled, mfa_preferred, groups_json, revoked_before, created_at, updated_at`
+
+func userArgs(u store.User) []any {
+	if u.Attributes == nil {
+		u.Attributes = map[string]string{}
+	}
+	if u.Groups == nil {
+		u.Groups = []string{}
+	}
+	return []any{u.PoolID, u.Username, u.Sub, u.Email, b2i(u.EmailVerified), jsonText(u.Attributes), u.Status,
+		b2i(u.Enabled), u.PasswordHash, u.TOTPSecret, u.TOTPPending, b2i(u.TOTPEnabled), b2i(u.MFAPreferred),
+		jsonText(u.Groups), ms(u.RevokedBefore), ms(u.CreatedAt), ms(u.UpdatedAt)}
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanUser(r scanner) (store.User, error) {
+	var u store.User
+	var ev, en, te, mp int
+	var attrs, groups string
+	var rb, ca, ua int64
+	err := r.Scan(&u.PoolID, &u.Username, &u.Sub, &u.Email, &ev, &attrs, &u.Status, &en, &u.PasswordHash,
+		&u.TOTPSecret, &u.TOTPPending, &te, &mp, &groups, &rb, &ca, &ua)
+	if err != nil {
+		return store.User{}, err
+	}
+	u.EmailVerified, u.Enabled, u.TOTPEnabled, u.MFAPreferred = ev == 1, en == 1, te == 1, mp == 1
+	u.Attributes = fromJSON[map[string]string](attrs)
+	u.Groups = fromJSON[[]string](groups)
+	u.RevokedBefore, u.CreatedAt, u.UpdatedAt = fromMS(rb), fromMS(ca), fromMS(ua)
+	return u, nil
+}
+
+func (c *conn) CreateUser(ctx context.Context, u store.User) error {
+	return c.run(ctx, func(c *conn) error {
+		_, err := c.exec(ctx, `INSERT INTO users (`+userCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, userArgs(u)...)
+		return c.conflictOr(err, "create user "+u.Username)
+	})
+}
+
+func (c *conn) GetUser(ctx context.Context, poolID, username string) (store.User, error) {
+	u, err := scanUser(c.row(ctx, `SELECT `+userCols+` FROM users WHERE pool_id = ? AND username = ?`, poolID, username))
+	return u, scanErr(err, "user", poolID, username)
+}
+
+func (c *conn) GetUserBySub(ctx context.Context, sub string) (store.User, error) {
+	u, err := scanUser(c.row(ctx, `SELECT `+userCols+` FROM users WHERE sub = ?`, sub))
+	return u, scanErr(err, "user", sub)
+}
+
+func (c *conn) UpdateUser(ctx context.Context, poolID, username string, fn func(*store.User) error) (store.User, error) {
+	var out store.User
+	err := c.run(ctx, func(c *conn) error {
+		u, err := c.GetUser(ctx, poolID, username)
+		if err != nil {
+			return err
+		}
+		if err := fn(&u); err != nil {
+			return err
+		}
+		if u.PoolID != poolID || u.Username != username {
+			return fmt.Errorf("store: update user: key fields changed")
+		}
+		a := userArgs(u)
+		_, err = c.exec(ctx, `UPDATE users SET sub=?, email=?, email_verified=?, attributes=?, status=?, enabled=?,
+			password_hash=?, totp_secret=?, totp_pending=?, totp_enabled=?, mfa_preferred=?, groups_json=?, revoked_before=?,
+			created_at=?, updated_at=? WHERE pool_id=? AND username=?`, append(a[2:], poolID, username)...)
+		if err != nil {
+			return c.conflictOr(err, "update user")
+		}
+		out = u
+		return nil
+	})
+	return out, err
+}
+
+func (c *conn) DeleteUser(ctx context.Context, poolID, username string) error {
+	return c.deleteOne(ctx, "user", `DELETE FROM users WHERE pool_id = ? AND username = ?`, poolID, username)
+}
+
+func (c *conn) deleteOne(ctx context.Context, what, q string, args ...any) error {
+	return c.run(ctx, func(c *conn) error {
+		res, err := c.exec(ctx, q, args...)
+		if err != nil {
+			return fmt.Errorf("store: delete %s: %w", what, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			keys := make([]string, len(args))
+			for i, a := range args {
+				keys[i] = fmt.Sprint(a)
+			}
+			return notFound(what, keys...)
+		}
+		return nil
+	})
+}
+
+func (c *conn) ListUsers(ctx context.Context, poolID, after string, limit int) ([]store.User, error) {
+	q := `SELECT ` + userCols + ` FROM users WHERE pool_id = ? AND username > ? ORDER BY username`
+	args := []any{poolID, after}
+	if limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, limit)
+	}
+	rows, err := c.query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list users: %w", err)
+	}
+	defer rows.Close()
+	var out []store.User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: list users: %w", err)
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
+}
+
+// --- groups ----------------------------------------------------------------------
+
+func (c *conn) PutGroup(ctx context.Context, g store.Group) error {
+	return c.run(ctx, func(c *conn) error {
+		_, err := c.exec(ctx, `INSERT INTO user_groups (pool_id, name, description, precedence, role_arn, created_at)
+			VALUES (?,?,?,?,?,?) ON CONFLICT (pool_id, name) DO UPDATE SET description = excluded.description,
+			precedence = excluded.precedence, role_arn = excluded.role_arn`,
+			g.PoolID, g.Name, g.Description, g.Precedence, g.RoleARN, ms(g.CreatedAt))
+		return c.conflictOr(err, "put group")
+	})
+}
+
+func scanGroup(r scanner) (store.Group, error) {
+	var g store.Group
+	var ca int64
+	err := r.Scan(&g.PoolID, &g.Name, &g.Description, &g.Precedence, &g.RoleARN, &ca)
+	g.CreatedAt = fromMS(ca)
+	return g, err
+}
+
+func (c *conn) GetGroup(ctx context.Context, poolID, name string) (store.Group, error) {
+	g, err := scanGroup(c.row(ctx, `SELECT pool_id, name, description, precedence, role_arn, created_at FROM user_groups WHERE pool_id = ? AND name = ?`, poolID, name))
+	return g, scanErr(err, "group", poolID, name)
+}
+
+func (c *conn) ListGroups(ctx context.Context, poolID string) ([]store.Group, error) {
+	return list(c, ctx, scanGroup, `SELECT pool_id, name, description, precedence, role_arn, created_at FROM user_groups WHERE pool_id = ? ORDER BY precedence, name`, poolID)
+}
+
+func (c *conn) DeleteGroup(ctx context.Context, poolID, name string) error {
+	return c.deleteOne(ctx, "group", `DELETE FROM user_groups WHERE pool_id = ? AND name = ?`, poolID, name)
+}
+
+func list[T any](c *conn, ctx context.Context, scan func(scanner) (T, error), q string, args ...any) ([]T, error) {
+	rows, err := c.query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("store: list: %w", err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, fmt.Errorf("store: list: %w", err)
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// --- clients ---------------------------------------------------------------------
+
+const clientCols = `client_id, pool_id, name, secret_hash, public, flows, redirect_uris, logout_uris, scopes, exchange_audiences, jwks, created_at, updated_at`
+
+func strs(s []string) string {
+	if s == nil {
+		s = []string{}
+	}
+	return jsonText(s)
+}
+
+func (c *conn) PutClient(ctx context.Context, cl store.Client) error {
+	return c.run(ctx, func(c *conn) error {
+		_, err := c.exec(ctx, `INSERT INTO clients (`+clientCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)
+			ON CONFLICT (client_id) DO UPDATE SET pool_id = excluded.pool_id, name = excluded.name,
+			secret_hash = excluded.secret_hash, public = excluded.public, flows = excluded.flows,
+			redirect_uris = excluded.redirect_uris, logout_uris = excluded.logout_uris, scopes = excluded.scopes,
+			exchange_audiences = excluded.exchange_audiences, jwks = excluded.jwks, updated_at = excluded.updated_at`,
+			cl.ClientID, cl.PoolID, cl.Name, cl.SecretHash, b2i(cl.Public), strs(cl.Flows), strs(cl.RedirectURIs),
+			strs(cl.LogoutURIs), strs(cl.Scopes), strs(cl.ExchangeAudiences), cl.JWKS, ms(cl.CreatedAt), ms(cl.UpdatedAt))
+		return c.conflictOr(err, "put client")
+	})
+}
+
+func scanClient(r scanner) (store.Client, error) {
+	var cl store.Client
+	var pub int
+	var flows, ru, lu, sc, ea string
+	var ca, ua int64
+	err := r.Scan(&cl.ClientID, &cl.PoolID, &cl.Name, &cl.SecretHash, &pub, &flows, &ru, &lu, &sc, &ea, &cl.JWKS, &ca, &ua)
+	cl.Public = pub == 1
+	cl.Flows, cl.RedirectURIs, cl.LogoutURIs = fromJSON[[]string](flows), fromJSON[[]string](ru), fromJSON[[]string](lu)
+	cl.Scopes, cl.ExchangeAudiences = fromJSON[[]string](sc), fromJSON[[]string](ea)
+	cl.CreatedAt, cl.UpdatedAt = fromMS(ca), fromMS(ua)
+	return cl, err
+}
+
+func (c *conn) GetClient(ctx context.Context, clientID string) (store.Client, error) {
+	cl, err := scanClient(c.row(ctx, `SELECT `+clientCols+` FROM clients WHERE client_id = ?`, clientID))
+	return cl, scanErr(err, "client", clientID)
+}
+
+func (c *conn) ListClients(ctx context.Context, poolID string) ([]store.Client, error) {
+	return list(c, ctx, scanClient, `SELECT `+clientCols+` FROM clients WHERE pool_id = ? ORDER BY client_id`, poolID)
+}
+
+func (c *conn) DeleteClient(ctx context.Context, clientID string) error {
+	return c.deleteOne(ctx, "client", `DELETE FROM clients WHERE client_id = ?`, clientID)
+}
+
+// --- resource servers --------------------------------------------------------------
+
+func (c *conn) PutResourceServer(ctx context.Context, rs store.ResourceServer) error {
+	return c.run(ctx, func(c *conn) error {
+		_, err := c.exec(ctx, `INSERT INTO resource_servers (pool_id, identifier, name, scopes) VALUES (?,?,?,?)
+			ON CONFLICT (pool_id, identifier) DO UPDATE SET name = excluded.name, scopes = excluded.scopes`,
+			rs.PoolID, rs.Identifier, rs.Name, strs(rs.Scopes))
+		return c.conflictOr(err, "put resource server")
+	})
+}
+
+func (c *conn) ListResourceServers(ctx context.Context, poolID string) ([]store.ResourceServer, error) {
+	return list(c, ctx, func(r scanner) (store.ResourceServer, error) {
+		var rs store.ResourceServer
+		var sc string
+		err := r.Scan(&rs.PoolID, &rs.Identifier, &rs.Name, &sc)
+		rs.Scopes = fromJSON[[]string](sc)
+		return rs, err
+	}, `SELECT pool_id, identifier, name, scopes FROM resource_servers WHERE pool_id = ? ORDER BY identifier`, poolID)
+}
+
+func (c *conn) DeleteResourceServer(ctx context.Context, poolID, identifier string) error {
+	return c.deleteOne(ctx, "resource server", `DELETE FROM resource_servers WHERE pool_id = ? AND identifier = ?`, poolID, identifier)
+}
+
+// --- refresh tokens ------------------------------------------------------------------
+
+const rtCols = `id, pool_id, client_id, username, sub, family_id, scope, auth_time, amr, origin_jti, created_at,
+	expires_at, used_at, successor_id, replay, revoked`
+
+func rtArgs(t store.RefreshToken) []any {
+	return []any{t.ID, t.PoolID, t.ClientID, t.Username, t.Sub, t.FamilyID, t.Scope, ms(t.AuthTime), strs(t.AMR),
+		t.OriginJTI, ms(t.CreatedAt), ms(t.ExpiresAt), ms(t.UsedAt), t.SuccessorID, t.Replay, b2i(t.Revoked)}
+}
+
+func scanRT(r scanner) (store.RefreshToken, error) {
+	var t store.RefreshToken
+	var at, ca, ea, ua int64
+	var amr string
+	var rev int
+	err := r.Scan(&t.ID, &t.PoolID, &t.ClientID, &t.Username, &t.Sub, &t.FamilyID, &t.Scope, &at, &amr, &t.OriginJTI,
+		&ca, &ea, &ua, &t.SuccessorID, &t.Replay, &rev)
+	t.AuthTime, t.CreatedAt, t.ExpiresAt, t.UsedAt = fromMS(at), fromMS(ca), fromMS(ea), fromMS(ua)
+	t.AMR = fromJSON[[]string](amr)
+	t.Revoked = rev == 1
+	return t, err
+}
+
+func (c *conn) CreateRefreshToken(ctx context.Context, t store.RefreshToken) error {
+	return c.run(ctx, func(c *conn) error {
+		_, err := c.exec(ctx, `INSERT INTO refresh_tokens (`+rtCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, rtArgs(t)...)
+		return c.conflictOr(err, "create refresh token")
+	})
+}
+
+func (c *conn) GetRefreshToken(ctx context.Context, id string) (store.RefreshToken, error) {
+	t, err := scanRT(c.row(ctx, `SELECT `+rtCols+` FROM refresh_tokens WHERE id = ?`, id))
+	return t, scanErr(err, "refresh token", "…")
+}
+
+func (c *conn) UpdateRefreshToken(ctx context.Context, id string, fn func(*store.RefreshToken) error) (store.RefreshToken, error) {
+	var out store.RefreshToken
+	err := c.run(ctx, func(c *conn) error {
+		t, err := c.GetRefreshToken(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := fn(&t); err != nil {
+			return err
+		}
+		a := rtArgs(t)
+		_, err = c.exec(ctx, `UPDATE refresh_tokens SET pool_id=?, client_id=?, username=?, sub=?, family_id=?, scope=?,
+			auth_time=?, amr=?, origin_jti=?, created_at=?, expires_at=?, used_at=?, successor_id=?, replay=?, revoked=?
+			WHERE id=?`, append(a[1:], id)...)
+		if err != nil {
+			return fmt.Errorf("store: update refresh token: %w", err)
+		}
+		out = t
+		return nil
+	})
+	return out, err
+}
+
+func (c *conn) revokeWhere(ctx context.Context, where string, args ...any) (int, error) {
+	var n int64
+	err := c.run(ctx, func(c *conn) error {
+		res, err := c.exec(ctx, `UPDATE refresh_tokens SET revoked = 1 WHERE revoked = 0 AND `+where, args...)
+		if err != nil {
+			return fmt.Errorf("store: revoke refresh tokens: %w", err)
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	return int(n), err
+}
+
+func (c *conn) RevokeRefreshFamily(ctx context.Context, familyID string) (int, error) {
+	return c.revokeWhere(ctx, `family_id = ?`, familyID)
+}
+
+func (c *conn) RevokeUserRefreshTokens(ctx context.Context, poolID, username string) (int, error) {
+	return c.revokeWhere(ctx, `pool_id = ? AND username = ?`, poolID, username)
+}
+
+// --- sessions ----------------------------------------------------------------------
+
+const sessCols = `id, kind, pool_id, client_id, username, data, created_at, expires_at`
+
+func scanSession(r scanner) (store.Session, error) {
+	var s store.Session
+	var ca, ea int64
+	err := r.Scan(&s.ID, &s.Kind, &s.PoolID, &s.ClientID, &s.Username, &s.Data, &ca, &ea)
+	s.CreatedAt, s.ExpiresAt = fromMS(ca), fromMS(ea)
+	return s, err
+}
+
+func (c *conn) CreateSession(ctx context.Context, s store.Session) error {
+	return c.run(ctx, func(c *conn) error {
+		_, err := c.exec(ctx, `INSERT INTO sessions (`+sessCols+`) VALUES (?,?,?,?,?,?,?,?)`,
+			s.ID, s.Kind, s.PoolID, s.ClientID, s.Username, s.Data, ms(s.CreatedAt), ms(s.ExpiresAt))
+		return c.conflictOr(err, "create session")
+	})
+}
+
+func (c *conn) ConsumeSession(ctx context.Context, id string, now time.Time) (store.Session, error) {
+	var out store.Session
+	expired := false
+	err := c.run(ctx, func(c *conn) error {
+		out, expired = store.Session{}, false
+		s, err := scanSession(c.row(ctx, `SELECT `+sessCols+` FROM sessions WHERE id = ?`, id))
+		if err := scanErr(err, "session", "…"); err != nil {
+			return err
+		}
+		res, err := c.exec(ctx, `DELETE FROM sessions WHERE id = ?`, id)
+		if err != nil {
+			return fmt.Errorf("store: consume session: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return notFound("session", "…")
+		}
+		// An expired session is deleted all the same (committed), then
+		// reported as not found.
+		expired = !now.Before(s.ExpiresAt)
+		out = s
+		return nil
+	})
+	if err == nil && expired {
+		return store.Session{}, notFound("session", "… (expired)")
+	}
+	return out, err
+}
+
+func (c *conn) GetSession(ctx context.Context, id string, now time.Time) (store.Session, error) {
+	s, err := scanSession(c.row(ctx, `SELECT `+sessCols+` FROM sessions WHERE id = ? AND expires_at > ?`, id, ms(now)))
+	return s, scanErr(err, "session", "…")
+}
+
+func (c *conn) DeleteSession(ctx context.Context, id string) error {
+	return c.deleteOne(ctx, "session", `DELETE FROM sessions WHERE id = ?`, id)
+}
+
+// --- one-time markers and counters -----------------------------------------------------
+
+func (c *conn) UseOnce(ctx context.Context, key string, expires, now time.Time) error {
+	return c.run(ctx, func(c *conn) error {
+		var exp int64
+		err := c.row(ctx, `SELECT expires_at FROM one_time WHERE k = ?`, key).Scan(&exp)
+		switch {
+		case err == nil && exp > ms(now):
+			return fmt.Errorf("store: %s already used: %w", key, store.ErrConflict)
+		case err == nil:
+			_, err = c.exec(ctx, `UPDATE one_time SET expires_at = ? WHERE k = ?`, ms(expires), key)
+		case err == sql.ErrNoRows:
+			_, err = c.exec(ctx, `INSERT INTO one_time (k, expires_at) VALUES (?, ?)`, key, ms(expires))
+		}
+		return c.conflictOr(err, "use once")
+	})
+}
+
+func (c *conn) Incr(ctx context.Context, key string, window time.Duration, now time.Time) (int, error) {
+	var n int
+	err := c.run(ctx, func(c *conn) error {
+		var end int64
+		err := c.row(ctx, `SELECT n, window_end FROM counters WHERE k = ?`, key).Scan(&n, &end)
+		switch {
+		case err == sql.ErrNoRows:
+			n = 1
+			_, err = c.exec(ctx, `INSERT INTO counters (k, n, window_end) VALUES (?, 1, ?)`, key, ms(now.Add(window)))
+		case err != nil:
+		case end <= ms(now):
+			n = 1
+			_, err = c.exec(ctx, `UPDATE counters SET n = 1, window_end = ? WHERE k = ?`, ms(now.Add(window)), key)
+		default:
+			n++
+			_, err = c.exec(ctx, `UPDATE counters SET n = ? WHERE k = ?`, n, key)
+		}
+		return c.conflictOr(err, "incr")
+	})
+	return n, err
+}
+
+func (c *conn) Count(ctx context.Context, key string, now time.Time) (int, error) {
+	var n int
+	err := c.row(ctx, `SELECT n FROM counters WHERE k = ? AND window_end > ?`, key, ms(now)).Scan(&n)
+	if err == sql.ErrNoRows {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("store: count: %w", err)
+	}
+	return n, nil
+}
+
+func (c *conn) ResetCounter(ctx context.Context, key string) error {
+	return c.run(ctx, func(c *conn) error {
+		_, err := c.exec(ctx, `DELETE FROM counters WHERE k = ?`, key)
+		return c.conflictOr(err, "reset counter")
+	})
+}
+
+// --- signing keys -------------------------------------------------------------------------
+
+const keyCols = `kid, pool_id, alg, private_sealed, public_jwk, created_at, active_at, retired_at, publish_until`
+
+func scanKey(r scanner) (store.SigningKey, error) {
+	var k store.SigningKey
+	var ca, aa, ra, pu int64
+	err := r.Scan(&k.KID, &k.PoolID, &k.Alg, &k.PrivateSealed, &k.PublicJWK, &ca, &aa, &ra, &pu)
+	k.CreatedAt, k.ActiveAt, k.RetiredAt, k.PublishUntil = fromMS(ca), fromMS(aa), fromMS(ra), fromMS(pu)
+	return k, err
+}
+
+func (c *conn) CreateSigningKey(ctx context.Context, k store.SigningKey) error {
+	return c.run(ctx, func(c *conn) error {
+		_, err := c.exec(ctx, `INSERT INTO signing_keys (`+keyCols+`) VALUES (?,?,?,?,?,?,?,?,?)`, k.KID, k.PoolID, k.Alg,
+			k.PrivateSealed, k.PublicJWK, ms(k.CreatedAt), ms(k.ActiveAt), ms(k.RetiredAt), ms(k.PublishUntil))
+		return c.conflictOr(err, "create signing key")
+	})
+}
+
+func (c *conn) ListSigningKeys(ctx context.Context, poolID string) ([]store.SigningKey, error) {
+	return list(c, ctx, scanKey, `SELECT `+keyCols+` FROM signing_keys WHERE pool_id = ? ORDER BY created_at, kid`, poolID)
+}
+
+func (c *conn) UpdateSigningKey(ctx context.Context, kid string, fn func(*store.SigningKey) error) (store.SigningKey, error) {
+	var out store.SigningKey
+	err := c.run(ctx, func(c *conn) error {
+		k, err := scanKey(c.row(ctx, `SELECT `+keyCols+` FROM signing_keys WHERE kid = ?`, kid))
+		if err := scanErr(err, "signing key", kid); err != nil {
+			return err
+		}
+		if err := fn(&k); err != nil {
+			return err
+		}
+		_, err = c.exec(ctx, `UPDATE signing_keys SET active_at = ?, retired_at = ?, publish_until = ? WHERE kid = ?`,
+			ms(k.ActiveAt), ms(k.RetiredAt), ms(k.PublishUntil), kid)
+		if err != nil {
+			return fmt.Errorf("store: update signing key: %w", err)
+		}
+		out = k
+		return nil
+	})
+	return out, err
+}
+
+func (c *conn) DeleteSigningKey(ctx context.Context, kid string) error {
+	return c.deleteOne(ctx, "signing key", `DELETE FROM signing_keys WHERE kid = ?`, kid)
+}
+
+// --- codes ------------------------------------------------------------------------------------
+
+func scanCode(r scanner) (store.Code, error) {
+	var cd store.Code
+	var ca, ea int64
+	err := r.Scan(&cd.Key, &cd.CodeHash, &cd.Attempts, &ca, &ea)
+	cd.CreatedAt, cd.ExpiresAt = fromMS(ca), fromMS(ea)
+	return cd, err
+}
+
+func (c *conn) PutCode(ctx context.Context, cd store.Code) error {
+	return c.run(ctx, func(c *conn) error {
+		_, err := c.exec(ctx, `INSERT INTO codes (k, code_hash, attempts, created_at, expires_at) VALUES (?,?,?,?,?)
+			ON CONFLICT (k) DO UPDATE SET code_hash = excluded.code_hash, attempts = excluded.attempts,
+			created_at = excluded.created_at, expires_at = excluded.expires_at`,
+			cd.Key, cd.CodeHash, cd.Attempts, ms(cd.CreatedAt), ms(cd.ExpiresAt))
+		return c.conflictOr(err, "put code")
+	})
+}
+
+func (c *conn) GetCode(ctx context.Context, key string) (store.Code, error) {
+	cd, err := scanCode(c.row(ctx, `SELECT k, code_hash, attempts, created_at, expires_at FROM codes WHERE k = ?`, key))
+	return cd, scanErr(err, "code", key)
+}
+
+func (c *conn) UpdateCode(ctx context.Context, key string, fn func(*store.Code) error) (store.Code, error) {
+	var out store.Code
+	err := c.run(ctx, func(c *conn) error {
+		cd, err := c.GetCode(ctx, key)
+		if err != nil {
+			return err
+		}
+		if err := fn(&cd); err != nil {
+			return err
+		}
+		_, err = c.exec(ctx, `UPDATE codes SET code_hash = ?, attempts = ?, created_at = ?, expires_at = ? WHERE k = ?`,
+			cd.CodeHash, cd.Attempts, ms(cd.CreatedAt), ms(cd.ExpiresAt), key)
+		if err != nil {
+			return fmt.Errorf("store: update code: %w", err)
+		}
+		out = cd
+		return nil
+	})
+	return out, err
+}
+
+func (c *conn) DeleteCode(ctx context.Context, key string) error {
+	return c.deleteOne(ctx, "code", `DELETE FROM codes WHERE k = ?`, key)
+}
+
+// --- outbox --------------------------------------------------------------------------------------
+
+func (c *conn) EnqueueMail(ctx context.Context, m store.Mail) (int64, error) {
+	var id int64
+	err := c.run(ctx, func(c *conn) error {
+		err := c.row(ctx, `INSERT INTO outbox (to_addr, subject, body, created_at) VALUES (?,?,?,?) RETURNING id`,
+			m.To, m.Subject, m.Body, ms(m.CreatedAt)).Scan(&id)
+		return c.conflictOr(err, "enqueue mail")
+	})
+	return id, err
+}
+
+func (c *conn) ListMail(ctx context.Context, afterID int64) ([]store.Mail, error) {
+	return list(c, ctx, func(r scanner) (store.Mail, error) {
+		var m store.Mail
+		var ca int64
+		err := r.Scan(&m.ID, &m.To, &m.Subject, &m.Body, &ca)
+		m.CreatedAt = fromMS(ca)
+		return m, err
+	}, `SELECT id, to_addr, subject, body, created_at FROM outbox WHERE id > ? ORDER BY id`, afterID)
+}
+
+// --- audit ------------------------------------------------------------------------------------------
+
+const auditCols = `stream, seq, time, component, action, outcome, reason, explanation, pool_id, sub, username,
+	client_id, actor_chain, identity_id, role, resource, request_id, trace_id, source_ip, prev_hash, hash`
+
+func scanAudit(r scanner) (store.AuditEvent, error) {
+	var e store.AuditEvent
+	var t int64
+	var chain string
+	err := r.Scan(&e.ID, &e.Stream, &e.Seq, &t, &e.Component, &e.Action, &e.Outcome, &e.Reason, &e.Explanation,
+		&e.PoolID, &e.Sub, &e.Username, &e.ClientID, &chain, &e.IdentityID, &e.Role, &e.Resource, &e.RequestID,
+		&e.TraceID, &e.SourceIP, &e.PrevHash, &e.Hash)
+	e.Time = fromMS(t)
+	e.ActorChain = fromJSON[[]string](chain)
+	return e, err
+}
+
+func (c *conn) AppendAudit(ctx context.Context, events []store.AuditEvent) ([]int64, error) {
+	ids := make([]int64, 0, len(events))
+	err := c.run(ctx, func(c *conn) error {
+		ids = ids[:0]
+		for _, e := range events {
+			var id int64
+			err := c.row(ctx, `INSERT INTO audit_events (`+auditCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id`,
+				e.Stream, e.Seq, ms(e.Time), e.Component, e.Action, e.Outcome, e.Reason, e.Explanation, e.PoolID, e.Sub,
+				e.Username, e.ClientID, strs(e.ActorChain), e.IdentityID, e.Role, e.Resource, e.RequestID, e.TraceID,
+				e.SourceIP, e.PrevHash, e.Hash).Scan(&id)
+			if err != nil {
+				return c.conflictOr(err, "append audit")
+			}
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	return ids, err
+}
+
+func (c *conn) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error) {
+	var where []string
+	var args []any
+	add := func(cond string, v any) {
+		where = append(where, cond)
+		args = append(args, v)
+	}
+	add("id > ?", f.AfterID)
+	if f.RequestID != "" {
+		add("request_id = ?", f.RequestID)
+	}
+	if f.Sub != "" {
+		add("sub = ?", f.Sub)
+	}
+	if f.Component != "" {
+		add("component = ?", f.Component)
+	}
+	if f.Outcome != "" {
+		add("outcome = ?", f.Outcome)
+	}
+	if f.Stream != "" {
+		add("stream = ?", f.Stream)
+	}
+	if !f.Since.IsZero() {
+		add("time >= ?", ms(f.Since))
+	}
+	if !f.Until.IsZero() {
+		add("time < ?", ms(f.Until))
+	}
+	q := `SELECT id, ` + auditCols + ` FROM audit_events WHERE ` + strings.Join(where, " AND ") + ` ORDER BY id`
+	if f.Limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, f.Limit)
+	}
+	return list(c, ctx, scanAudit, q, args...)
+}
+
+func (c *conn) LastAudit(ctx context.Context, stream string) (store.AuditEvent, error) {
+	e, err := scanAudit(c.row(ctx, `SELECT id, `+auditCols+` FROM audit_events WHERE stream = ? ORDER BY seq DESC LIMIT 1`, stream))
+	return e, scanErr(err, "audit event", stream)
+}

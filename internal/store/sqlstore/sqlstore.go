@@ -1,0 +1,349 @@
+// Package sqlstore implements the store contract once over database/sql,
+// for every SQL backend. A Dialect holds what differs between engines:
+// placeholders, how a write transaction begins, which errors mean "retry",
+// and the embedded migrations.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/writ-id/writ/internal/store"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Dialect describes one SQL engine.
+type Dialect struct {
+	// Name is "sqlite" or "postgres"; it names the migrations directory.
+	Name string
+	// Dollar placeholders ($1, $2, …) instead of ?.
+	Dollar bool
+	// TxOptions for read-write transactions.
+	TxOptions *sql.TxOptions
+	// SerializeWrites takes a process-wide lock around write transactions
+	// (SQLite: one writer at a time, no SQLITE_BUSY).
+	SerializeWrites bool
+	// Retryable reports an error after which the whole transaction is
+	// retried (serialization failures, deadlocks, busy database).
+	Retryable func(error) bool
+	// IsUnique reports a unique-constraint violation.
+	IsUnique func(error) bool
+	// MigrationLock is run in the migration transaction first (e.g. an
+	// advisory lock), if set.
+	MigrationLock string
+}
+
+// DB is a store.Store over a *sql.DB. Its aggregate methods come from the
+// embedded conn: reads run as single statements, writes each in their own
+// transaction.
+type DB struct {
+	*conn
+	db      *sql.DB
+	d       *Dialect
+	writeMu sync.Mutex
+	qcache  sync.Map // query text -> rebound text
+}
+
+var _ store.Store = (*DB)(nil)
+
+// New runs the dialect's migrations on db and returns the store.
+func New(ctx context.Context, db *sql.DB, d *Dialect) (*DB, error) {
+	s := &DB{db: db, d: d}
+	s.conn = &conn{s: s, q: db}
+	if err := s.migrate(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// SQL returns the underlying database (for tests and tools).
+func (s *DB) SQL() *sql.DB { return s.db }
+
+func (s *DB) migrate(ctx context.Context) error {
+	dir := "migrations/" + s.d.Name
+	entries, err := fs.ReadDir(migrations, dir)
+	if err != nil {
+		return fmt.Errorf("store: migrations: %w", err)
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	// Migrations run at the default isolation level, so that after waiting
+	// for the migration lock they see what another process committed.
+	if s.d.SerializeWrites {
+		s.writeMu.Lock()
+		defer s.writeMu.Unlock()
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("store: migrations: %w", err)
+	}
+	defer tx.Rollback()
+	err = func(c *conn) error {
+		if s.d.MigrationLock != "" {
+			if _, err := c.q.ExecContext(ctx, s.d.MigrationLock); err != nil {
+				return err
+			}
+		}
+		if _, err := c.q.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+			return err
+		}
+		applied := map[int]bool{}
+		rows, err := c.q.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var v int
+			if err := rows.Scan(&v); err != nil {
+				rows.Close()
+				return err
+			}
+			applied[v] = true
+		}
+		rows.Close()
+		for _, e := range entries {
+			v, err := strconv.Atoi(strings.SplitN(e.Name(), "_", 2)[0])
+			if err != nil {
+				return fmt.Errorf("store: migration %s: bad name", e.Name())
+			}
+			if applied[v] {
+				continue
+			}
+			body, err := fs.ReadFile(migrations, dir+"/"+e.Name())
+			if err != nil {
+				return err
+			}
+			for _, stmt := range strings.Split(string(body), ";") {
+				if strings.TrimSpace(stripComments(stmt)) == "" {
+					continue
+				}
+				if _, err := c.q.ExecContext(ctx, stmt); err != nil {
+					return fmt.Errorf("store: migration %s: %w", e.Name(), err)
+				}
+			}
+			if _, err := c.exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, time.Now().UnixMilli()); err != nil {
+				return err
+			}
+		}
+		return nil
+	}(&conn{s: s, q: tx, inTx: true})
+	if err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func stripComments(s string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(s, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(line), "--") {
+			b.WriteString(line)
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
+// querier is what *sql.DB and *sql.Tx share.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// conn runs the aggregate methods on one querier; inTx is set when that
+// querier is a transaction the caller controls.
+type conn struct {
+	s    *DB
+	q    querier
+	inTx bool
+}
+
+func (c *conn) rebind(query string) string {
+	if !c.s.d.Dollar {
+		return query
+	}
+	if v, ok := c.s.qcache.Load(query); ok {
+		return v.(string)
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	out := b.String()
+	c.s.qcache.Store(query, out)
+	return out
+}
+
+func (c *conn) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return c.q.ExecContext(ctx, c.rebind(query), args...)
+}
+
+func (c *conn) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return c.q.QueryContext(ctx, c.rebind(query), args...)
+}
+
+func (c *conn) row(ctx context.Context, query string, args ...any) *sql.Row {
+	return c.q.QueryRowContext(ctx, c.rebind(query), args...)
+}
+
+const maxRetries = 20
+
+// write runs fn in a read-write transaction, retrying on serialization
+// failures. Inside an InTx it simply runs fn on the caller's transaction.
+func (s *DB) write(ctx context.Context, fn func(c *conn) error) error {
+	if s.d.SerializeWrites {
+		s.writeMu.Lock()
+		defer s.writeMu.Unlock()
+	}
+	var err error
+	for attempt := 0; attempt < maxRetries; attempt++ {
+		err = s.tryTx(ctx, fn)
+		if err == nil || !s.d.Retryable(err) || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(time.Duration(attempt+1) * 3 * time.Millisecond)
+	}
+	return fmt.Errorf("store: giving up after %d retries: %w", maxRetries, err)
+}
+
+func (s *DB) tryTx(ctx context.Context, fn func(c *conn) error) (err error) {
+	tx, err := s.db.BeginTx(ctx, s.d.TxOptions)
+	if err != nil {
+		return fmt.Errorf("store: begin: %w", err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			tx.Rollback()
+			panic(p)
+		}
+	}()
+	if err := fn(&conn{s: s, q: tx, inTx: true}); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: commit: %w", err)
+	}
+	return nil
+}
+
+// InTx runs fn in one transaction.
+func (s *DB) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
+	return s.write(ctx, func(c *conn) error { return fn(c) })
+}
+
+// Ping checks the database.
+func (s *DB) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// Close closes the database.
+func (s *DB) Close() error { return s.db.Close() }
+
+// DeleteExpired removes expired rows.
+func (s *DB) DeleteExpired(ctx context.Context, now time.Time) error {
+	ms := now.UnixMilli()
+	return s.write(ctx, func(c *conn) error {
+		for _, q := range []string{
+			`DELETE FROM sessions WHERE expires_at <= ?`,
+			`DELETE FROM one_time WHERE expires_at <= ?`,
+			`DELETE FROM counters WHERE window_end <= ?`,
+			`DELETE FROM codes WHERE expires_at <= ?`,
+			`DELETE FROM refresh_tokens WHERE expires_at <= ?`,
+			`DELETE FROM signing_keys WHERE publish_until > 0 AND publish_until <= ?`,
+		} {
+			if _, err := c.exec(ctx, q, ms); err != nil {
+				return fmt.Errorf("store: delete expired: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// --- value helpers ----------------------------------------------------------
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func jsonText(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
+
+func fromJSON[T any](s string) T {
+	var v T
+	if s != "" {
+		_ = json.Unmarshal([]byte(s), &v)
+	}
+	return v
+}
+
+func notFound(what string, key ...string) error {
+	return fmt.Errorf("store: %s %s: %w", what, strings.Join(key, "/"), store.ErrNotFound)
+}
+
+func (c *conn) conflictOr(err error, what string) error {
+	if err != nil && c.s.d.IsUnique(err) {
+		return fmt.Errorf("store: %s: %w", what, store.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("store: %s: %w", what, err)
+	}
+	return nil
+}
+
+// run executes fn on c when it is already a transaction, else in a new one.
+func (c *conn) run(ctx context.Context, fn func(c *conn) error) error {
+	if c.inTx {
+		return fn(c)
+	}
+	return c.s.write(ctx, fn)
+}
+
+// rows1 maps at most one row, reporting sql.ErrNoRows.
+func scanErr(err error, what string, key ...string) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return notFound(what, key...)
+	}
+	if err != nil {
+		return fmt.Errorf("store: %s: %w", what, err)
+	}
+	return nil
+}

@@ -1,0 +1,366 @@
+// Package store defines writ's persistence contract: one narrow interface per
+// aggregate (users, groups, clients, refresh tokens, auth sessions, one-time
+// markers, counters, signing keys, codes, outbox, audit), embedded into Store
+// for wiring. Backends (sqlite, postgres) implement every interface and must
+// pass the conformance suite in storetest.
+//
+// Contract for all backends:
+//   - Get* on a missing row returns an error wrapping ErrNotFound.
+//   - Create* on an existing key returns an error wrapping ErrConflict.
+//   - Update* runs fn inside a transaction on the current row; if fn returns
+//     an error nothing is written and that error is returned unchanged.
+//     Concurrent updates of one row are serialized: no update is lost.
+//   - Tx runs fn in one transaction: every write inside commits together or
+//     not at all. A backend may retry fn on a serialization failure, so fn
+//     must have no side effects outside the Tx it receives.
+//   - Times are stored with at least millisecond precision and returned in UTC.
+//   - Nothing in this package reads the clock: callers pass now.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrNotFound is wrapped by every error that reports a missing row.
+var ErrNotFound = errors.New("store: not found")
+
+// ErrConflict is wrapped by every error that reports an existing key on
+// create, or a single-use marker used a second time.
+var ErrConflict = errors.New("store: conflict")
+
+// User statuses, as Cognito names them.
+const (
+	StatusUnconfirmed         = "UNCONFIRMED"
+	StatusConfirmed           = "CONFIRMED"
+	StatusForceChangePassword = "FORCE_CHANGE_PASSWORD"
+	StatusResetRequired       = "RESET_REQUIRED"
+)
+
+// User is one account in a user pool. Username is unique per pool and Sub
+// (a UUID) is unique globally.
+type User struct {
+	PoolID        string
+	Username      string
+	Sub           string
+	Email         string
+	EmailVerified bool
+	// Attributes holds every other attribute, including "custom:*" ones.
+	Attributes map[string]string
+	Status     string
+	Enabled    bool
+	// PasswordHash is a PHC-style argon2id string; never the password.
+	PasswordHash string
+	// TOTPSecret is the enrolled TOTP secret sealed with the master key
+	// (empty when none is enrolled). TOTPPending is a secret being enrolled.
+	TOTPSecret   []byte
+	TOTPPending  []byte
+	TOTPEnabled  bool
+	MFAPreferred bool
+	Groups       []string
+	// RevokedBefore: tokens issued to this user before this instant are
+	// refused by online checks (GlobalSignOut).
+	RevokedBefore time.Time
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// Users stores user accounts.
+type Users interface {
+	CreateUser(ctx context.Context, u User) error
+	GetUser(ctx context.Context, poolID, username string) (User, error)
+	GetUserBySub(ctx context.Context, sub string) (User, error)
+	// UpdateUser applies fn to the stored user and writes the result. fn may
+	// not change PoolID, Username or Sub.
+	UpdateUser(ctx context.Context, poolID, username string, fn func(*User) error) (User, error)
+	DeleteUser(ctx context.Context, poolID, username string) error
+	// ListUsers returns users of a pool ordered by username, starting after
+	// the username `after` (empty: from the start), at most limit (0: all).
+	ListUsers(ctx context.Context, poolID, after string, limit int) ([]User, error)
+}
+
+// Group is a user-pool group.
+type Group struct {
+	PoolID      string
+	Name        string
+	Description string
+	Precedence  int
+	RoleARN     string
+	CreatedAt   time.Time
+}
+
+// Groups stores user-pool groups.
+type Groups interface {
+	// PutGroup creates or replaces a group.
+	PutGroup(ctx context.Context, g Group) error
+	GetGroup(ctx context.Context, poolID, name string) (Group, error)
+	ListGroups(ctx context.Context, poolID string) ([]Group, error)
+	DeleteGroup(ctx context.Context, poolID, name string) error
+}
+
+// Client is an app client of a user pool.
+type Client struct {
+	PoolID   string
+	ClientID string
+	Name     string
+	// SecretHash is a keyed hash of the client secret; empty for public clients.
+	SecretHash        []byte
+	Public            bool
+	Flows             []string
+	RedirectURIs      []string
+	LogoutURIs        []string
+	Scopes            []string
+	ExchangeAudiences []string
+	// JWKS holds the client's public keys for private_key_jwt (JSON), if any.
+	JWKS      []byte
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Clients stores app clients. Client ids are unique globally.
+type Clients interface {
+	// PutClient creates or replaces a client.
+	PutClient(ctx context.Context, c Client) error
+	GetClient(ctx context.Context, clientID string) (Client, error)
+	ListClients(ctx context.Context, poolID string) ([]Client, error)
+	DeleteClient(ctx context.Context, clientID string) error
+}
+
+// ResourceServer is an API with custom scopes (<Identifier>/<scope>).
+type ResourceServer struct {
+	PoolID     string
+	Identifier string
+	Name       string
+	Scopes     []string
+}
+
+// ResourceServers stores resource servers.
+type ResourceServers interface {
+	PutResourceServer(ctx context.Context, rs ResourceServer) error
+	ListResourceServers(ctx context.Context, poolID string) ([]ResourceServer, error)
+	DeleteResourceServer(ctx context.Context, poolID, identifier string) error
+}
+
+// RefreshToken is the stored state of one opaque refresh token. ID is a hash
+// of the token; the token itself is never stored.
+type RefreshToken struct {
+	ID       string
+	PoolID   string
+	ClientID string
+	Username string
+	Sub      string
+	// FamilyID is shared by every token rotated from one sign-in.
+	FamilyID string
+	Scope    string
+	AuthTime time.Time
+	AMR      []string
+	// OriginJTI is the jti of the sign-in event (constant across refreshes).
+	OriginJTI string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	// UsedAt is set when the token was rotated; SuccessorID names the token
+	// issued in its place. Replay holds what a retried request within the
+	// grace period gets back (sealed), so a lost response can be repeated.
+	UsedAt      time.Time
+	SuccessorID string
+	Replay      []byte
+	Revoked     bool
+}
+
+// RefreshTokens stores refresh tokens.
+type RefreshTokens interface {
+	CreateRefreshToken(ctx context.Context, t RefreshToken) error
+	GetRefreshToken(ctx context.Context, id string) (RefreshToken, error)
+	UpdateRefreshToken(ctx context.Context, id string, fn func(*RefreshToken) error) (RefreshToken, error)
+	// RevokeRefreshFamily marks every token of the family revoked and
+	// returns how many rows changed.
+	RevokeRefreshFamily(ctx context.Context, familyID string) (int, error)
+	// RevokeUserRefreshTokens revokes every refresh token of a user.
+	RevokeUserRefreshTokens(ctx context.Context, poolID, username string) (int, error)
+}
+
+// Session is short-lived server-side state behind an opaque session string
+// (auth challenges, hosted-page logins, authorization codes). ID is a hash
+// of the string handed out.
+type Session struct {
+	ID        string
+	Kind      string
+	PoolID    string
+	ClientID  string
+	Username  string
+	Data      []byte
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// Sessions stores single-use sessions.
+type Sessions interface {
+	CreateSession(ctx context.Context, s Session) error
+	// ConsumeSession deletes and returns the session atomically, so that of
+	// two concurrent callers exactly one gets it. An expired session (at
+	// now) is deleted and reported as ErrNotFound.
+	ConsumeSession(ctx context.Context, id string, now time.Time) (Session, error)
+	// GetSession returns a live session without consuming it.
+	GetSession(ctx context.Context, id string, now time.Time) (Session, error)
+	DeleteSession(ctx context.Context, id string) error
+}
+
+// OneTime records single-use markers, such as a TOTP code used in its window.
+type OneTime interface {
+	// UseOnce records key until expires. It returns ErrConflict when the key
+	// is already recorded and not yet expired at now.
+	UseOnce(ctx context.Context, key string, expires, now time.Time) error
+}
+
+// Counters are fixed-window counters for throttling.
+type Counters interface {
+	// Incr adds one to the counter key and returns the new count. A counter
+	// whose window (started at its first hit) has passed restarts at 1.
+	Incr(ctx context.Context, key string, window time.Duration, now time.Time) (int, error)
+	// Count returns the counter's value at now (0 when absent or expired).
+	Count(ctx context.Context, key string, now time.Time) (int, error)
+	ResetCounter(ctx context.Context, key string) error
+}
+
+// SigningKey is one key of a pool. The private key is sealed with the master
+// key. A key is published (in JWKS) from CreatedAt until PublishUntil, and
+// signs from ActiveAt until RetiredAt (zero: not retired).
+type SigningKey struct {
+	KID           string
+	PoolID        string
+	Alg           string
+	PrivateSealed []byte
+	PublicJWK     []byte
+	CreatedAt     time.Time
+	ActiveAt      time.Time
+	RetiredAt     time.Time
+	PublishUntil  time.Time
+}
+
+// SigningKeys stores signing keys.
+type SigningKeys interface {
+	CreateSigningKey(ctx context.Context, k SigningKey) error
+	// ListSigningKeys returns every key of the pool, oldest first.
+	ListSigningKeys(ctx context.Context, poolID string) ([]SigningKey, error)
+	UpdateSigningKey(ctx context.Context, kid string, fn func(*SigningKey) error) (SigningKey, error)
+	DeleteSigningKey(ctx context.Context, kid string) error
+}
+
+// Code is a confirmation or password-reset code. Key names its purpose and
+// user (e.g. "confirm/<pool>/<username>").
+type Code struct {
+	Key       string
+	CodeHash  []byte
+	Attempts  int
+	CreatedAt time.Time
+	ExpiresAt time.Time
+}
+
+// Codes stores verification codes.
+type Codes interface {
+	// PutCode creates or replaces the code at Key.
+	PutCode(ctx context.Context, c Code) error
+	GetCode(ctx context.Context, key string) (Code, error)
+	UpdateCode(ctx context.Context, key string, fn func(*Code) error) (Code, error)
+	DeleteCode(ctx context.Context, key string) error
+}
+
+// Mail is a message waiting in the outbox (used when no SMTP server is set).
+type Mail struct {
+	ID        int64
+	To        string
+	Subject   string
+	Body      string
+	CreatedAt time.Time
+}
+
+// Outbox stores outgoing mail.
+type Outbox interface {
+	// EnqueueMail stores m and returns its id.
+	EnqueueMail(ctx context.Context, m Mail) (int64, error)
+	// ListMail returns messages with id > afterID, oldest first.
+	ListMail(ctx context.Context, afterID int64) ([]Mail, error)
+}
+
+// AuditEvent is one row of the audit trail.
+type AuditEvent struct {
+	// ID is assigned by the store on append (monotonic per database).
+	ID int64
+	// Stream names the writer (one per process); Seq counts within it.
+	Stream      string
+	Seq         int64
+	Time        time.Time
+	Component   string
+	Action      string
+	Outcome     string
+	Reason      string
+	Explanation string
+	PoolID      string
+	Sub         string
+	Username    string
+	ClientID    string
+	ActorChain  []string
+	IdentityID  string
+	Role        string
+	Resource    string
+	RequestID   string
+	TraceID     string
+	SourceIP    string
+	PrevHash    []byte
+	Hash        []byte
+}
+
+// AuditFilter selects audit events; zero fields match everything.
+type AuditFilter struct {
+	RequestID string
+	Sub       string
+	Component string
+	Outcome   string
+	Stream    string
+	Since     time.Time
+	Until     time.Time
+	AfterID   int64
+	Limit     int
+}
+
+// AuditLog stores audit events.
+type AuditLog interface {
+	// AppendAudit stores the events in one transaction, in order, and
+	// returns their ids.
+	AppendAudit(ctx context.Context, events []AuditEvent) ([]int64, error)
+	// ListAudit returns matching events ordered by ID.
+	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+	// LastAudit returns the last event of a stream (ErrNotFound if none).
+	LastAudit(ctx context.Context, stream string) (AuditEvent, error)
+}
+
+// Tx is every aggregate interface, bound to one transaction.
+type Tx interface {
+	Users
+	Groups
+	Clients
+	ResourceServers
+	RefreshTokens
+	Sessions
+	OneTime
+	Counters
+	SigningKeys
+	Codes
+	Outbox
+	AuditLog
+}
+
+// Store is the whole persistence layer. Methods called directly on a Store
+// each run in their own transaction.
+type Store interface {
+	Tx
+	// InTx runs fn in one transaction (see the package contract).
+	InTx(ctx context.Context, fn func(tx Tx) error) error
+	// DeleteExpired removes sessions, one-time markers, counters, codes and
+	// refresh tokens that expired before now, and keys past PublishUntil.
+	DeleteExpired(ctx context.Context, now time.Time) error
+	// Ping reports whether the store answers.
+	Ping(ctx context.Context) error
+	Close() error
+}

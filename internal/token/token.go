@@ -1,0 +1,155 @@
+package token
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// Signer signs a JWS payload; keys.Key implements it.
+type Signer interface {
+	Sign(payload []byte, typ string) (string, error)
+}
+
+// Mint signs claims as a compact JWT. Access tokens get typ "at+jwt"
+// (RFC 9068), others "JWT".
+func Mint(s Signer, claims map[string]any) (string, error) {
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", fmt.Errorf("token: %w", err)
+	}
+	typ := "JWT"
+	if claims["token_use"] == UseAccess {
+		typ = "at+jwt"
+	}
+	return s.Sign(payload, typ)
+}
+
+// MaxLength bounds the size of a token accepted for verification.
+const MaxLength = 16 << 10
+
+// Verification errors; every error Verify returns wraps ErrInvalid and
+// usually one of the more specific ones.
+var (
+	ErrInvalid     = errors.New("token: invalid")
+	ErrMalformed   = errors.New("token: malformed")
+	ErrAlgorithm   = errors.New("token: algorithm not allowed")
+	ErrUnknownKey  = errors.New("token: unknown signing key")
+	ErrSignature   = errors.New("token: bad signature")
+	ErrExpired     = errors.New("token: expired")
+	ErrNotYetValid = errors.New("token: not yet valid")
+	ErrIssuer      = errors.New("token: wrong issuer")
+)
+
+func invalid(kind error, format string, args ...any) error {
+	return fmt.Errorf("%w: %w: "+format, append([]any{ErrInvalid, kind}, args...)...)
+}
+
+// KeySource finds a verification key by kid. The returned JWK's Algorithm
+// is authoritative: a token whose header names another algorithm is refused.
+type KeySource interface {
+	VerificationKey(ctx context.Context, kid string) (jose.JSONWebKey, error)
+}
+
+// AllowedAlgorithms are the only JWS algorithms writ signs or accepts.
+var AllowedAlgorithms = []jose.SignatureAlgorithm{jose.ES256, jose.EdDSA, jose.RS256}
+
+// Verifier checks a token's signature, issuer and time claims.
+type Verifier struct {
+	// Issuer must equal iss exactly.
+	Issuer string
+	Keys   KeySource
+	// Skew is the allowed clock skew for exp, nbf and iat.
+	Skew time.Duration
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Verify parses and verifies raw and returns its claims. It does not check
+// audience, token use or scopes: callers do, for their own rules.
+func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
+	if len(raw) == 0 || len(raw) > MaxLength {
+		return nil, invalid(ErrMalformed, "length %d", len(raw))
+	}
+	jws, err := jose.ParseSigned(raw, AllowedAlgorithms)
+	if err != nil {
+		return nil, invalid(ErrMalformed, "%v", err)
+	}
+	if len(jws.Signatures) != 1 {
+		return nil, invalid(ErrMalformed, "want one signature")
+	}
+	h := jws.Signatures[0].Protected
+	if h.KeyID == "" {
+		return nil, invalid(ErrUnknownKey, "no kid")
+	}
+	key, err := v.Keys.VerificationKey(ctx, h.KeyID)
+	if err != nil {
+		return nil, invalid(ErrUnknownKey, "%v", err)
+	}
+	if key.Algorithm == "" || key.Algorithm != h.Algorithm {
+		return nil, invalid(ErrAlgorithm, "header %q, key %q", h.Algorithm, key.Algorithm)
+	}
+	payload, err := jws.Verify(key.Key)
+	if err != nil {
+		return nil, invalid(ErrSignature, "%v", err)
+	}
+	return v.check(payload)
+}
+
+func (v *Verifier) check(payload []byte) (*Claims, error) {
+	var c Claims
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return nil, invalid(ErrMalformed, "claims: %v", err)
+	}
+	if err := json.Unmarshal(payload, &c.Raw); err != nil {
+		return nil, invalid(ErrMalformed, "claims: %v", err)
+	}
+	if c.Issuer != v.Issuer {
+		return nil, invalid(ErrIssuer, "%q", c.Issuer)
+	}
+	now := time.Now
+	if v.Now != nil {
+		now = v.Now
+	}
+	t := now().Unix()
+	skew := int64(v.Skew / time.Second)
+	if c.Expiry == 0 || t >= c.Expiry+skew {
+		return nil, invalid(ErrExpired, "exp %d", c.Expiry)
+	}
+	if c.NotBefore != 0 && t+skew < c.NotBefore {
+		return nil, invalid(ErrNotYetValid, "nbf %d", c.NotBefore)
+	}
+	if c.IssuedAt != 0 && t+skew < c.IssuedAt {
+		return nil, invalid(ErrNotYetValid, "iat %d", c.IssuedAt)
+	}
+	return &c, nil
+}
+
+// UnverifiedIssuer reads iss from a token without verifying it, to route
+// the token to the right verifier. Never trust the result for anything else.
+func UnverifiedIssuer(raw string) (string, bool) {
+	if len(raw) > MaxLength {
+		return "", false
+	}
+	parts := strings.SplitN(raw, ".", 4)
+	if len(parts) != 3 {
+		return "", false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return "", false
+	}
+	var c struct {
+		Iss string `json:"iss"`
+	}
+	if json.Unmarshal(payload, &c) != nil || c.Iss == "" {
+		return "", false
+	}
+	return c.Iss, true
+}

@@ -1,0 +1,575 @@
+package userpool
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"math/big"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/writ-id/writ/internal/store"
+)
+
+// Attribute is a user attribute as the Cognito API lists it.
+type Attribute struct {
+	Name  string
+	Value string
+}
+
+// Attributes lists the user's attributes, sub first.
+func Attributes(u store.User) []Attribute {
+	out := []Attribute{{"sub", u.Sub}}
+	if u.Email != "" {
+		out = append(out, Attribute{"email", u.Email}, Attribute{"email_verified", fmt.Sprint(u.EmailVerified)})
+	}
+	for k, v := range u.Attributes {
+		out = append(out, Attribute{k, v})
+	}
+	return out
+}
+
+func setAttr(u *store.User, name, value string) {
+	switch name {
+	case "email":
+		if value != u.Email {
+			u.Email = value
+			u.EmailVerified = false
+		}
+	case "email_verified":
+		u.EmailVerified = value == "true"
+	default:
+		if u.Attributes == nil {
+			u.Attributes = map[string]string{}
+		}
+		u.Attributes[name] = value
+	}
+}
+
+var standardAttrs = map[string]bool{
+	"name": true, "given_name": true, "family_name": true, "middle_name": true, "nickname": true,
+	"preferred_username": true, "profile": true, "picture": true, "website": true, "gender": true,
+	"birthdate": true, "zoneinfo": true, "locale": true, "phone_number": true, "address": true,
+	"updated_at": true, "email": true,
+}
+
+// validateAttrs checks attribute names and values a user may set.
+func validateAttrs(attrs []Attribute) error {
+	if len(attrs) > 50 {
+		return newErr(CodeInvalidParameter, "Too many attributes")
+	}
+	for _, a := range attrs {
+		switch {
+		case a.Name == "sub" || a.Name == "email_verified" || a.Name == "phone_number_verified":
+			return newErr(CodeNotAuthorized, "A client attempted to write unauthorized attribute")
+		case !standardAttrs[a.Name] && !strings.HasPrefix(a.Name, "custom:"):
+			return newErr(CodeInvalidParameter, "Attribute does not exist in the schema: "+a.Name)
+		case len(a.Name) > 32+7 || len(a.Value) > 2048:
+			return newErr(CodeInvalidParameter, "Attribute name or value too long")
+		case a.Name == "email" && !strings.Contains(a.Value, "@"):
+			return newErr(CodeInvalidParameter, "Invalid email address format.")
+		}
+	}
+	return nil
+}
+
+// CodeDelivery describes where a code was sent.
+type CodeDelivery struct {
+	Destination    string
+	DeliveryMedium string
+	AttributeName  string
+}
+
+func maskEmail(e string) string {
+	at := strings.IndexByte(e, '@')
+	if at <= 0 {
+		return "***"
+	}
+	dom := e[at+1:]
+	md := "***"
+	if dom != "" {
+		md = dom[:1] + "***"
+	}
+	return e[:1] + "***@" + md
+}
+
+func newCode() string {
+	n, _ := rand.Int(rand.Reader, big.NewInt(1000000))
+	return fmt.Sprintf("%06d", n.Int64())
+}
+
+const (
+	codeLifetime    = 24 * time.Hour
+	resetLifetime   = time.Hour
+	maxCodeAttempts = 5
+)
+
+func (p *Pool) sendCode(ctx context.Context, purpose string, u store.User, life time.Duration, subject, text string) (CodeDelivery, error) {
+	code := newCode()
+	now := p.now()
+	if err := p.st().PutCode(ctx, store.Code{Key: purpose + "/" + p.cfg.ID + "/" + u.Username,
+		CodeHash: p.svc.HashClientSecret(purpose + ":" + code), CreatedAt: now, ExpiresAt: now.Add(life)}); err != nil {
+		return CodeDelivery{}, internal(err)
+	}
+	if u.Email != "" && p.svc.deps.Mailer != nil {
+		if err := p.svc.deps.Mailer.Send(ctx, u.Email, subject, fmt.Sprintf(text, code)); err != nil {
+			return CodeDelivery{}, &Error{Code: "CodeDeliveryFailureException", Message: "Unable to deliver the code.", Cause: err}
+		}
+	}
+	return CodeDelivery{Destination: maskEmail(u.Email), DeliveryMedium: "EMAIL", AttributeName: "email"}, nil
+}
+
+// checkCode verifies and consumes a code.
+func (p *Pool) checkCode(ctx context.Context, purpose, username, code string) error {
+	key := purpose + "/" + p.cfg.ID + "/" + username
+	now := p.now()
+	var verdict error
+	_, err := p.st().UpdateCode(ctx, key, func(c *store.Code) error {
+		switch {
+		case !now.Before(c.ExpiresAt):
+			verdict = newErr(CodeExpiredCode, "Invalid code provided, please request a code again.")
+		case c.Attempts >= maxCodeAttempts:
+			verdict = newErr(CodeTooManyFailedAttempts, "Too many failed attempts; request a new code.")
+		case subtle.ConstantTimeCompare(c.CodeHash, p.svc.HashClientSecret(purpose+":"+code)) != 1:
+			c.Attempts++
+			verdict = newErr(CodeCodeMismatch, "Invalid verification code provided, please try again.")
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return newErr(CodeExpiredCode, "Invalid code provided, please request a code again.")
+	}
+	if err != nil {
+		return internal(err)
+	}
+	if verdict != nil {
+		return verdict
+	}
+	if err := p.st().DeleteCode(ctx, key); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return internal(err)
+	}
+	return nil
+}
+
+// SignUp registers a user (UNCONFIRMED) and mails a confirmation code.
+func (p *Pool) SignUp(ctx context.Context, c store.Client, username, password, secretHash string, attrs []Attribute) (store.User, CodeDelivery, error) {
+	u, d, err := p.signUp(ctx, c, username, password, secretHash, attrs)
+	ev := auditFor("SignUp", c, u, err)
+	ev.Username = username
+	p.record(ctx, ev)
+	return u, d, err
+}
+
+func (p *Pool) signUp(ctx context.Context, c store.Client, username, password, secretHash string, attrs []Attribute) (store.User, CodeDelivery, error) {
+	if p.cfg.SelfSignup != nil && !*p.cfg.SelfSignup {
+		return store.User{}, CodeDelivery{}, newErr(CodeNotAuthorized, "SignUp is not permitted for this user pool")
+	}
+	if err := validUsername(username); err != nil {
+		return store.User{}, CodeDelivery{}, err
+	}
+	if err := p.checkSecretHash(c, username, secretHash); err != nil {
+		return store.User{}, CodeDelivery{}, err
+	}
+	if err := validateAttrs(attrs); err != nil {
+		return store.User{}, CodeDelivery{}, err
+	}
+	if err := CheckPasswordPolicy(p.cfg.PasswordPolicy, password); err != nil {
+		return store.User{}, CodeDelivery{}, err
+	}
+	now := p.now()
+	u := store.User{PoolID: p.cfg.ID, Username: username, Sub: uuid.NewString(), Attributes: map[string]string{},
+		Status: store.StatusUnconfirmed, Enabled: true, PasswordHash: HashPassword(password, p.svc.deps.Argon2),
+		CreatedAt: now, UpdatedAt: now}
+	for _, a := range attrs {
+		setAttr(&u, a.Name, a.Value)
+	}
+	if err := p.st().CreateUser(ctx, u); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return store.User{}, CodeDelivery{}, newErr(CodeUsernameExists, "User already exists")
+		}
+		return store.User{}, CodeDelivery{}, internal(err)
+	}
+	d, err := p.sendCode(ctx, "confirm", u, codeLifetime, "Your verification code",
+		"Your confirmation code is %s")
+	return u, d, err
+}
+
+func validUsername(u string) error {
+	if u == "" || len(u) > 128 || strings.ContainsAny(u, " \t\r\n/") {
+		return newErr(CodeInvalidParameter, "Invalid username")
+	}
+	return nil
+}
+
+// ConfirmSignUp confirms a user with the mailed code.
+func (p *Pool) ConfirmSignUp(ctx context.Context, c store.Client, username, code, secretHash string) error {
+	err := p.confirmSignUp(ctx, c, username, code, secretHash)
+	ev := auditEvent("ConfirmSignUp", c.ClientID, username, "", err)
+	p.record(ctx, ev)
+	return err
+}
+
+func (p *Pool) confirmSignUp(ctx context.Context, c store.Client, username, code, secretHash string) error {
+	if err := p.checkSecretHash(c, username, secretHash); err != nil {
+		return err
+	}
+	u, err := p.st().GetUser(ctx, p.cfg.ID, username)
+	if errors.Is(err, store.ErrNotFound) {
+		return newErr(CodeCodeMismatch, "Invalid verification code provided, please try again.")
+	}
+	if err != nil {
+		return internal(err)
+	}
+	if u.Status != store.StatusUnconfirmed {
+		return newErr(CodeNotAuthorized, "User cannot be confirmed. Current status is "+u.Status)
+	}
+	if err := p.checkCode(ctx, "confirm", username, code); err != nil {
+		return err
+	}
+	_, err = p.st().UpdateUser(ctx, p.cfg.ID, username, func(x *store.User) error {
+		x.Status = store.StatusConfirmed
+		if x.Email != "" {
+			x.EmailVerified = true
+		}
+		x.UpdatedAt = p.now()
+		return nil
+	})
+	if err != nil {
+		return internal(err)
+	}
+	return nil
+}
+
+// ResendConfirmationCode mails a new confirmation code.
+func (p *Pool) ResendConfirmationCode(ctx context.Context, c store.Client, username, secretHash string) (CodeDelivery, error) {
+	if err := p.checkSecretHash(c, username, secretHash); err != nil {
+		return CodeDelivery{}, err
+	}
+	u, err := p.st().GetUser(ctx, p.cfg.ID, username)
+	if errors.Is(err, store.ErrNotFound) {
+		// Answer as for an existing user: no account enumeration.
+		return CodeDelivery{Destination: "u***@e***", DeliveryMedium: "EMAIL", AttributeName: "email"}, nil
+	}
+	if err != nil {
+		return CodeDelivery{}, internal(err)
+	}
+	if u.Status != store.StatusUnconfirmed {
+		return CodeDelivery{}, newErr(CodeInvalidParameter, "User is already confirmed.")
+	}
+	return p.sendCode(ctx, "confirm", u, codeLifetime, "Your verification code", "Your confirmation code is %s")
+}
+
+// ForgotPassword mails a reset code. An unknown user gets the same answer.
+func (p *Pool) ForgotPassword(ctx context.Context, c store.Client, username, secretHash string) (CodeDelivery, error) {
+	if err := p.checkSecretHash(c, username, secretHash); err != nil {
+		return CodeDelivery{}, err
+	}
+	u, err := p.st().GetUser(ctx, p.cfg.ID, username)
+	if errors.Is(err, store.ErrNotFound) {
+		p.record(ctx, auditEvent("ForgotPassword", c.ClientID, username, "", newErr(CodeNotAuthorized, "unknown user")))
+		return CodeDelivery{Destination: "u***@e***", DeliveryMedium: "EMAIL", AttributeName: "email"}, nil
+	}
+	if err != nil {
+		return CodeDelivery{}, internal(err)
+	}
+	if !u.Enabled {
+		return CodeDelivery{}, newErr(CodeNotAuthorized, "User is disabled.")
+	}
+	d, err := p.sendCode(ctx, "reset", u, resetLifetime, "Your password reset code", "Your password reset code is %s")
+	p.record(ctx, auditFor("ForgotPassword", c, u, err))
+	return d, err
+}
+
+// ConfirmForgotPassword sets a new password with the mailed reset code.
+func (p *Pool) ConfirmForgotPassword(ctx context.Context, c store.Client, username, code, password, secretHash string) error {
+	err := p.confirmForgot(ctx, c, username, code, password, secretHash)
+	p.record(ctx, auditEvent("ConfirmForgotPassword", c.ClientID, username, "", err))
+	return err
+}
+
+func (p *Pool) confirmForgot(ctx context.Context, c store.Client, username, code, password, secretHash string) error {
+	if err := p.checkSecretHash(c, username, secretHash); err != nil {
+		return err
+	}
+	if err := CheckPasswordPolicy(p.cfg.PasswordPolicy, password); err != nil {
+		return err
+	}
+	if _, err := p.st().GetUser(ctx, p.cfg.ID, username); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return newErr(CodeCodeMismatch, "Invalid verification code provided, please try again.")
+		}
+		return internal(err)
+	}
+	if err := p.checkCode(ctx, "reset", username, code); err != nil {
+		return err
+	}
+	hash := HashPassword(password, p.svc.deps.Argon2)
+	_, err := p.st().UpdateUser(ctx, p.cfg.ID, username, func(x *store.User) error {
+		x.PasswordHash = hash
+		if x.Status == store.StatusResetRequired || x.Status == store.StatusForceChangePassword {
+			x.Status = store.StatusConfirmed
+		}
+		x.UpdatedAt = p.now()
+		return nil
+	})
+	if err != nil {
+		return internal(err)
+	}
+	return p.st().ResetCounter(ctx, "login-user/"+p.cfg.ID+"/"+username)
+}
+
+// ChangePassword changes the signed-in user's password.
+func (p *Pool) ChangePassword(ctx context.Context, accessToken, previous, proposed string) error {
+	_, u, err := p.AccessUser(ctx, accessToken)
+	if err != nil {
+		return err
+	}
+	err = p.changePassword(ctx, u, previous, proposed)
+	p.record(ctx, auditEvent("ChangePassword", "", u.Username, u.Sub, err))
+	return err
+}
+
+func (p *Pool) changePassword(ctx context.Context, u store.User, previous, proposed string) error {
+	userKey := "login-user/" + p.cfg.ID + "/" + u.Username
+	if n, err := p.st().Count(ctx, userKey, p.now()); err != nil {
+		return internal(err)
+	} else if p.cfg.Lockout.MaxFailures > 0 && n >= p.cfg.Lockout.MaxFailures {
+		return newErr(CodeLimitExceeded, "Attempt limit exceeded, please try after some time.")
+	}
+	if !VerifyPassword(u.PasswordHash, previous) {
+		if _, err := p.st().Incr(ctx, userKey, p.cfg.Lockout.Window, p.now()); err != nil {
+			return internal(err)
+		}
+		return errBadCredentials()
+	}
+	if err := CheckPasswordPolicy(p.cfg.PasswordPolicy, proposed); err != nil {
+		return err
+	}
+	hash := HashPassword(proposed, p.svc.deps.Argon2)
+	if _, err := p.st().UpdateUser(ctx, p.cfg.ID, u.Username, func(x *store.User) error {
+		x.PasswordHash = hash
+		x.UpdatedAt = p.now()
+		return nil
+	}); err != nil {
+		return internal(err)
+	}
+	return nil
+}
+
+// UpdateAttributes sets attributes of the signed-in user.
+func (p *Pool) UpdateAttributes(ctx context.Context, accessToken string, attrs []Attribute) error {
+	_, u, err := p.AccessUser(ctx, accessToken)
+	if err != nil {
+		return err
+	}
+	if err := validateAttrs(attrs); err != nil {
+		return err
+	}
+	_, err = p.st().UpdateUser(ctx, p.cfg.ID, u.Username, func(x *store.User) error {
+		for _, a := range attrs {
+			setAttr(x, a.Name, a.Value)
+		}
+		x.UpdatedAt = p.now()
+		return nil
+	})
+	if err != nil {
+		return internal(err)
+	}
+	p.record(ctx, auditEvent("UpdateUserAttributes", "", u.Username, u.Sub, nil))
+	return nil
+}
+
+// GlobalSignOut revokes every refresh token of the signed-in user and
+// refuses its earlier access tokens in online checks.
+func (p *Pool) GlobalSignOut(ctx context.Context, accessToken string) error {
+	c, u, err := p.AccessUser(ctx, accessToken)
+	if err != nil {
+		return err
+	}
+	return p.SignOutUser(ctx, u, c.OriginJTI)
+}
+
+// SignOutUser signs a user out everywhere (GlobalSignOut and its admin form).
+func (p *Pool) SignOutUser(ctx context.Context, u store.User, originJTI string) error {
+	now := p.now()
+	if _, err := p.st().UpdateUser(ctx, p.cfg.ID, u.Username, func(x *store.User) error {
+		x.RevokedBefore = now
+		return nil
+	}); err != nil {
+		return internal(err)
+	}
+	if _, err := p.st().RevokeUserRefreshTokens(ctx, p.cfg.ID, u.Username); err != nil {
+		return internal(err)
+	}
+	if err := p.revokeOrigin(ctx, originJTI); err != nil {
+		return err
+	}
+	p.record(ctx, auditEvent("GlobalSignOut", "", u.Username, u.Sub, nil))
+	return nil
+}
+
+// AssociateSoftwareToken starts TOTP enrolment, for a signed-in user
+// (accessToken) or during sign-in (the MFA_SETUP session). It returns the
+// secret and, for the session form, the next session.
+func (p *Pool) AssociateSoftwareToken(ctx context.Context, accessToken, session string) (secret, next string, err error) {
+	secret = NewTOTPSecret()
+	raw, _ := decodeTOTPSecret(secret)
+	switch {
+	case accessToken != "" && session != "":
+		return "", "", newErr(CodeInvalidParameter, "Provide either AccessToken or Session, not both")
+	case accessToken != "":
+		_, u, err := p.AccessUser(ctx, accessToken)
+		if err != nil {
+			return "", "", err
+		}
+		if _, err := p.st().UpdateUser(ctx, p.cfg.ID, u.Username, func(x *store.User) error {
+			x.TOTPPending = p.sealTOTP(x.Sub, raw)
+			return nil
+		}); err != nil {
+			return "", "", internal(err)
+		}
+		return secret, "", nil
+	case session != "":
+		c, st, err := p.sessionAnyClient(ctx, session, ChallengeMFASetup)
+		if err != nil {
+			return "", "", err
+		}
+		if _, err := p.st().UpdateUser(ctx, p.cfg.ID, st.Username, func(x *store.User) error {
+			x.TOTPPending = p.sealTOTP(x.Sub, raw)
+			return nil
+		}); err != nil {
+			return "", "", internal(err)
+		}
+		st.Challenge = "MFA_SETUP_ASSOCIATED"
+		next, err := p.newSession(ctx, c, st)
+		return secret, next, err
+	}
+	return "", "", newErr(CodeInvalidParameter, "AccessToken or Session is required")
+}
+
+// sessionAnyClient consumes a session whatever its client (the Cognito API
+// does not name the client on AssociateSoftwareToken/VerifySoftwareToken).
+func (p *Pool) sessionAnyClient(ctx context.Context, raw, challenge string) (store.Client, authState, error) {
+	if raw == "" || len(raw) > 1024 {
+		return store.Client{}, authState{}, errBadSession()
+	}
+	s, err := p.st().GetSession(ctx, hashID(raw), p.now())
+	if err != nil {
+		return store.Client{}, authState{}, errBadSession()
+	}
+	c, err := p.st().GetClient(ctx, s.ClientID)
+	if err != nil {
+		return store.Client{}, authState{}, errBadSession()
+	}
+	st, err := p.takeSession(ctx, c, raw, challenge)
+	return c, st, err
+}
+
+// VerifySoftwareToken completes TOTP enrolment with a first code.
+func (p *Pool) VerifySoftwareToken(ctx context.Context, accessToken, session, code string) (next string, err error) {
+	switch {
+	case accessToken != "" && session != "":
+		return "", newErr(CodeInvalidParameter, "Provide either AccessToken or Session, not both")
+	case accessToken != "":
+		_, u, err := p.AccessUser(ctx, accessToken)
+		if err != nil {
+			return "", err
+		}
+		err = p.verifyPending(ctx, u, false)(code)
+		p.record(ctx, auditEvent("VerifySoftwareToken", "", u.Username, u.Sub, err))
+		return "", err
+	case session != "":
+		c, st, err := p.sessionAnyClient(ctx, session, "MFA_SETUP_ASSOCIATED")
+		if err != nil {
+			return "", err
+		}
+		u, err := p.st().GetUser(ctx, p.cfg.ID, st.Username)
+		if err != nil {
+			return "", errBadSession()
+		}
+		if err := p.verifyPending(ctx, u, true)(code); err != nil {
+			// Let the user retry with the same session.
+			if perr := p.putSession(ctx, session, c, st); perr != nil {
+				return "", perr
+			}
+			p.record(ctx, auditEvent("VerifySoftwareToken", c.ClientID, u.Username, u.Sub, err))
+			return "", err
+		}
+		st.Challenge = "MFA_SETUP_VERIFIED"
+		p.record(ctx, auditEvent("VerifySoftwareToken", c.ClientID, u.Username, u.Sub, nil))
+		return p.newSession(ctx, c, st)
+	}
+	return "", newErr(CodeInvalidParameter, "AccessToken or Session is required")
+}
+
+// verifyPending returns a function checking code against the pending
+// secret and, on success, making it the user's secret (enabled at once
+// when enable is set, as during MFA_SETUP).
+func (p *Pool) verifyPending(ctx context.Context, u store.User, enable bool) func(string) error {
+	return func(code string) error {
+		if len(u.TOTPPending) == 0 {
+			return newErr(CodeInvalidParameter, "No software token is being associated; call AssociateSoftwareToken first")
+		}
+		if err := p.checkTOTP(ctx, u, u.TOTPPending, code); err != nil {
+			var ue *Error
+			if errors.As(err, &ue) && ue.Code == CodeCodeMismatch {
+				return &Error{Code: CodeEnableSoftwareToken, Message: "Code mismatch and fail enable Software Token MFA", Cause: err}
+			}
+			return err
+		}
+		_, err := p.st().UpdateUser(ctx, p.cfg.ID, u.Username, func(x *store.User) error {
+			x.TOTPSecret, x.TOTPPending = x.TOTPPending, nil
+			if enable {
+				x.TOTPEnabled, x.MFAPreferred = true, true
+			}
+			x.UpdatedAt = p.now()
+			return nil
+		})
+		if err != nil {
+			return internal(err)
+		}
+		return nil
+	}
+}
+
+// SetMFAPreference enables or disables TOTP MFA for the signed-in user.
+func (p *Pool) SetMFAPreference(ctx context.Context, accessToken string, enabled, preferred *bool) error {
+	_, u, err := p.AccessUser(ctx, accessToken)
+	if err != nil {
+		return err
+	}
+	if enabled == nil && preferred == nil {
+		return nil
+	}
+	if (enabled != nil && *enabled || preferred != nil && *preferred) && len(u.TOTPSecret) == 0 {
+		return newErr(CodeInvalidParameter, "User has not verified software token mfa")
+	}
+	if enabled != nil && !*enabled && p.cfg.MFA == "required" {
+		return newErr(CodeInvalidParameter, "MFA is required by the user pool and cannot be disabled")
+	}
+	_, err = p.st().UpdateUser(ctx, p.cfg.ID, u.Username, func(x *store.User) error {
+		if enabled != nil {
+			x.TOTPEnabled = *enabled
+			if !*enabled {
+				x.MFAPreferred = false
+			}
+		}
+		if preferred != nil {
+			x.MFAPreferred = *preferred
+			if *preferred {
+				x.TOTPEnabled = true
+			}
+		}
+		x.UpdatedAt = p.now()
+		return nil
+	})
+	if err != nil {
+		return internal(err)
+	}
+	p.record(ctx, auditEvent("SetUserMFAPreference", "", u.Username, u.Sub, nil))
+	return nil
+}

@@ -1,0 +1,360 @@
+package userpool
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/writ-id/writ/internal/audit"
+	"github.com/writ-id/writ/internal/store"
+)
+
+// Challenge names.
+const (
+	ChallengeSoftwareTokenMFA = "SOFTWARE_TOKEN_MFA"
+	ChallengeMFASetup         = "MFA_SETUP"
+	ChallengeNewPassword      = "NEW_PASSWORD_REQUIRED"
+)
+
+// Result is the outcome of an authentication step: tokens, or the next
+// challenge with its single-use session.
+type Result struct {
+	Tokens    *Tokens
+	Challenge string
+	Session   string
+	Params    map[string]string
+	// User is the authenticated (or challenged) user.
+	User store.User
+}
+
+// authState is the server-side state behind a challenge session.
+type authState struct {
+	Challenge string   `json:"c"`
+	Username  string   `json:"u"`
+	Sub       string   `json:"s"`
+	AuthTime  int64    `json:"t"`
+	AMR       []string `json:"a"`
+	Attempts  int      `json:"n"`
+	// Scope is carried for OAuth-driven sign-ins (hosted pages).
+	Scope []string `json:"sc,omitempty"`
+}
+
+const maxChallengeAttempts = 3
+
+// Session kinds.
+const (
+	kindAuth = "auth"
+)
+
+func auditEvent(action, clientID, username, sub string, err error) audit.Event {
+	e := audit.Event{Action: action, ClientID: clientID, Username: username, Sub: sub, Outcome: audit.Allow}
+	if err != nil {
+		e.Outcome = audit.Deny
+		var ue *Error
+		if errors.As(err, &ue) {
+			e.Reason = ue.Code + ": " + ue.Message
+			if ue.Cause != nil {
+				e.Reason += " (" + ue.Cause.Error() + ")"
+			}
+			if ue.Code == CodeInternal {
+				e.Outcome = audit.Error
+			}
+		} else {
+			e.Outcome, e.Reason = audit.Error, err.Error()
+		}
+	}
+	return e
+}
+
+func auditFor(action string, c store.Client, u store.User, err error) audit.Event {
+	return auditEvent(action, c.ClientID, u.Username, u.Sub, err)
+}
+
+// PasswordAuth runs USER_PASSWORD_AUTH (and ADMIN_USER_PASSWORD_AUTH) for
+// client c from source address src.
+func (p *Pool) PasswordAuth(ctx context.Context, c store.Client, username, password, secretHash, src string) (Result, error) {
+	r, err := p.passwordAuth(ctx, c, username, password, secretHash, src)
+	ev := auditFor("InitiateAuth", c, r.User, err)
+	if r.User.Username == "" {
+		ev.Username = username
+	}
+	if err == nil && r.Challenge != "" {
+		ev.Reason = "challenge " + r.Challenge
+	}
+	p.record(ctx, ev)
+	return r, err
+}
+
+func (p *Pool) passwordAuth(ctx context.Context, c store.Client, username, password, secretHash, src string) (Result, error) {
+	if username == "" || password == "" {
+		return Result{}, newErr(CodeInvalidParameter, "Missing required parameter USERNAME or PASSWORD")
+	}
+	if err := p.checkSecretHash(c, username, secretHash); err != nil {
+		return Result{}, err
+	}
+	now := p.now()
+	window := p.cfg.Lockout.Window
+	srcKey := "login-src/" + p.cfg.ID + "/" + src
+	userKey := "login-user/" + p.cfg.ID + "/" + username
+	if n, err := p.st().Count(ctx, srcKey, now); err != nil {
+		return Result{}, internal(err)
+	} else if n >= p.svc.sourceLimit {
+		return Result{}, newErr(CodeTooManyRequests, "Too many failed sign-in attempts from this address; try again later.")
+	}
+	if n, err := p.st().Count(ctx, userKey, now); err != nil {
+		return Result{}, internal(err)
+	} else if p.cfg.Lockout.MaxFailures > 0 && n >= p.cfg.Lockout.MaxFailures {
+		// Burn the same time as a real check so lockout is not a timing oracle.
+		VerifyPassword(p.svc.dummyHash, password)
+		return Result{}, &Error{Code: CodeNotAuthorized, Message: "Password attempts exceeded", Cause: errors.New("user locked out")}
+	}
+	fail := func(cause string) (Result, error) {
+		if _, err := p.st().Incr(ctx, srcKey, window, now); err != nil {
+			return Result{}, internal(err)
+		}
+		if _, err := p.st().Incr(ctx, userKey, window, now); err != nil {
+			return Result{}, internal(err)
+		}
+		e := errBadCredentials()
+		e.Cause = errors.New(cause)
+		return Result{}, e
+	}
+	u, err := p.st().GetUser(ctx, p.cfg.ID, username)
+	if errors.Is(err, store.ErrNotFound) {
+		VerifyPassword(p.svc.dummyHash, password)
+		return fail("unknown user")
+	}
+	if err != nil {
+		return Result{}, internal(err)
+	}
+	if u.PasswordHash == "" || !VerifyPassword(u.PasswordHash, password) {
+		return fail("wrong password")
+	}
+	if err := p.st().ResetCounter(ctx, userKey); err != nil {
+		return Result{}, internal(err)
+	}
+	if !u.Enabled {
+		return Result{User: u}, newErr(CodeNotAuthorized, "User is disabled.")
+	}
+	switch u.Status {
+	case store.StatusUnconfirmed:
+		return Result{User: u}, newErr(CodeUserNotConfirmed, "User is not confirmed.")
+	case store.StatusResetRequired:
+		return Result{User: u}, newErr("PasswordResetRequiredException", "Password reset required for the user")
+	}
+	st := authState{Username: u.Username, Sub: u.Sub, AuthTime: now.Unix(), AMR: []string{"pwd"}}
+	if u.Status == store.StatusForceChangePassword {
+		return p.challenge(ctx, c, u, st, ChallengeNewPassword)
+	}
+	return p.afterPassword(ctx, c, u, st)
+}
+
+// afterPassword decides the MFA step once the password is known good.
+func (p *Pool) afterPassword(ctx context.Context, c store.Client, u store.User, st authState) (Result, error) {
+	switch {
+	case p.cfg.MFA != "off" && u.TOTPEnabled && len(u.TOTPSecret) > 0:
+		return p.challenge(ctx, c, u, st, ChallengeSoftwareTokenMFA)
+	case p.cfg.MFA == "required":
+		return p.challenge(ctx, c, u, st, ChallengeMFASetup)
+	}
+	return p.finish(ctx, c, u, st)
+}
+
+func (p *Pool) finish(ctx context.Context, c store.Client, u store.User, st authState) (Result, error) {
+	scope := st.Scope
+	if scope == nil {
+		scope = []string{ScopeAdmin}
+	}
+	t, err := p.Issue(ctx, Grant{Client: c, User: u, Scope: scope, IDToken: true,
+		Refresh: HasFlow(c, "refresh_token"), AuthTime: time.Unix(st.AuthTime, 0), AMR: st.AMR})
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Tokens: &t, User: u}, nil
+}
+
+func (p *Pool) challenge(ctx context.Context, c store.Client, u store.User, st authState, name string) (Result, error) {
+	st.Challenge = name
+	sess, err := p.newSession(ctx, c, st)
+	if err != nil {
+		return Result{}, err
+	}
+	params := map[string]string{"USER_ID_FOR_SRP": u.Username}
+	switch name {
+	case ChallengeMFASetup:
+		params["MFAS_CAN_SETUP"] = `["SOFTWARE_TOKEN_MFA"]`
+	case ChallengeSoftwareTokenMFA:
+		params["FRIENDLY_DEVICE_NAME"] = "TOTP"
+	case ChallengeNewPassword:
+		attrs := map[string]string{}
+		if u.Email != "" {
+			attrs["email"] = u.Email
+		}
+		for k, v := range u.Attributes {
+			attrs[k] = v
+		}
+		b, _ := json.Marshal(attrs)
+		params["userAttributes"] = string(b)
+		params["requiredAttributes"] = "[]"
+	}
+	return Result{Challenge: name, Session: sess, Params: params, User: u}, nil
+}
+
+func (p *Pool) newSession(ctx context.Context, c store.Client, st authState) (string, error) {
+	raw := randomToken(48)
+	if err := p.putSession(ctx, raw, c, st); err != nil {
+		return "", err
+	}
+	return raw, nil
+}
+
+func (p *Pool) putSession(ctx context.Context, raw string, c store.Client, st authState) error {
+	data, _ := json.Marshal(st)
+	now := p.now()
+	err := p.st().CreateSession(ctx, store.Session{ID: hashID(raw), Kind: kindAuth, PoolID: p.cfg.ID,
+		ClientID: c.ClientID, Username: st.Username, Data: data, CreatedAt: now, ExpiresAt: now.Add(p.cfg.Tokens.Session)})
+	if err != nil {
+		return internal(err)
+	}
+	return nil
+}
+
+// takeSession consumes a challenge session of client c expecting one of
+// the challenges.
+func (p *Pool) takeSession(ctx context.Context, c store.Client, raw string, challenges ...string) (authState, error) {
+	if raw == "" || len(raw) > 1024 {
+		return authState{}, errBadSession()
+	}
+	s, err := p.st().ConsumeSession(ctx, hashID(raw), p.now())
+	if errors.Is(err, store.ErrNotFound) {
+		return authState{}, errBadSession()
+	}
+	if err != nil {
+		return authState{}, internal(err)
+	}
+	var st authState
+	if s.Kind != kindAuth || s.PoolID != p.cfg.ID || s.ClientID != c.ClientID || json.Unmarshal(s.Data, &st) != nil {
+		return authState{}, errBadSession()
+	}
+	for _, ch := range challenges {
+		if st.Challenge == ch {
+			return st, nil
+		}
+	}
+	return authState{}, errBadSession()
+}
+
+// Respond answers a challenge (RespondToAuthChallenge).
+func (p *Pool) Respond(ctx context.Context, c store.Client, challenge, session string, responses map[string]string) (Result, error) {
+	r, err := p.respond(ctx, c, challenge, session, responses)
+	ev := auditFor("RespondToAuthChallenge", c, r.User, err)
+	if ev.Username == "" {
+		ev.Username = responses["USERNAME"]
+	}
+	ev.Reason = challenge + ": " + ev.Reason
+	p.record(ctx, ev)
+	return r, err
+}
+
+func (p *Pool) respond(ctx context.Context, c store.Client, challenge, session string, responses map[string]string) (Result, error) {
+	switch challenge {
+	case ChallengeSoftwareTokenMFA, ChallengeNewPassword, ChallengeMFASetup:
+	default:
+		return Result{}, newErr(CodeInvalidParameter, fmt.Sprintf("Unsupported challenge %q", challenge))
+	}
+	if err := p.checkSecretHash(c, responses["USERNAME"], responses["SECRET_HASH"]); err != nil {
+		return Result{}, err
+	}
+	want := challenge
+	if challenge == ChallengeMFASetup {
+		want = "MFA_SETUP_VERIFIED"
+	}
+	st, err := p.takeSession(ctx, c, session, want)
+	if err != nil {
+		return Result{}, err
+	}
+	if un := responses["USERNAME"]; un != "" && un != st.Username {
+		return Result{}, errBadSession()
+	}
+	u, err := p.st().GetUser(ctx, p.cfg.ID, st.Username)
+	if err != nil || u.Sub != st.Sub || !u.Enabled {
+		return Result{}, errBadSession()
+	}
+	switch challenge {
+	case ChallengeSoftwareTokenMFA:
+		code := responses["SOFTWARE_TOKEN_MFA_CODE"]
+		if err := p.checkTOTP(ctx, u, u.TOTPSecret, code); err != nil {
+			if st.Attempts+1 < maxChallengeAttempts {
+				st.Attempts++
+				if perr := p.putSession(ctx, session, c, st); perr != nil {
+					return Result{}, perr
+				}
+			}
+			return Result{User: u}, err
+		}
+		st.AMR = append(st.AMR, "otp", "mfa")
+		return p.finish(ctx, c, u, st)
+	case ChallengeNewPassword:
+		pw := responses["NEW_PASSWORD"]
+		if err := CheckPasswordPolicy(p.cfg.PasswordPolicy, pw); err != nil {
+			if perr := p.putSession(ctx, session, c, st); perr != nil {
+				return Result{}, perr
+			}
+			return Result{User: u}, err
+		}
+		hash := HashPassword(pw, p.svc.deps.Argon2)
+		u, err = p.st().UpdateUser(ctx, p.cfg.ID, u.Username, func(x *store.User) error {
+			x.PasswordHash = hash
+			x.Status = store.StatusConfirmed
+			for k, v := range responses {
+				if name, ok := cutPrefix(k, "userAttributes."); ok && name != "sub" && name != "email_verified" {
+					setAttr(x, name, v)
+				}
+			}
+			x.UpdatedAt = p.now()
+			return nil
+		})
+		if err != nil {
+			return Result{}, internal(err)
+		}
+		return p.afterPassword(ctx, c, u, st)
+	default: // MFA_SETUP, with the session from VerifySoftwareToken
+		st.AMR = append(st.AMR, "otp", "mfa")
+		return p.finish(ctx, c, u, st)
+	}
+}
+
+// checkTOTP verifies code against the sealed secret and marks its time
+// step used, so the same code is refused for the rest of its window.
+func (p *Pool) checkTOTP(ctx context.Context, u store.User, sealed []byte, code string) error {
+	if len(sealed) == 0 {
+		return newErr(CodeSoftwareTokenNotFound, "Software token MFA is not set up for the user.")
+	}
+	secret, err := p.openTOTP(u.Sub, sealed)
+	if err != nil {
+		return internal(err)
+	}
+	now := p.now()
+	step, ok := matchTOTP(secret, code, now)
+	if !ok {
+		return newErr(CodeCodeMismatch, "Invalid code received for user")
+	}
+	key := fmt.Sprintf("totp/%s/%s/%d", p.cfg.ID, u.Sub, step)
+	expires := time.Unix(int64(step+2)*int64(totpStep/time.Second), 0)
+	if err := p.st().UseOnce(ctx, key, expires, now); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return &Error{Code: CodeCodeMismatch, Message: "Invalid code received for user", Cause: errors.New("TOTP code already used")}
+		}
+		return internal(err)
+	}
+	return nil
+}
+
+func cutPrefix(s, prefix string) (string, bool) {
+	if len(s) > len(prefix) && s[:len(prefix)] == prefix {
+		return s[len(prefix):], true
+	}
+	return "", false
+}

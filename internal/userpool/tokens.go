@@ -1,0 +1,381 @@
+package userpool
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/writ-id/writ/internal/store"
+	"github.com/writ-id/writ/internal/token"
+)
+
+// Tokens are the tokens of one issuance.
+type Tokens struct {
+	IDToken      string `json:"id_token,omitempty"`
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	ExpiresIn    int    `json:"expires_in"`
+	TokenType    string `json:"token_type"`
+}
+
+// Grant describes what an issuance is for.
+type Grant struct {
+	Client store.Client
+	User   store.User
+	// Scope is the granted scope list for the access token.
+	Scope []string
+	// IDToken asks for an ID token (API flows always; OAuth when openid).
+	IDToken bool
+	// Refresh asks for a new refresh-token family.
+	Refresh  bool
+	AuthTime time.Time
+	AMR      []string
+	Nonce    string
+	// OriginJTI keeps the sign-in's id across refreshes; empty: new sign-in.
+	OriginJTI string
+}
+
+// Issue mints the tokens of g and, when asked, stores a new refresh token.
+func (p *Pool) Issue(ctx context.Context, g Grant) (Tokens, error) {
+	key, err := p.signer(ctx)
+	if err != nil {
+		return Tokens{}, err
+	}
+	t, rt, err := p.mint(ctx, key, g)
+	if err != nil {
+		return Tokens{}, err
+	}
+	if g.Refresh {
+		if err := p.st().CreateRefreshToken(ctx, rt); err != nil {
+			return Tokens{}, internal(err)
+		}
+	}
+	return t, nil
+}
+
+// signer returns the pool's current signing key.
+func (p *Pool) signer(ctx context.Context) (token.Signer, error) {
+	key, err := p.Keys().Signer(ctx, p.cfg.ID)
+	if err != nil {
+		return nil, internal(err)
+	}
+	return key, nil
+}
+
+// mint signs the tokens with key and prepares (but does not store) the
+// refresh token row when g.Refresh. It does not touch the store, so it may
+// run inside a transaction.
+func (p *Pool) mint(ctx context.Context, key token.Signer, g Grant) (Tokens, store.RefreshToken, error) {
+	var err error
+	now := p.now()
+	lt := p.cfg.Tokens
+	iat := now.Unix()
+	if g.OriginJTI == "" {
+		g.OriginJTI = uuid.NewString()
+	}
+	eventID := uuid.NewString()
+	u := g.User
+	base := func(use string, life time.Duration) map[string]any {
+		m := map[string]any{
+			"iss": p.issuer, "sub": u.Sub, "token_use": use, "iat": iat, "exp": iat + int64(life/time.Second),
+			"jti": uuid.NewString(), "origin_jti": g.OriginJTI, "event_id": eventID,
+			"auth_time": g.AuthTime.Unix(),
+		}
+		if len(u.Groups) > 0 {
+			m["cognito:groups"] = u.Groups
+		}
+		if len(g.AMR) > 0 {
+			m["amr"] = g.AMR
+		}
+		return m
+	}
+	var out Tokens
+	out.TokenType = "Bearer"
+	out.ExpiresIn = int(lt.Access / time.Second)
+
+	at := base(token.UseAccess, lt.Access)
+	at["client_id"] = g.Client.ClientID
+	at["aud"] = g.Client.ClientID
+	at["username"] = u.Username
+	at["scope"] = strings.Join(g.Scope, " ")
+	if out.AccessToken, err = token.Mint(key, at); err != nil {
+		return Tokens{}, store.RefreshToken{}, internal(err)
+	}
+	if g.IDToken {
+		it := base(token.UseID, lt.ID)
+		it["aud"] = g.Client.ClientID
+		it["cognito:username"] = u.Username
+		if roles, preferred := p.groupRoles(ctx, u); len(roles) > 0 {
+			it["cognito:roles"] = roles
+			if preferred != "" {
+				it["cognito:preferred_role"] = preferred
+			}
+		}
+		if u.Email != "" {
+			it["email"] = u.Email
+			it["email_verified"] = u.EmailVerified
+		}
+		for k, v := range u.Attributes {
+			if _, taken := it[k]; !taken {
+				it[k] = v
+			}
+		}
+		if g.Nonce != "" {
+			it["nonce"] = g.Nonce
+		}
+		if out.IDToken, err = token.Mint(key, it); err != nil {
+			return Tokens{}, store.RefreshToken{}, internal(err)
+		}
+	}
+	var rt store.RefreshToken
+	if g.Refresh {
+		out.RefreshToken = randomToken(48)
+		rt = store.RefreshToken{
+			ID: hashID(out.RefreshToken), PoolID: p.cfg.ID, ClientID: g.Client.ClientID, Username: u.Username,
+			Sub: u.Sub, FamilyID: uuid.NewString(), Scope: strings.Join(g.Scope, " "), AuthTime: g.AuthTime,
+			AMR: g.AMR, OriginJTI: g.OriginJTI, CreatedAt: now, ExpiresAt: now.Add(lt.Refresh),
+		}
+	}
+	return out, rt, nil
+}
+
+// replayed is what a retried refresh within the grace period gets back.
+type replayed struct {
+	Tokens Tokens `json:"t"`
+}
+
+// Refresh redeems a refresh token for client c. With rotation on, the
+// token is single use: a successor is issued, a retry within the grace
+// period (whose successor is still unused) gets the same tokens again,
+// and any other reuse revokes the whole family.
+func (p *Pool) Refresh(ctx context.Context, c store.Client, refreshToken string) (Tokens, error) {
+	id := hashID(refreshToken)
+	now := p.now()
+	key, err := p.signer(ctx)
+	if err != nil {
+		return Tokens{}, err
+	}
+	var out Tokens
+	var revokeFamily string
+	var userForAudit store.User
+	err = p.st().InTx(ctx, func(tx store.Tx) error {
+		out, revokeFamily = Tokens{}, ""
+		rt, err := tx.GetRefreshToken(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return newErr(CodeNotAuthorized, "Invalid Refresh Token")
+		}
+		if err != nil {
+			return internal(err)
+		}
+		if rt.PoolID != p.cfg.ID || rt.ClientID != c.ClientID {
+			return newErr(CodeNotAuthorized, "Invalid Refresh Token")
+		}
+		if rt.Revoked {
+			return newErr(CodeNotAuthorized, "Refresh Token has been revoked")
+		}
+		if !now.Before(rt.ExpiresAt) {
+			return newErr(CodeNotAuthorized, "Refresh Token has expired")
+		}
+		u, err := tx.GetUser(ctx, rt.PoolID, rt.Username)
+		if err != nil || u.Sub != rt.Sub {
+			return newErr(CodeNotAuthorized, "Invalid Refresh Token")
+		}
+		userForAudit = u
+		if !u.Enabled {
+			return newErr(CodeNotAuthorized, "User is disabled.")
+		}
+		if !u.RevokedBefore.IsZero() && rt.CreatedAt.Before(u.RevokedBefore) {
+			return newErr(CodeNotAuthorized, "Refresh Token has been revoked")
+		}
+		rotate := p.cfg.Tokens.RotateRefresh
+		if !rt.UsedAt.IsZero() {
+			// A rotated token presented again.
+			succ, serr := tx.GetRefreshToken(ctx, rt.SuccessorID)
+			inGrace := now.Sub(rt.UsedAt) <= p.cfg.Tokens.RefreshGrace && serr == nil && succ.UsedAt.IsZero() && !succ.Revoked
+			if inGrace && len(rt.Replay) > 0 {
+				plain, err := p.svc.replay.Open(rt.Replay, []byte(rt.ID))
+				if err == nil {
+					var r replayed
+					if json.Unmarshal(plain, &r) == nil {
+						out = r.Tokens
+						return nil
+					}
+				}
+			}
+			revokeFamily = rt.FamilyID
+			return nil
+		}
+		g := Grant{Client: c, User: u, Scope: strings.Fields(rt.Scope), IDToken: true, AuthTime: rt.AuthTime,
+			AMR: rt.AMR, OriginJTI: rt.OriginJTI, Refresh: rotate}
+		t, next, err := p.mint(ctx, key, g)
+		if err != nil {
+			return err
+		}
+		if !rotate {
+			out = t
+			return nil
+		}
+		next.FamilyID = rt.FamilyID
+		next.ExpiresAt = rt.ExpiresAt // rotation never extends the family's life
+		if err := tx.CreateRefreshToken(ctx, next); err != nil {
+			return internal(err)
+		}
+		plain, _ := json.Marshal(replayed{Tokens: t})
+		if _, err := tx.UpdateRefreshToken(ctx, id, func(r *store.RefreshToken) error {
+			r.UsedAt = now
+			r.SuccessorID = next.ID
+			r.Replay = p.svc.replay.Seal(plain, []byte(r.ID))
+			return nil
+		}); err != nil {
+			return internal(err)
+		}
+		out = t
+		return nil
+	})
+	if err != nil {
+		p.record(ctx, auditFor("RefreshToken", c, userForAudit, err))
+		return Tokens{}, err
+	}
+	if revokeFamily != "" {
+		if _, err := p.st().RevokeRefreshFamily(ctx, revokeFamily); err != nil {
+			return Tokens{}, internal(err)
+		}
+		err := newErr(CodeNotAuthorized, "Refresh Token has been revoked")
+		p.record(ctx, auditFor("RefreshToken", c, userForAudit, &Error{Code: err.Code, Message: err.Message,
+			Cause: errors.New("reuse of a rotated refresh token: family revoked")}))
+		return Tokens{}, err
+	}
+	p.record(ctx, auditFor("RefreshToken", c, userForAudit, nil))
+	return out, nil
+}
+
+// RevokeRefresh revokes the family of a refresh token issued to client c
+// (RFC 7009 semantics: an unknown token is not an error).
+func (p *Pool) RevokeRefresh(ctx context.Context, c store.Client, refreshToken string) error {
+	rt, err := p.st().GetRefreshToken(ctx, hashID(refreshToken))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return internal(err)
+	}
+	if rt.ClientID != c.ClientID {
+		return newErr(CodeNotAuthorized, "The refresh token was not issued to this client.")
+	}
+	if _, err := p.st().RevokeRefreshFamily(ctx, rt.FamilyID); err != nil {
+		return internal(err)
+	}
+	if err := p.revokeOrigin(ctx, rt.OriginJTI); err != nil {
+		return err
+	}
+	p.record(ctx, auditEvent("RevokeToken", c.ClientID, rt.Username, rt.Sub, nil))
+	return nil
+}
+
+// revokeOrigin marks every access token of one sign-in (its origin_jti) as
+// revoked for online checks, until the longest token could expire.
+func (p *Pool) revokeOrigin(ctx context.Context, originJTI string) error {
+	if originJTI == "" {
+		return nil
+	}
+	life := p.cfg.Tokens.Access
+	if p.cfg.Tokens.ID > life {
+		life = p.cfg.Tokens.ID
+	}
+	if _, err := p.st().Incr(ctx, "revoked-origin/"+originJTI, life+time.Minute, p.now()); err != nil {
+		return internal(err)
+	}
+	return nil
+}
+
+func (p *Pool) originRevoked(ctx context.Context, originJTI string) (bool, error) {
+	if originJTI == "" {
+		return false, nil
+	}
+	n, err := p.st().Count(ctx, "revoked-origin/"+originJTI, p.now())
+	return n > 0, err
+}
+
+// AccessUser verifies an access token of this pool for the user's own
+// account operations: signature, expiry, token use, the admin scope, and
+// that the user exists, is enabled and has not signed out since.
+func (p *Pool) AccessUser(ctx context.Context, raw string) (*token.Claims, store.User, error) {
+	c, err := p.verifier.Verify(ctx, raw)
+	if err != nil {
+		if errors.Is(err, token.ErrExpired) {
+			return nil, store.User{}, &Error{Code: CodeNotAuthorized, Message: "Access Token has expired", Cause: err}
+		}
+		return nil, store.User{}, &Error{Code: CodeNotAuthorized, Message: "Invalid Access Token", Cause: err}
+	}
+	if c.TokenUse != token.UseAccess || !c.HasScope(ScopeAdmin) {
+		return nil, store.User{}, newErr(CodeNotAuthorized, "Access Token does not have required scopes")
+	}
+	u, err := p.st().GetUser(ctx, p.cfg.ID, c.Username)
+	if err != nil || u.Sub != c.Subject {
+		return nil, store.User{}, newErr(CodeNotAuthorized, "Invalid Access Token")
+	}
+	if !u.Enabled {
+		return nil, store.User{}, newErr(CodeNotAuthorized, "User is disabled.")
+	}
+	revoked, err := p.originRevoked(ctx, c.OriginJTI)
+	if err != nil {
+		return nil, store.User{}, internal(err)
+	}
+	if revoked || (!u.RevokedBefore.IsZero() && c.IssuedAt < u.RevokedBefore.Unix()) {
+		return nil, store.User{}, newErr(CodeNotAuthorized, "Access Token has been revoked")
+	}
+	return c, u, nil
+}
+
+// PoolForToken finds the pool that issued an access token by its issuer.
+func (s *Service) PoolForToken(raw string) (*Pool, bool) {
+	iss, ok := token.UnverifiedIssuer(raw)
+	if !ok {
+		return nil, false
+	}
+	for _, p := range s.order {
+		if p.issuer == iss {
+			return p, true
+		}
+	}
+	return nil, false
+}
+
+// RefreshOwner returns the username and sub a refresh token was issued to
+// (for SECRET_HASH checks); ok is false when the token is unknown.
+func (p *Pool) RefreshOwner(ctx context.Context, refreshToken string) (username, sub string, ok bool) {
+	rt, err := p.st().GetRefreshToken(ctx, hashID(refreshToken))
+	if err != nil || rt.PoolID != p.cfg.ID {
+		return "", "", false
+	}
+	return rt.Username, rt.Sub, true
+}
+
+// CheckSecretHash verifies SECRET_HASH for a confidential client, accepting
+// a hash over the username or the sub (as Cognito does for refresh).
+func (p *Pool) CheckSecretHash(c store.Client, secretHash string, names ...string) error {
+	var err error
+	for _, n := range names {
+		if err = p.checkSecretHash(c, n, secretHash); err == nil {
+			return nil
+		}
+	}
+	return err
+}
+
+// SessionPool finds the pool of a live challenge session.
+func (s *Service) SessionPool(ctx context.Context, raw string) (*Pool, bool) {
+	if raw == "" || len(raw) > 1024 {
+		return nil, false
+	}
+	sess, err := s.deps.Store.GetSession(ctx, hashID(raw), s.deps.Now())
+	if err != nil {
+		return nil, false
+	}
+	p, ok := s.pools[sess.PoolID]
+	return p, ok
+}
