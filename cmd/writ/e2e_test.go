@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -74,7 +75,7 @@ type server struct {
 	done   chan error
 }
 
-var listenRE = regexp.MustCompile(`msg=listening component=(\w+) addr=\S+ url=(\S+)`)
+var listenRE = regexp.MustCompile(`msg=listening component=(\w+) addr=(\S+) url=\S+`)
 
 // startServe runs `writ serve -c cfg` from another working directory and
 // waits until idp and ops listen.
@@ -97,7 +98,7 @@ func startServe(t *testing.T, cfg string) *server {
 			s.mu.Lock()
 			s.stderr.WriteString(line + "\n")
 			if m := listenRE.FindStringSubmatch(line); m != nil {
-				s.urls[m[1]] = m[2]
+				s.urls[m[1]] = "http://" + m[2] // where it listens (the public URL may be a load balancer's)
 			}
 			ready := s.urls["idp"] != "" && s.urls["ops"] != ""
 			s.mu.Unlock()
@@ -294,3 +295,5 @@ func TestDemo(t *testing.T) {
 		t.Error("demo printed alice's password")
 	}
 }
+
+func jsonDecode(resp *http.Response, v any) error { return json.NewDecoder(resp.Body).Decode(v) }
