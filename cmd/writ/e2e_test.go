@@ -274,6 +274,17 @@ func TestCLI(t *testing.T) {
 	if out, code := run("outbox", "-c", cfg); code != 0 || !strings.Contains(out, "outbox is empty") {
 		t.Fatalf("outbox: %d %s", code, out)
 	}
+	benchArgs := []string{"bench", "--duration", "300ms", "--concurrency", "2"}
+	if dsn := os.Getenv("WRIT_TEST_POSTGRES"); dsn != "" {
+		benchArgs = append(benchArgs, "--postgres", dsn)
+	}
+	out, code = run(benchArgs...)
+	if code != 0 || !regexp.MustCompile(`sqlite\s+refreshes/s \S+ \S+\s+[1-9]\d*`).MatchString(out) {
+		t.Fatalf("bench: %d %s", code, out)
+	}
+	if os.Getenv("WRIT_TEST_POSTGRES") != "" && !regexp.MustCompile(`postgres\s+logins/s .*\s+[1-9]\d*`).MatchString(out) {
+		t.Fatalf("bench on postgres: %s", out)
+	}
 }
 
 func TestDemo(t *testing.T) {

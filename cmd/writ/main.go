@@ -30,6 +30,7 @@ Usage:
   writ keys rotate -c FILE [--pool ID]                publish a new signing key (activates after keys.activation_delay)
   writ keys list -c FILE                              list signing keys and their schedule
   writ outbox -c FILE                                 print mail waiting in the outbox (codes when no SMTP is set)
+  writ bench [--postgres DSN]                         measure logins/s and refreshes/s on SQLite (and PostgreSQL)
   writ version                                        print the version
 
 Run 'writ COMMAND --help' for a command's options.
@@ -59,6 +60,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdKeys(args[1:], stdout, stderr)
 	case "outbox":
 		err = cmdOutbox(args[1:], stdout, stderr)
+	case "bench":
+		err = cmdBench(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "writ", version())
 		return 0

@@ -86,37 +86,46 @@ func TestDSN(t testing.TB) string {
 	return dsn
 }
 
-// TestSchema creates a fresh schema for one test and returns a DSN whose
-// connections use it; the schema is dropped when the test ends.
-func TestSchema(t testing.TB) string {
-	t.Helper()
-	dsn := TestDSN(t)
+// TempSchema creates a fresh schema in the database at dsn and returns a
+// DSN whose connections use it, and a function that drops it.
+func TempSchema(ctx context.Context, dsn, prefix string) (string, func(), error) {
 	var b [6]byte
 	rand.Read(b[:])
-	schema := "writ_test_" + hex.EncodeToString(b[:])
+	schema := prefix + hex.EncodeToString(b[:])
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", nil, fmt.Errorf("store: postgres DSN: %w", err)
+	}
 	admin, err := sql.Open("pgx", dsn)
 	if err != nil {
-		t.Fatal(err)
+		return "", nil, err
 	}
 	defer admin.Close()
-	if _, err := admin.Exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatalf("create schema: %v", err)
+	if _, err := admin.ExecContext(ctx, "CREATE SCHEMA "+schema); err != nil {
+		return "", nil, fmt.Errorf("store: create schema: %w", err)
 	}
-	t.Cleanup(func() {
-		a, err := sql.Open("pgx", dsn)
-		if err == nil {
+	drop := func() {
+		if a, err := sql.Open("pgx", dsn); err == nil {
 			a.Exec("DROP SCHEMA " + schema + " CASCADE")
 			a.Close()
 		}
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatalf("WRIT_TEST_POSTGRES: %v", err)
 	}
 	q := u.Query()
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
-	return u.String()
+	return u.String(), drop, nil
+}
+
+// TestSchema creates a fresh schema for one test and returns a DSN whose
+// connections use it; the schema is dropped when the test ends.
+func TestSchema(t testing.TB) string {
+	t.Helper()
+	dsn, drop, err := TempSchema(context.Background(), TestDSN(t), "writ_test_")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(drop)
+	return dsn
 }
 
 // OpenTest opens a store on a fresh schema, closed when the test ends.
