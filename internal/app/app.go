@@ -194,7 +194,7 @@ var implemented = map[string]bool{IDP: true, Ops: true}
 func (a *App) handler(name string) http.Handler {
 	switch name {
 	case IDP:
-		return IDPHandler(a.Pools, a.log)
+		return IDPHandler(a.Pools, a.Core.Store, a.log, a.opts.Now)
 	case Ops:
 		return a.opsHandler()
 	}
@@ -203,9 +203,9 @@ func (a *App) handler(name string) http.Handler {
 
 // IDPHandler serves the Cognito IdP API (POST / with X-Amz-Target) and the
 // pools' OIDC endpoints on one listener.
-func IDPHandler(svc *userpool.Service, log *slog.Logger) http.Handler {
+func IDPHandler(svc *userpool.Service, st store.OneTime, log *slog.Logger, now func() time.Time) http.Handler {
 	api := cognito.NewIDP(svc, log)
-	web := oidc.New(svc, log)
+	web := oidc.New(svc, st, log, now)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/" && r.Header.Get("X-Amz-Target") != "" {
 			api.ServeHTTP(w, r)

@@ -364,8 +364,8 @@ func (c *Config) validate(v *validator) {
 			if cl.Public && !cl.Secret.IsZero() {
 				v.errorf(cp+".secret", "a public client has no secret")
 			}
-			if !cl.Public && cl.Secret.IsZero() {
-				v.errorf(cp+".secret", "required for a confidential client (or set public: true)")
+			if !cl.Public && cl.Secret.IsZero() && cl.JWKS == "" {
+				v.errorf(cp+".secret", "required for a confidential client (or set public: true, or jwks for private_key_jwt)")
 			}
 			for k, u := range cl.RedirectURIs {
 				v.absURL(fmt.Sprintf("%s.redirect_uris[%d]", cp, k), u)

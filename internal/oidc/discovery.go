@@ -5,24 +5,37 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
+	"time"
+
+	"github.com/writ-id/writ/internal/store"
 
 	"github.com/writ-id/writ/internal/userpool"
 )
 
 // Handler serves the OIDC endpoints of every pool.
 type Handler struct {
-	svc *userpool.Service
-	log *slog.Logger
-	mux *http.ServeMux
+	svc   *userpool.Service
+	store store.OneTime
+	log   *slog.Logger
+	mux   *http.ServeMux
+	now   func() time.Time
 }
 
-// New returns the OIDC handler for svc's pools.
-func New(svc *userpool.Service, log *slog.Logger) *Handler {
-	h := &Handler{svc: svc, log: log, mux: http.NewServeMux()}
+// New returns the OIDC handler for svc's pools. st records single-use
+// client assertions; now is the clock (nil: time.Now).
+func New(svc *userpool.Service, st store.OneTime, log *slog.Logger, now func() time.Time) *Handler {
+	if now == nil {
+		now = time.Now
+	}
+	h := &Handler{svc: svc, store: st, log: log, mux: http.NewServeMux(), now: now}
 	h.mux.HandleFunc("GET /{pool}/.well-known/openid-configuration", h.discovery)
 	h.mux.HandleFunc("GET /{pool}/.well-known/oauth-authorization-server", h.discovery)
 	h.mux.HandleFunc("GET /{pool}/.well-known/jwks.json", h.jwks)
+	h.mux.HandleFunc("POST /{pool}/oauth2/token", h.token)
+	h.mux.HandleFunc("POST /{pool}/oauth2/revoke", h.revoke)
+	h.mux.HandleFunc("POST /{pool}/oauth2/introspect", h.introspect)
+	h.mux.HandleFunc("GET /{pool}/oauth2/userInfo", h.userInfo)
+	h.mux.HandleFunc("POST /{pool}/oauth2/userInfo", h.userInfo)
 	return h
 }
 
@@ -40,6 +53,11 @@ func (h *Handler) pool(w http.ResponseWriter, r *http.Request) (*userpool.Pool, 
 type Discovery struct {
 	Issuer                            string   `json:"issuer"`
 	JWKSURI                           string   `json:"jwks_uri"`
+	TokenEndpoint                     string   `json:"token_endpoint"`
+	UserInfoEndpoint                  string   `json:"userinfo_endpoint"`
+	RevocationEndpoint                string   `json:"revocation_endpoint"`
+	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
+	GrantTypesSupported               []string `json:"grant_types_supported"`
 	ResponseTypesSupported            []string `json:"response_types_supported"`
 	SubjectTypesSupported             []string `json:"subject_types_supported"`
 	IDTokenSigningAlgValuesSupported  []string `json:"id_token_signing_alg_values_supported"`
@@ -61,12 +79,18 @@ func (h *Handler) discovery(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	d := Discovery{
-		Issuer:                           iss,
-		JWKSURI:                          iss + "/.well-known/jwks.json",
-		ResponseTypesSupported:           []string{"code"},
-		SubjectTypesSupported:            []string{"public"},
-		IDTokenSigningAlgValuesSupported: []string{p.Config().SigningAlg},
-		ScopesSupported:                  scopes,
+		Issuer:                            iss,
+		JWKSURI:                           iss + "/.well-known/jwks.json",
+		TokenEndpoint:                     iss + "/oauth2/token",
+		UserInfoEndpoint:                  iss + "/oauth2/userInfo",
+		RevocationEndpoint:                iss + "/oauth2/revoke",
+		IntrospectionEndpoint:             iss + "/oauth2/introspect",
+		GrantTypesSupported:               []string{grantRefreshToken, grantClientCredentials, grantTokenExchange},
+		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post", "private_key_jwt"},
+		ResponseTypesSupported:            []string{"code"},
+		SubjectTypesSupported:             []string{"public"},
+		IDTokenSigningAlgValuesSupported:  []string{p.Config().SigningAlg},
+		ScopesSupported:                   scopes,
 		ClaimsSupported: []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "token_use", "cognito:username",
 			"cognito:groups", "cognito:roles", "cognito:preferred_role", "email", "email_verified", "amr"},
 	}
@@ -99,6 +123,3 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	w.Write(b)
 }
-
-// IsWellKnown reports whether a path is under a pool's .well-known tree.
-func IsWellKnown(path string) bool { return strings.Contains(path, "/.well-known/") }

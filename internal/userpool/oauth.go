@@ -1,0 +1,315 @@
+package userpool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/writ-id/writ/internal/audit"
+	"github.com/writ-id/writ/internal/store"
+	"github.com/writ-id/writ/internal/token"
+)
+
+// Token-type URNs of RFC 8693.
+const (
+	TokenTypeAccess = "urn:ietf:params:oauth:token-type:access_token"
+	TokenTypeID     = "urn:ietf:params:oauth:token-type:id_token"
+	TokenTypeJWT    = "urn:ietf:params:oauth:token-type:jwt"
+)
+
+// OAuthError is an OAuth 2.0 error (RFC 6749 §5.2, RFC 8693 §2.2.2) whose
+// Code and Description are safe to return to the client.
+type OAuthError struct {
+	Code        string
+	Description string
+	Cause       error
+}
+
+func (e *OAuthError) Error() string {
+	s := "userpool: oauth " + e.Code + ": " + e.Description
+	if e.Cause != nil {
+		s += ": " + e.Cause.Error()
+	}
+	return s
+}
+
+func (e *OAuthError) Unwrap() error { return e.Cause }
+
+func oauthErr(code, desc string) *OAuthError { return &OAuthError{Code: code, Description: desc} }
+
+// CustomScopes returns the resource-server scopes the client may request.
+func (p *Pool) CustomScopes(c store.Client) []string {
+	defined := map[string]bool{}
+	for _, rs := range p.cfg.ResourceServers {
+		for _, s := range rs.Scopes {
+			defined[rs.Identifier+"/"+s] = true
+		}
+	}
+	var out []string
+	for _, s := range c.Scopes {
+		if defined[s] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// ClientCredentials issues an access token to a confidential client for
+// itself (sub = client_id), with the requested resource-server scopes (all
+// the client may have when none are requested).
+func (p *Pool) ClientCredentials(ctx context.Context, c store.Client, requested []string) (Tokens, error) {
+	allowed := p.CustomScopes(c)
+	scope := allowed
+	if len(requested) > 0 {
+		for _, s := range requested {
+			if !contains(allowed, s) {
+				err := oauthErr("invalid_scope", "scope "+s+" is not allowed for this client")
+				p.record(ctx, audit.Event{Action: "token.client_credentials", ClientID: c.ClientID, Sub: c.ClientID, Outcome: audit.Deny, Reason: err.Description})
+				return Tokens{}, err
+			}
+		}
+		scope = requested
+	}
+	key, err := p.signer(ctx)
+	if err != nil {
+		return Tokens{}, err
+	}
+	now := p.now()
+	life := p.cfg.Tokens.Access
+	claims := map[string]any{
+		"iss": p.issuer, "sub": c.ClientID, "client_id": c.ClientID, "aud": c.ClientID, "token_use": token.UseAccess,
+		"scope": strings.Join(scope, " "), "iat": now.Unix(), "exp": now.Add(life).Unix(), "jti": uuid.NewString(),
+	}
+	at, err := token.Mint(key, claims)
+	if err != nil {
+		return Tokens{}, internal(err)
+	}
+	p.record(ctx, audit.Event{Action: "token.client_credentials", ClientID: c.ClientID, Sub: c.ClientID, Outcome: audit.Allow,
+		Reason: "scope " + strings.Join(scope, " ")})
+	return Tokens{AccessToken: at, ExpiresIn: int(life / time.Second), TokenType: "Bearer"}, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Exchange is an RFC 8693 token-exchange request by an authenticated client.
+type Exchange struct {
+	Client           store.Client
+	SubjectToken     string
+	SubjectTokenType string
+	// Audience is the target (audience or resource parameter).
+	Audience string
+	// Scope narrows the subject token's scope (empty: keep it).
+	Scope []string
+}
+
+// ExchangeResult is the issued token with the chain it carries.
+type ExchangeResult struct {
+	Tokens
+	Scope      []string
+	ActorChain []string
+	Subject    *token.Claims
+}
+
+// Exchange trades a user's token for an access token bound to another
+// audience, naming the calling client as the actor with any earlier actor
+// nested inside (RFC 8693 §4.1).
+func (p *Pool) Exchange(ctx context.Context, x Exchange) (ExchangeResult, error) {
+	res, err := p.exchange(ctx, x)
+	ev := audit.Event{Action: "token.exchange", ClientID: x.Client.ClientID, Resource: x.Audience, Outcome: audit.Allow}
+	if res.Subject != nil {
+		ev.Sub, ev.Username = res.Subject.Subject, res.Subject.User()
+	}
+	ev.ActorChain = res.ActorChain
+	if err != nil {
+		ev.Outcome = audit.Deny
+		var oe *OAuthError
+		if errors.As(err, &oe) {
+			ev.Reason = oe.Code + ": " + oe.Description
+			if oe.Cause != nil {
+				ev.Reason += " (" + oe.Cause.Error() + ")"
+			}
+		} else {
+			ev.Outcome, ev.Reason = audit.Error, err.Error()
+		}
+	}
+	p.record(ctx, ev)
+	return res, err
+}
+
+func (p *Pool) exchange(ctx context.Context, x Exchange) (ExchangeResult, error) {
+	var res ExchangeResult
+	switch x.SubjectTokenType {
+	case TokenTypeAccess, TokenTypeID, TokenTypeJWT:
+	case "":
+		return res, oauthErr("invalid_request", "subject_token_type is required")
+	default:
+		return res, oauthErr("invalid_request", "unsupported subject_token_type")
+	}
+	if x.SubjectToken == "" {
+		return res, oauthErr("invalid_request", "subject_token is required")
+	}
+	if x.Audience == "" {
+		return res, oauthErr("invalid_target", "audience or resource is required")
+	}
+	if !contains(x.Client.ExchangeAudiences, x.Audience) {
+		return res, oauthErr("invalid_target", "this client may not exchange tokens for audience "+x.Audience)
+	}
+	sub, err := p.verifier.Verify(ctx, x.SubjectToken)
+	if err != nil {
+		return res, &OAuthError{Code: "invalid_request", Description: "subject_token failed verification", Cause: err}
+	}
+	res.Subject = sub
+	if sub.TokenUse != token.UseAccess && sub.TokenUse != token.UseID {
+		return res, oauthErr("invalid_request", "subject_token is not an access or ID token")
+	}
+	if sub.ClientID != "" && sub.Subject == sub.ClientID && sub.Username == "" {
+		return res, oauthErr("invalid_request", "subject_token must represent a user")
+	}
+	u, err := p.st().GetUserBySub(ctx, sub.Subject)
+	if err != nil || u.PoolID != p.cfg.ID {
+		return res, &OAuthError{Code: "invalid_request", Description: "subject_token failed verification", Cause: errors.New("unknown subject")}
+	}
+	if !u.Enabled {
+		return res, oauthErr("invalid_request", "subject is disabled")
+	}
+	revoked, err := p.originRevoked(ctx, sub.OriginJTI)
+	if err != nil {
+		return res, internal(err)
+	}
+	if revoked || (!u.RevokedBefore.IsZero() && sub.IssuedAt < u.RevokedBefore.Unix()) {
+		return res, oauthErr("invalid_request", "subject_token has been revoked")
+	}
+	if ma := sub.MayAct; ma != nil && ma.Subject != x.Client.ClientID && ma.ClientID != x.Client.ClientID {
+		return res, oauthErr("unauthorized_client", "the subject token's may_act does not name this client")
+	}
+	depth := sub.Act.Depth() + 1
+	if depth > p.cfg.MaxActorChain {
+		return res, oauthErr("invalid_request", fmt.Sprintf("actor chain would be %d deep; at most %d allowed", depth, p.cfg.MaxActorChain))
+	}
+	have := sub.Scopes()
+	scope := have
+	if len(x.Scope) > 0 {
+		for _, s := range x.Scope {
+			if !contains(have, s) {
+				return res, oauthErr("invalid_scope", "scope "+s+" is not in the subject token: an exchange can only narrow")
+			}
+		}
+		scope = x.Scope
+	}
+	key, err := p.signer(ctx)
+	if err != nil {
+		return res, err
+	}
+	now := p.now()
+	exp := now.Add(p.cfg.Tokens.Access).Unix()
+	if sub.Expiry < exp {
+		exp = sub.Expiry // never outlives the subject token
+	}
+	act := &token.Actor{Subject: x.Client.ClientID, ClientID: x.Client.ClientID, Act: sub.Act}
+	claims := map[string]any{
+		"iss": p.issuer, "sub": sub.Subject, "aud": x.Audience, "client_id": x.Client.ClientID, "token_use": token.UseAccess,
+		"scope": strings.Join(scope, " "), "iat": now.Unix(), "exp": exp, "jti": uuid.NewString(), "act": act,
+		"username": u.Username,
+	}
+	for k, v := range map[string]any{"origin_jti": sub.OriginJTI, "acr": sub.ACR} {
+		if v != "" {
+			claims[k] = v
+		}
+	}
+	if sub.AuthTime != 0 {
+		claims["auth_time"] = sub.AuthTime
+	}
+	if len(sub.AMR) > 0 {
+		claims["amr"] = sub.AMR
+	}
+	if len(u.Groups) > 0 {
+		claims["cognito:groups"] = u.Groups
+	}
+	at, err := token.Mint(key, claims)
+	if err != nil {
+		return res, internal(err)
+	}
+	res.Tokens = Tokens{AccessToken: at, TokenType: "Bearer", ExpiresIn: int(exp - now.Unix())}
+	res.Scope = scope
+	res.ActorChain = act.Chain()
+	return res, nil
+}
+
+// Introspection is an RFC 7662 answer.
+type Introspection map[string]any
+
+// Introspect reports whether a token of this pool is active, and its
+// claims: JWTs are verified and checked for revocation, refresh tokens
+// looked up.
+func (p *Pool) Introspect(ctx context.Context, raw string) Introspection {
+	inactive := Introspection{"active": false}
+	if strings.Count(raw, ".") == 2 {
+		c, err := p.verifier.Verify(ctx, raw)
+		if err != nil {
+			return inactive
+		}
+		if revoked, err := p.originRevoked(ctx, c.OriginJTI); err != nil || revoked {
+			return inactive
+		}
+		if c.Subject != c.ClientID {
+			u, err := p.st().GetUserBySub(ctx, c.Subject)
+			if err != nil || !u.Enabled || (!u.RevokedBefore.IsZero() && c.IssuedAt < u.RevokedBefore.Unix()) {
+				return inactive
+			}
+		}
+		out := Introspection{"active": true, "token_type": "Bearer"}
+		for k, v := range c.Raw {
+			out[k] = v
+		}
+		return out
+	}
+	rt, err := p.st().GetRefreshToken(ctx, hashID(raw))
+	if err != nil || rt.PoolID != p.cfg.ID || rt.Revoked || !p.now().Before(rt.ExpiresAt) || !rt.UsedAt.IsZero() {
+		return inactive
+	}
+	return Introspection{"active": true, "token_type": "refresh_token", "client_id": rt.ClientID, "sub": rt.Sub,
+		"username": rt.Username, "scope": rt.Scope, "exp": rt.ExpiresAt.Unix(), "iat": rt.CreatedAt.Unix(), "iss": p.issuer}
+}
+
+// UserInfo returns the OIDC claims of the user an access token names.
+func (p *Pool) UserInfo(ctx context.Context, raw string) (map[string]any, error) {
+	c, err := p.verifier.Verify(ctx, raw)
+	if err != nil {
+		return nil, &OAuthError{Code: "invalid_token", Description: "the access token is invalid or expired", Cause: err}
+	}
+	if c.TokenUse != token.UseAccess || !(c.HasScope("openid") || c.HasScope(ScopeAdmin)) {
+		return nil, oauthErr("insufficient_scope", "the access token does not allow userInfo")
+	}
+	u, err := p.st().GetUserBySub(ctx, c.Subject)
+	if err != nil || u.PoolID != p.cfg.ID || !u.Enabled {
+		return nil, oauthErr("invalid_token", "the access token is invalid")
+	}
+	if revoked, err := p.originRevoked(ctx, c.OriginJTI); err != nil || revoked || (!u.RevokedBefore.IsZero() && c.IssuedAt < u.RevokedBefore.Unix()) {
+		return nil, oauthErr("invalid_token", "the access token has been revoked")
+	}
+	out := map[string]any{"sub": u.Sub, "username": u.Username}
+	all := c.HasScope(ScopeAdmin)
+	if all || c.HasScope("email") {
+		if u.Email != "" {
+			out["email"] = u.Email
+			out["email_verified"] = fmt.Sprint(u.EmailVerified)
+		}
+	}
+	if all || c.HasScope("profile") {
+		for k, v := range u.Attributes {
+			out[k] = v
+		}
+	}
+	return out, nil
+}
