@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -21,6 +23,7 @@ import (
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	ciptypes "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
 	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/writ-id/writ/examples"
 	"github.com/writ-id/writ/internal/app"
@@ -133,6 +136,32 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	})
 	p("  a forged refresh token is refused: %v\n\n", errorCode(err))
 
+	tokenURL := issuer + "/oauth2/token"
+	p("Services get tokens of their own (client_credentials, x/oauth2):\n")
+	cc := clientcredentials.Config{ClientID: "orders-service", ClientSecret: "orders-demo-secret", TokenURL: tokenURL}
+	svcTok, err := cc.Token(ctx)
+	if err != nil {
+		return fmt.Errorf("client_credentials: %w", err)
+	}
+	sc := unverifiedClaims(svcTok.AccessToken)
+	p("  orders-service → sub %v, scope %v, no refresh token: %v\n\n", sc["sub"], sc["scope"], svcTok.RefreshToken == "")
+
+	p("Her identity travels with the request, bound to each hop (RFC 8693 token exchange):\n")
+	hop1, err := demoExchange(ctx, tokenURL, "api-gateway", "gateway-demo-secret", aws.ToString(ar.AccessToken), "files-service")
+	if err != nil {
+		return err
+	}
+	hop2, err := demoExchange(ctx, tokenURL, "orders-service", "orders-demo-secret", hop1, "files-service")
+	if err != nil {
+		return err
+	}
+	for i, tok := range []string{hop1, hop2} {
+		c := unverifiedClaims(tok)
+		act, _ := json.Marshal(c["act"])
+		p("  hop %d: sub %v  aud %v  act %s\n", i+1, c["sub"], c["aud"], act)
+	}
+	p("\n")
+
 	p("Next steps of the chain (coming as their components land):\n")
 	p("  2-4  the gateway checks her access token on GET /orders/{id} and carries her identity to orders → files\n")
 	p("  5    the identity pool trades her ID token for demo-staff role credentials\n")
@@ -146,6 +175,28 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// demoExchange trades subject for a token bound to audience, as client.
+func demoExchange(ctx context.Context, tokenURL, client, secret, subject, audience string) (string, error) {
+	form := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "subject_token": {subject},
+		"subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"}, "audience": {audience}}
+	req, _ := http.NewRequestWithContext(ctx, "POST", tokenURL, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(client, secret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		AccessToken string `json:"access_token"`
+		Error       string `json:"error"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.AccessToken == "" {
+		return "", fmt.Errorf("token exchange by %s: %d %s %v", client, resp.StatusCode, out.Error, err)
+	}
+	return out.AccessToken, nil
 }
 
 // freePorts moves listeners whose reference port is taken to a free port.

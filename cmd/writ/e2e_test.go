@@ -297,7 +297,8 @@ func TestDemo(t *testing.T) {
 	}
 	s := out.String()
 	for _, want := range []string{"challenge SOFTWARE_TOKEN_MFA", "cognito:username", `"alice"`, "token_use", "refresh token rotated: true",
-		"NotAuthorizedException", "Next steps"} {
+		"NotAuthorizedException", "orders-service → sub orders-service",
+		`hop 2: sub`, `act {"act":{"client_id":"api-gateway","sub":"api-gateway"},"client_id":"orders-service","sub":"orders-service"}`, "Next steps"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, s)
 		}
