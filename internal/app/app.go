@@ -203,7 +203,7 @@ func (a *App) handler(name string) http.Handler {
 
 // IDPHandler serves the Cognito IdP API (POST / with X-Amz-Target) and the
 // pools' OIDC endpoints on one listener.
-func IDPHandler(svc *userpool.Service, st store.OneTime, log *slog.Logger, now func() time.Time) http.Handler {
+func IDPHandler(svc *userpool.Service, st store.Store, log *slog.Logger, now func() time.Time) http.Handler {
 	api := cognito.NewIDP(svc, log)
 	web := oidc.New(svc, st, log, now)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

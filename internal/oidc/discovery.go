@@ -15,15 +15,22 @@ import (
 // Handler serves the OIDC endpoints of every pool.
 type Handler struct {
 	svc   *userpool.Service
-	store store.OneTime
+	store webStore
 	log   *slog.Logger
 	mux   *http.ServeMux
 	now   func() time.Time
 }
 
-// New returns the OIDC handler for svc's pools. st records single-use
-// client assertions; now is the clock (nil: time.Now).
-func New(svc *userpool.Service, st store.OneTime, log *slog.Logger, now func() time.Time) *Handler {
+// webStore is what the endpoints keep: hosted-flow sessions, codes and
+// single-use client assertions.
+type webStore interface {
+	store.Sessions
+	store.OneTime
+}
+
+// New returns the OIDC handler for svc's pools; now is the clock (nil:
+// time.Now).
+func New(svc *userpool.Service, st webStore, log *slog.Logger, now func() time.Time) *Handler {
 	if now == nil {
 		now = time.Now
 	}
@@ -36,6 +43,19 @@ func New(svc *userpool.Service, st store.OneTime, log *slog.Logger, now func() t
 	h.mux.HandleFunc("POST /{pool}/oauth2/introspect", h.introspect)
 	h.mux.HandleFunc("GET /{pool}/oauth2/userInfo", h.userInfo)
 	h.mux.HandleFunc("POST /{pool}/oauth2/userInfo", h.userInfo)
+	h.mux.HandleFunc("GET /{pool}/oauth2/authorize", h.authorize)
+	h.mux.HandleFunc("GET /{pool}/login", h.loginPage)
+	h.mux.HandleFunc("POST /{pool}/login", h.loginPost)
+	h.mux.HandleFunc("POST /{pool}/login/totp", h.totpPost)
+	h.mux.HandleFunc("POST /{pool}/login/enrol", h.enrolPost)
+	h.mux.HandleFunc("POST /{pool}/login/newpassword", h.newPasswordPost)
+	h.mux.HandleFunc("GET /{pool}/signup", h.simplePage("signup", "Create an account"))
+	h.mux.HandleFunc("POST /{pool}/signup", h.signupPost)
+	h.mux.HandleFunc("POST /{pool}/confirm", h.confirmPost)
+	h.mux.HandleFunc("GET /{pool}/forgot", h.simplePage("forgot", "Reset your password"))
+	h.mux.HandleFunc("POST /{pool}/forgot", h.forgotPost)
+	h.mux.HandleFunc("POST /{pool}/reset", h.resetPost)
+	h.mux.HandleFunc("GET /{pool}/logout", h.logout)
 	return h
 }
 
@@ -53,6 +73,9 @@ func (h *Handler) pool(w http.ResponseWriter, r *http.Request) (*userpool.Pool, 
 type Discovery struct {
 	Issuer                            string   `json:"issuer"`
 	JWKSURI                           string   `json:"jwks_uri"`
+	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
+	EndSessionEndpoint                string   `json:"end_session_endpoint"`
+	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
 	TokenEndpoint                     string   `json:"token_endpoint"`
 	UserInfoEndpoint                  string   `json:"userinfo_endpoint"`
 	RevocationEndpoint                string   `json:"revocation_endpoint"`

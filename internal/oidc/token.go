@@ -21,6 +21,7 @@ import (
 
 // Grant types.
 const (
+	grantAuthorizationCode = "authorization_code"
 	grantClientCredentials = "client_credentials"
 	grantRefreshToken      = "refresh_token"
 	grantTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -192,7 +193,7 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	grant := form.Get("grant_type")
-	flow := map[string]string{grantClientCredentials: "client_credentials", grantRefreshToken: "refresh_token", grantTokenExchange: "token_exchange"}[grant]
+	flow := map[string]string{grantAuthorizationCode: "authorization_code", grantClientCredentials: "client_credentials", grantRefreshToken: "refresh_token", grantTokenExchange: "token_exchange"}[grant]
 	if flow == "" {
 		writeOAuthError(w, &userpool.OAuthError{Code: "unsupported_grant_type", Description: "unsupported grant_type " + fmt.Sprintf("%.40q", grant)})
 		return
@@ -203,6 +204,19 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 	}
 	var body map[string]any
 	switch grant {
+	case grantAuthorizationCode:
+		t, err := h.redeemCode(ctx, p, c, form.Get("code"), form.Get("redirect_uri"), form.Get("code_verifier"))
+		if err != nil {
+			writeOAuthError(w, err)
+			return
+		}
+		body = map[string]any{"access_token": t.AccessToken, "token_type": "Bearer", "expires_in": t.ExpiresIn}
+		if t.IDToken != "" {
+			body["id_token"] = t.IDToken
+		}
+		if t.RefreshToken != "" {
+			body["refresh_token"] = t.RefreshToken
+		}
 	case grantClientCredentials:
 		if c.Public {
 			writeOAuthError(w, &userpool.OAuthError{Code: "unauthorized_client", Description: "public clients cannot use client_credentials"})

@@ -27,6 +27,11 @@ type Result struct {
 	Params    map[string]string
 	// User is the authenticated (or challenged) user.
 	User store.User
+	// Done is set when a hosted-page sign-in (WebPasswordAuth) succeeded:
+	// no tokens are minted; AuthTime and AMR describe the authentication.
+	Done     bool
+	AuthTime time.Time
+	AMR      []string
 }
 
 // authState is the server-side state behind a challenge session.
@@ -39,6 +44,8 @@ type authState struct {
 	Attempts  int      `json:"n"`
 	// Scope is carried for OAuth-driven sign-ins (hosted pages).
 	Scope []string `json:"sc,omitempty"`
+	// Web marks a hosted-page sign-in: it ends authenticated, not with tokens.
+	Web bool `json:"w,omitempty"`
 }
 
 const maxChallengeAttempts = 3
@@ -75,7 +82,17 @@ func auditFor(action string, c store.Client, u store.User, err error) audit.Even
 // PasswordAuth runs USER_PASSWORD_AUTH (and ADMIN_USER_PASSWORD_AUTH) for
 // client c from source address src.
 func (p *Pool) PasswordAuth(ctx context.Context, c store.Client, username, password, secretHash, src string) (Result, error) {
-	r, err := p.passwordAuth(ctx, c, username, password, secretHash, src)
+	return p.passwordAuthLogged(ctx, c, username, password, secretHash, src, false)
+}
+
+// WebPasswordAuth is PasswordAuth for the hosted pages: the same checks,
+// challenges and throttling, ending with Result.Done instead of tokens.
+func (p *Pool) WebPasswordAuth(ctx context.Context, c store.Client, username, password, src string) (Result, error) {
+	return p.passwordAuthLogged(ctx, c, username, password, "", src, true)
+}
+
+func (p *Pool) passwordAuthLogged(ctx context.Context, c store.Client, username, password, secretHash, src string, web bool) (Result, error) {
+	r, err := p.passwordAuth(ctx, c, username, password, secretHash, src, web)
 	ev := auditFor("InitiateAuth", c, r.User, err)
 	if r.User.Username == "" {
 		ev.Username = username
@@ -87,12 +104,14 @@ func (p *Pool) PasswordAuth(ctx context.Context, c store.Client, username, passw
 	return r, err
 }
 
-func (p *Pool) passwordAuth(ctx context.Context, c store.Client, username, password, secretHash, src string) (Result, error) {
+func (p *Pool) passwordAuth(ctx context.Context, c store.Client, username, password, secretHash, src string, web bool) (Result, error) {
 	if username == "" || password == "" {
 		return Result{}, newErr(CodeInvalidParameter, "Missing required parameter USERNAME or PASSWORD")
 	}
-	if err := p.checkSecretHash(c, username, secretHash); err != nil {
-		return Result{}, err
+	if !web {
+		if err := p.checkSecretHash(c, username, secretHash); err != nil {
+			return Result{}, err
+		}
 	}
 	now := p.now()
 	window := p.cfg.Lockout.Window
@@ -144,7 +163,7 @@ func (p *Pool) passwordAuth(ctx context.Context, c store.Client, username, passw
 	case store.StatusResetRequired:
 		return Result{User: u}, newErr("PasswordResetRequiredException", "Password reset required for the user")
 	}
-	st := authState{Username: u.Username, Sub: u.Sub, AuthTime: now.Unix(), AMR: []string{"pwd"}}
+	st := authState{Username: u.Username, Sub: u.Sub, AuthTime: now.Unix(), AMR: []string{"pwd"}, Web: web}
 	if u.Status == store.StatusForceChangePassword {
 		return p.challenge(ctx, c, u, st, ChallengeNewPassword)
 	}
@@ -163,6 +182,9 @@ func (p *Pool) afterPassword(ctx context.Context, c store.Client, u store.User, 
 }
 
 func (p *Pool) finish(ctx context.Context, c store.Client, u store.User, st authState) (Result, error) {
+	if st.Web {
+		return Result{Done: true, User: u, AuthTime: time.Unix(st.AuthTime, 0), AMR: st.AMR}, nil
+	}
 	scope := st.Scope
 	if scope == nil {
 		scope = []string{ScopeAdmin}
@@ -264,9 +286,6 @@ func (p *Pool) respond(ctx context.Context, c store.Client, challenge, session s
 	default:
 		return Result{}, newErr(CodeInvalidParameter, fmt.Sprintf("Unsupported challenge %q", challenge))
 	}
-	if err := p.checkSecretHash(c, responses["USERNAME"], responses["SECRET_HASH"]); err != nil {
-		return Result{}, err
-	}
 	want := challenge
 	if challenge == ChallengeMFASetup {
 		want = "MFA_SETUP_VERIFIED"
@@ -274,6 +293,11 @@ func (p *Pool) respond(ctx context.Context, c store.Client, challenge, session s
 	st, err := p.takeSession(ctx, c, session, want)
 	if err != nil {
 		return Result{}, err
+	}
+	if !st.Web {
+		if err := p.checkSecretHash(c, responses["USERNAME"], responses["SECRET_HASH"]); err != nil {
+			return Result{}, err
+		}
 	}
 	if un := responses["USERNAME"]; un != "" && un != st.Username {
 		return Result{}, errBadSession()

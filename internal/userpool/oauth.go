@@ -313,3 +313,34 @@ func (p *Pool) UserInfo(ctx context.Context, raw string) (map[string]any, error)
 	}
 	return out, nil
 }
+
+// UserBySub returns the user with sub.
+func (s *Service) UserBySub(ctx context.Context, sub string) (store.User, error) {
+	return s.deps.Store.GetUserBySub(ctx, sub)
+}
+
+// SessionLive reports whether a challenge session string is still usable.
+func (p *Pool) SessionLive(ctx context.Context, raw string) (string, bool) {
+	if raw == "" || len(raw) > 1024 {
+		return "", false
+	}
+	s, err := p.st().GetSession(ctx, hashID(raw), p.now())
+	if err != nil {
+		return "", false
+	}
+	return s.Username, true
+}
+
+// RevokeSignIn revokes every refresh token and access token of one sign-in
+// (its origin_jti), e.g. when the authorization code that began it is
+// replayed.
+func (p *Pool) RevokeSignIn(ctx context.Context, originJTI string) error {
+	if _, err := p.st().RevokeRefreshFamily(ctx, originJTI); err != nil {
+		return internal(err)
+	}
+	if err := p.revokeOrigin(ctx, originJTI); err != nil {
+		return err
+	}
+	p.record(ctx, audit.Event{Action: "token.revoke_sign_in", Outcome: audit.Allow, Reason: "authorization code replayed"})
+	return nil
+}

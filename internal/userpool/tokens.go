@@ -136,7 +136,7 @@ func (p *Pool) mint(ctx context.Context, key token.Signer, g Grant) (Tokens, sto
 		out.RefreshToken = randomToken(48)
 		rt = store.RefreshToken{
 			ID: hashID(out.RefreshToken), PoolID: p.cfg.ID, ClientID: g.Client.ClientID, Username: u.Username,
-			Sub: u.Sub, FamilyID: uuid.NewString(), Scope: strings.Join(g.Scope, " "), AuthTime: g.AuthTime,
+			Sub: u.Sub, FamilyID: g.OriginJTI, Scope: strings.Join(g.Scope, " "), AuthTime: g.AuthTime,
 			AMR: g.AMR, OriginJTI: g.OriginJTI, CreatedAt: now, ExpiresAt: now.Add(lt.Refresh),
 		}
 	}
