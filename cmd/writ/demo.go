@@ -23,6 +23,7 @@ import (
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	ciptypes "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
 	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/writ-id/writ/examples"
@@ -161,6 +162,12 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 		p("  hop %d: sub %v  aud %v  act %s\n", i+1, c["sub"], c["aud"], act)
 	}
 	p("\n")
+
+	verifier := oauth2.GenerateVerifier()
+	web := oauth2.Config{ClientID: "demo-web", RedirectURL: "http://127.0.0.1:8485/callback", Scopes: []string{"openid", "email", "profile"},
+		Endpoint: oauth2.Endpoint{AuthURL: issuer + "/oauth2/authorize", TokenURL: tokenURL}}
+	p("Sign in through the hosted pages (authorization code + PKCE; run with --serve to keep them up):\n  %s\n", web.AuthCodeURL("demo", oauth2.S256ChallengeOption(verifier)))
+	p("  then redeem the code from the callback with code_verifier=%s\n\n", verifier)
 
 	p("Next steps of the chain (coming as their components land):\n")
 	p("  2-4  the gateway checks her access token on GET /orders/{id} and carries her identity to orders → files\n")

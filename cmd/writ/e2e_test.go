@@ -298,7 +298,7 @@ func TestDemo(t *testing.T) {
 	s := out.String()
 	for _, want := range []string{"challenge SOFTWARE_TOKEN_MFA", "cognito:username", `"alice"`, "token_use", "refresh token rotated: true",
 		"NotAuthorizedException", "orders-service → sub orders-service",
-		`hop 2: sub`, `act {"act":{"client_id":"api-gateway","sub":"api-gateway"},"client_id":"orders-service","sub":"orders-service"}`, "Next steps"} {
+		`hop 2: sub`, "/oauth2/authorize?", "code_challenge_method=S256", `act {"act":{"client_id":"api-gateway","sub":"api-gateway"},"client_id":"orders-service","sub":"orders-service"}`, "Next steps"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, s)
 		}

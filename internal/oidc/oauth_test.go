@@ -28,6 +28,7 @@ import (
 	"github.com/writ-id/writ/internal/apptest"
 	"github.com/writ-id/writ/internal/config"
 	"github.com/writ-id/writ/internal/store"
+	"github.com/writ-id/writ/internal/token"
 	"github.com/writ-id/writ/internal/userpool"
 )
 
@@ -352,6 +353,27 @@ func TestTokenExchangeRefusals(t *testing.T) {
 		"exp": time.Now().Add(time.Hour).Unix(), "scope": "aws.cognito.signin.user.admin"}).Serialize()
 	if status, body := exchange(f, "api-gateway", "gateway-demo-secret", foreign, url.Values{"audience": {"files-service"}}); status != 400 || body["error"] != "invalid_request" {
 		t.Fatalf("foreign issuer: %d %v", status, body)
+	}
+	// may_act in the subject token is honoured: only the named party may act.
+	key, err := f.App.Core.Keys.Signer(f.ctx, poolID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac := claims(t, at)
+	mayAct := func(actor string) string {
+		m := map[string]any{"iss": f.iss, "sub": ac["sub"], "token_use": "access", "client_id": "demo-web", "username": "alice",
+			"scope": ac["scope"], "iat": f.Clock.Now().Unix(), "exp": f.Clock.Now().Add(time.Hour).Unix(), "may_act": map[string]any{"sub": actor}}
+		tok, err := token.Mint(key, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	if status, body := exchange(f, "api-gateway", "gateway-demo-secret", mayAct("orders-service"), url.Values{"audience": {"files-service"}}); status != 400 || body["error"] != "unauthorized_client" {
+		t.Fatalf("may_act naming another party: %d %v", status, body)
+	}
+	if status, body := exchange(f, "api-gateway", "gateway-demo-secret", mayAct("api-gateway"), url.Values{"audience": {"files-service"}}); status != 200 {
+		t.Fatalf("may_act naming the caller: %d %v", status, body)
 	}
 	// An expired subject token.
 	f.Clock.Advance(2 * time.Hour)
