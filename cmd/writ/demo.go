@@ -218,9 +218,21 @@ func freePorts(cfg *config.Config) bool {
 			ln.Close()
 			continue
 		}
-		l.Listen = "127.0.0.1:0"
-		l.PublicURL = ""
 		moved = true
+		if l != cfg.Serve.IDP {
+			l.Listen, l.PublicURL = "127.0.0.1:0", ""
+			continue
+		}
+		// The idp's address is named by issuers elsewhere in the file: pick
+		// a free port now and move them with it.
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			l.Listen, l.PublicURL = "127.0.0.1:0", ""
+			continue
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		cfg.RelocateIDP(l.PublicURL, "http://"+addr)
+		l.Listen, l.PublicURL = addr, "http://"+addr
 	}
 	return moved
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/writ-id/writ/internal/audit"
 	"github.com/writ-id/writ/internal/cognito"
 	"github.com/writ-id/writ/internal/config"
+	"github.com/writ-id/writ/internal/gateway"
 	"github.com/writ-id/writ/internal/keys"
 	"github.com/writ-id/writ/internal/oidc"
 	"github.com/writ-id/writ/internal/store"
@@ -109,6 +110,7 @@ type App struct {
 	listeners map[string]net.Listener
 	servers   map[string]*http.Server
 	urls      map[string]string
+	gateway   *gateway.Gateway
 	stop      context.CancelFunc
 	bg        sync.WaitGroup
 	ready     bool
@@ -180,6 +182,14 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 			return nil, err
 		}
 	}
+	if a.listeners[Gateway] != nil {
+		gw, err := gateway.New(cfg, gateway.Options{IDPURL: idpURL, Audit: core.Audit, Log: log, Now: opts.Now})
+		if err != nil {
+			a.Close(ctx)
+			return nil, err
+		}
+		a.gateway = gw
+	}
 	for name, ln := range a.listeners {
 		h := a.handler(name)
 		a.servers[name] = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
@@ -189,7 +199,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	return a, nil
 }
 
-var implemented = map[string]bool{IDP: true, Ops: true}
+var implemented = map[string]bool{IDP: true, Gateway: true, Ops: true}
 
 func (a *App) handler(name string) http.Handler {
 	switch name {
@@ -197,6 +207,8 @@ func (a *App) handler(name string) http.Handler {
 		return IDPHandler(a.Pools, a.Core.Store, a.log, a.opts.Now)
 	case Ops:
 		return a.opsHandler()
+	case Gateway:
+		return a.gateway
 	}
 	return http.NotFoundHandler()
 }
@@ -292,6 +304,9 @@ func (a *App) shutdown(ctx context.Context) error {
 // never served).
 func (a *App) Close(ctx context.Context) error {
 	a.closeListeners()
+	if a.gateway != nil {
+		a.gateway.Close()
+	}
 	if a.Core == nil {
 		return nil
 	}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"sync"
@@ -85,6 +86,16 @@ func StartArgon2(t testing.TB, argon userpool.Argon2Params, opts ...Option) *Env
 			l.Listen, l.PublicURL = "127.0.0.1:0", ""
 		}
 	}
+	// The idp's address must be known before start, because authorizers
+	// name its issuer: take a free port now.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cfg.Serve.IDP.Listen, cfg.Serve.IDP.PublicURL = addr, "http://"+addr
+	cfg.RelocateIDP("http://127.0.0.1:8400", "http://"+addr)
 	for _, o := range opts {
 		o(cfg)
 	}

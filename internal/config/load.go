@@ -48,6 +48,24 @@ func Parse(data []byte, path string) (*Config, error) {
 	return c, nil
 }
 
+// RelocateIDP points every issuer URL under oldBase (the idp's public URL
+// as written in the file) at newBase instead: authorizer issuers and OIDC
+// providers. Tools use it when they move the idp to another address.
+func (c *Config) RelocateIDP(oldBase, newBase string) {
+	oldBase, newBase = strings.TrimRight(oldBase, "/"), strings.TrimRight(newBase, "/")
+	move := func(s *string) {
+		if *s == oldBase || strings.HasPrefix(*s, oldBase+"/") {
+			*s = newBase + strings.TrimPrefix(*s, oldBase)
+		}
+	}
+	for i := range c.Gateway.Authorizers {
+		move(&c.Gateway.Authorizers[i].Issuer)
+	}
+	for i := range c.IAM.OIDCProviders {
+		move(&c.IAM.OIDCProviders[i].URL)
+	}
+}
+
 // RoleARN returns the ARN of role name in account.
 func RoleARN(account, name string) string { return "arn:aws:iam::" + account + ":role/" + name }
 

@@ -88,7 +88,8 @@ var ErrUnknownKey = errors.New("jwks: unknown key id")
 
 // VerificationKey returns the key with id kid, fetching the JWKS when it
 // was never fetched or when kid is unknown and the last fetch is older
-// than MinRefetch.
+// than MinRefetch. A caller that meets an unknown kid while a fetch is in
+// flight waits for that fetch rather than failing.
 func (r *Remote) VerificationKey(ctx context.Context, kid string) (jose.JSONWebKey, error) {
 	r.mu.RLock()
 	k, ok := r.keys[kid]
@@ -97,20 +98,14 @@ func (r *Remote) VerificationKey(ctx context.Context, kid string) (jose.JSONWebK
 	if ok {
 		return k, nil
 	}
-	now := r.opts.Now()
+	if err := r.refresh(ctx, !never); err != nil && never {
+		return jose.JSONWebKey{}, err
+	}
 	r.mu.RLock()
-	mayFetch := never || now.Sub(r.lastTry) >= r.opts.MinRefetch
+	k, ok = r.keys[kid]
 	r.mu.RUnlock()
-	if mayFetch {
-		if err := r.refresh(ctx, !never); err != nil && never {
-			return jose.JSONWebKey{}, err
-		}
-		r.mu.RLock()
-		k, ok = r.keys[kid]
-		r.mu.RUnlock()
-		if ok {
-			return k, nil
-		}
+	if ok {
+		return k, nil
 	}
 	return jose.JSONWebKey{}, fmt.Errorf("%w %q at %s", ErrUnknownKey, kid, r.issuer)
 }

@@ -1,0 +1,337 @@
+package gateway_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/writ-id/writ/internal/app"
+	"github.com/writ-id/writ/internal/apptest"
+	"github.com/writ-id/writ/internal/config"
+	"github.com/writ-id/writ/internal/token"
+	"github.com/writ-id/writ/internal/userpool"
+)
+
+const poolID = "us-east-1_WritDemo1"
+
+// upstream records what reached it.
+type upstream struct {
+	srv  *httptest.Server
+	hits atomic.Int64
+	mu   sync.Mutex
+	last *http.Request
+}
+
+func newUpstream(t *testing.T) *upstream {
+	u := &upstream{}
+	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u.hits.Add(1)
+		u.mu.Lock()
+		u.last = r.Clone(context.Background())
+		u.mu.Unlock()
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("X-Upstream", "yes")
+		w.Write([]byte("upstream says hi"))
+	}))
+	t.Cleanup(u.srv.Close)
+	return u
+}
+
+func (u *upstream) lastRequest() *http.Request {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.last
+}
+
+type fx struct {
+	*apptest.Env
+	t    *testing.T
+	gw   string
+	up   *upstream
+	pool *userpool.Pool
+}
+
+func start(t *testing.T) *fx {
+	up := newUpstream(t)
+	env := apptest.Start(t, func(c *config.Config) {
+		for i := range c.Gateway.Routes {
+			if c.Gateway.Routes[i].Upstream != "" {
+				c.Gateway.Routes[i].Upstream = up.srv.URL
+			}
+		}
+	})
+	p, _ := env.App.Pools.Pool(poolID)
+	return &fx{Env: env, t: t, gw: env.App.URL(app.Gateway), up: up, pool: p}
+}
+
+// issue mints real tokens through the pool for a client and user.
+func (f *fx) issue(clientID, username string, scope ...string) userpool.Tokens {
+	f.t.Helper()
+	ctx := context.Background()
+	c, err := f.App.Core.Store.GetClient(ctx, clientID)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	u, err := f.App.Core.Store.GetUser(ctx, poolID, username)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	tok, err := f.pool.Issue(ctx, userpool.Grant{Client: c, User: u, Scope: scope, IDToken: true, AuthTime: f.Clock.Now(), AMR: []string{"pwd"}})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return tok
+}
+
+func (f *fx) do(method, path, auth string, hdr map[string]string) *http.Response {
+	f.t.Helper()
+	req, _ := http.NewRequest(method, f.gw+path, nil)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+func claimsOf(t *testing.T, tok string) map[string]any {
+	parts := strings.Split(strings.TrimPrefix(tok, "Bearer "), ".")
+	b, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	var m map[string]any
+	json.Unmarshal(b, &m)
+	return m
+}
+
+func TestForwardWithScope(t *testing.T) {
+	f := start(t)
+	tok := f.issue("demo-web", "alice", "openid", "https://api.demo.local/orders.read")
+	tp := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	resp := f.do("GET", "/orders/42?x=1", "Bearer "+tok.AccessToken, map[string]string{"traceparent": tp})
+	if resp.StatusCode != 200 || resp.Header.Get("X-Upstream") != "yes" || resp.Header.Get("X-Request-Id") == "" {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	r := f.up.lastRequest()
+	if r.Header.Get("Authorization") != "Bearer "+tok.AccessToken || r.URL.Path != "/orders/42" || r.URL.RawQuery != "x=1" {
+		t.Errorf("upstream saw %s %q", r.URL, r.Header.Get("Authorization"))
+	}
+	if r.Header.Get("X-Request-Id") != resp.Header.Get("X-Request-Id") || !strings.HasPrefix(r.Header.Get("traceparent"), "00-4bf92f3577b34da6a3ce929d0e0e4736-") ||
+		r.Header.Get("X-Forwarded-For") != "127.0.0.1" {
+		t.Errorf("upstream headers: %v", r.Header)
+	}
+	// A client's request id is kept.
+	f.do("GET", "/orders/1", "Bearer "+tok.AccessToken, map[string]string{"X-Request-Id": "req-abc"})
+	if got := f.up.lastRequest().Header.Get("X-Request-Id"); got != "req-abc" {
+		t.Errorf("request id %q", got)
+	}
+	// The raw token without the Bearer prefix is accepted too, as API Gateway does.
+	if resp := f.do("GET", "/orders/1", tok.AccessToken, nil); resp.StatusCode != 200 {
+		t.Errorf("raw token: %d", resp.StatusCode)
+	}
+}
+
+func TestMissingScopeIs403(t *testing.T) {
+	f := start(t)
+	tok := f.issue("demo-web", "alice", "openid")
+	resp := f.do("GET", "/orders/42", "Bearer "+tok.AccessToken, nil)
+	if resp.StatusCode != 403 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="insufficient_scope"`) || f.up.hits.Load() != 0 {
+		t.Fatalf("%d %q hits %d", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), f.up.hits.Load())
+	}
+}
+
+func TestRoutingErrors(t *testing.T) {
+	f := start(t)
+	if resp := f.do("GET", "/nope", "", nil); resp.StatusCode != 404 {
+		t.Errorf("unknown path: %d", resp.StatusCode)
+	}
+	resp := f.do("POST", "/orders/1", "", nil)
+	if resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET" {
+		t.Errorf("wrong method: %d Allow %q", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+	if resp := f.do("GET", "/orders/1/extra", "", nil); resp.StatusCode != 404 {
+		t.Errorf("extra segment: %d", resp.StatusCode)
+	}
+	if f.up.hits.Load() != 0 {
+		t.Error("routing errors reached the upstream")
+	}
+}
+
+func b64(v any) string {
+	b, _ := json.Marshal(v)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func TestAttackTokensNeverReachTheUpstream(t *testing.T) {
+	f := start(t)
+	ctx := context.Background()
+	good := f.issue("demo-web", "alice", "https://api.demo.local/orders.read")
+	gc := claimsOf(t, good.AccessToken)
+	key, _ := f.App.Core.Keys.Signer(ctx, poolID)
+	mint := func(mod map[string]any) string {
+		m := map[string]any{}
+		for k, v := range gc {
+			m[k] = v
+		}
+		for k, v := range mod {
+			if v == nil {
+				delete(m, k)
+			} else {
+				m[k] = v
+			}
+		}
+		tok, err := token.Mint(key, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	parts := strings.Split(good.AccessToken, ".")
+	pubDER, _ := x509.MarshalPKIXPublicKey(key.Public().Key)
+	hsHeader := b64(map[string]any{"alg": "HS256", "kid": key.KID, "typ": "JWT"}) + "." + parts[1]
+	mac := hmac.New(sha256.New, pubDER)
+	mac.Write([]byte(hsHeader))
+	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	os, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: other, KeyID: key.KID}}, nil)
+	otherPool, _ := os.Sign([]byte(`{"iss":"` + gc["iss"].(string) + `","sub":"x","token_use":"access","client_id":"demo-web","scope":"https://api.demo.local/orders.read","exp":` + jsonNum(time.Now().Add(time.Hour).Unix()) + `}`))
+	otherPoolTok, _ := otherPool.CompactSerialize()
+	svc := f.issue("orders-service", "alice", "https://api.demo.local/orders.read") // aud orders-service
+	now := f.Clock.Now()
+	attacks := map[string]string{
+		"alg none":              b64(map[string]any{"alg": "none", "kid": key.KID}) + "." + parts[1] + ".",
+		"HS256 with public key": hsHeader + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil)),
+		"unknown kid":           b64(map[string]any{"alg": "ES256", "kid": "nope"}) + "." + parts[1] + "." + parts[2],
+		"expired":               mint(map[string]any{"exp": now.Add(-time.Hour).Unix()}),
+		"not yet valid":         mint(map[string]any{"nbf": now.Add(time.Hour).Unix()}),
+		"wrong issuer":          mint(map[string]any{"iss": "http://127.0.0.1:1/us-east-1_Other"}),
+		"wrong audience":        svc.AccessToken,
+		"ID token for access":   good.IDToken,
+		"another key, same kid": otherPoolTok,
+		"truncated":             good.AccessToken[:len(good.AccessToken)-12],
+		"jku elsewhere":         b64(map[string]any{"alg": "ES256", "kid": "evil", "jku": "http://127.0.0.1:1/jwks.json"}) + "." + parts[1] + "." + parts[2],
+		"x5u elsewhere":         b64(map[string]any{"alg": "ES256", "kid": "evil", "x5u": "http://127.0.0.1:1/cert.pem"}) + "." + parts[1] + "." + parts[2],
+		"no token":              "",
+		"garbage":               "abc.def.ghi",
+	}
+	for name, tok := range attacks {
+		t.Run(name, func(t *testing.T) {
+			auth := ""
+			if tok != "" {
+				auth = "Bearer " + tok
+			}
+			resp := f.do("GET", "/orders/1", auth, nil)
+			if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+				t.Fatalf("%d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+			}
+		})
+	}
+	// A 100 KB token is refused before it is even parsed (431).
+	resp := f.do("GET", "/orders/1", "Bearer "+strings.Repeat("a", 100<<10), nil)
+	if resp.StatusCode != 431 && resp.StatusCode != 401 {
+		t.Errorf("100 KB token: %d", resp.StatusCode)
+	}
+	if n := f.up.hits.Load(); n != 0 {
+		t.Fatalf("%d attack requests reached the upstream", n)
+	}
+	// And the good token still works.
+	if resp := f.do("GET", "/orders/1", "Bearer "+good.AccessToken, nil); resp.StatusCode != 200 {
+		t.Fatalf("good token: %d", resp.StatusCode)
+	}
+}
+
+func jsonNum(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+func TestExchangePropagation(t *testing.T) {
+	f := start(t)
+	tok := f.issue("demo-web", "alice", "openid", "https://api.demo.local/orders.read")
+	resp := f.do("PUT", "/files/a/b.txt", "Bearer "+tok.AccessToken, nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	got := f.up.lastRequest().Header.Get("Authorization")
+	c := claimsOf(t, got)
+	act, _ := json.Marshal(c["act"])
+	if got == "Bearer "+tok.AccessToken || c["aud"] != "files-service" || c["sub"] != claimsOf(t, tok.AccessToken)["sub"] || string(act) != `{"client_id":"api-gateway","sub":"api-gateway"}` {
+		t.Fatalf("upstream got %v (act %s)", c, act)
+	}
+	if f.up.lastRequest().URL.Path != "/files/a/b.txt" {
+		t.Errorf("path %q", f.up.lastRequest().URL.Path)
+	}
+	// The exchanged token is cached: a second request carries the same one.
+	f.do("GET", "/files/x", "Bearer "+tok.AccessToken, nil)
+	if f.up.lastRequest().Header.Get("Authorization") != got {
+		t.Error("exchanged token not reused")
+	}
+}
+
+func TestKeyRotationUnderLoad(t *testing.T) {
+	f := start(t)
+	ctx := context.Background()
+	var refused atomic.Int64
+	var sent atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				tok := f.issue("demo-web", "alice", "https://api.demo.local/orders.read")
+				req, _ := http.NewRequest("GET", f.gw+"/orders/1", nil)
+				req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					refused.Add(1)
+					continue
+				}
+				resp.Body.Close()
+				sent.Add(1)
+				if resp.StatusCode != 200 {
+					refused.Add(1)
+				}
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	rotated, err := f.App.Core.Keys.Rotate(ctx, poolID, "ES256", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	f.Clock.Advance(11 * time.Minute) // the new key starts signing
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if k, _ := f.App.Core.Keys.Signer(ctx, poolID); k.KID != rotated.KID {
+		t.Fatal("the rotated key never started signing")
+	}
+	if refused.Load() != 0 || sent.Load() < 20 {
+		t.Fatalf("%d of %d valid requests refused during rotation", refused.Load(), sent.Load())
+	}
+}
