@@ -6,14 +6,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"syscall"
@@ -27,9 +30,12 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 
 	"github.com/writ-id/writ/examples"
+	"github.com/writ-id/writ/examples/files"
+	"github.com/writ-id/writ/examples/orders"
 	"github.com/writ-id/writ/internal/app"
 	"github.com/writ-id/writ/internal/config"
 	"github.com/writ-id/writ/internal/userpool"
+	"github.com/writ-id/writ/sdk"
 )
 
 func cmdDemo(args []string, stdout, stderr io.Writer) error {
@@ -54,6 +60,12 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg.DataDir = filepath.Join(dir, "writ-data")
 	moved := freePorts(cfg)
+	issuerURL := strings.TrimRight(cfg.Serve.IDP.PublicURL, "/") + "/" + cfg.UserPools[0].ID
+	stopServices, err := startDemoServices(cfg, issuerURL)
+	if err != nil {
+		return err
+	}
+	defer stopServices()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -169,8 +181,31 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	p("Sign in through the hosted pages (authorization code + PKCE; run with --serve to keep them up):\n  %s\n", web.AuthCodeURL("demo", oauth2.S256ChallengeOption(verifier)))
 	p("  then redeem the code from the callback with code_verifier=%s\n\n", verifier)
 
+	p("Steps 2-4: through the gateway to the services behind it\n")
+	webTok, err := hostedSignIn(ctx, issuer, cfg.UserPools[0].Users[0].TOTPSecret.Reveal())
+	if err != nil {
+		return fmt.Errorf("hosted sign-in: %w", err)
+	}
+	p("  alice signed in through the hosted pages (password + TOTP, code + PKCE): scope %q\n", unverifiedClaims(webTok)["scope"])
+	gw := a.URL(app.Gateway)
+	for _, call := range []struct{ method, path, tok string }{
+		{"GET", "/orders/42", webTok},
+		{"GET", "/files/reports/q3.txt", webTok},
+		{"GET", "/orders/42", aws.ToString(ar.AccessToken)},
+		{"GET", "/orders/42", "forged." + webTok},
+	} {
+		status, body, reqID, err := gatewayCall(ctx, gw+call.path, call.method, call.tok)
+		if err != nil {
+			return err
+		}
+		p("  %s %s → %d (X-Request-Id %s)\n", call.method, call.path, status, reqID)
+		if len(body) > 0 && status == 200 {
+			printHops(stdout, body)
+		}
+	}
+	p("  (the third call uses her API-flow token, which lacks the orders.read scope: 403; the fourth is forged: 401)\n\n")
+
 	p("Next steps of the chain (coming as their components land):\n")
-	p("  2-4  the gateway checks her access token on GET /orders/{id} and carries her identity to orders → files\n")
 	p("  5    the identity pool trades her ID token for demo-staff role credentials\n")
 	p("  6    those credentials read and write her own prefix in the writ-demo bucket, and nobody else's\n")
 	if *serve {
@@ -182,6 +217,145 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// startDemoServices runs the orders and files services on the upstream
+// addresses the reference routes name (or free ports when taken).
+func startDemoServices(cfg *config.Config, issuer string) (func(), error) {
+	listen := func(addr string) (net.Listener, error) {
+		if ln, err := net.Listen("tcp", addr); err == nil {
+			return ln, nil
+		}
+		return net.Listen("tcp", "127.0.0.1:0")
+	}
+	filesLn, err := listen("127.0.0.1:8412")
+	if err != nil {
+		return nil, err
+	}
+	ordersLn, err := listen("127.0.0.1:8411")
+	if err != nil {
+		filesLn.Close()
+		return nil, err
+	}
+	filesURL, ordersURL := "http://"+filesLn.Addr().String(), "http://"+ordersLn.Addr().String()
+	for i := range cfg.Gateway.Routes {
+		switch cfg.Gateway.Routes[i].Upstream {
+		case "http://127.0.0.1:8411":
+			cfg.Gateway.Routes[i].Upstream = ordersURL
+		case "http://127.0.0.1:8412":
+			cfg.Gateway.Routes[i].Upstream = filesURL
+		}
+	}
+	secret := ""
+	if c, ok := cfg.UserPools[0].Client("orders-service"); ok {
+		secret = c.Secret.Reveal()
+	}
+	fh, fstop := files.New(issuer)
+	oh, ostop := orders.New(issuer, filesURL, sdk.ClientCredentials{TokenURL: issuer + "/oauth2/token", ClientID: "orders-service", ClientSecret: secret})
+	fs, os := &http.Server{Handler: fh, ReadHeaderTimeout: 10 * time.Second}, &http.Server{Handler: oh, ReadHeaderTimeout: 10 * time.Second}
+	go fs.Serve(filesLn)
+	go os.Serve(ordersLn)
+	return func() { fs.Close(); os.Close(); fstop(); ostop() }, nil
+}
+
+// hostedSignIn signs alice in through the hosted pages as a browser would
+// (authorize, sign-in form, TOTP form) and redeems the code with PKCE.
+func hostedSignIn(ctx context.Context, issuer, totpSecret string) (string, error) {
+	jar, _ := cookiejar.New(nil)
+	var callback *url.URL
+	hc := &http.Client{Jar: jar, CheckRedirect: func(r *http.Request, _ []*http.Request) error {
+		if strings.HasPrefix(r.URL.String(), "http://127.0.0.1:8485/callback") {
+			callback = r.URL
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}}
+	conf := oauth2.Config{ClientID: "demo-web", RedirectURL: "http://127.0.0.1:8485/callback",
+		Scopes:   []string{"openid", "email", "https://api.demo.local/orders.read", "https://api.demo.local/orders.write"},
+		Endpoint: oauth2.Endpoint{AuthURL: issuer + "/oauth2/authorize", TokenURL: issuer + "/oauth2/token", AuthStyle: oauth2.AuthStyleInParams}}
+	verifier := oauth2.GenerateVerifier()
+	page, err := fetch(hc, "GET", conf.AuthCodeURL("demo", oauth2.S256ChallengeOption(verifier)), nil)
+	if err != nil {
+		return "", err
+	}
+	form := hiddenFields(page)
+	form.Set("username", "alice")
+	form.Set("password", "Alice-Passw0rd")
+	if page, err = fetch(hc, "POST", issuer+"/login", form); err != nil {
+		return "", err
+	}
+	form = hiddenFields(page)
+	code, err := userpool.TOTPNow(totpSecret, time.Now().Add(30*time.Second)) // the step after the API sign-in's
+	if err != nil {
+		return "", err
+	}
+	form.Set("code", code)
+	if _, err = fetch(hc, "POST", issuer+"/login/totp", form); err != nil {
+		return "", err
+	}
+	if callback == nil {
+		return "", fmt.Errorf("no redirect back to the application")
+	}
+	tok, err := conf.Exchange(ctx, callback.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		return "", err
+	}
+	return tok.AccessToken, nil
+}
+
+var hiddenRE = regexp.MustCompile(`<input type="hidden" name="(\w+)" value="([^"]*)">`)
+
+func hiddenFields(page string) url.Values {
+	v := url.Values{}
+	for _, m := range hiddenRE.FindAllStringSubmatch(page, -1) {
+		v.Set(m[1], html.UnescapeString(m[2]))
+	}
+	return v
+}
+
+func fetch(hc *http.Client, method, u string, form url.Values) (string, error) {
+	var resp *http.Response
+	var err error
+	if method == "POST" {
+		resp, err = hc.PostForm(u, form)
+	} else {
+		resp, err = hc.Get(u)
+	}
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return string(b), err
+}
+
+func gatewayCall(ctx context.Context, u, method, tok string) (int, []byte, string, error) {
+	req, _ := http.NewRequestWithContext(ctx, method, u, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, b, resp.Header.Get("X-Request-Id"), nil
+}
+
+// printHops prints what each service behind the gateway saw.
+func printHops(w io.Writer, body []byte) {
+	var hop map[string]any
+	if json.Unmarshal(body, &hop) != nil {
+		return
+	}
+	for hop != nil {
+		if hop["actor_chain"] == nil {
+			hop["actor_chain"] = "none"
+		}
+		fmt.Fprintf(w, "    %-7v saw sub %v (%v)  aud %v  actors %v  request id %v\n", hop["service"], hop["sub"], hop["username"],
+			hop["aud"], hop["actor_chain"], hop["request_id"])
+		next, _ := hop["files_saw"].(map[string]any)
+		hop = next
+	}
 }
 
 // demoExchange trades subject for a token bound to audience, as client.

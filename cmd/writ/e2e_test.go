@@ -298,7 +298,9 @@ func TestDemo(t *testing.T) {
 	s := out.String()
 	for _, want := range []string{"challenge SOFTWARE_TOKEN_MFA", "cognito:username", `"alice"`, "token_use", "refresh token rotated: true",
 		"NotAuthorizedException", "orders-service → sub orders-service",
-		`hop 2: sub`, "/oauth2/authorize?", "code_challenge_method=S256", `act {"act":{"client_id":"api-gateway","sub":"api-gateway"},"client_id":"orders-service","sub":"orders-service"}`, "Next steps"} {
+		`hop 2: sub`, "/oauth2/authorize?", "code_challenge_method=S256",
+		"GET /orders/42 → 200", "files   saw sub", "actors [orders-service]", "GET /files/reports/q3.txt → 200", "actors [api-gateway]",
+		"GET /orders/42 → 403", "GET /orders/42 → 401", `act {"act":{"client_id":"api-gateway","sub":"api-gateway"},"client_id":"orders-service","sub":"orders-service"}`, "Next steps"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, s)
 		}

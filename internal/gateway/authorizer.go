@@ -64,27 +64,15 @@ func (a *authorizer) authorize(ctx context.Context, raw string, scopes []string)
 		}
 		a.cache.put(key, c)
 	}
-	if !containsStr(a.cfg.TokenUse, c.TokenUse) {
+	req := token.Requirements{TokenUse: a.cfg.TokenUse, Audiences: a.cfg.Audiences, Scopes: scopes}
+	switch err := req.Check(c); {
+	case errors.Is(err, token.ErrTokenUse):
 		return nil, unauthorized("the token's token_use is not accepted here")
-	}
-	if len(a.cfg.Audiences) > 0 {
-		ok := false
-		if len(c.Audience) > 0 {
-			for _, aud := range c.Audience {
-				ok = ok || containsStr(a.cfg.Audiences, aud)
-			}
-		} else {
-			ok = containsStr(a.cfg.Audiences, c.ClientID)
-		}
-		if !ok {
-			return nil, unauthorized("the token does not have a valid audience")
-		}
-	}
-	for _, s := range scopes {
-		if !c.HasScope(s) {
-			return nil, &authError{status: http.StatusForbidden, code: "insufficient_scope",
-				description: "the token lacks a required scope", scope: strings.Join(scopes, " ")}
-		}
+	case errors.Is(err, token.ErrAudience):
+		return nil, unauthorized("the token does not have a valid audience")
+	case errors.Is(err, token.ErrScope):
+		return nil, &authError{status: http.StatusForbidden, code: "insufficient_scope",
+			description: "the token lacks a required scope", scope: strings.Join(scopes, " ")}
 	}
 	return c, nil
 }
