@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -40,6 +41,8 @@ type Options struct {
 
 // Gateway serves the configured routes.
 type Gateway struct {
+	account     string
+	functions   map[string]*function
 	table       *table
 	authorizers map[string]*authorizer
 	proxy       *httputil.ReverseProxy
@@ -74,7 +77,8 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		return nil, err
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	g := &Gateway{table: t, authorizers: map[string]*authorizer{}, upstreams: map[*config.Route]*url.URL{}, opts: opts, stop: stop}
+	g := &Gateway{table: t, authorizers: map[string]*authorizer{}, upstreams: map[*config.Route]*url.URL{}, opts: opts, stop: stop,
+		account: cfg.Account, functions: map[string]*function{}}
 	jwksClient := &http.Client{Transport: opts.Transport, Timeout: 10 * time.Second}
 	for i := range cfg.Gateway.Authorizers {
 		ac := &cfg.Gateway.Authorizers[i]
@@ -96,6 +100,15 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 			}
 			g.upstreams[r.cfg] = u
 		}
+	}
+	for i := range cfg.Gateway.Functions {
+		fc := &cfg.Gateway.Functions[i]
+		fn, err := newFunction(fc, cfg.Region, cfg.Account, opts.Log)
+		if err != nil {
+			g.Close()
+			return nil, err
+		}
+		g.functions[fc.Name] = fn
 	}
 	if gc := cfg.Gateway.Client; gc.ClientID != "" {
 		g.exchanger = &exchanger{tokenURL: strings.TrimRight(opts.IDPURL, "/") + "/" + gc.UserPool + "/oauth2/token",
@@ -120,8 +133,13 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	return g, nil
 }
 
-// Close stops background work.
-func (g *Gateway) Close() { g.stop() }
+// Close stops background work and the function processes.
+func (g *Gateway) Close() {
+	g.stop()
+	for _, f := range g.functions {
+		f.close()
+	}
+}
 
 type ctxKey struct{}
 
@@ -201,7 +219,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := audit.WithRequest(r.Context(), audit.RequestInfo{ID: reqID, TraceID: trace[3:35], SourceIP: awsjson.SourceIP(r)})
 
-	rt, _, allowed := g.table.match(r.Method, r.URL.Path)
+	rt, params, allowed := g.table.match(r.Method, r.URL.Path)
 	if rt == nil {
 		if len(allowed) > 0 {
 			w.Header().Set("Allow", strings.Join(dedupe(allowed), ", "))
@@ -239,16 +257,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			f.auth = "Bearer " + tok
 		}
 	}
-	if rt.cfg.Upstream == "" {
-		writeMessage(w, http.StatusNotImplemented, "functions are not available in this build yet")
-		return
-	}
 	if rt.cfg.MaxBody > 0 {
 		if r.ContentLength > rt.cfg.MaxBody {
 			writeMessage(w, http.StatusRequestEntityTooLarge, "Request Entity Too Large")
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, rt.cfg.MaxBody)
+	}
+	if fn := g.functions[rt.cfg.Function]; rt.cfg.Function != "" {
+		g.invokeFunction(w, r.WithContext(ctx), fn, rt, params, claims, reqID)
+		return
 	}
 	g.record(ctx, rt, claims, audit.Allow, "")
 	pctx := context.WithValue(ctx, ctxKey{}, f)
@@ -258,6 +276,33 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 	}
 	g.proxy.ServeHTTP(w, r.WithContext(pctx))
+}
+
+func (g *Gateway) invokeFunction(w http.ResponseWriter, r *http.Request, fn *function, rt *route, params map[string]string, c *token.Claims, reqID string) {
+	if fn == nil {
+		writeMessage(w, http.StatusInternalServerError, "Internal Server Error")
+		return
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		writeMessage(w, http.StatusRequestEntityTooLarge, "Request Entity Too Large")
+		return
+	}
+	event, err := g.buildEvent(r, rt, params, c, reqID, body)
+	if err != nil {
+		writeMessage(w, http.StatusInternalServerError, "Internal Server Error")
+		return
+	}
+	g.record(r.Context(), rt, c, audit.Allow, "")
+	res, err := fn.invoke(r.Context(), event)
+	switch {
+	case errors.Is(err, errTimeout):
+		writeMessage(w, http.StatusGatewayTimeout, "Endpoint request timed out")
+	case err != nil:
+		writeMessage(w, http.StatusBadGateway, "Internal Server Error")
+	default:
+		writeResult(w, res)
+	}
 }
 
 func (g *Gateway) record(ctx context.Context, rt *route, c *token.Claims, outcome, reason string) {

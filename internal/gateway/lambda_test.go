@@ -1,0 +1,145 @@
+package gateway_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/writ-id/writ/internal/app"
+	"github.com/writ-id/writ/internal/apptest"
+	"github.com/writ-id/writ/internal/config"
+)
+
+// buildFn compiles testdata/fn (an aws-lambda-go program) for the test.
+func buildFn(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "fn")
+	if out, err := exec.Command("go", "build", "-o", bin, "./testdata/fn").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func TestLambdaFunctions(t *testing.T) {
+	bin := buildFn(t)
+	env := apptest.Start(t, func(c *config.Config) {
+		c.Gateway.Functions = []config.Function{{Name: "fn", Command: []string{bin}, Timeout: 2 * time.Second, Concurrency: 2}}
+		c.Gateway.Routes = append(c.Gateway.Routes, config.Route{Route: "ANY /fn/{proxy+}", Authorizer: "demo", Function: "fn",
+			Scopes: []string{"https://api.demo.local/orders.read"}, Timeout: 5 * time.Second, MaxBody: 1 << 20})
+		c.Gateway.Routes[2].Function = "fn" // GET /whoami
+	})
+	f := &fx{Env: env, t: t, gw: env.App.URL(app.Gateway)}
+	f.pool, _ = env.App.Pools.Pool(poolID)
+	tok := f.issue("demo-web", "alice", "openid", "https://api.demo.local/orders.read")
+	call := func(method, path string, body []byte) (*http.Response, []byte) {
+		req, _ := http.NewRequest(method, f.gw+path, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		req.Header.Set("Cookie", "a=1; b=2")
+		req.Header.Set("X-Request-Id", "req-fn-1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, b
+	}
+	resp, body := call("POST", "/fn/a/b?x=1&y=2", []byte("hello"))
+	if resp.StatusCode != 200 || resp.Header.Get("X-Fn") != "yes" {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	var out struct {
+		Event events.APIGatewayV2HTTPRequest
+		Pid   int
+	}
+	if err := json.Unmarshal(body, &out); err != nil {
+		t.Fatal(err)
+	}
+	ev := out.Event
+	jwt := ev.RequestContext.Authorizer.JWT
+	if ev.Version != "2.0" || ev.RouteKey != "ANY /fn/{proxy+}" || ev.RawPath != "/fn/a/b" || ev.RawQueryString != "x=1&y=2" ||
+		ev.RequestContext.HTTP.Method != "POST" || ev.RequestContext.RequestID != "req-fn-1" || ev.Body != "hello" || ev.IsBase64Encoded ||
+		ev.PathParameters["proxy"] != "a/b" || ev.QueryStringParameters["y"] != "2" || len(ev.Cookies) != 2 ||
+		!strings.HasPrefix(ev.Headers["authorization"], "Bearer ") {
+		t.Errorf("event: %+v", ev)
+	}
+	if jwt.Claims["username"] != "alice" || jwt.Claims["cognito:groups"] != "[staff]" || jwt.Claims["exp"] == "" || strings.Contains(jwt.Claims["exp"], "e+") ||
+		len(jwt.Scopes) != 2 {
+		t.Errorf("claims as API Gateway formats them: %v scopes %v", jwt.Claims, jwt.Scopes)
+	}
+	// Binary bodies go base64 both ways; bare values become JSON bodies.
+	resp, body = call("POST", "/fn/binary", []byte{0, 0xff, 0xfe})
+	if resp.StatusCode != 201 || !bytes.Equal(body, []byte{0, 1, 2, 255}) {
+		t.Errorf("binary: %d %v", resp.StatusCode, body)
+	}
+	resp, body = call("GET", "/fn/bare", nil)
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || !strings.Contains(string(body), `"bare":true`) {
+		t.Errorf("bare value: %d %s", resp.StatusCode, body)
+	}
+	// A function error is a 502; a timeout a 504; a crash is restarted.
+	if resp, _ := call("GET", "/fn/fail", nil); resp.StatusCode != 502 {
+		t.Errorf("function error: %d", resp.StatusCode)
+	}
+	start := time.Now()
+	if resp, _ := call("GET", "/fn/sleep", nil); resp.StatusCode != 504 || time.Since(start) > 5*time.Second {
+		t.Errorf("timeout: %d after %v", resp.StatusCode, time.Since(start))
+	}
+	if resp, _ := call("GET", "/fn/crash", nil); resp.StatusCode != 502 {
+		t.Errorf("crash: %d", resp.StatusCode)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, _ := call("GET", "/fn/ok", nil)
+		if resp.StatusCode == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("function never recovered: %d", resp.StatusCode)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Without a token the function is never invoked.
+	req, _ := http.NewRequest("GET", f.gw+"/fn/x", nil)
+	r, _ := http.DefaultClient.Do(req)
+	r.Body.Close()
+	if r.StatusCode != 401 {
+		t.Errorf("no token: %d", r.StatusCode)
+	}
+}
+
+// TestWhoamiExample runs examples/whoami, the demo's unmodified
+// aws-lambda-go function, behind GET /whoami.
+func TestWhoamiExample(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "whoami")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../examples/whoami").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	env := apptest.Start(t, func(c *config.Config) { c.Gateway.Functions[0].Command = []string{bin} })
+	f := &fx{Env: env, t: t, gw: env.App.URL(app.Gateway)}
+	f.pool, _ = env.App.Pools.Pool(poolID)
+	tok := f.issue("demo-web", "alice")
+	req, _ := http.NewRequest("GET", f.gw+"/whoami", nil)
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		Route     string            `json:"route"`
+		RequestID string            `json:"request_id"`
+		Claims    map[string]string `json:"claims"`
+	}
+	json.NewDecoder(resp.Body).Decode(&out)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || out.Route != "GET /whoami" || out.Claims["username"] != "alice" || out.RequestID != resp.Header.Get("X-Request-Id") {
+		t.Fatalf("%d %+v", resp.StatusCode, out)
+	}
+}
