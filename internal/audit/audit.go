@@ -171,9 +171,14 @@ func (w *Writer) Close(ctx context.Context) error {
 	return err
 }
 
+// linger is how long the writer waits for more events after the first of
+// a batch, so that busy components commit a few times a second rather than
+// once per event (group commit). A Flush or Close does not wait.
+const linger = 20 * time.Millisecond
+
 func (w *Writer) run() {
 	defer close(w.stopped)
-	batch := make([]store.AuditEvent, 0, 256)
+	batch := make([]store.AuditEvent, 0, 512)
 	var flushes []chan struct{}
 	for {
 		it, ok := <-w.ch
@@ -181,18 +186,20 @@ func (w *Writer) run() {
 			return
 		}
 		w.add(&batch, &flushes, it)
-	drain:
-		for len(batch) < cap(batch) {
+		timer := time.NewTimer(linger)
+	collect:
+		for len(batch) < cap(batch) && len(flushes) == 0 {
 			select {
 			case it, ok := <-w.ch:
 				if !ok {
-					break drain
+					break collect
 				}
 				w.add(&batch, &flushes, it)
-			default:
-				break drain
+			case <-timer.C:
+				break collect
 			}
 		}
+		timer.Stop()
 		w.write(batch)
 		for _, f := range flushes {
 			close(f)

@@ -61,7 +61,7 @@ func (u *upstream) lastRequest() *http.Request {
 
 type fx struct {
 	*apptest.Env
-	t    *testing.T
+	t    testing.TB
 	gw   string
 	up   *upstream
 	pool *userpool.Pool
@@ -69,15 +69,22 @@ type fx struct {
 
 func start(t *testing.T) *fx {
 	up := newUpstream(t)
+	f := startWithUpstream(t, up.srv.URL)
+	f.up = up
+	return f
+}
+
+// startWithUpstream runs writ with every upstream route pointing at u.
+func startWithUpstream(t testing.TB, u string) *fx {
 	env := apptest.Start(t, func(c *config.Config) {
 		for i := range c.Gateway.Routes {
 			if c.Gateway.Routes[i].Upstream != "" {
-				c.Gateway.Routes[i].Upstream = up.srv.URL
+				c.Gateway.Routes[i].Upstream = u
 			}
 		}
 	})
 	p, _ := env.App.Pools.Pool(poolID)
-	return &fx{Env: env, t: t, gw: env.App.URL(app.Gateway), up: up, pool: p}
+	return &fx{Env: env, t: t, gw: env.App.URL(app.Gateway), pool: p}
 }
 
 // issue mints real tokens through the pool for a client and user.

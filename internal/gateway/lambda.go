@@ -96,6 +96,7 @@ func (f *function) arn() string {
 func (w *worker) run() {
 	defer w.f.wg.Done()
 	backoff := 100 * time.Millisecond
+	lastErr := ""
 	for {
 		select {
 		case <-w.f.closing:
@@ -112,7 +113,10 @@ func (w *worker) run() {
 			return
 		default:
 		}
-		w.f.log.Warn("gateway: function process exited; restarting", "function", w.f.cfg.Name, "err", err)
+		if msg := fmt.Sprint(err); msg != lastErr { // say it once, not at every retry
+			w.f.log.Warn("gateway: function process exited; restarting", "function", w.f.cfg.Name, "err", err)
+			lastErr = msg
+		}
 		if time.Since(started) > 10*time.Second {
 			backoff = 100 * time.Millisecond
 		}

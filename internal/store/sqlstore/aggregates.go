@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 
@@ -591,20 +592,53 @@ func scanAudit(r scanner) (store.AuditEvent, error) {
 	return e, err
 }
 
+// auditChunk bounds the rows of one multi-row INSERT (21 parameters each,
+// well under SQLite's and PostgreSQL's parameter limits).
+const auditChunk = 100
+
 func (c *conn) AppendAudit(ctx context.Context, events []store.AuditEvent) ([]int64, error) {
 	ids := make([]int64, 0, len(events))
 	err := c.run(ctx, func(c *conn) error {
 		ids = ids[:0]
-		for _, e := range events {
-			var id int64
-			err := c.row(ctx, `INSERT INTO audit_events (`+auditCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING id`,
-				e.Stream, e.Seq, ms(e.Time), e.Component, e.Action, e.Outcome, e.Reason, e.Explanation, e.PoolID, e.Sub,
-				e.Username, e.ClientID, strs(e.ActorChain), e.IdentityID, e.Role, e.Resource, e.RequestID, e.TraceID,
-				e.SourceIP, e.PrevHash, e.Hash).Scan(&id)
+		for start := 0; start < len(events); start += auditChunk {
+			chunk := events[start:min(start+auditChunk, len(events))]
+			var q strings.Builder
+			q.WriteString(`INSERT INTO audit_events (` + auditCols + `) VALUES `)
+			args := make([]any, 0, len(chunk)*21)
+			for i, e := range chunk {
+				if i > 0 {
+					q.WriteByte(',')
+				}
+				q.WriteString("(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+				args = append(args, e.Stream, e.Seq, ms(e.Time), e.Component, e.Action, e.Outcome, e.Reason, e.Explanation, e.PoolID, e.Sub,
+					e.Username, e.ClientID, strs(e.ActorChain), e.IdentityID, e.Role, e.Resource, e.RequestID, e.TraceID,
+					e.SourceIP, e.PrevHash, e.Hash)
+			}
+			q.WriteString(" RETURNING id")
+			rows, err := c.query(ctx, q.String(), args...)
 			if err != nil {
 				return c.conflictOr(err, "append audit")
 			}
-			ids = append(ids, id)
+			var got []int64
+			for rows.Next() {
+				var id int64
+				if err := rows.Scan(&id); err != nil {
+					rows.Close()
+					return fmt.Errorf("store: append audit: %w", err)
+				}
+				got = append(got, id)
+			}
+			err = rows.Err()
+			rows.Close()
+			if err != nil {
+				return c.conflictOr(err, "append audit")
+			}
+			if len(got) != len(chunk) {
+				return fmt.Errorf("store: append audit: %d ids for %d rows", len(got), len(chunk))
+			}
+			// Ids of one statement are assigned in row order: sort them back.
+			sort.Slice(got, func(i, j int) bool { return got[i] < got[j] })
+			ids = append(ids, got...)
 		}
 		return nil
 	})
