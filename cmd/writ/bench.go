@@ -25,6 +25,9 @@ import (
 )
 
 func cmdBench(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "gateway" {
+		return cmdBenchGateway(args[1:], stdout, stderr)
+	}
 	fs := newFlags("bench", "writ bench [--postgres DSN] [--duration 5s] [--concurrency 4]", stderr)
 	pg := fs.String("postgres", os.Getenv("WRIT_TEST_POSTGRES"), "also measure on PostgreSQL at this DSN (a temporary schema is created and dropped)")
 	dur := fs.Duration("duration", 5*time.Second, "how long each measurement runs")

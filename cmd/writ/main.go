@@ -31,6 +31,7 @@ Usage:
   writ keys list -c FILE                              list signing keys and their schedule
   writ outbox -c FILE                                 print mail waiting in the outbox (codes when no SMTP is set)
   writ bench [--postgres DSN]                         measure logins/s and refreshes/s on SQLite (and PostgreSQL)
+  writ bench gateway                                  measure the gateway against a direct call and a plain reverse proxy
   writ version                                        print the version
 
 Run 'writ COMMAND --help' for a command's options.
