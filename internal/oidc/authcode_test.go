@@ -141,6 +141,9 @@ func TestAuthorizationCodeFlowWithPKCE(t *testing.T) {
 	wantOAuth(t, err, "invalid_grant")
 	_, err = conf.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
 	wantOAuth(t, err, "invalid_grant")
+	if _, err := prov.UserInfo(ctx, oauth2.StaticTokenSource(tok)); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("userInfo with the access token of a replayed code: %v", err)
+	}
 
 	// A second authorize rides the browser session: no password.
 	verifier2, _ := pkce()

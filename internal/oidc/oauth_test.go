@@ -41,9 +41,6 @@ type fx struct {
 	ctx context.Context
 }
 
-// aliceFor signs alice in for benchmarks.
-func aliceFor(b *testing.B, f *fx) *types.AuthenticationResultType { return f.alice() }
-
 func start(t *testing.T, opts ...apptest.Option) *fx {
 	env := apptest.Start(t, opts...)
 	return &fx{Env: env, t: t, iss: env.App.URL(app.IDP) + "/" + poolID, ctx: context.Background()}
@@ -112,9 +109,19 @@ func TestDiscoveryAdvertisesEndpoints(t *testing.T) {
 		d["revocation_endpoint"] != f.iss+"/oauth2/revoke" || d["introspection_endpoint"] != f.iss+"/oauth2/introspect" {
 		t.Fatalf("discovery: %v", d)
 	}
+	if prov.Endpoint().AuthURL != f.iss+"/oauth2/authorize" || d["end_session_endpoint"] != f.iss+"/logout" ||
+		d["jwks_uri"] != f.iss+"/.well-known/jwks.json" || d["issuer"] != f.iss {
+		t.Fatalf("discovery: %v", d)
+	}
+	if pkce, _ := json.Marshal(d["code_challenge_methods_supported"]); string(pkce) != `["S256"]` {
+		t.Errorf("code_challenge_methods_supported = %s, want only S256", pkce)
+	}
+	if algs, _ := json.Marshal(d["id_token_signing_alg_values_supported"]); string(algs) != `["ES256"]` {
+		t.Errorf("id_token_signing_alg_values_supported = %s, want the pool's ES256", algs)
+	}
 	gts, _ := json.Marshal(d["grant_types_supported"])
 	ams, _ := json.Marshal(d["token_endpoint_auth_methods_supported"])
-	for _, want := range []string{"client_credentials", "refresh_token", "urn:ietf:params:oauth:grant-type:token-exchange"} {
+	for _, want := range []string{`"authorization_code"`, "client_credentials", "refresh_token", "urn:ietf:params:oauth:grant-type:token-exchange"} {
 		if !strings.Contains(string(gts), want) {
 			t.Errorf("grant_types_supported lacks %s", want)
 		}
@@ -123,6 +130,26 @@ func TestDiscoveryAdvertisesEndpoints(t *testing.T) {
 		if !strings.Contains(string(ams), want) {
 			t.Errorf("token_endpoint_auth_methods_supported lacks %s", want)
 		}
+	}
+}
+
+func TestDiscoveryFollowsThePoolAlgorithm(t *testing.T) {
+	f := start(t, func(c *config.Config) { c.UserPools[0].SigningAlg = "EdDSA" })
+	// RFC 8414 clients read the same document at the OAuth well-known path.
+	resp, err := http.Get(f.iss + "/.well-known/oauth-authorization-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var d map[string]any
+	json.NewDecoder(resp.Body).Decode(&d)
+	if algs, _ := json.Marshal(d["id_token_signing_alg_values_supported"]); string(algs) != `["EdDSA"]` || d["token_endpoint"] != f.iss+"/oauth2/token" {
+		t.Fatalf("metadata: algs %s, token_endpoint %v", algs, d["token_endpoint"])
+	}
+	resp, _ = http.Get(f.App.URL(app.IDP) + "/us-east-1_Nope/.well-known/openid-configuration")
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Fatalf("unknown pool: %d", resp.StatusCode)
 	}
 }
 
@@ -235,11 +262,22 @@ func TestRefreshWithXOAuth2(t *testing.T) {
 	if tok.RefreshToken == "" || tok.RefreshToken == aws.ToString(ar.RefreshToken) || tok.Extra("id_token") == nil {
 		t.Fatalf("refresh: rotated %v, id_token %v", tok.RefreshToken != aws.ToString(ar.RefreshToken), tok.Extra("id_token") != nil)
 	}
-	// Once the successor is used, the old token revokes the family.
-	if _, err := conf.TokenSource(f.ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token(); err != nil {
+	// A retry whose response was lost, inside the grace period and before
+	// the successor is used, gets the same tokens back.
+	f.Clock.Advance(10 * time.Second)
+	retry, err := conf.TokenSource(f.ctx, &oauth2.Token{RefreshToken: aws.ToString(ar.RefreshToken)}).Token()
+	if err != nil || retry.RefreshToken != tok.RefreshToken || retry.AccessToken != tok.AccessToken {
+		t.Fatalf("retry in grace: err %v, same refresh token %v", err, err == nil && retry.RefreshToken == tok.RefreshToken)
+	}
+	// Once the successor is used, the old token is never in grace: it
+	// revokes the whole family, the newest token included.
+	tok2, err := conf.TokenSource(f.ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = conf.TokenSource(f.ctx, &oauth2.Token{RefreshToken: aws.ToString(ar.RefreshToken)}).Token()
+	wantOAuth(t, err, "invalid_grant")
+	_, err = conf.TokenSource(f.ctx, &oauth2.Token{RefreshToken: tok2.RefreshToken}).Token()
 	wantOAuth(t, err, "invalid_grant")
 	// Another client cannot use alice's refresh token.
 	ar = f.alice()

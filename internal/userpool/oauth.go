@@ -90,7 +90,7 @@ func (p *Pool) ClientCredentials(ctx context.Context, c store.Client, requested 
 	}
 	p.record(ctx, audit.Event{Action: "token.client_credentials", ClientID: c.ClientID, Sub: c.ClientID, Outcome: audit.Allow,
 		Reason: "scope " + strings.Join(scope, " ")})
-	return Tokens{AccessToken: at, ExpiresIn: int(life / time.Second), TokenType: "Bearer"}, nil
+	return Tokens{AccessToken: at, ExpiresIn: int(life / time.Second), TokenType: "Bearer", Scope: strings.Join(scope, " ")}, nil
 }
 
 func contains(list []string, s string) bool {

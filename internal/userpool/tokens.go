@@ -20,6 +20,8 @@ type Tokens struct {
 	RefreshToken string `json:"refresh_token,omitempty"`
 	ExpiresIn    int    `json:"expires_in"`
 	TokenType    string `json:"token_type"`
+	// Scope is the access token's scope, space-separated.
+	Scope string `json:"scope,omitempty"`
 }
 
 // Grant describes what an issuance is for.
@@ -96,6 +98,7 @@ func (p *Pool) mint(ctx context.Context, key token.Signer, g Grant) (Tokens, sto
 	var out Tokens
 	out.TokenType = "Bearer"
 	out.ExpiresIn = int(lt.Access / time.Second)
+	out.Scope = strings.Join(g.Scope, " ")
 
 	at := base(token.UseAccess, lt.Access)
 	at["client_id"] = g.Client.ClientID

@@ -1,0 +1,75 @@
+package oidc_test
+
+import (
+	"encoding/json"
+	"net/url"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/writ-id/writ/internal/config"
+)
+
+// TestTokenExchangeOfAnIDToken: the subject may be the user's ID token; the
+// result is an access token for the audience with the same sub, the amr
+// and auth_time of the sign-in, and the caller as actor.
+func TestTokenExchangeOfAnIDToken(t *testing.T) {
+	f := start(t)
+	ar := f.alice()
+	idt := claims(t, aws.ToString(ar.IdToken))
+	form := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "subject_token": {aws.ToString(ar.IdToken)},
+		"subject_token_type": {"urn:ietf:params:oauth:token-type:id_token"}, "resource": {"files-service"}}
+	status, body, _ := f.post("/oauth2/token", form, "orders-service", "orders-demo-secret")
+	if status != 200 {
+		t.Fatalf("exchange of an ID token: %d %v", status, body)
+	}
+	c := claims(t, body["access_token"].(string))
+	act, _ := json.Marshal(c["act"])
+	if c["token_use"] != "access" || c["aud"] != "files-service" || c["sub"] != idt["sub"] || c["auth_time"] != idt["auth_time"] ||
+		string(act) != `{"client_id":"orders-service","sub":"orders-service"}` {
+		t.Fatalf("claims %v", c)
+	}
+	if c["exp"].(float64) > idt["exp"].(float64) {
+		t.Error("outlives the subject token")
+	}
+}
+
+func TestTokenExchangeRequestChecks(t *testing.T) {
+	f := start(t, func(c *config.Config) {
+		// A public client allowed the grant in its config still cannot use it:
+		// it cannot authenticate, so it cannot be an actor.
+		web := &c.UserPools[0].Clients[0]
+		web.Flows = append(web.Flows, "token_exchange")
+		web.ExchangeAudiences = []string{"files-service"}
+	})
+	at := aws.ToString(f.alice().AccessToken)
+	for name, c := range map[string]struct {
+		client, secret string
+		extra          url.Values
+		code           string
+	}{
+		"public client":           {"", "", url.Values{"client_id": {"demo-web"}, "audience": {"files-service"}}, "unauthorized_client"},
+		"audience and resource":   {"orders-service", "orders-demo-secret", url.Values{"audience": {"files-service"}, "resource": {"https://elsewhere"}}, "invalid_target"},
+		"resource not allowed":    {"orders-service", "orders-demo-secret", url.Values{"resource": {"https://elsewhere"}}, "invalid_target"},
+		"refresh token requested": {"orders-service", "orders-demo-secret", url.Values{"audience": {"files-service"}, "requested_token_type": {"urn:ietf:params:oauth:token-type:refresh_token"}}, "invalid_request"},
+		"no subject token type":   {"orders-service", "orders-demo-secret", url.Values{"audience": {"files-service"}, "subject_token_type": {""}}, "invalid_request"},
+		"saml subject":            {"orders-service", "orders-demo-secret", url.Values{"audience": {"files-service"}, "subject_token_type": {"urn:ietf:params:oauth:token-type:saml2"}}, "invalid_request"},
+		"wrong secret":            {"orders-service", "nope", url.Values{"audience": {"files-service"}}, "invalid_client"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			status, body := exchange(f, c.client, c.secret, at, c.extra)
+			want := 400
+			if c.code == "invalid_client" {
+				want = 401
+			}
+			if status != want || body["error"] != c.code {
+				t.Fatalf("got %d %v, want %d %s", status, body, want, c.code)
+			}
+		})
+	}
+	// A client-credentials token names no user: it cannot be exchanged.
+	_, cc, _ := f.post("/oauth2/token", url.Values{"grant_type": {"client_credentials"}}, "files-service", "files-demo-secret")
+	if status, body := exchange(f, "orders-service", "orders-demo-secret", cc["access_token"].(string), url.Values{"audience": {"files-service"}}); status != 400 || body["error"] != "invalid_request" {
+		t.Fatalf("exchange of a client token: %d %v", status, body)
+	}
+}

@@ -1,0 +1,250 @@
+package oidc_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/writ-id/writ/internal/config"
+)
+
+// beginSignIn starts an authorization request in b and returns the
+// sign-in page and its transaction id.
+func (f *fx) beginSignIn(b *browser, authURL string) (page, tx string) {
+	f.t.Helper()
+	resp, _ := b.get(authURL)
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || !strings.Contains(loc, "/login?tx=") {
+		f.t.Fatalf("authorize: %d %s", resp.StatusCode, loc)
+	}
+	u, _ := url.Parse(loc)
+	_, page = b.get(f.App.URL("idp") + loc)
+	return page, u.Query().Get("tx")
+}
+
+func TestCSRFTokenIsPerFormAndBrowser(t *testing.T) {
+	f := start(t)
+	verifier, _ := pkce()
+	authURL := f.webConfig().AuthCodeURL("s", oauth2.S256ChallengeOption(verifier))
+	b := newBrowser(t)
+	page, tx := f.beginSignIn(b, authURL)
+	login := hidden(page)
+	// The sign-in form's token does not work for another form.
+	forgot := url.Values{"csrf": {login.Get("csrf")}, "tx": {tx}, "username": {"alice"}}
+	if resp, body := b.post(f.iss+"/forgot", forgot); resp.StatusCode != 403 || !strings.Contains(body, "CSRF") {
+		t.Fatalf("sign-in token on the reset form: %d", resp.StatusCode)
+	}
+	// Nor for another sign-in transaction of the same browser.
+	_, tx2 := f.beginSignIn(b, authURL)
+	other := url.Values{"csrf": {login.Get("csrf")}, "tx": {tx2}, "username": {"alice"}, "password": {"Alice-Passw0rd"}}
+	if resp, _ := b.post(f.iss+"/login", other); resp.StatusCode != 403 {
+		t.Fatalf("token of another transaction: %d", resp.StatusCode)
+	}
+	// Nor from another browser (whose CSRF cookie differs).
+	b2 := newBrowser(t)
+	f.beginSignIn(b2, authURL)
+	stolen := url.Values{"csrf": {login.Get("csrf")}, "tx": {tx}, "username": {"alice"}, "password": {"Alice-Passw0rd"}}
+	if resp, _ := b2.post(f.iss+"/login", stolen); resp.StatusCode != 403 {
+		t.Fatalf("token used by another browser: %d", resp.StatusCode)
+	}
+	// The right form, transaction and browser get through to the TOTP step.
+	login.Set("username", "alice")
+	login.Set("password", "Alice-Passw0rd")
+	if _, body := b.post(f.iss+"/login", login); !strings.Contains(body, "Two-step verification") {
+		t.Fatalf("genuine post:\n%s", body)
+	}
+}
+
+func TestAuthorizeByPostLoginHintAndPrompt(t *testing.T) {
+	f := start(t)
+	b := newBrowser(t)
+	verifier, challenge := pkce()
+	form := url.Values{"response_type": {"code"}, "client_id": {"demo-web"}, "redirect_uri": {redirectURI}, "state": {"p"},
+		"code_challenge": {challenge}, "code_challenge_method": {"S256"}, "scope": {"openid"}, "login_hint": {"alice"}}
+	// OpenID Connect Core §3.1.2.1: the authorization endpoint takes POST too.
+	resp, _ := b.post(f.iss+"/oauth2/authorize", form)
+	if resp.StatusCode != http.StatusFound || !strings.Contains(resp.Header.Get("Location"), "/login?tx=") {
+		t.Fatalf("POST authorize: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	_, page := b.get(f.App.URL("idp") + resp.Header.Get("Location"))
+	if !strings.Contains(page, `name="username" value="alice"`) {
+		t.Fatalf("login_hint not filled in:\n%s", page)
+	}
+	// Cognito's /login with the authorization parameters starts the same flow.
+	resp, _ = b.get(f.iss + "/login?" + form.Encode())
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), "/"+poolID+"/oauth2/authorize?") {
+		t.Fatalf("/login with authorize parameters: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	for name, c := range map[string]struct {
+		k, v, code string
+	}{
+		"prompt none with login": {"prompt", "none login", "invalid_request"},
+		"unknown prompt":         {"prompt", "sometimes", "invalid_request"},
+		"request object":         {"request", "eyJhbGciOiJub25lIn0.e30.", "request_not_supported"},
+		"fragment response mode": {"response_mode", "fragment", "invalid_request"},
+		"challenge too short":    {"code_challenge", "abc", "invalid_request"},
+		"negative max_age":       {"max_age", "-1", "invalid_request"},
+	} {
+		q := url.Values{}
+		for k, v := range form {
+			q[k] = v
+		}
+		q.Set(c.k, c.v)
+		resp, _ := b.get(f.iss + "/oauth2/authorize?" + q.Encode())
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		if resp.StatusCode != http.StatusFound || loc.Query().Get("error") != c.code || loc.Query().Get("state") != "p" {
+			t.Errorf("%s: %d %s", name, resp.StatusCode, loc)
+		}
+	}
+	// A repeated client_id is not guessed at: a page, no redirect.
+	resp, _ = b.get(f.iss + "/oauth2/authorize?" + form.Encode() + "&client_id=demo-web")
+	if resp.StatusCode != 400 || resp.Header.Get("Location") != "" {
+		t.Fatalf("repeated client_id: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	// prompt=none with a signed-in browser answers with a code at once.
+	f.signInWeb(b, f.webConfig().AuthCodeURL("first", oauth2.S256ChallengeOption(verifier)))
+	resp, _ = b.get(f.webConfig().AuthCodeURL("silent", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("prompt", "none")))
+	if loc, _ := url.Parse(resp.Header.Get("Location")); loc == nil || loc.Query().Get("code") == "" || loc.Query().Get("state") != "silent" {
+		t.Fatalf("prompt=none with a session: %s", resp.Header.Get("Location"))
+	}
+}
+
+func TestSessionCookieAttributes(t *testing.T) {
+	f := start(t)
+	b := newBrowser(t)
+	verifier, _ := pkce()
+	page, tx := f.beginSignIn(b, f.webConfig().AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)))
+	form := hidden(page)
+	form.Set("username", "bob")
+	form.Set("password", "Bob-Passw0rd1") // bob has no TOTP and MFA is optional
+	resp, err := b.hc.PostForm(f.iss+"/login", form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var session *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "writ_session" {
+			session = c
+		}
+	}
+	if resp.StatusCode != http.StatusFound || session == nil {
+		t.Fatalf("sign-in (tx %s): %d, cookies %v", tx, resp.StatusCode, resp.Cookies())
+	}
+	if !session.HttpOnly || session.SameSite != http.SameSiteLaxMode || session.Secure || session.Path != "/"+poolID+"/" {
+		t.Fatalf("session cookie %+v: want HttpOnly, SameSite=Lax, not Secure on http, path of the pool", session)
+	}
+}
+
+func TestLogout(t *testing.T) {
+	f := start(t)
+	b := newBrowser(t)
+	conf := f.webConfig()
+	verifier, _ := pkce()
+	back := f.signInWeb(b, conf.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)))
+	tok, err := conf.Exchange(context.Background(), back.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idt := tok.Extra("id_token").(string)
+	// RP-initiated logout: the client comes from id_token_hint; the URI must
+	// be registered for it; a hint naming another client is refused.
+	for name, q := range map[string]url.Values{
+		"unregistered": {"id_token_hint": {idt}, "post_logout_redirect_uri": {"http://127.0.0.1:8485/elsewhere"}},
+		"other client": {"id_token_hint": {idt}, "client_id": {"orders-service"}, "post_logout_redirect_uri": {"http://127.0.0.1:8485/"}},
+		"no client":    {"logout_uri": {"http://127.0.0.1:8485/"}},
+		"unknown":      {"client_id": {"nope"}, "logout_uri": {"http://127.0.0.1:8485/"}},
+	} {
+		resp, _ := b.get(f.iss + "/logout?" + q.Encode())
+		if resp.StatusCode != 400 || resp.Header.Get("Location") != "" {
+			t.Errorf("%s: %d %s", name, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+	// None of those signed the browser out.
+	resp, _ := b.get(conf.AuthCodeURL("still", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("prompt", "none")))
+	if loc, _ := url.Parse(resp.Header.Get("Location")); loc.Query().Get("code") == "" {
+		t.Fatalf("session lost by a refused logout: %s", resp.Header.Get("Location"))
+	}
+	q := url.Values{"id_token_hint": {idt}, "post_logout_redirect_uri": {"http://127.0.0.1:8485/"}, "state": {"bye"}}
+	resp, _ = b.get(f.iss + "/logout?" + q.Encode())
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "http://127.0.0.1:8485/?state=bye" {
+		t.Fatalf("logout: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, _ = b.get(conf.AuthCodeURL("after", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("prompt", "none")))
+	if loc, _ := url.Parse(resp.Header.Get("Location")); loc.Query().Get("error") != "login_required" {
+		t.Fatalf("prompt=none after logout: %s", resp.Header.Get("Location"))
+	}
+	// Cognito's other form: sign out, then sign in again at the authorization endpoint.
+	f.signInWeb(b, conf.AuthCodeURL("s2", oauth2.S256ChallengeOption(verifier)))
+	_, challenge := pkce()
+	q = url.Values{"client_id": {"demo-web"}, "response_type": {"code"}, "redirect_uri": {redirectURI}, "state": {"again"},
+		"code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+	resp, _ = b.get(f.iss + "/logout?" + q.Encode())
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), "/"+poolID+"/oauth2/authorize?") {
+		t.Fatalf("logout then sign in: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, _ = b.get(f.App.URL("idp") + resp.Header.Get("Location"))
+	if !strings.Contains(resp.Header.Get("Location"), "/login?tx=") {
+		t.Fatalf("after logout the sign-in page is shown again: %s", resp.Header.Get("Location"))
+	}
+	// Without a client the page just says so.
+	_, body := b.get(f.iss + "/logout")
+	if !strings.Contains(body, "You are signed out.") {
+		t.Fatalf("plain logout page:\n%s", body)
+	}
+}
+
+// TestConfidentialClientHostedPages: a confidential web client's users sign
+// up and sign in through the hosted pages; the client redeems its code with
+// its secret (PKCE optional for it).
+func TestConfidentialClientHostedPages(t *testing.T) {
+	const portalCB = "http://127.0.0.1:8485/portal"
+	f := start(t, func(c *config.Config) {
+		c.UserPools[0].Clients = append(c.UserPools[0].Clients, config.Client{ClientID: "portal", Secret: config.NewSecret("portal-secret-1"),
+			Flows: []string{"authorization_code", "refresh_token"}, RedirectURIs: []string{portalCB}, Scopes: []string{"openid", "email"}})
+	})
+	conf := &oauth2.Config{ClientID: "portal", ClientSecret: "portal-secret-1", RedirectURL: portalCB, Scopes: []string{"openid", "email"},
+		Endpoint: oauth2.Endpoint{AuthURL: f.iss + "/oauth2/authorize", TokenURL: f.iss + "/oauth2/token", AuthStyle: oauth2.AuthStyleInHeader}}
+	b := newBrowser(t)
+	_, tx := f.beginSignIn(b, conf.AuthCodeURL("c", oidc.Nonce("n1")))
+	_, page := b.get(f.iss + "/signup?tx=" + url.QueryEscape(tx))
+	form := hidden(page)
+	form.Set("username", "carol")
+	form.Set("email", "carol@example.com")
+	form.Set("password", "Carol-Passw0rd")
+	_, page = b.post(f.iss+"/signup", form)
+	if !strings.Contains(page, "Confirm your account") {
+		t.Fatalf("sign-up for a confidential client:\n%s", page)
+	}
+	form = hidden(page)
+	form.Set("username", "carol")
+	form.Set("code", lastCode(t, f, "carol@example.com"))
+	_, page = b.post(f.iss+"/confirm", form)
+	form = hidden(page)
+	form.Set("username", "carol")
+	form.Set("password", "Carol-Passw0rd")
+	resp, page := b.post(f.iss+"/login", form)
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusFound || loc.Query().Get("code") == "" {
+		t.Fatalf("sign-in: %d %s\n%s", resp.StatusCode, loc, page)
+	}
+	bad := *conf
+	bad.ClientSecret = "wrong"
+	_, err := bad.Exchange(context.Background(), loc.Query().Get("code"))
+	wantOAuth(t, err, "invalid_client")
+	// The wrong secret did not spend the code.
+	tok, err := conf.Exchange(context.Background(), loc.Query().Get("code"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov, _ := oidc.NewProvider(context.Background(), f.iss)
+	idt, err := prov.Verifier(&oidc.Config{ClientID: "portal"}).Verify(context.Background(), tok.Extra("id_token").(string))
+	if err != nil || idt.Nonce != "n1" || claims(t, tok.AccessToken)["username"] != "carol" {
+		t.Fatalf("tokens: %v nonce %q", err, idt.Nonce)
+	}
+}
