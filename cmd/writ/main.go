@@ -29,6 +29,9 @@ Usage:
   writ config check FILE                              validate a configuration file
   writ keys rotate -c FILE [--pool ID]                publish a new signing key (activates after keys.activation_delay)
   writ keys list -c FILE                              list signing keys and their schedule
+  writ audit query -c FILE [--request-id ID] [--sub S] [--component C] [--outcome O] [--since T] [--until T] [--json]
+  writ audit verify -c FILE                           check the audit trail's hash chains and signed checkpoints
+  writ audit tail -c FILE                             follow new audit events
   writ outbox -c FILE                                 print mail waiting in the outbox (codes when no SMTP is set)
   writ bench [--postgres DSN]                         measure logins/s and refreshes/s on SQLite (and PostgreSQL)
   writ bench gateway                                  measure the gateway against a direct call and a plain reverse proxy
@@ -63,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdOutbox(args[1:], stdout, stderr)
 	case "bench":
 		err = cmdBench(args[1:], stdout, stderr)
+	case "audit":
+		err = cmdAudit(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "writ", version())
 		return 0

@@ -83,7 +83,12 @@ func OpenCore(ctx context.Context, cfg *config.Config, log *slog.Logger, now fun
 		return nil, err
 	}
 	km := keys.NewManager(st, master, keys.Options{ActivationDelay: cfg.Keys.ActivationDelay, Now: now})
-	return &Core{Cfg: cfg, Store: st, Master: master, Keys: km, Audit: audit.NewWriter(st, log), Log: log}, nil
+	return &Core{Cfg: cfg, Store: st, Master: master, Keys: km, Audit: audit.NewWriter(st, AuditSigner(master), log), Log: log}, nil
+}
+
+// AuditSigner returns the checkpoint signer derived from the master key.
+func AuditSigner(master *keys.MasterKey) *audit.Signer {
+	return audit.NewSigner(master.Derive("audit-checkpoint", 32))
 }
 
 // Close flushes audit events and closes the store.

@@ -82,6 +82,7 @@ func NewRequestID() string {
 // each event to the previous one of its stream by hash.
 type Writer struct {
 	st     store.AuditLog
+	signer *Signer
 	stream string
 	log    *slog.Logger
 	now    func() time.Time
@@ -100,12 +101,14 @@ type item struct {
 }
 
 // NewWriter returns a Writer appending to st under a fresh random stream
-// name, and starts its background loop. Close flushes and stops it.
-func NewWriter(st store.AuditLog, log *slog.Logger) *Writer {
+// name, and starts its background loop. With a signer it writes signed
+// checkpoints (every 1000 events and at Close). Close flushes and stops it.
+func NewWriter(st store.AuditLog, signer *Signer, log *slog.Logger) *Writer {
 	var b [8]byte
 	rand.Read(b[:])
 	w := &Writer{
 		st:      st,
+		signer:  signer,
 		stream:  hex.EncodeToString(b[:]),
 		log:     log,
 		now:     time.Now,
@@ -183,6 +186,9 @@ func (w *Writer) run() {
 	for {
 		it, ok := <-w.ch
 		if !ok {
+			if w.signer != nil && w.seq > 0 {
+				w.write(w.checkpoint(batch[:0], CheckpointClose))
+			}
 			return
 		}
 		w.add(&batch, &flushes, it)
@@ -200,12 +206,26 @@ func (w *Writer) run() {
 			}
 		}
 		timer.Stop()
+		if w.signer != nil && w.seq/1000 != (w.seq-int64(len(batch)))/1000 {
+			batch = w.checkpoint(batch, CheckpointTimed)
+		}
 		w.write(batch)
 		for _, f := range flushes {
 			close(f)
 		}
 		batch, flushes = batch[:0], flushes[:0]
 	}
+}
+
+// checkpoint appends a signed checkpoint event to batch.
+func (w *Writer) checkpoint(batch []store.AuditEvent, kind string) []store.AuditEvent {
+	w.seq++
+	e := store.AuditEvent{Stream: w.stream, Seq: w.seq, Time: w.now().UTC(), Component: "audit", Action: ActionCheckpoint,
+		Outcome: Allow, Reason: kind, PrevHash: w.prev}
+	e.Explanation = w.signer.mac(e.Stream, e.Seq, e.PrevHash)
+	e.Hash = Hash(e)
+	w.prev = e.Hash
+	return append(batch, e)
 }
 
 func (w *Writer) add(batch *[]store.AuditEvent, flushes *[]chan struct{}, it item) {

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
+	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
+	_ "modernc.org/sqlite"
+)
+
+// copyTree copies the directory holding cfg (file and data) to a new place.
+func copyTree(t *testing.T, from string) string {
+	t.Helper()
+	to := t.TempDir()
+	if out, err := exec.Command("cp", "-a", from+"/.", to).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v %s", err, out)
+	}
+	return to
+}
+
+func TestAuditVerifyAndQuery(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	s := startServe(t, cfg)
+	c := cip.New(cip.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.url("idp")), Credentials: aws.AnonymousCredentials{}, RetryMaxAttempts: 1})
+	ctx := context.Background()
+	for i := 0; i < 3; i++ {
+		c.InitiateAuth(ctx, &cip.InitiateAuthInput{AuthFlow: types.AuthFlowTypeUserPasswordAuth, ClientId: aws.String("demo-web"),
+			AuthParameters: map[string]string{"USERNAME": "bob", "PASSWORD": "Bob-Passw0rd1"}})
+		c.InitiateAuth(ctx, &cip.InitiateAuthInput{AuthFlow: types.AuthFlowTypeUserPasswordAuth, ClientId: aws.String("demo-web"),
+			AuthParameters: map[string]string{"USERNAME": "bob", "PASSWORD": "wrong-Passw0rd1"}})
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-s.done; err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	bin := writBinary(t)
+	run := func(args ...string) (string, int) {
+		out, err := exec.Command(bin, args...).CombinedOutput()
+		if ee, ok := err.(*exec.ExitError); ok {
+			return string(out), ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out), 0
+	}
+	out, code := run("audit", "verify", "-c", cfg)
+	if code != 0 || !strings.Contains(out, "OK: every chain is intact") || !strings.Contains(out, "1 signed checkpoints") {
+		t.Fatalf("verify on an intact trail: %d\n%s", code, out)
+	}
+	out, code = run("audit", "query", "-c", cfg, "--outcome", "deny", "--json")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 3 {
+		t.Fatalf("query --outcome deny: %d\n%s", code, out)
+	}
+	var ev map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &ev); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"time", "component", "action", "outcome", "request_id", "sub", "actor_chain"} {
+		if _, ok := ev[k]; !ok {
+			t.Errorf("JSON event lacks %s: %v", k, ev)
+		}
+	}
+	if ev["component"] != "idp" || ev["username"] != "bob" || ev["request_id"] == "" {
+		t.Errorf("event: %v", ev)
+	}
+	out, _ = run("audit", "query", "-c", cfg, "--request-id", ev["request_id"].(string))
+	if strings.Count(strings.TrimSpace(out), "\n") != 1 || !strings.Contains(out, "InitiateAuth") {
+		t.Errorf("query --request-id:\n%s", out)
+	}
+
+	tamper := map[string]func(db *sql.DB) error{
+		"edited": func(db *sql.DB) error {
+			_, err := db.Exec(`UPDATE audit_events SET outcome = 'allow' WHERE outcome = 'deny' AND id = (SELECT MIN(id) FROM audit_events WHERE outcome = 'deny')`)
+			return err
+		},
+		"deleted": func(db *sql.DB) error {
+			_, err := db.Exec(`DELETE FROM audit_events WHERE id = (SELECT MIN(id) + 2 FROM audit_events)`)
+			return err
+		},
+		"swapped": func(db *sql.DB) error {
+			// Exchange the contents of two neighbouring rows (all but their ids).
+			cols := "stream, seq, time, component, action, outcome, reason, explanation, pool_id, sub, username, client_id, actor_chain, identity_id, role, resource, request_id, trace_id, source_ip, prev_hash, hash"
+			_, err := db.Exec(`CREATE TEMP TABLE t AS SELECT id, ` + cols + ` FROM audit_events WHERE id IN (SELECT MIN(id)+1 FROM audit_events UNION SELECT MIN(id)+2 FROM audit_events)`)
+			if err != nil {
+				return err
+			}
+			sets := []string{}
+			for _, c := range strings.Split(cols, ", ") {
+				sets = append(sets, c+" = (SELECT "+c+" FROM t WHERE t.id != audit_events.id)")
+			}
+			_, err = db.Exec(`UPDATE audit_events SET seq = -seq WHERE id IN (SELECT id FROM t)`) // dodge UNIQUE(stream, seq) midway
+			if err != nil {
+				return err
+			}
+			_, err = db.Exec(`UPDATE audit_events SET ` + strings.Join(sets, ", ") + ` WHERE id IN (SELECT id FROM t)`)
+			return err
+		},
+		"tail cut": func(db *sql.DB) error {
+			_, err := db.Exec(`DELETE FROM audit_events WHERE id > (SELECT MAX(id) - 2 FROM audit_events)`)
+			return err
+		},
+	}
+	for name, fn := range tamper {
+		t.Run(name, func(t *testing.T) {
+			d := copyTree(t, dir)
+			db, err := sql.Open("sqlite", filepath.Join(d, "writ-data", "writ.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := fn(db); err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			out, code := run("audit", "verify", "-c", filepath.Join(d, "writ.yaml"))
+			if code == 0 || !(strings.Contains(out, "BROKEN") || strings.Contains(out, "OPEN")) {
+				t.Fatalf("verify after the trail was %s: %d\n%s", name, code, out)
+			}
+			t.Logf("%s → %s", name, strings.TrimSpace(out))
+		})
+	}
+}
