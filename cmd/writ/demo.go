@@ -170,10 +170,13 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	for i, tok := range []string{hop1, hop2} {
-		c := unverifiedClaims(tok)
+	ac := unverifiedClaims(aws.ToString(ar.AccessToken))
+	p("  alice's access token: sub %v  client_id %v  (no act: nobody acts for her yet)\n", ac["sub"], ac["client_id"])
+	for i, h := range []struct{ tok, by, what string }{{hop1, "api-gateway", "alice's token"}, {hop2, "orders-service", "hop 1's token"}} {
+		c := unverifiedClaims(h.tok)
 		act, _ := json.Marshal(c["act"])
 		p("  hop %d: sub %v  aud %v  act %s\n", i+1, c["sub"], c["aud"], act)
+		p("         %s exchanged %s; actors, newest first: %s\n", h.by, h.what, strings.Join(actorChain(c["act"]), " ← "))
 	}
 	p("\n")
 
@@ -397,6 +400,15 @@ func printHops(w io.Writer, body []byte) {
 		next, _ := hop["files_saw"].(map[string]any)
 		hop = next
 	}
+}
+
+// actorChain lists the actors of an act claim, the most recent first.
+func actorChain(act any) []string {
+	var out []string
+	for m, ok := act.(map[string]any); ok; m, ok = m["act"].(map[string]any) {
+		out = append(out, fmt.Sprint(m["sub"]))
+	}
+	return out
 }
 
 // demoExchange trades subject for a token bound to audience, as client.
