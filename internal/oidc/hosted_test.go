@@ -248,3 +248,63 @@ func TestConfidentialClientHostedPages(t *testing.T) {
 		t.Fatalf("tokens: %v nonce %q", err, idt.Nonce)
 	}
 }
+
+// TestCookiesSecureBehindHTTPS: with an https public URL (TLS ended by a
+// proxy in front of writ) the hosted pages' cookies are Secure, and
+// discovery names https endpoints.
+func TestCookiesSecureBehindHTTPS(t *testing.T) {
+	var listen string
+	f := start(t, func(c *config.Config) {
+		listen = c.Serve.IDP.Listen
+		c.Serve.IDP.PublicURL = "https://" + listen
+		c.RelocateIDP("http://"+listen, "https://"+listen)
+	})
+	direct := "http://" + listen + "/" + poolID
+	b := newBrowser(t)
+	resp, _ := b.get(direct + "/.well-known/openid-configuration")
+	if resp.StatusCode != 200 {
+		t.Fatalf("discovery: %d", resp.StatusCode)
+	}
+	_, challenge := pkce()
+	q := url.Values{"response_type": {"code"}, "client_id": {"demo-web"}, "redirect_uri": {redirectURI},
+		"code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+	resp, _ = b.get(direct + "/oauth2/authorize?" + q.Encode())
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("authorize: %d", resp.StatusCode)
+	}
+	resp, page := b.get("http://" + listen + resp.Header.Get("Location"))
+	var csrf *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "writ_csrf" {
+			csrf = c
+		}
+	}
+	if csrf == nil || !csrf.Secure || !csrf.HttpOnly || csrf.SameSite != http.SameSiteLaxMode {
+		t.Fatalf("CSRF cookie behind https: %+v", csrf)
+	}
+	// A browser on https sends the Secure cookie back; this client is on
+	// plain http, so it does that by hand. bob has no TOTP: signed in.
+	form := hidden(page)
+	form.Set("username", "bob")
+	form.Set("password", "Bob-Passw0rd1")
+	req, _ := http.NewRequest("POST", direct+"/login", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(&http.Cookie{Name: csrf.Name, Value: csrf.Value})
+	resp, err := b.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var session *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == "writ_session" {
+			session = c
+		}
+	}
+	if resp.StatusCode != http.StatusFound || session == nil || !session.Secure || !session.HttpOnly || session.SameSite != http.SameSiteLaxMode {
+		t.Fatalf("session cookie behind https: %d %+v", resp.StatusCode, session)
+	}
+	if !strings.HasPrefix(f.iss, "https://") {
+		t.Fatalf("issuer %s", f.iss)
+	}
+}
