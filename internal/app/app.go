@@ -18,6 +18,7 @@ import (
 	"github.com/writ-id/writ/internal/config"
 	"github.com/writ-id/writ/internal/gateway"
 	"github.com/writ-id/writ/internal/keys"
+	"github.com/writ-id/writ/internal/metrics"
 	"github.com/writ-id/writ/internal/oidc"
 	"github.com/writ-id/writ/internal/store"
 	"github.com/writ-id/writ/internal/store/postgres"
@@ -116,6 +117,7 @@ type App struct {
 	servers   map[string]*http.Server
 	urls      map[string]string
 	gateway   *gateway.Gateway
+	metrics   *metrics.Metrics
 	stop      context.CancelFunc
 	bg        sync.WaitGroup
 	ready     bool
@@ -171,6 +173,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		return nil, err
 	}
 	a.Core = core
+	a.metrics = metrics.New()
+	recorder := a.metrics.Audit(core.Audit)
 	var mailer userpool.Mailer = userpool.OutboxMailer{Store: core.Store}
 	if cfg.Mail.SMTP != "" {
 		mailer = userpool.SMTPMailer{Addr: cfg.Mail.SMTP, From: cfg.Mail.From, Username: cfg.Mail.Username, Password: cfg.Mail.Password.Reveal()}
@@ -180,7 +184,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		idpURL = strings.TrimRight(cfg.Serve.IDP.PublicURL, "/")
 	}
 	a.Pools = userpool.New(cfg, idpURL, userpool.Deps{Store: core.Store, Keys: core.Keys, Master: core.Master,
-		Mailer: mailer, Audit: core.Audit, Log: log, Now: opts.Now, Argon2: opts.Argon2})
+		Mailer: mailer, Audit: recorder, Log: log, Now: opts.Now, Argon2: opts.Argon2})
 	for _, p := range a.Pools.Pools() {
 		if err := p.Seed(ctx); err != nil {
 			a.Close(ctx)
@@ -188,13 +192,14 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		}
 	}
 	if a.listeners[Gateway] != nil {
-		gw, err := gateway.New(cfg, gateway.Options{IDPURL: idpURL, Audit: core.Audit, Log: log, Now: opts.Now})
+		gw, err := gateway.New(cfg, gateway.Options{IDPURL: idpURL, Audit: recorder, Log: log, Now: opts.Now})
 		if err != nil {
 			a.Close(ctx)
 			return nil, err
 		}
 		a.gateway = gw
 	}
+	a.registerGauges()
 	for name, ln := range a.listeners {
 		h := a.handler(name)
 		a.servers[name] = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
@@ -209,13 +214,69 @@ var implemented = map[string]bool{IDP: true, Gateway: true, Ops: true}
 func (a *App) handler(name string) http.Handler {
 	switch name {
 	case IDP:
-		return IDPHandler(a.Pools, a.Core.Store, a.log, a.opts.Now)
+		return a.metrics.Middleware(IDP, idpOperation, IDPHandler(a.Pools, a.Core.Store, a.log, a.opts.Now))
 	case Ops:
 		return a.opsHandler()
 	case Gateway:
-		return a.gateway
+		return a.metrics.Middleware(Gateway, func(r *http.Request) string {
+			if k := a.gateway.RouteKey(r); k != "" {
+				return k
+			}
+			return "unrouted"
+		}, a.gateway)
 	}
 	return http.NotFoundHandler()
+}
+
+// idpOperation names an idp request for metrics: the Cognito operation, or
+// the OIDC endpoint under the pool's issuer.
+func idpOperation(r *http.Request) string {
+	if t := r.Header.Get("X-Amz-Target"); t != "" {
+		if _, op, ok := strings.Cut(t, "."); ok && len(op) < 64 {
+			return op
+		}
+		return "unknown"
+	}
+	parts := strings.SplitN(strings.TrimPrefix(r.URL.Path, "/"), "/", 2)
+	if len(parts) == 2 {
+		switch parts[1] {
+		case ".well-known/openid-configuration", ".well-known/jwks.json", "oauth2/authorize", "oauth2/token", "oauth2/revoke",
+			"oauth2/introspect", "oauth2/userInfo", "login", "login/totp", "login/enrol", "login/newpassword", "signup", "confirm",
+			"forgot", "reset", "logout":
+			return parts[1]
+		}
+	}
+	return "other"
+}
+
+// registerGauges exposes component state read at scrape time.
+func (a *App) registerGauges() {
+	for _, p := range a.Pools.Pools() {
+		id := p.ID()
+		a.metrics.GaugeFunc("writ_signing_key_age_seconds", "Age of the key a pool signs with now.", map[string]string{"pool": id}, func() float64 {
+			k, err := a.Core.Keys.Signer(context.Background(), id)
+			if err != nil {
+				return -1
+			}
+			now := time.Now()
+			if a.opts.Now != nil {
+				now = a.opts.Now()
+			}
+			return now.Sub(k.ActiveAt).Seconds()
+		})
+	}
+	if a.gateway == nil {
+		return
+	}
+	for issuer := range a.gateway.JWKSStats() {
+		iss := issuer
+		a.metrics.CounterFunc("writ_jwks_fetches_total", "JWKS fetches by the gateway's authorizers.", map[string]string{"issuer": iss},
+			func() float64 { return float64(a.gateway.JWKSStats()[iss][0]) })
+		a.metrics.CounterFunc("writ_jwks_fetch_failures_total", "Failed JWKS fetches by the gateway's authorizers.", map[string]string{"issuer": iss},
+			func() float64 { return float64(a.gateway.JWKSStats()[iss][1]) })
+	}
+	a.metrics.GaugeFunc("writ_gateway_verified_tokens_cached", "Tokens in the gateway's verified-token cache.", nil,
+		func() float64 { return float64(a.gateway.CachedTokens()) })
 }
 
 // IDPHandler serves the Cognito IdP API (POST / with X-Amz-Target) and the
@@ -376,6 +437,7 @@ func (a *App) opsHandler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain")
 		w.Write([]byte("ok\n"))
 	})
+	mux.Handle("GET /metrics", a.metrics.Handler())
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		if err := a.checkReady(r.Context()); err != nil {

@@ -133,6 +133,34 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	return g, nil
 }
 
+// RouteKey returns the key of the route a request matches ("" for none),
+// for metrics.
+func (g *Gateway) RouteKey(r *http.Request) string {
+	if rt, _, _ := g.table.match(r.Method, r.URL.Path); rt != nil {
+		return rt.key
+	}
+	return ""
+}
+
+// JWKSStats returns each authorizer issuer's JWKS fetch and failure counts.
+func (g *Gateway) JWKSStats() map[string][2]int {
+	out := map[string][2]int{}
+	for _, a := range g.authorizers {
+		f, e := a.keys.Stats()
+		out[a.cfg.Issuer] = [2]int{f, e}
+	}
+	return out
+}
+
+// CachedTokens returns how many verified tokens the authorizers cache.
+func (g *Gateway) CachedTokens() int {
+	n := 0
+	for _, a := range g.authorizers {
+		n += a.cache.len()
+	}
+	return n
+}
+
 // Close stops background work and the function processes.
 func (g *Gateway) Close() {
 	g.stop()

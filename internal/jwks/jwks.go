@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -48,8 +49,8 @@ type Remote struct {
 	lastTry  time.Time
 	maxAge   time.Duration
 	fetchMu  sync.Mutex
-	fetches  int
-	failures int
+	fetches  atomic.Int64
+	failures atomic.Int64
 }
 
 // New returns a Remote for issuer. Nothing is fetched until the first use
@@ -78,9 +79,7 @@ func (r *Remote) Issuer() string { return r.issuer }
 
 // Stats reports fetch counts (for metrics and tests).
 func (r *Remote) Stats() (fetches, failures int) {
-	r.fetchMu.Lock()
-	defer r.fetchMu.Unlock()
-	return r.fetches, r.failures
+	return int(r.fetches.Load()), int(r.failures.Load())
 }
 
 // ErrUnknownKey reports a kid the issuer does not publish.
@@ -128,10 +127,10 @@ func (r *Remote) refresh(ctx context.Context, rateLimited bool) error {
 	r.mu.Lock()
 	r.lastTry = now
 	r.mu.Unlock()
-	r.fetches++
+	r.fetches.Add(1)
 	keys, maxAge, err := r.fetch(ctx)
 	if err != nil {
-		r.failures++
+		r.failures.Add(1)
 		return err
 	}
 	r.mu.Lock()
