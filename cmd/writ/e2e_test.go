@@ -75,7 +75,7 @@ type server struct {
 	done   chan error
 }
 
-var listenRE = regexp.MustCompile(`msg=listening component=(\w+) addr=(\S+) url=\S+`)
+var listenRE = regexp.MustCompile(`msg=listening component=(\w+) addr=(\S+) url=\S+|"msg":"listening","component":"(\w+)","addr":"([^"]+)"`)
 
 // startServe runs `writ serve -c cfg` from another working directory and
 // waits until idp and ops listen.
@@ -98,7 +98,8 @@ func startServe(t *testing.T, cfg string) *server {
 			s.mu.Lock()
 			s.stderr.WriteString(line + "\n")
 			if m := listenRE.FindStringSubmatch(line); m != nil {
-				s.urls[m[1]] = "http://" + m[2] // where it listens (the public URL may be a load balancer's)
+				comp, addr := m[1]+m[3], m[2]+m[4] // text or JSON log line
+				s.urls[comp] = "http://" + addr    // where it listens (the public URL may be a load balancer's)
 			}
 			ready := s.urls["idp"] != "" && s.urls["ops"] != ""
 			s.mu.Unlock()
