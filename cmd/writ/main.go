@@ -32,6 +32,8 @@ Usage:
   writ audit query -c FILE [--request-id ID] [--sub S] [--component C] [--outcome O] [--since T] [--until T] [--json]
   writ audit verify -c FILE                           check the audit trail's hash chains and signed checkpoints
   writ audit tail -c FILE                             follow new audit events
+  writ policy check [--trust] FILE                     validate an IAM policy document (every error with its JSON path)
+  writ policy simulate --policy FILE --action A --resource R [--context k=v ...]   decide a request and say why
   writ outbox -c FILE                                 print mail waiting in the outbox (codes when no SMTP is set)
   writ bench [--postgres DSN]                         measure logins/s and refreshes/s on SQLite (and PostgreSQL)
   writ bench gateway                                  measure the gateway against a direct call and a plain reverse proxy
@@ -68,6 +70,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdBench(args[1:], stdout, stderr)
 	case "audit":
 		err = cmdAudit(args[1:], stdout, stderr)
+	case "policy":
+		err = cmdPolicy(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "writ", version())
 		return 0
