@@ -335,8 +335,20 @@ type AuditLog interface {
 	LastAudit(ctx context.Context, stream string) (AuditEvent, error)
 }
 
+// Identities maps identity-pool logins to identity ids (Cognito Identity).
+type Identities interface {
+	// GetOrCreateIdentity returns the identity id of login (e.g.
+	// "<provider>|<sub>") in an identity pool, storing newID for it when it
+	// has none. Of concurrent callers with different newIDs, all get the
+	// same id.
+	GetOrCreateIdentity(ctx context.Context, poolID, login, newID string, now time.Time) (id string, created bool, err error)
+	// IdentityLogin returns the pool and login of an identity id.
+	IdentityLogin(ctx context.Context, identityID string) (poolID, login string, err error)
+}
+
 // Tx is every aggregate interface, bound to one transaction.
 type Tx interface {
+	Identities
 	Users
 	Groups
 	Clients

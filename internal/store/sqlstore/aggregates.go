@@ -686,3 +686,27 @@ func (c *conn) LastAudit(ctx context.Context, stream string) (store.AuditEvent, 
 	e, err := scanAudit(c.row(ctx, `SELECT id, `+auditCols+` FROM audit_events WHERE stream = ? ORDER BY seq DESC LIMIT 1`, stream))
 	return e, scanErr(err, "audit event", stream)
 }
+
+// --- identities ------------------------------------------------------------------
+
+func (c *conn) GetOrCreateIdentity(ctx context.Context, poolID, login, newID string, now time.Time) (string, bool, error) {
+	var id string
+	created := false
+	err := c.run(ctx, func(c *conn) error {
+		res, err := c.exec(ctx, `INSERT INTO identities (identity_id, pool_id, login, created_at) VALUES (?,?,?,?)
+			ON CONFLICT (pool_id, login) DO NOTHING`, newID, poolID, login, ms(now))
+		if err != nil {
+			return c.conflictOr(err, "create identity")
+		}
+		n, _ := res.RowsAffected()
+		created = n == 1
+		return scanErr(c.row(ctx, `SELECT identity_id FROM identities WHERE pool_id = ? AND login = ?`, poolID, login).Scan(&id), "identity", poolID, login)
+	})
+	return id, created, err
+}
+
+func (c *conn) IdentityLogin(ctx context.Context, identityID string) (string, string, error) {
+	var pool, login string
+	err := c.row(ctx, `SELECT pool_id, login FROM identities WHERE identity_id = ?`, identityID).Scan(&pool, &login)
+	return pool, login, scanErr(err, "identity", identityID)
+}

@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Audit", testAudit},
 		{"TxAtomicity", testTx},
 		{"DeleteExpired", testDeleteExpired},
+		{"Identities", testIdentities},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
@@ -573,5 +574,46 @@ func testDeleteExpired(t *testing.T, s store.Store) {
 	ks, _ := s.ListSigningKeys(ctx, "p")
 	if len(ks) != 1 || ks[0].KID != "live" {
 		t.Fatalf("keys after cleanup: %+v", ks)
+	}
+}
+
+func testIdentities(t *testing.T, s store.Store) {
+	id, created, err := s.GetOrCreateIdentity(ctx, "pool", "idp|alice", "us-east-1:1111", t0)
+	must(t, err)
+	if id != "us-east-1:1111" || !created {
+		t.Fatalf("first: %s %v", id, created)
+	}
+	id, created, err = s.GetOrCreateIdentity(ctx, "pool", "idp|alice", "us-east-1:2222", t0)
+	must(t, err)
+	if id != "us-east-1:1111" || created {
+		t.Fatalf("second: %s %v", id, created)
+	}
+	if id, _, _ := s.GetOrCreateIdentity(ctx, "other", "idp|alice", "us-east-1:3333", t0); id != "us-east-1:3333" {
+		t.Fatalf("another pool shares the id: %s", id)
+	}
+	pool, login, err := s.IdentityLogin(ctx, "us-east-1:1111")
+	must(t, err)
+	if pool != "pool" || login != "idp|alice" {
+		t.Fatalf("login of id: %s %s", pool, login)
+	}
+	_, _, err = s.IdentityLogin(ctx, "us-east-1:none")
+	wantErr(t, err, store.ErrNotFound)
+	// Concurrent first calls for one login agree on one id.
+	var wg sync.WaitGroup
+	ids := make([]string, 8)
+	for i := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id, _, err := s.GetOrCreateIdentity(ctx, "pool", "idp|bob", fmt.Sprintf("us-east-1:b%d", i), t0)
+			must(t, err)
+			ids[i] = id
+		}()
+	}
+	wg.Wait()
+	for _, id := range ids {
+		if id != ids[0] {
+			t.Fatalf("concurrent GetOrCreateIdentity gave %v", ids)
+		}
 	}
 }
