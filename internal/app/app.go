@@ -17,12 +17,14 @@ import (
 	"github.com/writ-id/writ/internal/cognito"
 	"github.com/writ-id/writ/internal/config"
 	"github.com/writ-id/writ/internal/gateway"
+	"github.com/writ-id/writ/internal/identity"
 	"github.com/writ-id/writ/internal/keys"
 	"github.com/writ-id/writ/internal/metrics"
 	"github.com/writ-id/writ/internal/oidc"
 	"github.com/writ-id/writ/internal/store"
 	"github.com/writ-id/writ/internal/store/postgres"
 	"github.com/writ-id/writ/internal/store/sqlite"
+	"github.com/writ-id/writ/internal/sts"
 	"github.com/writ-id/writ/internal/userpool"
 )
 
@@ -117,11 +119,14 @@ type App struct {
 	servers   map[string]*http.Server
 	urls      map[string]string
 	gateway   *gateway.Gateway
-	metrics   *metrics.Metrics
-	stop      context.CancelFunc
-	bg        sync.WaitGroup
-	ready     bool
-	mu        sync.Mutex
+	identity  *identity.Handler
+	// STS issues and opens temporary credentials.
+	STS     *sts.Service
+	metrics *metrics.Metrics
+	stop    context.CancelFunc
+	bg      sync.WaitGroup
+	ready   bool
+	mu      sync.Mutex
 }
 
 // New opens everything cfg describes and binds the listeners, but serves
@@ -191,6 +196,18 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 			return nil, err
 		}
 	}
+	if a.listeners[Identity] != nil {
+		if a.STS, err = sts.New(cfg, core.Master, opts.Now); err != nil {
+			a.Close(ctx)
+			return nil, err
+		}
+		a.identity, err = identity.New(ctx, cfg, identity.Options{IDPURL: idpURL, PublicURL: a.urls[Identity], Store: core.Store,
+			Keys: core.Keys, STS: a.STS, Audit: recorder, Log: log, Now: opts.Now})
+		if err != nil {
+			a.Close(ctx)
+			return nil, err
+		}
+	}
 	if a.listeners[Gateway] != nil {
 		gw, err := gateway.New(cfg, gateway.Options{IDPURL: idpURL, Audit: recorder, Log: log, Now: opts.Now})
 		if err != nil {
@@ -209,7 +226,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	return a, nil
 }
 
-var implemented = map[string]bool{IDP: true, Gateway: true, Ops: true}
+var implemented = map[string]bool{IDP: true, Identity: true, Gateway: true, Ops: true}
 
 func (a *App) handler(name string) http.Handler {
 	switch name {
@@ -217,6 +234,8 @@ func (a *App) handler(name string) http.Handler {
 		return a.metrics.Middleware(IDP, idpOperation, IDPHandler(a.Pools, a.Core.Store, a.log, a.opts.Now))
 	case Ops:
 		return a.opsHandler()
+	case Identity:
+		return a.metrics.Middleware(Identity, identityOperation, a.identity)
 	case Gateway:
 		return a.metrics.Middleware(Gateway, func(r *http.Request) string {
 			if k := a.gateway.RouteKey(r); k != "" {
@@ -245,6 +264,24 @@ func idpOperation(r *http.Request) string {
 			"forgot", "reset", "logout":
 			return parts[1]
 		}
+	}
+	return "other"
+}
+
+// identityOperation names an identity-listener request for metrics.
+func identityOperation(r *http.Request) string {
+	if t := r.Header.Get("X-Amz-Target"); t != "" {
+		if _, op, ok := strings.Cut(t, "."); ok && len(op) < 64 {
+			return op
+		}
+		return "unknown"
+	}
+	switch a := r.URL.Query().Get("Action"); a {
+	case "AssumeRoleWithWebIdentity", "AssumeRole", "GetCallerIdentity":
+		return "sts:" + a
+	}
+	if r.URL.Path == "/" {
+		return "sts"
 	}
 	return "other"
 }
@@ -372,6 +409,9 @@ func (a *App) Close(ctx context.Context) error {
 	a.closeListeners()
 	if a.gateway != nil {
 		a.gateway.Close()
+	}
+	if a.identity != nil {
+		a.identity.Close()
 	}
 	if a.Core == nil {
 		return nil

@@ -64,6 +64,13 @@ func (c *Config) RelocateIDP(oldBase, newBase string) {
 	for i := range c.IAM.OIDCProviders {
 		move(&c.IAM.OIDCProviders[i].URL)
 	}
+	// Trust policies name OIDC providers by issuer without scheme.
+	oldKey := strings.TrimPrefix(strings.TrimPrefix(oldBase, "https://"), "http://")
+	newKey := strings.TrimPrefix(strings.TrimPrefix(newBase, "https://"), "http://")
+	for i := range c.IAM.Roles {
+		r := &c.IAM.Roles[i]
+		r.Trust.b = []byte(strings.ReplaceAll(string(r.Trust.b), oldKey+"/", newKey+"/"))
+	}
 }
 
 // RoleARN returns the ARN of role name in account.

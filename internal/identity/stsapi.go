@@ -1,0 +1,242 @@
+package identity
+
+import (
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/writ-id/writ/internal/audit"
+	"github.com/writ-id/writ/internal/awsjson"
+	"github.com/writ-id/writ/internal/iam"
+	"github.com/writ-id/writ/internal/sts"
+	"github.com/writ-id/writ/internal/token"
+)
+
+const stsNS = "https://sts.amazonaws.com/doc/2011-06-15/"
+
+// stsError is an STS error (query protocol, XML body).
+type stsError struct {
+	status  int
+	code    string
+	message string
+}
+
+func (e *stsError) Error() string { return "sts: " + e.code + ": " + e.message }
+
+func senderErr(code, msg string) *stsError { return &stsError{http.StatusBadRequest, code, msg} }
+
+func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) {
+	reqID := r.Header.Get("X-Amzn-RequestId")
+	if reqID == "" || len(reqID) > 128 {
+		reqID = audit.NewRequestID()
+	}
+	ctx := audit.WithRequest(r.Context(), audit.RequestInfo{ID: reqID, SourceIP: awsjson.SourceIP(r), TraceID: awsjson.TraceID(r.Header.Get("traceparent"))})
+	w.Header().Set("x-amzn-RequestId", reqID)
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		writeSTSError(w, reqID, senderErr("InvalidParameterValue", "the request body could not be read"))
+		return
+	}
+	var out any
+	var err error
+	switch r.Form.Get("Action") {
+	case "AssumeRoleWithWebIdentity":
+		out, err = h.assumeRoleWithWebIdentity(ctx, r)
+	case "":
+		err = senderErr("MissingAction", "Action is required")
+	default:
+		if r.Header.Get("Authorization") == "" && r.Form.Get("X-Amz-Signature") == "" {
+			err = &stsError{http.StatusForbidden, "MissingAuthenticationToken", "Request is missing Authentication Token"}
+		} else {
+			err = senderErr("InvalidAction", "Action "+truncate(r.Form.Get("Action"), 64)+" is not supported yet")
+		}
+	}
+	if err != nil {
+		se, ok := err.(*stsError)
+		if !ok {
+			h.opts.Log.Error("sts: internal error", "request_id", reqID, "err", err)
+			se = &stsError{http.StatusInternalServerError, "InternalFailure", "Internal error (request id " + reqID + ")"}
+		}
+		writeSTSError(w, reqID, se)
+		return
+	}
+	b, _ := xml.Marshal(out)
+	w.Header().Set("Content-Type", "text/xml")
+	w.Write([]byte(xml.Header))
+	w.Write(b)
+}
+
+func writeSTSError(w http.ResponseWriter, reqID string, e *stsError) {
+	type errBody struct {
+		Type    string `xml:"Type"`
+		Code    string `xml:"Code"`
+		Message string `xml:"Message"`
+	}
+	v := struct {
+		XMLName   xml.Name `xml:"ErrorResponse"`
+		NS        string   `xml:"xmlns,attr"`
+		Error     errBody  `xml:"Error"`
+		RequestID string   `xml:"RequestId"`
+	}{NS: stsNS, Error: errBody{Type: "Sender", Code: e.code, Message: e.message}, RequestID: reqID}
+	if e.status >= 500 {
+		v.Error.Type = "Receiver"
+	}
+	b, _ := xml.Marshal(v)
+	w.Header().Set("Content-Type", "text/xml")
+	w.WriteHeader(e.status)
+	w.Write([]byte(xml.Header))
+	w.Write(b)
+}
+
+type xmlCredentials struct {
+	AccessKeyID     string `xml:"AccessKeyId"`
+	SecretAccessKey string `xml:"SecretAccessKey"`
+	SessionToken    string `xml:"SessionToken"`
+	Expiration      string `xml:"Expiration"`
+}
+
+type assumeRoleWithWebIdentityResponse struct {
+	XMLName xml.Name `xml:"AssumeRoleWithWebIdentityResponse"`
+	NS      string   `xml:"xmlns,attr"`
+	Result  struct {
+		Credentials                 xmlCredentials `xml:"Credentials"`
+		SubjectFromWebIdentityToken string         `xml:"SubjectFromWebIdentityToken"`
+		AssumedRoleUser             struct {
+			Arn           string `xml:"Arn"`
+			AssumedRoleID string `xml:"AssumedRoleId"`
+		} `xml:"AssumedRoleUser"`
+		Provider string `xml:"Provider"`
+		Audience string `xml:"Audience"`
+	} `xml:"AssumeRoleWithWebIdentityResult"`
+	Metadata struct {
+		RequestID string `xml:"RequestId"`
+	} `xml:"ResponseMetadata"`
+}
+
+var sessionNameRE = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
+
+func (h *Handler) assumeRoleWithWebIdentity(ctx context.Context, r *http.Request) (any, error) {
+	f := r.Form
+	roleARN, sessionName, raw := f.Get("RoleArn"), f.Get("RoleSessionName"), f.Get("WebIdentityToken")
+	if roleARN == "" || sessionName == "" || raw == "" {
+		return nil, senderErr("ValidationError", "RoleArn, RoleSessionName and WebIdentityToken are required")
+	}
+	if !sessionNameRE.MatchString(sessionName) {
+		return nil, senderErr("ValidationError", "RoleSessionName must be 2 to 64 characters of [\\w+=,.@-]")
+	}
+	dur := time.Hour
+	if s := f.Get("DurationSeconds"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 900 {
+			return nil, senderErr("ValidationError", "DurationSeconds must be at least 900")
+		}
+		dur = time.Duration(n) * time.Second
+	}
+	role, ok := h.opts.STS.Role(roleARN)
+	if !ok {
+		h.recordSTS(ctx, roleARN, nil, "no such role")
+		return nil, &stsError{http.StatusForbidden, "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity"}
+	}
+	if dur > role.MaxSession {
+		return nil, senderErr("ValidationError", "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.")
+	}
+	var sessionPolicy json.RawMessage
+	if p := f.Get("Policy"); p != "" {
+		if _, err := iam.Parse([]byte(p)); err != nil {
+			return nil, senderErr("MalformedPolicyDocument", err.Error())
+		}
+		sessionPolicy = json.RawMessage(p)
+	}
+	// Verify the token with its issuer's keys.
+	iss, _ := token.UnverifiedIssuer(raw)
+	iss = strings.TrimRight(iss, "/")
+	v := h.verifiers[iss]
+	provider := providerKey(iss)
+	federated := "arn:aws:iam::" + h.opts.STS.Account() + ":oidc-provider/" + provider
+	var clientIDs []string
+	if iss == h.issuer {
+		v, provider, federated = h.own, CognitoProvider, CognitoProvider
+	} else {
+		known := false
+		for _, p := range h.cfg.IAM.OIDCProviders {
+			if strings.TrimRight(p.URL, "/") == iss {
+				known, clientIDs = true, p.ClientIDs
+			}
+		}
+		if !known || v == nil {
+			return nil, senderErr("InvalidIdentityToken", "No OpenIDConnect provider found in your account for "+truncate(iss, 100))
+		}
+	}
+	c, err := v.Verify(ctx, raw)
+	if err != nil {
+		h.recordSTS(ctx, role.Name, nil, "token: "+err.Error())
+		return nil, senderErr("InvalidIdentityToken", "The web identity token could not be verified: "+describe(err))
+	}
+	aud := c.ClientID
+	if len(c.Audience) > 0 {
+		aud = c.Audience[0]
+	}
+	if clientIDs != nil && !contains(clientIDs, aud) {
+		return nil, senderErr("InvalidIdentityToken", "Incorrect token audience")
+	}
+	cx := iam.MapContext{}
+	cx.Set(provider+":sub", c.Subject)
+	cx.Set(provider+":aud", aud)
+	if len(c.AMR) > 0 {
+		cx.Set(provider+":amr", c.AMR...)
+	}
+	cx.Set("aws:SourceIp", awsjson.SourceIP(r))
+	cx.Set("aws:CurrentTime", h.opts.Now().UTC().Format(time.RFC3339))
+	d := iam.Authorize(&iam.Request{Action: "sts:AssumeRoleWithWebIdentity", Principal: &iam.Principal{Type: "Federated", ID: federated},
+		Context: cx}, iam.Set{Name: "trust", Policies: []*iam.Policy{role.Trust}})
+	if d.Effect != iam.Allow {
+		h.recordSTS(ctx, role.Name, c, d.Reason)
+		return nil, &stsError{http.StatusForbidden, "AccessDenied", "Not authorized to perform sts:AssumeRoleWithWebIdentity"}
+	}
+	exp := h.opts.Now().Add(dur)
+	creds, err := h.opts.STS.Issue(sts.Session{Role: role.Name, SessionName: sessionName, Subject: c.Subject, Provider: provider,
+		Audience: aud, AMR: c.AMR, SessionPolicy: sessionPolicy, ActorChain: c.Act.Chain(), Expires: exp})
+	if err != nil {
+		return nil, err
+	}
+	if h.opts.Audit != nil {
+		h.opts.Audit.Record(ctx, audit.Event{Component: "identity", Action: "sts:AssumeRoleWithWebIdentity", Outcome: audit.Allow,
+			Reason: d.Reason, Sub: c.Subject, Role: role.Name, ActorChain: c.Act.Chain(), Resource: role.ARN})
+	}
+	var out assumeRoleWithWebIdentityResponse
+	out.NS = stsNS
+	out.Result.Credentials = xmlCredentials{AccessKeyID: creds.AccessKeyID, SecretAccessKey: creds.SecretAccessKey,
+		SessionToken: creds.SessionToken, Expiration: exp.UTC().Format(time.RFC3339)}
+	out.Result.SubjectFromWebIdentityToken = c.Subject
+	out.Result.AssumedRoleUser.Arn = h.opts.STS.AssumedRoleARN(role.Name, sessionName)
+	out.Result.AssumedRoleUser.AssumedRoleID = "AROA" + strings.ToUpper(strings.ReplaceAll(role.Name, "-", "")) + ":" + sessionName
+	out.Result.Provider = provider
+	out.Result.Audience = aud
+	out.Metadata.RequestID = audit.Request(ctx).ID
+	return out, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *Handler) recordSTS(ctx context.Context, role string, c *token.Claims, reason string) {
+	if h.opts.Audit == nil {
+		return
+	}
+	e := audit.Event{Component: "identity", Action: "sts:AssumeRoleWithWebIdentity", Outcome: audit.Deny, Role: role, Reason: reason}
+	if c != nil {
+		e.Sub = c.Subject
+	}
+	h.opts.Audit.Record(ctx, e)
+}
