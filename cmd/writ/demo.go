@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cognitoidentity"
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	ciptypes "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -35,6 +36,7 @@ import (
 	"github.com/writ-id/writ/examples/orders"
 	"github.com/writ-id/writ/internal/app"
 	"github.com/writ-id/writ/internal/config"
+	"github.com/writ-id/writ/internal/store"
 	"github.com/writ-id/writ/internal/userpool"
 	"github.com/writ-id/writ/sdk"
 )
@@ -94,7 +96,9 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 		p("  (a reference port was taken, so listeners moved to free ports)\n")
 	}
 	p("  idp       %s   issuer %s\n", idpURL, issuer)
-	p("  ops       %s   /healthz /readyz\n\n", a.URL(app.Ops))
+	p("  identity  %s   identity pools (Cognito Identity API) and STS\n", a.URL(app.Identity))
+	p("  gateway   %s\n", a.URL(app.Gateway))
+	p("  ops       %s   /healthz /readyz /metrics\n\n", a.URL(app.Ops))
 
 	client := cip.New(cip.Options{Region: cfg.Region, BaseEndpoint: aws.String(idpURL), Credentials: aws.AnonymousCredentials{}})
 	p("Step 1: alice signs in (password, then TOTP) with the AWS SDK for Go v2\n")
@@ -225,8 +229,11 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	}
 	p("  (her API-flow token lacks the orders.read scope: 403; a forged token: 401)\n\n")
 
-	p("Next steps of the chain (coming as their components land):\n")
-	p("  5    the identity pool trades her ID token for demo-staff role credentials\n")
+	if err := demoStep5(ctx, stdout, a, cfg, aws.ToString(ar.IdToken), issuer); err != nil {
+		return fmt.Errorf("step 5: %w", err)
+	}
+
+	p("Next step of the chain (coming as its component lands):\n")
 	p("  6    those credentials read and write her own prefix in the writ-demo bucket, and nobody else's\n")
 	if *serve {
 		p("\nServing until Ctrl-C. Sign in with the AWS SDK at %s (client demo-web).\n", idpURL)
@@ -236,6 +243,40 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 			served <- err
 		}
 	}
+	return nil
+}
+
+// demoStep5 trades alice's ID token for role credentials at the identity
+// pool (enhanced flow) and shows which role was chosen and why.
+func demoStep5(ctx context.Context, w io.Writer, a *app.App, cfg *config.Config, idToken, issuer string) error {
+	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
+	p("Step 5: the identity pool trades her ID token for role credentials (Cognito Identity API, AWS SDK)\n")
+	c := cognitoidentity.New(cognitoidentity.Options{Region: cfg.Region, BaseEndpoint: aws.String(a.URL(app.Identity)), Credentials: aws.AnonymousCredentials{}})
+	poolID := cfg.IdentityPools[0].ID
+	logins := map[string]string{strings.TrimPrefix(strings.TrimPrefix(issuer, "http://"), "https://"): idToken}
+	id, err := c.GetId(ctx, &cognitoidentity.GetIdInput{IdentityPoolId: aws.String(poolID), Logins: logins})
+	if err != nil {
+		return err
+	}
+	out, err := c.GetCredentialsForIdentity(ctx, &cognitoidentity.GetCredentialsForIdentityInput{IdentityId: id.IdentityId, Logins: logins})
+	if err != nil {
+		return err
+	}
+	sess, err := a.STS.Open(aws.ToString(out.Credentials.AccessKeyId), aws.ToString(out.Credentials.SessionToken))
+	if err != nil {
+		return err
+	}
+	p("  GetId → %s\n", aws.ToString(id.IdentityId))
+	p("  GetCredentialsForIdentity → %s… (expires %s)\n", aws.ToString(out.Credentials.AccessKeyId)[:8], out.Credentials.Expiration.UTC().Format(time.RFC3339))
+	a.Core.Audit.Flush(ctx)
+	evs, _ := a.Core.Store.ListAudit(ctx, store.AuditFilter{Component: "identity", Outcome: "allow"})
+	why := "?"
+	if len(evs) > 0 {
+		why = evs[len(evs)-1].Reason
+	}
+	p("  role %s — why (from the audit trail): %s\n", sess.Role, why)
+	p("  session: aud %s, amr %v, principal tags %v\n", sess.Audience, sess.AMR[:1], sess.Tags)
+	p("  the session token is sealed (AEAD, key from the master key): any replica verifies it with no lookup\n\n")
 	return nil
 }
 
