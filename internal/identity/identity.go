@@ -23,6 +23,7 @@ import (
 	"github.com/writ-id/writ/internal/iam"
 	"github.com/writ-id/writ/internal/jwks"
 	"github.com/writ-id/writ/internal/keys"
+	"github.com/writ-id/writ/internal/sigv4"
 	"github.com/writ-id/writ/internal/store"
 	"github.com/writ-id/writ/internal/sts"
 	"github.com/writ-id/writ/internal/token"
@@ -58,6 +59,7 @@ type Handler struct {
 	verifiers map[string]*token.Verifier // issuer -> verifier
 	own       *token.Verifier
 	cognito   http.Handler
+	sigv4     *sigv4.Verifier
 	mux       *http.ServeMux
 	stop      context.CancelFunc
 }
@@ -95,6 +97,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Handler, error
 	}
 	h.cognito = &awsjson.Service{Prefix: "AWSCognitoIdentityService", Log: opts.Log, Ops: map[string]awsjson.Op{
 		"GetId": h.getID, "GetCredentialsForIdentity": h.getCredentials, "GetOpenIdToken": h.getOpenIDToken}}
+	h.sigv4 = &sigv4.Verifier{Service: "sts", Regions: []string{cfg.Region}, Source: credentialSource{h}, Now: opts.Now}
 	h.mux = http.NewServeMux()
 	h.mux.HandleFunc("GET /.well-known/openid-configuration", h.discovery)
 	h.mux.HandleFunc("GET /.well-known/jwks.json", h.jwks)
@@ -461,3 +464,5 @@ func (h *Handler) record(ctx context.Context, action, pool, identityID string, e
 	}
 	h.opts.Audit.Record(ctx, e)
 }
+
+func sourceIP(r *http.Request) string { return awsjson.SourceIP(r) }

@@ -1,9 +1,11 @@
 package identity
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"io"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -37,24 +39,30 @@ func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := audit.WithRequest(r.Context(), audit.RequestInfo{ID: reqID, SourceIP: awsjson.SourceIP(r), TraceID: awsjson.TraceID(r.Header.Get("traceparent"))})
 	w.Header().Set("x-amzn-RequestId", reqID)
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	// Read the body once for both the signature (its hash) and the form.
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err != nil {
+		writeSTSError(w, reqID, senderErr("InvalidParameterValue", "the request body could not be read"))
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
 	if err := r.ParseForm(); err != nil {
 		writeSTSError(w, reqID, senderErr("InvalidParameterValue", "the request body could not be read"))
 		return
 	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
 	var out any
-	var err error
 	switch r.Form.Get("Action") {
 	case "AssumeRoleWithWebIdentity":
 		out, err = h.assumeRoleWithWebIdentity(ctx, r)
+	case "GetCallerIdentity":
+		out, err = h.getCallerIdentity(ctx, r)
+	case "AssumeRole":
+		out, err = h.assumeRole(ctx, r)
 	case "":
 		err = senderErr("MissingAction", "Action is required")
 	default:
-		if r.Header.Get("Authorization") == "" && r.Form.Get("X-Amz-Signature") == "" {
-			err = &stsError{http.StatusForbidden, "MissingAuthenticationToken", "Request is missing Authentication Token"}
-		} else {
-			err = senderErr("InvalidAction", "Action "+truncate(r.Form.Get("Action"), 64)+" is not supported yet")
-		}
+		err = senderErr("InvalidAction", "Action "+truncate(r.Form.Get("Action"), 64)+" is not valid for this endpoint")
 	}
 	if err != nil {
 		se, ok := err.(*stsError)
