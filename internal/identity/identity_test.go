@@ -33,14 +33,14 @@ const (
 
 type fx struct {
 	*apptest.Env
-	t   *testing.T
+	t   testing.TB
 	ctx context.Context
 	idp *cip.Client
 	ci  *ci.Client
 	sts *sts.Client
 }
 
-func start(t *testing.T, opts ...apptest.Option) *fx {
+func start(t testing.TB, opts ...apptest.Option) *fx {
 	env := apptest.Start(t, opts...)
 	o := func(u string) *string { return aws.String(u) }
 	f := &fx{Env: env, t: t, ctx: context.Background()}
@@ -75,7 +75,7 @@ func (f *fx) loginKey() string {
 	return strings.TrimPrefix(f.App.URL(app.IDP), "http://") + "/" + poolID
 }
 
-func wantCode(t *testing.T, err error, code string) {
+func wantCode(t testing.TB, err error, code string) {
 	t.Helper()
 	var ae smithy.APIError
 	if !errors.As(err, &ae) || ae.ErrorCode() != code {
