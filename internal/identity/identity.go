@@ -97,7 +97,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Handler, error
 	}
 	h.cognito = &awsjson.Service{Prefix: "AWSCognitoIdentityService", Log: opts.Log, Ops: map[string]awsjson.Op{
 		"GetId": h.getID, "GetCredentialsForIdentity": h.getCredentials, "GetOpenIdToken": h.getOpenIDToken}}
-	h.sigv4 = &sigv4.Verifier{Service: "sts", Regions: []string{cfg.Region}, Source: credentialSource{h}, Now: opts.Now}
+	h.sigv4 = &sigv4.Verifier{Service: "sts", Regions: []string{cfg.Region}, Source: sts.Source{STS: opts.STS, Users: cfg.IAM.Users}, Now: opts.Now}
 	h.mux = http.NewServeMux()
 	h.mux.HandleFunc("GET /.well-known/openid-configuration", h.discovery)
 	h.mux.HandleFunc("GET /.well-known/jwks.json", h.jwks)

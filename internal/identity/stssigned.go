@@ -25,31 +25,6 @@ type caller struct {
 	session     *sts.Session
 }
 
-// credentialSource resolves long-term IAM users and sealed temporary
-// credentials for the SigV4 verifier.
-type credentialSource struct{ h *Handler }
-
-func (s credentialSource) Lookup(ctx context.Context, ak, tok string) (sigv4.Credentials, error) {
-	h := s.h
-	if strings.HasPrefix(ak, "ASIA") {
-		sess, err := h.opts.STS.Open(ak, tok)
-		switch {
-		case errors.Is(err, sts.ErrExpired):
-			return sigv4.Credentials{}, &sigv4.Error{Code: "ExpiredToken", Message: "The security token included in the request is expired"}
-		case err != nil:
-			return sigv4.Credentials{}, &sigv4.Error{Code: "InvalidClientTokenId", Message: "The security token included in the request is invalid"}
-		}
-		return sigv4.Credentials{AccessKeyID: ak, Secret: sess.Secret, SessionToken: tok, Principal: &sess}, nil
-	}
-	for i := range h.cfg.IAM.Users {
-		u := &h.cfg.IAM.Users[i]
-		if u.AccessKeyID == ak {
-			return sigv4.Credentials{AccessKeyID: ak, Secret: u.SecretAccessKey.Reveal(), Principal: u}, nil
-		}
-	}
-	return sigv4.Credentials{}, &sigv4.Error{Code: "InvalidClientTokenId", Message: "The security token included in the request is invalid"}
-}
-
 // stsCodes maps verifier codes to STS's (query protocol) names and statuses.
 var stsCodes = map[string]struct {
 	code   string
@@ -61,6 +36,7 @@ var stsCodes = map[string]struct {
 	"AuthorizationQueryParametersError": {"IncompleteSignature", http.StatusBadRequest},
 	"InvalidClientTokenId":              {"InvalidClientTokenId", http.StatusForbidden},
 	"InvalidAccessKeyId":                {"InvalidClientTokenId", http.StatusForbidden},
+	"ExpiredTokenException":             {"ExpiredToken", http.StatusBadRequest},
 	"InvalidToken":                      {"InvalidClientTokenId", http.StatusForbidden},
 	"ExpiredToken":                      {"ExpiredToken", http.StatusBadRequest},
 	"SignatureDoesNotMatch":             {"SignatureDoesNotMatch", http.StatusForbidden},
