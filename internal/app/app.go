@@ -20,6 +20,7 @@ import (
 	"github.com/writ-id/writ/internal/identity"
 	"github.com/writ-id/writ/internal/keys"
 	"github.com/writ-id/writ/internal/metrics"
+	"github.com/writ-id/writ/internal/objects"
 	"github.com/writ-id/writ/internal/oidc"
 	"github.com/writ-id/writ/internal/store"
 	"github.com/writ-id/writ/internal/store/postgres"
@@ -120,6 +121,7 @@ type App struct {
 	urls      map[string]string
 	gateway   *gateway.Gateway
 	identity  *identity.Handler
+	objects   *objects.Handler
 	// STS issues and opens temporary credentials.
 	STS     *sts.Service
 	metrics *metrics.Metrics
@@ -196,11 +198,19 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 			return nil, err
 		}
 	}
-	if a.listeners[Identity] != nil {
+	if a.listeners[Identity] != nil || a.listeners[Objects] != nil {
 		if a.STS, err = sts.New(cfg, core.Master, opts.Now); err != nil {
 			a.Close(ctx)
 			return nil, err
 		}
+	}
+	if a.listeners[Objects] != nil {
+		if a.objects, err = objects.New(cfg, objects.Options{STS: a.STS, Audit: recorder, Log: log, Now: opts.Now}); err != nil {
+			a.Close(ctx)
+			return nil, err
+		}
+	}
+	if a.listeners[Identity] != nil {
 		a.identity, err = identity.New(ctx, cfg, identity.Options{IDPURL: idpURL, PublicURL: a.urls[Identity], Store: core.Store,
 			Keys: core.Keys, STS: a.STS, Audit: recorder, Log: log, Now: opts.Now})
 		if err != nil {
@@ -226,7 +236,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	return a, nil
 }
 
-var implemented = map[string]bool{IDP: true, Identity: true, Gateway: true, Ops: true}
+var implemented = map[string]bool{IDP: true, Identity: true, Objects: true, Gateway: true, Ops: true}
 
 func (a *App) handler(name string) http.Handler {
 	switch name {
@@ -236,6 +246,8 @@ func (a *App) handler(name string) http.Handler {
 		return a.opsHandler()
 	case Identity:
 		return a.metrics.Middleware(Identity, identityOperation, a.identity)
+	case Objects:
+		return a.metrics.Middleware(Objects, func(r *http.Request) string { return r.Method }, a.objects)
 	case Gateway:
 		return a.metrics.Middleware(Gateway, func(r *http.Request) string {
 			if k := a.gateway.RouteKey(r); k != "" {

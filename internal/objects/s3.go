@@ -1,0 +1,609 @@
+package objects
+
+import (
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"hash"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/writ-id/writ/internal/audit"
+	"github.com/writ-id/writ/internal/config"
+	"github.com/writ-id/writ/internal/iam"
+	"github.com/writ-id/writ/internal/sigv4"
+	"github.com/writ-id/writ/internal/sts"
+)
+
+// Options configure the object store.
+type Options struct {
+	STS   *sts.Service
+	Audit audit.Recorder
+	Log   *slog.Logger
+	Now   func() time.Time
+}
+
+// Handler serves the S3 REST subset.
+type Handler struct {
+	cfg      *config.Config
+	disk     *disk
+	verifier *sigv4.Verifier
+	opts     Options
+	maxSize  int64
+}
+
+// New prepares the buckets of cfg under dataDir/objects.
+func New(cfg *config.Config, opts Options) (*Handler, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	h := &Handler{cfg: cfg, disk: &disk{root: filepath.Join(cfg.DataDir, "objects")}, opts: opts, maxSize: cfg.Objects.MaxObjectSize,
+		verifier: &sigv4.Verifier{Service: "s3", S3: true, Regions: []string{cfg.Region}, Now: opts.Now,
+			Source: sts.Source{STS: opts.STS, Users: cfg.IAM.Users}}}
+	for _, b := range cfg.Objects.Buckets {
+		if err := h.disk.createBucket(b); err != nil {
+			return nil, fmt.Errorf("objects: bucket %s: %w", b, err)
+		}
+	}
+	return h, nil
+}
+
+// s3Error is an S3 error response.
+type s3Error struct {
+	status   int
+	code     string
+	message  string
+	resource string
+}
+
+func (e *s3Error) Error() string { return "objects: " + e.code + ": " + e.message }
+
+func s3err(status int, code, msg string) *s3Error {
+	return &s3Error{status: status, code: code, message: msg}
+}
+
+var errAccessDenied = s3err(http.StatusForbidden, "AccessDenied", "Access Denied")
+
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, e *s3Error, reqID string) {
+	if r.Method == http.MethodHead {
+		w.WriteHeader(e.status)
+		return
+	}
+	v := struct {
+		XMLName   xml.Name `xml:"Error"`
+		Code      string   `xml:"Code"`
+		Message   string   `xml:"Message"`
+		Resource  string   `xml:"Resource,omitempty"`
+		RequestID string   `xml:"RequestId"`
+	}{Code: e.code, Message: e.message, Resource: e.resource, RequestID: reqID}
+	b, _ := xml.Marshal(v)
+	w.Header().Set("Content-Type", "application/xml")
+	w.WriteHeader(e.status)
+	w.Write([]byte(xml.Header))
+	w.Write(b)
+}
+
+// caller is the authenticated principal of a request.
+type caller struct {
+	sets    []iam.Set
+	context iam.MapContext
+	who     string
+	session *sts.Session
+}
+
+// ServeHTTP authenticates, routes and authorizes one S3 request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	reqID := strings.ReplaceAll(audit.NewRequestID(), "-", "")[:16]
+	w.Header().Set("x-amz-request-id", reqID)
+	w.Header().Set("x-amz-id-2", reqID)
+	ctx := audit.WithRequest(r.Context(), audit.RequestInfo{ID: reqID, SourceIP: sourceIP(r)})
+	r = r.WithContext(ctx)
+	bucket, key := h.split(r)
+	c, err := h.authenticate(r)
+	if err != nil {
+		var se *s3Error
+		if !errors.As(err, &se) {
+			se = s3err(http.StatusInternalServerError, "InternalError", "internal error")
+		}
+		h.record(ctx, "s3:authenticate", bucket, key, nil, audit.Deny, se.code+": "+se.message)
+		h.writeError(w, r, se, reqID)
+		return
+	}
+	err = h.route(w, r, c, bucket, key)
+	if err != nil {
+		var se *s3Error
+		if !errors.As(err, &se) {
+			h.opts.Log.Error("objects: internal error", "request_id", reqID, "err", err)
+			se = s3err(http.StatusInternalServerError, "InternalError", "We encountered an internal error. Please try again.")
+		}
+		h.writeError(w, r, se, reqID)
+	}
+}
+
+// split finds bucket and key in a virtual-hosted or path-style request.
+func (h *Handler) split(r *http.Request) (bucket, key string) {
+	host := r.Host
+	if hh, _, err := net.SplitHostPort(host); err == nil {
+		host = hh
+	}
+	if i := strings.IndexByte(host, '.'); i > 0 && net.ParseIP(host) == nil && h.disk.bucketExists(host[:i]) {
+		return host[:i], strings.TrimPrefix(r.URL.Path, "/")
+	}
+	p := strings.TrimPrefix(r.URL.Path, "/")
+	bucket, key, _ = strings.Cut(p, "/")
+	return bucket, key
+}
+
+func sourceIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+var s3Codes = map[string]*s3Error{
+	"MissingAuthenticationToken":        errAccessDenied,
+	"IncompleteSignature":               s3err(http.StatusBadRequest, "AuthorizationHeaderMalformed", "The authorization header is malformed"),
+	"AuthorizationHeaderMalformed":      s3err(http.StatusBadRequest, "AuthorizationHeaderMalformed", "The authorization header is malformed"),
+	"AuthorizationQueryParametersError": s3err(http.StatusBadRequest, "AuthorizationQueryParametersError", "Error parsing the X-Amz-Credential parameter"),
+	"InvalidAccessKeyId":                s3err(http.StatusForbidden, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records."),
+	"InvalidToken":                      s3err(http.StatusBadRequest, "InvalidToken", "The provided token is malformed or otherwise invalid."),
+	"ExpiredToken":                      s3err(http.StatusBadRequest, "ExpiredToken", "The provided token has expired."),
+	"SignatureDoesNotMatch":             s3err(http.StatusForbidden, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided."),
+	"RequestTimeTooSkewed":              s3err(http.StatusForbidden, "RequestTimeTooSkewed", "The difference between the request time and the current time is too large."),
+	"AccessDenied":                      s3err(http.StatusForbidden, "AccessDenied", "Request has expired"),
+	"InvalidArgument":                   s3err(http.StatusBadRequest, "InvalidArgument", "Only one auth mechanism allowed"),
+}
+
+func (h *Handler) authenticate(r *http.Request) (*caller, error) {
+	res, err := h.verifier.Verify(r)
+	if err != nil {
+		var e *sigv4.Error
+		if errors.As(err, &e) {
+			if se, ok := s3Codes[e.Code]; ok {
+				return nil, se
+			}
+			return nil, s3err(http.StatusBadRequest, "InvalidRequest", e.Message)
+		}
+		return nil, err
+	}
+	cx := iam.MapContext{}
+	cx.Set("aws:SourceIp", sourceIP(r))
+	cx.Set("aws:SecureTransport", strconv.FormatBool(r.TLS != nil))
+	cx.Set("aws:CurrentTime", h.opts.Now().UTC().Format(time.RFC3339))
+	cx.Set("aws:EpochTime", strconv.FormatInt(h.opts.Now().Unix(), 10))
+	c := &caller{context: cx}
+	switch p := res.Credentials.Principal.(type) {
+	case *config.IAMUser:
+		c.who = "arn:aws:iam::" + h.cfg.Account + ":user/" + p.Name
+		cx.Set("aws:username", p.Name)
+		cx.Set("aws:userid", "AIDA"+strings.ToUpper(p.Name))
+		set := iam.Set{Name: "identity"}
+		if !p.Policy.IsZero() {
+			pol, err := iam.Parse(p.Policy.Bytes())
+			if err != nil {
+				return nil, err
+			}
+			set.Policies = []*iam.Policy{pol}
+		}
+		c.sets = []iam.Set{set}
+	case *sts.Session:
+		role, ok := h.opts.STS.Role(p.Role)
+		if !ok {
+			return nil, errAccessDenied
+		}
+		c.session, c.who = p, h.opts.STS.AssumedRoleARN(p.Role, p.SessionName)
+		cx.Set("aws:userid", "AROA"+strings.ToUpper(strings.ReplaceAll(p.Role, "-", ""))+":"+p.SessionName)
+		cx.Set("aws:PrincipalArn", role.ARN)
+		for k, v := range p.Tags {
+			cx.Set("aws:PrincipalTag/"+k, v)
+		}
+		cx.Set(p.Provider+":sub", p.Subject)
+		if p.IdentityID != "" {
+			cx.Set(p.Provider+":sub", p.IdentityID)
+		}
+		if p.Audience != "" {
+			cx.Set(p.Provider+":aud", p.Audience)
+		}
+		if len(p.AMR) > 0 {
+			cx.Set(p.Provider+":amr", p.AMR...)
+		}
+		id := iam.Set{Name: "identity"}
+		if role.Policy != nil {
+			id.Policies = []*iam.Policy{role.Policy}
+		}
+		c.sets = []iam.Set{id}
+		if len(p.SessionPolicy) > 0 {
+			sp, err := iam.Parse(p.SessionPolicy)
+			if err != nil {
+				return nil, err
+			}
+			c.sets = append(c.sets, iam.Set{Name: "session", Policies: []*iam.Policy{sp}})
+		}
+		if role.Boundary != nil {
+			c.sets = append(c.sets, iam.Set{Name: "boundary", Policies: []*iam.Policy{role.Boundary}})
+		}
+	default:
+		return nil, errAccessDenied
+	}
+	return c, nil
+}
+
+// authorize decides action on resource for the caller and records it.
+func (h *Handler) authorize(ctx context.Context, c *caller, action, bucket, key string, extra map[string]string) error {
+	res := "arn:aws:s3:::" + bucket
+	if key != "" {
+		res += "/" + key
+	}
+	if bucket == "" {
+		res = "*"
+	}
+	cx := c.context
+	for k, v := range extra {
+		cx = cloneWith(cx, k, v)
+	}
+	d := iam.Authorize(&iam.Request{Action: action, Resource: res, Context: cx}, c.sets[0], c.sets[1:]...)
+	outcome := audit.Allow
+	if d.Effect != iam.Allow {
+		outcome = audit.Deny
+	}
+	h.record(ctx, action, bucket, key, c, outcome, d.Reason)
+	if d.Effect != iam.Allow {
+		return errAccessDenied
+	}
+	return nil
+}
+
+func cloneWith(cx iam.MapContext, k, v string) iam.MapContext {
+	out := make(iam.MapContext, len(cx)+1)
+	for kk, vv := range cx {
+		out[kk] = vv
+	}
+	out.Set(k, v)
+	return out
+}
+
+func (h *Handler) record(ctx context.Context, action, bucket, key string, c *caller, outcome, reason string) {
+	if h.opts.Audit == nil {
+		return
+	}
+	e := audit.Event{Component: "objects", Action: action, Outcome: outcome, Explanation: reason, Resource: "arn:aws:s3:::" + bucket + "/" + key}
+	if c != nil {
+		e.Sub = c.who
+		if s := c.session; s != nil {
+			e.Role, e.IdentityID, e.ActorChain = s.Role, s.IdentityID, s.ActorChain
+			e.Sub = s.Subject
+		}
+	}
+	if outcome == audit.Deny {
+		e.Reason = reason
+	}
+	h.opts.Audit.Record(ctx, e)
+}
+
+func (h *Handler) route(w http.ResponseWriter, r *http.Request, c *caller, bucket, key string) error {
+	ctx := r.Context()
+	q := r.URL.Query()
+	switch {
+	case bucket == "":
+		if r.Method != http.MethodGet {
+			return s3err(http.StatusMethodNotAllowed, "MethodNotAllowed", "The specified method is not allowed against this resource.")
+		}
+		if err := h.authorize(ctx, c, "s3:ListAllMyBuckets", "", "", nil); err != nil {
+			return err
+		}
+		return h.listBuckets(w)
+	case key == "":
+		switch r.Method {
+		case http.MethodPut:
+			if err := h.authorize(ctx, c, "s3:CreateBucket", bucket, "", nil); err != nil {
+				return err
+			}
+			if !validBucket(bucket) {
+				return s3err(http.StatusBadRequest, "InvalidBucketName", "The specified bucket is not valid.")
+			}
+			if h.disk.bucketExists(bucket) {
+				return s3err(http.StatusConflict, "BucketAlreadyOwnedByYou", "Your previous request to create the named bucket succeeded and you already own it.")
+			}
+			if err := h.disk.createBucket(bucket); err != nil {
+				return err
+			}
+			w.Header().Set("Location", "/"+bucket)
+			return nil
+		case http.MethodHead:
+			if err := h.authorize(ctx, c, "s3:ListBucket", bucket, "", nil); err != nil {
+				return err
+			}
+			if !h.disk.bucketExists(bucket) {
+				return s3err(http.StatusNotFound, "NoSuchBucket", "The specified bucket does not exist")
+			}
+			return nil
+		case http.MethodGet:
+			return h.listObjects(w, r, c, bucket, q)
+		}
+		return s3err(http.StatusMethodNotAllowed, "MethodNotAllowed", "The specified method is not allowed against this resource.")
+	}
+	switch r.Method {
+	case http.MethodPut:
+		if r.Header.Get("X-Amz-Copy-Source") != "" || q.Has("uploadId") || q.Has("partNumber") {
+			return s3err(http.StatusNotImplemented, "NotImplemented", "CopyObject and multipart uploads are not available yet")
+		}
+		if err := h.authorize(ctx, c, "s3:PutObject", bucket, key, nil); err != nil {
+			return err
+		}
+		return h.putObject(w, r, bucket, key)
+	case http.MethodGet, http.MethodHead:
+		if err := h.authorize(ctx, c, "s3:GetObject", bucket, key, nil); err != nil {
+			return err
+		}
+		return h.getObject(w, r, c, bucket, key)
+	case http.MethodDelete:
+		if err := h.authorize(ctx, c, "s3:DeleteObject", bucket, key, nil); err != nil {
+			return err
+		}
+		if err := h.disk.delete(bucket, key); errors.Is(err, errNoBucket) {
+			return s3err(http.StatusNotFound, "NoSuchBucket", "The specified bucket does not exist")
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	return s3err(http.StatusMethodNotAllowed, "MethodNotAllowed", "The specified method is not allowed against this resource.")
+}
+
+func validBucket(b string) bool {
+	if len(b) < 3 || len(b) > 63 || strings.Contains(b, "..") {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return b[0] != '-' && b[0] != '.'
+}
+
+func writeXML(w http.ResponseWriter, v any) error {
+	b, err := xml.Marshal(v)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/xml")
+	w.Write([]byte(xml.Header))
+	w.Write(b)
+	return nil
+}
+
+const s3NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+
+func (h *Handler) listBuckets(w http.ResponseWriter) error {
+	bs, err := h.disk.buckets()
+	if err != nil {
+		return err
+	}
+	type bucketXML struct {
+		Name         string `xml:"Name"`
+		CreationDate string `xml:"CreationDate"`
+	}
+	v := struct {
+		XMLName xml.Name `xml:"ListAllMyBucketsResult"`
+		NS      string   `xml:"xmlns,attr"`
+		Owner   struct{ ID string }
+		Buckets []bucketXML `xml:"Buckets>Bucket"`
+	}{NS: s3NS}
+	v.Owner.ID = h.cfg.Account
+	for _, b := range bs {
+		v.Buckets = append(v.Buckets, bucketXML{Name: b, CreationDate: time.Unix(0, 0).UTC().Format(time.RFC3339)})
+	}
+	return writeXML(w, v)
+}
+
+func (h *Handler) listObjects(w http.ResponseWriter, r *http.Request, c *caller, bucket string, q url.Values) error {
+	prefix, delim := q.Get("prefix"), q.Get("delimiter")
+	maxKeys := 1000
+	if s := q.Get("max-keys"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return s3err(http.StatusBadRequest, "InvalidArgument", "max-keys must be a non-negative integer")
+		}
+		maxKeys = min(n, 1000)
+	}
+	extra := map[string]string{"s3:prefix": prefix, "s3:max-keys": strconv.Itoa(maxKeys)}
+	if delim != "" {
+		extra["s3:delimiter"] = delim
+	}
+	if err := h.authorize(r.Context(), c, "s3:ListBucket", bucket, "", extra); err != nil {
+		return err
+	}
+	all, err := h.disk.list(bucket)
+	if errors.Is(err, errNoBucket) {
+		return s3err(http.StatusNotFound, "NoSuchBucket", "The specified bucket does not exist")
+	}
+	if err != nil {
+		return err
+	}
+	after := q.Get("start-after")
+	if tok := q.Get("continuation-token"); tok != "" {
+		b, err := base64.RawURLEncoding.DecodeString(tok)
+		if err != nil {
+			return s3err(http.StatusBadRequest, "InvalidArgument", "The continuation token provided is incorrect")
+		}
+		after = string(b)
+	}
+	type contents struct {
+		Key          string `xml:"Key"`
+		LastModified string `xml:"LastModified"`
+		ETag         string `xml:"ETag"`
+		Size         int64  `xml:"Size"`
+		StorageClass string `xml:"StorageClass"`
+	}
+	type prefixXML struct {
+		Prefix string `xml:"Prefix"`
+	}
+	v := struct {
+		XMLName               xml.Name    `xml:"ListBucketResult"`
+		NS                    string      `xml:"xmlns,attr"`
+		Name                  string      `xml:"Name"`
+		Prefix                string      `xml:"Prefix"`
+		Delimiter             string      `xml:"Delimiter,omitempty"`
+		MaxKeys               int         `xml:"MaxKeys"`
+		KeyCount              int         `xml:"KeyCount"`
+		IsTruncated           bool        `xml:"IsTruncated"`
+		ContinuationToken     string      `xml:"ContinuationToken,omitempty"`
+		NextContinuationToken string      `xml:"NextContinuationToken,omitempty"`
+		StartAfter            string      `xml:"StartAfter,omitempty"`
+		Contents              []contents  `xml:"Contents"`
+		CommonPrefixes        []prefixXML `xml:"CommonPrefixes"`
+	}{NS: s3NS, Name: bucket, Prefix: prefix, Delimiter: delim, MaxKeys: maxKeys, ContinuationToken: q.Get("continuation-token"), StartAfter: q.Get("start-after")}
+	seen := map[string]bool{}
+	last := ""
+	for _, m := range all {
+		if !strings.HasPrefix(m.Key, prefix) || m.Key <= after {
+			continue
+		}
+		if v.KeyCount >= maxKeys {
+			v.IsTruncated = true
+			v.NextContinuationToken = base64.RawURLEncoding.EncodeToString([]byte(last))
+			break
+		}
+		if delim != "" {
+			if i := strings.Index(m.Key[len(prefix):], delim); i >= 0 {
+				cp := m.Key[:len(prefix)+i+len(delim)]
+				if !seen[cp] {
+					seen[cp] = true
+					v.CommonPrefixes = append(v.CommonPrefixes, prefixXML{cp})
+					v.KeyCount++
+				}
+				last = m.Key
+				continue
+			}
+		}
+		v.Contents = append(v.Contents, contents{Key: m.Key, LastModified: m.LastModified.UTC().Format(time.RFC3339), ETag: m.ETag, Size: m.Size, StorageClass: "STANDARD"})
+		v.KeyCount++
+		last = m.Key
+	}
+	return writeXML(w, v)
+}
+
+func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, bucket, key string) error {
+	if len(key) > 1024 {
+		return s3err(http.StatusBadRequest, "KeyTooLongError", "Your key is too long")
+	}
+	shaHdr := r.Header.Get("X-Amz-Content-Sha256")
+	if strings.HasPrefix(shaHdr, "STREAMING-") || r.Header.Get("Content-Encoding") == "aws-chunked" {
+		return s3err(http.StatusNotImplemented, "NotImplemented", "aws-chunked uploads are not available yet; send the body with a SHA-256 or UNSIGNED-PAYLOAD")
+	}
+	if r.ContentLength > h.maxSize {
+		return s3err(http.StatusBadRequest, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
+	}
+	body := io.LimitReader(r.Body, h.maxSize+1)
+	hashes := map[string]hash.Hash{}
+	if len(shaHdr) == 64 {
+		hashes["sha256"] = sha256.New()
+	}
+	if r.Header.Get("Content-MD5") != "" {
+		hashes["md5"] = md5.New()
+	}
+	if r.Header.Get("X-Amz-Checksum-Crc32") != "" {
+		hashes["crc32"] = crc32.NewIEEE()
+	}
+	var ws []io.Writer
+	for _, hh := range hashes {
+		ws = append(ws, hh)
+	}
+	if len(ws) > 0 {
+		body = io.TeeReader(body, io.MultiWriter(ws...))
+	}
+	m := meta{ContentType: r.Header.Get("Content-Type"), LastModified: h.opts.Now().UTC(), UserMeta: map[string]string{}}
+	for k, vs := range r.Header {
+		if lk := strings.ToLower(k); strings.HasPrefix(lk, "x-amz-meta-") {
+			m.UserMeta[strings.TrimPrefix(lk, "x-amz-meta-")] = strings.Join(vs, ",")
+		}
+	}
+	// Write to a staging key first; the object becomes visible only when
+	// every digest has been checked.
+	stage := ".staging/" + audit.NewRequestID()
+	sm, err := h.disk.put(bucket, stage, body, m)
+	if errors.Is(err, errNoBucket) {
+		return s3err(http.StatusNotFound, "NoSuchBucket", "The specified bucket does not exist")
+	}
+	if err != nil {
+		return err
+	}
+	defer h.disk.delete(bucket, stage)
+	if sm.Size > h.maxSize {
+		return s3err(http.StatusBadRequest, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
+	}
+	if hh := hashes["sha256"]; hh != nil && hex.EncodeToString(hh.Sum(nil)) != shaHdr {
+		return s3err(http.StatusBadRequest, "XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed.")
+	}
+	if hh := hashes["md5"]; hh != nil && base64.StdEncoding.EncodeToString(hh.Sum(nil)) != r.Header.Get("Content-MD5") {
+		return s3err(http.StatusBadRequest, "BadDigest", "The Content-MD5 you specified did not match what we received.")
+	}
+	if hh := hashes["crc32"]; hh != nil && base64.StdEncoding.EncodeToString(hh.Sum(nil)) != r.Header.Get("X-Amz-Checksum-Crc32") {
+		return s3err(http.StatusBadRequest, "BadDigest", "The CRC32 you specified did not match the calculated checksum.")
+	}
+	final, err := h.disk.promote(bucket, stage, key)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("ETag", final.ETag)
+	if c := r.Header.Get("X-Amz-Checksum-Crc32"); c != "" {
+		w.Header().Set("x-amz-checksum-crc32", c)
+	}
+	return nil
+}
+
+func (h *Handler) getObject(w http.ResponseWriter, r *http.Request, c *caller, bucket, key string) error {
+	f, m, err := h.disk.open(bucket, key)
+	switch {
+	case errors.Is(err, errNoBucket):
+		return s3err(http.StatusNotFound, "NoSuchBucket", "The specified bucket does not exist")
+	case errors.Is(err, errNoKey):
+		// Say the key is missing only to callers who may list the bucket.
+		if h.authorize(r.Context(), c, "s3:ListBucket", bucket, "", map[string]string{"s3:prefix": key}) != nil {
+			return errAccessDenied
+		}
+		return &s3Error{status: http.StatusNotFound, code: "NoSuchKey", message: "The specified key does not exist.", resource: "/" + bucket + "/" + key}
+	case err != nil:
+		return err
+	}
+	defer f.Close()
+	hd := w.Header()
+	ct := m.ContentType
+	if ct == "" {
+		ct = "binary/octet-stream"
+	}
+	hd.Set("Content-Type", ct)
+	hd.Set("ETag", m.ETag)
+	for k, v := range m.UserMeta {
+		hd.Set("x-amz-meta-"+k, v)
+	}
+	if inm := r.Header.Get("If-None-Match"); inm != "" && inm == m.ETag {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	if im := r.Header.Get("If-Match"); im != "" && im != m.ETag {
+		return s3err(http.StatusPreconditionFailed, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
+	}
+	// http.ServeContent handles Range, If-Modified-Since and HEAD.
+	http.ServeContent(w, r, "", m.LastModified, f)
+	return nil
+}
