@@ -24,9 +24,11 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cognitoidentity"
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	ciptypes "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
@@ -229,12 +231,14 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	}
 	p("  (her API-flow token lacks the orders.read scope: 403; a forged token: 401)\n\n")
 
-	if err := demoStep5(ctx, stdout, a, cfg, aws.ToString(ar.IdToken), issuer); err != nil {
+	aliceCreds, err := demoStep5(ctx, stdout, a, cfg, aws.ToString(ar.IdToken), issuer)
+	if err != nil {
 		return fmt.Errorf("step 5: %w", err)
 	}
-
-	p("Next step of the chain (coming as its component lands):\n")
-	p("  6    those credentials read and write her own prefix in the writ-demo bucket, and nobody else's\n")
+	if err := demoStep6(ctx, stdout, a, cfg, client, issuer, aliceCreds); err != nil {
+		return fmt.Errorf("step 6: %w", err)
+	}
+	p("Every hop above is in one audit trail: writ audit query -c FILE --request-id ID; writ audit verify checks it.\n")
 	if *serve {
 		p("\nServing until Ctrl-C. Sign in with the AWS SDK at %s (client demo-web).\n", idpURL)
 		select {
@@ -248,26 +252,22 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 
 // demoStep5 trades alice's ID token for role credentials at the identity
 // pool (enhanced flow) and shows which role was chosen and why.
-func demoStep5(ctx context.Context, w io.Writer, a *app.App, cfg *config.Config, idToken, issuer string) error {
+func demoStep5(ctx context.Context, w io.Writer, a *app.App, cfg *config.Config, idToken, issuer string) (demoCreds, error) {
 	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
 	p("Step 5: the identity pool trades her ID token for role credentials (Cognito Identity API, AWS SDK)\n")
 	c := cognitoidentity.New(cognitoidentity.Options{Region: cfg.Region, BaseEndpoint: aws.String(a.URL(app.Identity)), Credentials: aws.AnonymousCredentials{}})
 	poolID := cfg.IdentityPools[0].ID
 	logins := map[string]string{strings.TrimPrefix(strings.TrimPrefix(issuer, "http://"), "https://"): idToken}
-	id, err := c.GetId(ctx, &cognitoidentity.GetIdInput{IdentityPoolId: aws.String(poolID), Logins: logins})
+	creds, err := identityCreds(ctx, c, poolID, logins)
 	if err != nil {
-		return err
+		return creds, err
 	}
-	out, err := c.GetCredentialsForIdentity(ctx, &cognitoidentity.GetCredentialsForIdentityInput{IdentityId: id.IdentityId, Logins: logins})
+	sess, err := a.STS.Open(creds.ak, creds.token)
 	if err != nil {
-		return err
+		return creds, err
 	}
-	sess, err := a.STS.Open(aws.ToString(out.Credentials.AccessKeyId), aws.ToString(out.Credentials.SessionToken))
-	if err != nil {
-		return err
-	}
-	p("  GetId → %s\n", aws.ToString(id.IdentityId))
-	p("  GetCredentialsForIdentity → %s… (expires %s)\n", aws.ToString(out.Credentials.AccessKeyId)[:8], out.Credentials.Expiration.UTC().Format(time.RFC3339))
+	p("  GetId → %s\n", creds.id)
+	p("  GetCredentialsForIdentity → %s… (expires %s)\n", creds.ak[:8], sess.Expires.UTC().Format(time.RFC3339))
 	a.Core.Audit.Flush(ctx)
 	evs, _ := a.Core.Store.ListAudit(ctx, store.AuditFilter{Component: "identity", Outcome: "allow"})
 	why := "?"
@@ -277,6 +277,68 @@ func demoStep5(ctx context.Context, w io.Writer, a *app.App, cfg *config.Config,
 	p("  role %s — why (from the audit trail): %s\n", sess.Role, why)
 	p("  session: aud %s, amr %v, principal tags %v\n", sess.Audience, sess.AMR[:1], sess.Tags)
 	p("  the session token is sealed (AEAD, key from the master key): any replica verifies it with no lookup\n\n")
+	return creds, nil
+}
+
+type demoCreds struct{ id, ak, secret, token string }
+
+func identityCreds(ctx context.Context, c *cognitoidentity.Client, poolID string, logins map[string]string) (demoCreds, error) {
+	id, err := c.GetId(ctx, &cognitoidentity.GetIdInput{IdentityPoolId: aws.String(poolID), Logins: logins})
+	if err != nil {
+		return demoCreds{}, err
+	}
+	out, err := c.GetCredentialsForIdentity(ctx, &cognitoidentity.GetCredentialsForIdentityInput{IdentityId: id.IdentityId, Logins: logins})
+	if err != nil {
+		return demoCreds{}, err
+	}
+	return demoCreds{id: aws.ToString(id.IdentityId), ak: aws.ToString(out.Credentials.AccessKeyId),
+		secret: aws.ToString(out.Credentials.SecretKey), token: aws.ToString(out.Credentials.SessionToken)}, nil
+}
+
+// demoStep6 uses the credentials on the object store: alice writes and
+// reads her prefix and is refused bob's, with the refusal explained.
+func demoStep6(ctx context.Context, w io.Writer, a *app.App, cfg *config.Config, idp *cip.Client, issuer string, alice demoCreds) error {
+	p := func(format string, args ...any) { fmt.Fprintf(w, format, args...) }
+	p("Step 6: the credentials reach the object store (S3 API, AWS SDK), checked against the role's IAM policy\n")
+	out, err := idp.InitiateAuth(ctx, &cip.InitiateAuthInput{AuthFlow: ciptypes.AuthFlowTypeUserPasswordAuth, ClientId: aws.String("demo-web"),
+		AuthParameters: map[string]string{"USERNAME": "bob", "PASSWORD": "Bob-Passw0rd1"}})
+	if err != nil || out.AuthenticationResult == nil {
+		return fmt.Errorf("bob's sign-in: %v", err)
+	}
+	ic := cognitoidentity.New(cognitoidentity.Options{Region: cfg.Region, BaseEndpoint: aws.String(a.URL(app.Identity)), Credentials: aws.AnonymousCredentials{}})
+	bob, err := identityCreds(ctx, ic, cfg.IdentityPools[0].ID,
+		map[string]string{strings.TrimPrefix(strings.TrimPrefix(issuer, "http://"), "https://"): aws.ToString(out.AuthenticationResult.IdToken)})
+	if err != nil {
+		return err
+	}
+	s3For := func(c demoCreds) *s3.Client {
+		return s3.New(s3.Options{Region: cfg.Region, BaseEndpoint: aws.String(a.URL(app.Objects)), UsePathStyle: true,
+			Credentials: credentials.NewStaticCredentialsProvider(c.ak, c.secret, c.token)})
+	}
+	as, bs := s3For(alice), s3For(bob)
+	bucket := cfg.Objects.Buckets[0]
+	aliceKey, bobKey := "private/"+alice.id+"/notes.txt", "private/"+bob.id+"/diary.txt"
+	if _, err := bs.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(bobKey), Body: strings.NewReader("bob's diary")}); err != nil {
+		return fmt.Errorf("bob's PutObject: %w", err)
+	}
+	if _, err := as.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(aliceKey), Body: strings.NewReader("alice's notes")}); err != nil {
+		return fmt.Errorf("alice's PutObject: %w", err)
+	}
+	got, err := as.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(aliceKey)})
+	if err != nil {
+		return fmt.Errorf("alice's GetObject: %w", err)
+	}
+	body, _ := io.ReadAll(got.Body)
+	got.Body.Close()
+	p("  alice PutObject + GetObject s3://%s/%s → %q\n", bucket, aliceKey, body)
+	_, err = as.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(bobKey)})
+	p("  alice GetObject s3://%s/%s (bob's) → %s\n", bucket, bobKey, errorCode(err))
+	a.Core.Audit.Flush(ctx)
+	evs, _ := a.Core.Store.ListAudit(ctx, store.AuditFilter{Component: "objects", Outcome: "deny"})
+	if len(evs) > 0 {
+		p("    why: %s\n", evs[len(evs)-1].Explanation)
+	}
+	p("\n")
 	return nil
 }
 

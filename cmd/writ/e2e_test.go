@@ -305,7 +305,7 @@ func TestDemo(t *testing.T) {
 		"NotAuthorizedException", "orders-service → sub orders-service",
 		`hop 2: sub`, "/oauth2/authorize?", "code_challenge_method=S256",
 		"GET /orders/42 → 200", "files   saw sub", "actors [orders-service]", "GET /files/reports/q3.txt → 200", "actors [api-gateway]",
-		"GET /orders/42 → 403", "GET /orders/42 → 401", "GET /whoami → 200", "Step 5", "GetCredentialsForIdentity → ASIA", "role demo-staff — why (from the audit trail): role demo-staff (cognito:preferred_role); trust: trust policy: allowed by statement 0", "principal tags map[department:engineering]", "whoami (an aws-lambda-go function) saw username=alice cognito:groups=[staff]", `act {"act":{"client_id":"api-gateway","sub":"api-gateway"},"client_id":"orders-service","sub":"orders-service"}`, "Next step of the chain"} {
+		"GET /orders/42 → 403", "GET /orders/42 → 401", "GET /whoami → 200", "Step 5", "GetCredentialsForIdentity → ASIA", "role demo-staff — why (from the audit trail): role demo-staff (cognito:preferred_role); trust: trust policy: allowed by statement 0", "principal tags map[department:engineering]", "whoami (an aws-lambda-go function) saw username=alice cognito:groups=[staff]", `act {"act":{"client_id":"api-gateway","sub":"api-gateway"},"client_id":"orders-service","sub":"orders-service"}`, "Step 6", "alice PutObject + GetObject", `→ "alice's notes"`, "(bob's) → AccessDenied", "why: identity policy: implicitly denied: no statement allows s3:GetObject"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, s)
 		}
