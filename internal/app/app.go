@@ -22,6 +22,7 @@ import (
 	"github.com/writ-id/writ/internal/metrics"
 	"github.com/writ-id/writ/internal/objects"
 	"github.com/writ-id/writ/internal/oidc"
+	"github.com/writ-id/writ/internal/sigv4"
 	"github.com/writ-id/writ/internal/store"
 	"github.com/writ-id/writ/internal/store/postgres"
 	"github.com/writ-id/writ/internal/store/sqlite"
@@ -198,7 +199,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 			return nil, err
 		}
 	}
-	if a.listeners[Identity] != nil || a.listeners[Objects] != nil {
+	if a.listeners[IDP] != nil || a.listeners[Identity] != nil || a.listeners[Objects] != nil {
 		if a.STS, err = sts.New(cfg, core.Master, opts.Now); err != nil {
 			a.Close(ctx)
 			return nil, err
@@ -241,7 +242,10 @@ var implemented = map[string]bool{IDP: true, Identity: true, Objects: true, Gate
 func (a *App) handler(name string) http.Handler {
 	switch name {
 	case IDP:
-		return a.metrics.Middleware(IDP, idpOperation, IDPHandler(a.Pools, a.Core.Store, a.log, a.opts.Now))
+		admin := &cognito.Admin{STS: a.STS, Region: a.Core.Cfg.Region, Account: a.Core.Cfg.Account,
+			Verifier: &sigv4.Verifier{Service: "cognito-idp", Regions: []string{a.Core.Cfg.Region}, Now: a.opts.Now,
+				Source: sts.Source{STS: a.STS, Users: a.Core.Cfg.IAM.Users}}}
+		return a.metrics.Middleware(IDP, idpOperation, IDPHandler(a.Pools, admin, a.Core.Store, a.log, a.opts.Now))
 	case Ops:
 		return a.opsHandler()
 	case Identity:
@@ -330,8 +334,8 @@ func (a *App) registerGauges() {
 
 // IDPHandler serves the Cognito IdP API (POST / with X-Amz-Target) and the
 // pools' OIDC endpoints on one listener.
-func IDPHandler(svc *userpool.Service, st store.Store, log *slog.Logger, now func() time.Time) http.Handler {
-	api := cognito.NewIDP(svc, log)
+func IDPHandler(svc *userpool.Service, admin *cognito.Admin, st store.Store, log *slog.Logger, now func() time.Time) http.Handler {
+	api := cognito.NewIDP(svc, admin, log)
 	web := oidc.New(svc, st, log, now)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/" && r.Header.Get("X-Amz-Target") != "" {

@@ -5,6 +5,7 @@
 package awsjson
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -100,6 +101,8 @@ func (s *Service) serve(ctx context.Context, r *http.Request) (any, error) {
 		}
 		return nil, Errorf("SerializationException", "Cannot read the request body")
 	}
+	// Ops that verify a signature hash the body again.
+	r.Body = io.NopCloser(bytes.NewReader(body))
 	if len(body) == 0 {
 		body = []byte("{}")
 	}

@@ -17,13 +17,15 @@ const Prefix = "AWSCognitoIdentityProviderService"
 
 // IDP serves the Cognito IdP JSON API.
 type IDP struct {
-	svc *userpool.Service
+	svc   *userpool.Service
+	admin *Admin
 }
 
-// NewIDP returns the Cognito IdP API handler for svc.
-func NewIDP(svc *userpool.Service, log *slog.Logger) http.Handler {
-	a := &IDP{svc: svc}
-	return &awsjson.Service{
+// NewIDP returns the Cognito IdP API handler for svc. With admin set, the
+// SigV4-signed Admin* operations are served too.
+func NewIDP(svc *userpool.Service, admin *Admin, log *slog.Logger) http.Handler {
+	a := &IDP{svc: svc, admin: admin}
+	s := &awsjson.Service{
 		Prefix: Prefix,
 		Log:    log,
 		Map:    mapError,
@@ -45,6 +47,10 @@ func NewIDP(svc *userpool.Service, log *slog.Logger) http.Handler {
 			"RevokeToken":            a.revokeToken,
 		},
 	}
+	for name, op := range a.adminOps() {
+		s.Ops[name] = op
+	}
+	return s
 }
 
 func mapError(err error) *awsjson.Error {

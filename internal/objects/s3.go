@@ -189,60 +189,14 @@ func (h *Handler) authenticate(r *http.Request) (*caller, error) {
 	cx.Set("aws:SecureTransport", strconv.FormatBool(r.TLS != nil))
 	cx.Set("aws:CurrentTime", h.opts.Now().UTC().Format(time.RFC3339))
 	cx.Set("aws:EpochTime", strconv.FormatInt(h.opts.Now().Unix(), 10))
-	c := &caller{context: cx}
-	switch p := res.Credentials.Principal.(type) {
-	case *config.IAMUser:
-		c.who = "arn:aws:iam::" + h.cfg.Account + ":user/" + p.Name
-		cx.Set("aws:username", p.Name)
-		cx.Set("aws:userid", "AIDA"+strings.ToUpper(p.Name))
-		set := iam.Set{Name: "identity"}
-		if !p.Policy.IsZero() {
-			pol, err := iam.Parse(p.Policy.Bytes())
-			if err != nil {
-				return nil, err
-			}
-			set.Policies = []*iam.Policy{pol}
-		}
-		c.sets = []iam.Set{set}
-	case *sts.Session:
-		role, ok := h.opts.STS.Role(p.Role)
-		if !ok {
-			return nil, errAccessDenied
-		}
-		c.session, c.who = p, h.opts.STS.AssumedRoleARN(p.Role, p.SessionName)
-		cx.Set("aws:userid", "AROA"+strings.ToUpper(strings.ReplaceAll(p.Role, "-", ""))+":"+p.SessionName)
-		cx.Set("aws:PrincipalArn", role.ARN)
-		for k, v := range p.Tags {
-			cx.Set("aws:PrincipalTag/"+k, v)
-		}
-		cx.Set(p.Provider+":sub", p.Subject)
-		if p.IdentityID != "" {
-			cx.Set(p.Provider+":sub", p.IdentityID)
-		}
-		if p.Audience != "" {
-			cx.Set(p.Provider+":aud", p.Audience)
-		}
-		if len(p.AMR) > 0 {
-			cx.Set(p.Provider+":amr", p.AMR...)
-		}
-		id := iam.Set{Name: "identity"}
-		if role.Policy != nil {
-			id.Policies = []*iam.Policy{role.Policy}
-		}
-		c.sets = []iam.Set{id}
-		if len(p.SessionPolicy) > 0 {
-			sp, err := iam.Parse(p.SessionPolicy)
-			if err != nil {
-				return nil, err
-			}
-			c.sets = append(c.sets, iam.Set{Name: "session", Policies: []*iam.Policy{sp}})
-		}
-		if role.Boundary != nil {
-			c.sets = append(c.sets, iam.Set{Name: "boundary", Policies: []*iam.Policy{role.Boundary}})
-		}
-	default:
+	sc, ok := h.opts.STS.CallerOf(res.Credentials.Principal)
+	if !ok {
 		return nil, errAccessDenied
 	}
+	for k, v := range sc.Context {
+		cx[k] = v
+	}
+	c := &caller{sets: sc.Sets, context: cx, who: sc.ARN, session: sc.Session}
 	return c, nil
 }
 

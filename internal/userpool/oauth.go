@@ -2,6 +2,7 @@ package userpool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -198,4 +199,150 @@ func (p *Pool) RevokeSignIn(ctx context.Context, originJTI string) error {
 	}
 	p.record(ctx, audit.Event{Action: "token.revoke_sign_in", Outcome: audit.Allow, Reason: "authorization code replayed"})
 	return nil
+}
+
+// AdminCreateUser creates a user with a temporary password (generated and
+// mailed when empty, unless suppress) in FORCE_CHANGE_PASSWORD.
+func (p *Pool) AdminCreateUser(ctx context.Context, username, tempPassword string, attrs []Attribute, suppress bool) (store.User, error) {
+	if err := validUsername(username); err != nil {
+		return store.User{}, err
+	}
+	if err := validateAttrs(attrs); err != nil {
+		return store.User{}, err
+	}
+	generated := tempPassword == ""
+	if generated {
+		tempPassword = "Tmp-" + randomToken(12) + "9a"
+	} else if err := CheckPasswordPolicy(p.cfg.PasswordPolicy, tempPassword); err != nil {
+		return store.User{}, err
+	}
+	now := p.now()
+	u := store.User{PoolID: p.cfg.ID, Username: username, Sub: uuid.NewString(), Attributes: map[string]string{},
+		Status: store.StatusForceChangePassword, Enabled: true, PasswordHash: HashPassword(tempPassword, p.svc.deps.Argon2),
+		CreatedAt: now, UpdatedAt: now}
+	for _, a := range attrs {
+		setAttr(&u, a.Name, a.Value)
+	}
+	if err := p.st().CreateUser(ctx, u); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return store.User{}, newErr(CodeUsernameExists, "User account already exists")
+		}
+		return store.User{}, internal(err)
+	}
+	if !suppress && u.Email != "" && p.svc.deps.Mailer != nil {
+		if err := p.svc.deps.Mailer.Send(ctx, u.Email, "Your temporary password",
+			"Your username is "+username+" and your temporary password is "+tempPassword); err != nil {
+			return u, &Error{Code: "CodeDeliveryFailureException", Message: "Unable to deliver the temporary password.", Cause: err}
+		}
+	}
+	p.record(ctx, audit.Event{Action: "AdminCreateUser", Outcome: audit.Allow, Username: username, Sub: u.Sub})
+	return u, nil
+}
+
+// AdminUpdate applies fn to a user (UserNotFoundException when absent).
+func (p *Pool) AdminUpdate(ctx context.Context, action, username string, fn func(*store.User) error) (store.User, error) {
+	u, err := p.st().UpdateUser(ctx, p.cfg.ID, username, func(x *store.User) error {
+		if err := fn(x); err != nil {
+			return err
+		}
+		x.UpdatedAt = p.now()
+		return nil
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return store.User{}, newErr("UserNotFoundException", "User does not exist.")
+	}
+	var ue *Error
+	if errors.As(err, &ue) {
+		return store.User{}, ue
+	}
+	if err != nil {
+		return store.User{}, internal(err)
+	}
+	p.record(ctx, audit.Event{Action: action, Outcome: audit.Allow, Username: username, Sub: u.Sub})
+	return u, nil
+}
+
+// AdminSetPassword sets a user's password, permanent or temporary.
+func (p *Pool) AdminSetPassword(ctx context.Context, username, password string, permanent bool) error {
+	if err := CheckPasswordPolicy(p.cfg.PasswordPolicy, password); err != nil {
+		return err
+	}
+	hash := HashPassword(password, p.svc.deps.Argon2)
+	_, err := p.AdminUpdate(ctx, "AdminSetUserPassword", username, func(u *store.User) error {
+		u.PasswordHash = hash
+		u.Status = store.StatusForceChangePassword
+		if permanent {
+			u.Status = store.StatusConfirmed
+		}
+		return nil
+	})
+	return err
+}
+
+// AdminResetPassword requires a reset and mails a code.
+func (p *Pool) AdminResetPassword(ctx context.Context, username string) error {
+	u, err := p.AdminUpdate(ctx, "AdminResetUserPassword", username, func(u *store.User) error {
+		u.Status = store.StatusResetRequired
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	_, err = p.sendCode(ctx, "reset", u, resetLifetime, "Your password reset code", "Your password reset code is %s")
+	return err
+}
+
+// ListUsers lists a pool's users after the username `after`.
+func (s *Service) ListUsers(ctx context.Context, p *Pool, after string) ([]store.User, error) {
+	us, err := s.deps.Store.ListUsers(ctx, p.cfg.ID, after, 0)
+	if err != nil {
+		return nil, internal(err)
+	}
+	return us, nil
+}
+
+// DeleteUser deletes a user and revokes its refresh tokens.
+func (s *Service) DeleteUser(ctx context.Context, p *Pool, username string) error {
+	if _, err := s.deps.Store.RevokeUserRefreshTokens(ctx, p.cfg.ID, username); err != nil {
+		return internal(err)
+	}
+	err := s.deps.Store.DeleteUser(ctx, p.cfg.ID, username)
+	if errors.Is(err, store.ErrNotFound) {
+		return newErr("UserNotFoundException", "User does not exist.")
+	}
+	if err != nil {
+		return internal(err)
+	}
+	p.record(ctx, audit.Event{Action: "AdminDeleteUser", Outcome: audit.Allow, Username: username})
+	return nil
+}
+
+// Group returns a pool's group.
+func (s *Service) Group(ctx context.Context, p *Pool, name string) (store.Group, error) {
+	return s.deps.Store.GetGroup(ctx, p.cfg.ID, name)
+}
+
+// ListGroups lists a pool's groups.
+func (s *Service) ListGroups(ctx context.Context, p *Pool) ([]store.Group, error) {
+	gs, err := s.deps.Store.ListGroups(ctx, p.cfg.ID)
+	if err != nil {
+		return nil, internal(err)
+	}
+	return gs, nil
+}
+
+// CreateGroup creates a group (GroupExistsException when it exists).
+func (s *Service) CreateGroup(ctx context.Context, p *Pool, g store.Group) (store.Group, error) {
+	if g.Name == "" || len(g.Name) > 128 {
+		return store.Group{}, newErr(CodeInvalidParameter, "GroupName is required")
+	}
+	if _, err := s.deps.Store.GetGroup(ctx, p.cfg.ID, g.Name); err == nil {
+		return store.Group{}, newErr("GroupExistsException", "A group with the name already exists.")
+	}
+	g.PoolID, g.CreatedAt = p.cfg.ID, s.deps.Now()
+	if err := s.deps.Store.PutGroup(ctx, g); err != nil {
+		return store.Group{}, internal(err)
+	}
+	p.record(ctx, audit.Event{Action: "CreateGroup", Outcome: audit.Allow, Resource: g.Name})
+	return g, nil
 }

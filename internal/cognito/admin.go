@@ -1,0 +1,401 @@
+package cognito
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/writ-id/writ/internal/awsjson"
+	"github.com/writ-id/writ/internal/iam"
+	"github.com/writ-id/writ/internal/sigv4"
+	"github.com/writ-id/writ/internal/store"
+	"github.com/writ-id/writ/internal/sts"
+	"github.com/writ-id/writ/internal/userpool"
+)
+
+// Admin authenticates and authorizes the SigV4-signed admin operations.
+type Admin struct {
+	Verifier *sigv4.Verifier
+	STS      *sts.Service
+	Region   string
+	Account  string
+}
+
+// jsonCodes maps verifier codes to the AWS JSON protocol's.
+var jsonCodes = map[string]string{
+	"MissingAuthenticationToken":   "MissingAuthenticationTokenException",
+	"IncompleteSignature":          "IncompleteSignatureException",
+	"AuthorizationHeaderMalformed": "IncompleteSignatureException",
+	"InvalidAccessKeyId":           "UnrecognizedClientException",
+	"InvalidClientTokenId":         "UnrecognizedClientException",
+	"InvalidToken":                 "UnrecognizedClientException",
+	"ExpiredToken":                 "ExpiredTokenException",
+	"SignatureDoesNotMatch":        "InvalidSignatureException",
+	"RequestTimeTooSkewed":         "InvalidSignatureException",
+}
+
+// authorize checks the signature and that the caller's policies allow
+// cognito-idp:<op> on the pool. An unsigned call is refused even though the
+// SDK sends admin calls unsigned when it has no credentials.
+func (a *IDP) authorize(r *http.Request, op, poolID string) error {
+	if a.admin == nil {
+		return awsjson.Errorf("UnknownOperationException", "admin operations are not enabled on this listener")
+	}
+	res, err := a.admin.Verifier.Verify(r)
+	if err != nil {
+		var e *sigv4.Error
+		if errors.As(err, &e) {
+			code := jsonCodes[e.Code]
+			if code == "" {
+				code = "IncompleteSignatureException"
+			}
+			return &awsjson.Error{Status: http.StatusBadRequest, Code: code, Message: e.Message}
+		}
+		return err
+	}
+	c, ok := a.admin.STS.CallerOf(res.Credentials.Principal)
+	if !ok {
+		return awsjson.Errorf("UnrecognizedClientException", "The security token included in the request is invalid.")
+	}
+	resource := "arn:aws:cognito-idp:" + a.admin.Region + ":" + a.admin.Account + ":userpool/" + poolID
+	c.Context.Set("aws:SourceIp", awsjson.SourceIP(r))
+	d := iam.Authorize(&iam.Request{Action: "cognito-idp:" + op, Resource: resource, Context: c.Context}, c.Sets[0], c.Sets[1:]...)
+	if d.Effect != iam.Allow {
+		return &awsjson.Error{Status: http.StatusBadRequest, Code: "AccessDeniedException",
+			Message: "User: " + c.ARN + " is not authorized to perform: cognito-idp:" + op + " on resource: " + resource, Cause: errors.New(d.Reason)}
+	}
+	return nil
+}
+
+// adminOp wraps an admin operation: decode UserPoolId, authorize, run.
+func (a *IDP) adminOp(op string, run func(ctx context.Context, p *userpool.Pool, body []byte) (any, error)) awsjson.Op {
+	return func(ctx context.Context, r *http.Request, body []byte) (any, error) {
+		var in struct{ UserPoolId string }
+		if err := awsjson.Decode(body, &in); err != nil {
+			return nil, err
+		}
+		if err := a.authorize(r, op, in.UserPoolId); err != nil {
+			return nil, err
+		}
+		p, ok := a.svc.Pool(in.UserPoolId)
+		if !ok {
+			return nil, awsjson.Errorf("ResourceNotFoundException", "User pool "+truncate(in.UserPoolId, 60)+" does not exist.")
+		}
+		return run(ctx, p, body)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+func userType(u store.User, attrsKey string) map[string]any {
+	attrs := []attributeType{}
+	for _, at := range userpool.Attributes(u) {
+		attrs = append(attrs, attributeType{Name: at.Name, Value: at.Value})
+	}
+	return map[string]any{"Username": u.Username, attrsKey: attrs, "UserCreateDate": u.CreatedAt.Unix(),
+		"UserLastModifiedDate": u.UpdatedAt.Unix(), "Enabled": u.Enabled, "UserStatus": u.Status}
+}
+
+func (a *IDP) adminOps() map[string]awsjson.Op {
+	get := func(ctx context.Context, p *userpool.Pool, username string) (store.User, error) {
+		u, err := p.AdminUpdate(ctx, "AdminGetUser", username, func(*store.User) error { return nil })
+		return u, err
+	}
+	type userIn struct{ Username string }
+	decodeUser := func(body []byte) (string, error) {
+		var in userIn
+		if err := awsjson.Decode(body, &in); err != nil {
+			return "", err
+		}
+		if in.Username == "" {
+			return "", missing("username")
+		}
+		return in.Username, nil
+	}
+	simple := func(op string, fn func(*store.User) error) awsjson.Op {
+		return a.adminOp(op, func(ctx context.Context, p *userpool.Pool, body []byte) (any, error) {
+			name, err := decodeUser(body)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := p.AdminUpdate(ctx, op, name, fn); err != nil {
+				return nil, err
+			}
+			return struct{}{}, nil
+		})
+	}
+	return map[string]awsjson.Op{
+		"AdminCreateUser": a.adminOp("AdminCreateUser", func(ctx context.Context, p *userpool.Pool, body []byte) (any, error) {
+			var in struct {
+				Username          string
+				UserAttributes    []attributeType
+				TemporaryPassword string
+				MessageAction     string
+			}
+			if err := awsjson.Decode(body, &in); err != nil {
+				return nil, err
+			}
+			if in.Username == "" {
+				return nil, missing("username")
+			}
+			u, err := p.AdminCreateUser(ctx, in.Username, in.TemporaryPassword, toAttrs(in.UserAttributes), in.MessageAction == "SUPPRESS")
+			if err != nil {
+				return nil, err
+			}
+			return map[string]any{"User": userType(u, "Attributes")}, nil
+		}),
+		"AdminGetUser": a.adminOp("AdminGetUser", func(ctx context.Context, p *userpool.Pool, body []byte) (any, error) {
+			name, err := decodeUser(body)
+			if err != nil {
+				return nil, err
+			}
+			u, err := get(ctx, p, name)
+			if err != nil {
+				return nil, err
+			}
+			out := userType(u, "UserAttributes")
+			if u.TOTPEnabled {
+				out["UserMFASettingList"] = []string{"SOFTWARE_TOKEN_MFA"}
+				if u.MFAPreferred {
+					out["PreferredMfaSetting"] = "SOFTWARE_TOKEN_MFA"
+				}
+			}
+			return out, nil
+		}),
+		"ListUsers": a.adminOp("ListUsers", func(ctx context.Context, p *userpool.Pool, body []byte) (any, error) {
+			var in struct {
+				Filter          string
+				Limit           int
+				PaginationToken string
+			}
+			if err := awsjson.Decode(body, &in); err != nil {
+				return nil, err
+			}
+			match, err := parseFilter(in.Filter)
+			if err != nil {
+				return nil, err
+			}
+			limit := in.Limit
+			if limit <= 0 || limit > 60 {
+				limit = 60
+			}
+			us, err := a.svc.ListUsers(ctx, p, in.PaginationToken)
+			if err != nil {
+				return nil, err
+			}
+			out := []map[string]any{}
+			next := ""
+			for _, u := range us {
+				if !match(u) {
+					continue
+				}
+				if len(out) == limit {
+					next = out[len(out)-1]["Username"].(string)
+					break
+				}
+				out = append(out, userType(u, "Attributes"))
+			}
+			res := map[string]any{"Users": out}
+			if next != "" {
+				res["PaginationToken"] = next
+			}
+			return res, nil
+		}),
+		"AdminDeleteUser": a.adminOp("AdminDeleteUser", func(ctx context.Context, p *userpool.Pool, body []byte) (any, error) {
+			name, err := decodeUser(body)
+			if err != nil {
+				return nil, err
+			}
+			if err := a.svc.DeleteUser(ctx, p, name); err != nil {
+				return nil, err
+			}
+			return struct{}{}, nil
+		}),
+		"AdminDisableUser": simple("AdminDisableUser", func(u *store.User) error { u.Enabled = false; return nil }),
+		"AdminEnableUser":  simple("AdminEnableUser", func(u *store.User) error { u.Enabled = true; return nil }),
+		"AdminSetUserPassword": a.adminOp("AdminSetUserPassword", func(ctx context.Context, p *userpool.Pool, body []byte) (any, error) {
+			var in struct {
+				Username, Password string
+				Permanent          bool
+			}
+			if err := awsjson.Decode(body, &in); err != nil {
+				return nil, err
+			}
+			if err := p.AdminSetPassword(ctx, in.Username, in.Password, in.Permanent); err != nil {
+				return nil, err
+			}
+			return struct{}{}, nil
+		}),
+		"AdminResetUserPassword": a.adminOp("AdminResetUserPassword", func(ctx context.Context, p *userpool.Pool, body []byte) (any, error) {
+			name, err := decodeUser(body)
+			if err != nil {
+				return nil, err
+			}
+			return struct{}{}, p.AdminResetPassword(ctx, name)
+		}),
+		"AdminAddUserToGroup":      a.groupOp("AdminAddUserToGroup", true),
+		"AdminRemoveUserFromGroup": a.groupOp("AdminRemoveUserFromGroup", false),
+		"AdminListGroupsForUser": a.adminOp("AdminListGroupsForUser", func(ctx context.Context, p *userpool.Pool, body []byte) (any, error) {
+			name, err := decodeUser(body)
+			if err != nil {
+				return nil, err
+			}
+			u, err := get(ctx, p, name)
+			if err != nil {
+				return nil, err
+			}
+			groups := []map[string]any{}
+			for _, g := range u.Groups {
+				if sg, err := a.svc.Group(ctx, p, g); err == nil {
+					groups = append(groups, groupType(sg))
+				}
+			}
+			return map[string]any{"Groups": groups}, nil
+		}),
+		"AdminUserGlobalSignOut": a.adminOp("AdminUserGlobalSignOut", func(ctx context.Context, p *userpool.Pool, body []byte) (any, error) {
+			name, err := decodeUser(body)
+			if err != nil {
+				return nil, err
+			}
+			u, err := get(ctx, p, name)
+			if err != nil {
+				return nil, err
+			}
+			return struct{}{}, p.SignOutUser(ctx, u, "")
+		}),
+		"AdminInitiateAuth": a.adminOp("AdminInitiateAuth", func(ctx context.Context, p *userpool.Pool, body []byte) (any, error) {
+			var in struct {
+				AuthFlow, ClientId string
+				AuthParameters     map[string]string
+			}
+			if err := awsjson.Decode(body, &in); err != nil {
+				return nil, err
+			}
+			c, err := p.Client(ctx, in.ClientId)
+			if err != nil {
+				return nil, err
+			}
+			if in.AuthFlow != "ADMIN_USER_PASSWORD_AUTH" && in.AuthFlow != "ADMIN_NO_SRP_AUTH" {
+				return nil, awsjson.Errorf("InvalidParameterException", "Unsupported AuthFlow "+truncate(in.AuthFlow, 40))
+			}
+			if !userpool.HasFlow(c, "admin_user_password") {
+				return nil, awsjson.Errorf("InvalidParameterException", "ADMIN_USER_PASSWORD_AUTH flow not enabled for this client")
+			}
+			ap := in.AuthParameters
+			res, err := p.PasswordAuth(ctx, c, ap["USERNAME"], ap["PASSWORD"], ap["SECRET_HASH"], "admin-api")
+			if err != nil {
+				return nil, err
+			}
+			return authResult(res), nil
+		}),
+		"CreateGroup": a.adminOp("CreateGroup", func(ctx context.Context, p *userpool.Pool, body []byte) (any, error) {
+			var in struct {
+				GroupName, Description, RoleArn string
+				Precedence                      int
+			}
+			if err := awsjson.Decode(body, &in); err != nil {
+				return nil, err
+			}
+			g, err := a.svc.CreateGroup(ctx, p, store.Group{Name: in.GroupName, Description: in.Description, RoleARN: in.RoleArn, Precedence: in.Precedence})
+			if err != nil {
+				return nil, err
+			}
+			return map[string]any{"Group": groupType(g)}, nil
+		}),
+		"ListGroups": a.adminOp("ListGroups", func(ctx context.Context, p *userpool.Pool, body []byte) (any, error) {
+			gs, err := a.svc.ListGroups(ctx, p)
+			if err != nil {
+				return nil, err
+			}
+			out := []map[string]any{}
+			for _, g := range gs {
+				out = append(out, groupType(g))
+			}
+			return map[string]any{"Groups": out}, nil
+		}),
+	}
+}
+
+func groupType(g store.Group) map[string]any {
+	m := map[string]any{"GroupName": g.Name, "UserPoolId": g.PoolID, "Precedence": g.Precedence, "CreationDate": g.CreatedAt.Unix(), "LastModifiedDate": g.CreatedAt.Unix()}
+	if g.RoleARN != "" {
+		m["RoleArn"] = g.RoleARN
+	}
+	if g.Description != "" {
+		m["Description"] = g.Description
+	}
+	return m
+}
+
+func (a *IDP) groupOp(op string, add bool) awsjson.Op {
+	return a.adminOp(op, func(ctx context.Context, p *userpool.Pool, body []byte) (any, error) {
+		var in struct{ Username, GroupName string }
+		if err := awsjson.Decode(body, &in); err != nil {
+			return nil, err
+		}
+		if _, err := a.svc.Group(ctx, p, in.GroupName); err != nil {
+			return nil, awsjson.Errorf("ResourceNotFoundException", "Group not found.")
+		}
+		_, err := p.AdminUpdate(ctx, op, in.Username, func(u *store.User) error {
+			var out []string
+			for _, g := range u.Groups {
+				if g != in.GroupName {
+					out = append(out, g)
+				}
+			}
+			if add {
+				out = append(out, in.GroupName)
+			}
+			u.Groups = out
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		return struct{}{}, nil
+	})
+}
+
+var filterRE = regexp.MustCompile(`^\s*([\w:]+)\s*(=|\^=)\s*"([^"]*)"\s*$`)
+
+// parseFilter parses ListUsers' Filter ("attribute = \"v\"" or "^=").
+func parseFilter(f string) (func(store.User) bool, error) {
+	if strings.TrimSpace(f) == "" {
+		return func(store.User) bool { return true }, nil
+	}
+	m := filterRE.FindStringSubmatch(f)
+	if m == nil {
+		return nil, awsjson.Errorf("InvalidParameterException", "Error while parsing filter.")
+	}
+	attr, op, val := m[1], m[2], m[3]
+	value := func(u store.User) string {
+		switch attr {
+		case "username":
+			return u.Username
+		case "email":
+			return u.Email
+		case "sub":
+			return u.Sub
+		case "status", "cognito:user_status":
+			return u.Status
+		case "enabled":
+			return strconv.FormatBool(u.Enabled)
+		}
+		return u.Attributes[attr]
+	}
+	return func(u store.User) bool {
+		v := value(u)
+		if op == "^=" {
+			return strings.HasPrefix(v, val)
+		}
+		return v == val
+	}, nil
+}
