@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/writ-id/writ/internal/audit"
-	"github.com/writ-id/writ/internal/config"
 	"github.com/writ-id/writ/internal/iam"
 	"github.com/writ-id/writ/internal/sigv4"
 	"github.com/writ-id/writ/internal/sts"
@@ -58,42 +57,11 @@ func (h *Handler) authenticate(r *http.Request) (*caller, error) {
 		}
 		return nil, err
 	}
-	acct := h.opts.STS.Account()
-	switch p := res.Credentials.Principal.(type) {
-	case *config.IAMUser:
-		c := &caller{arn: "arn:aws:iam::" + acct + ":user/" + p.Name, userID: "AIDA" + strings.ToUpper(strings.ReplaceAll(p.Name, "-", ""))}
-		c.policies = iam.Set{Name: "identity"}
-		if !p.Policy.IsZero() {
-			pol, err := iam.Parse(p.Policy.Bytes())
-			if err != nil {
-				return nil, err
-			}
-			c.policies.Policies = []*iam.Policy{pol}
-		}
-		return c, nil
-	case *sts.Session:
-		role, ok := h.opts.STS.Role(p.Role)
-		if !ok {
-			return nil, &stsError{http.StatusForbidden, "InvalidClientTokenId", "The role of these credentials no longer exists"}
-		}
-		c := &caller{arn: h.opts.STS.AssumedRoleARN(p.Role, p.SessionName), userID: "AROA" + strings.ToUpper(strings.ReplaceAll(p.Role, "-", "")) + ":" + p.SessionName, session: p}
-		c.policies = iam.Set{Name: "identity"}
-		if role.Policy != nil {
-			c.policies.Policies = []*iam.Policy{role.Policy}
-		}
-		if len(p.SessionPolicy) > 0 {
-			sp, err := iam.Parse(p.SessionPolicy)
-			if err != nil {
-				return nil, err
-			}
-			c.limits = append(c.limits, iam.Set{Name: "session", Policies: []*iam.Policy{sp}})
-		}
-		if role.Boundary != nil {
-			c.limits = append(c.limits, iam.Set{Name: "boundary", Policies: []*iam.Policy{role.Boundary}})
-		}
-		return c, nil
+	sc, ok := h.opts.STS.CallerOf(res.Credentials.Principal)
+	if !ok {
+		return nil, &stsError{http.StatusForbidden, "InvalidClientTokenId", "The security token included in the request is invalid"}
 	}
-	return nil, &stsError{http.StatusForbidden, "InvalidClientTokenId", "unknown principal"}
+	return &caller{arn: sc.ARN, userID: sc.UserID, policies: sc.Sets[0], limits: sc.Sets[1:], session: sc.Session}, nil
 }
 
 type getCallerIdentityResponse struct {
