@@ -137,3 +137,17 @@ func (h *Handler) privateKeyJWT(ctx context.Context, p *userpool.Pool, id, asser
 	}
 	return c, nil
 }
+
+// clientForm parses a form-encoded POST to a client endpoint and
+// authenticates its client (token, revocation, introspection).
+func (h *Handler) clientForm(ctx context.Context, w http.ResponseWriter, r *http.Request, p *userpool.Pool) (url.Values, store.Client, error) {
+	form, err := parseForm(w, r)
+	if err != nil {
+		return nil, store.Client{}, err
+	}
+	c, err := h.authenticateClient(ctx, r, p, form)
+	if err != nil {
+		return nil, store.Client{}, err
+	}
+	return form, c, nil
+}

@@ -13,12 +13,7 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := h.requestContext(r)
-	form, err := parseForm(w, r)
-	if err != nil {
-		h.writeOAuthError(w, r, err)
-		return
-	}
-	c, err := h.authenticateClient(ctx, r, p, form)
+	form, c, err := h.clientForm(ctx, w, r, p)
 	if err != nil {
 		h.writeOAuthError(w, r, err)
 		return

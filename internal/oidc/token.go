@@ -55,11 +55,7 @@ func (h *Handler) token(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) runGrant(ctx context.Context, w http.ResponseWriter, r *http.Request, p *userpool.Pool) (map[string]any, error) {
-	form, err := parseForm(w, r)
-	if err != nil {
-		return nil, err
-	}
-	c, err := h.authenticateClient(ctx, r, p, form)
+	form, c, err := h.clientForm(ctx, w, r, p)
 	if err != nil {
 		return nil, err
 	}
