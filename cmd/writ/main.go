@@ -34,6 +34,7 @@ Usage:
   writ audit tail -c FILE                             follow new audit events
   writ policy check [--trust] FILE                     validate an IAM policy document (every error with its JSON path)
   writ policy simulate --policy FILE --action A --resource R [--context k=v ...]   decide a request and say why
+  writ users list|get|create|delete|disable|enable|set-password|add-to-group|... -c FILE   manage users (signed admin API)
   writ outbox -c FILE                                 print mail waiting in the outbox (codes when no SMTP is set)
   writ bench [--postgres DSN]                         measure logins/s and refreshes/s on SQLite (and PostgreSQL)
   writ bench gateway                                  measure the gateway against a direct call and a plain reverse proxy
@@ -72,6 +73,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdAudit(args[1:], stdout, stderr)
 	case "policy":
 		err = cmdPolicy(args[1:], stdout, stderr)
+	case "users":
+		err = cmdUsers(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "writ", version())
 		return 0
