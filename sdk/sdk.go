@@ -19,6 +19,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
 	"github.com/writ-id/writ/internal/jwks"
 	"github.com/writ-id/writ/internal/token"
 )
@@ -251,4 +254,18 @@ func (t *Transport) exchange(ctx context.Context, base http.RoundTripper, subjec
 	t.cache[key] = cached{token: body.AccessToken, until: now.Add(life - life/10)}
 	t.mu.Unlock()
 	return body.AccessToken, nil
+}
+
+// RequestIDHeader returns an aws-sdk-go-v2 API option that sends the
+// request id of ctx (the request this service is serving) with an AWS SDK
+// call, so writ's identity and object components audit it under the same
+// id: append it to a client's Options.APIOptions.
+func RequestIDHeader(ctx context.Context) func(*middleware.Stack) error {
+	id := RequestID(ctx)
+	return func(stack *middleware.Stack) error {
+		if id == "" {
+			return nil
+		}
+		return smithyhttp.AddHeaderValue("X-Request-Id", id)(stack)
+	}
 }

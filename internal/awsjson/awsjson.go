@@ -62,10 +62,7 @@ type Service struct {
 
 // ServeHTTP dispatches by X-Amz-Target.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	reqID := r.Header.Get("X-Amzn-RequestId")
-	if reqID == "" || len(reqID) > 128 {
-		reqID = audit.NewRequestID()
-	}
+	reqID := RequestID(r)
 	ctx := audit.WithRequest(r.Context(), audit.RequestInfo{ID: reqID, SourceIP: SourceIP(r),
 		TraceID: TraceID(r.Header.Get("traceparent"))})
 	w.Header().Set("x-amzn-RequestId", reqID)
@@ -172,4 +169,15 @@ func truncate(s string, n int) string {
 		return s[:n]
 	}
 	return s
+}
+
+// RequestID returns the request id a caller passed on (X-Request-Id, as the
+// gateway and the writ SDK send it, or X-Amzn-RequestId), or a new one.
+func RequestID(r *http.Request) string {
+	for _, h := range []string{"X-Request-Id", "X-Amzn-RequestId"} {
+		if v := r.Header.Get(h); v != "" && len(v) <= 128 && !strings.ContainsAny(v, "\r\n") {
+			return v
+		}
+	}
+	return audit.NewRequestID()
 }

@@ -33,10 +33,7 @@ func (e *stsError) Error() string { return "sts: " + e.code + ": " + e.message }
 func senderErr(code, msg string) *stsError { return &stsError{http.StatusBadRequest, code, msg} }
 
 func (h *Handler) serveSTS(w http.ResponseWriter, r *http.Request) {
-	reqID := r.Header.Get("X-Amzn-RequestId")
-	if reqID == "" || len(reqID) > 128 {
-		reqID = audit.NewRequestID()
-	}
+	reqID := awsjson.RequestID(r)
 	ctx := audit.WithRequest(r.Context(), audit.RequestInfo{ID: reqID, SourceIP: awsjson.SourceIP(r), TraceID: awsjson.TraceID(r.Header.Get("traceparent"))})
 	w.Header().Set("x-amzn-RequestId", reqID)
 	// Read the body once for both the signature (its hash) and the form.

@@ -110,6 +110,9 @@ type caller struct {
 // ServeHTTP authenticates, routes and authorizes one S3 request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	reqID := strings.ReplaceAll(audit.NewRequestID(), "-", "")[:16]
+	if v := r.Header.Get("X-Request-Id"); v != "" && len(v) <= 128 && !strings.ContainsAny(v, "\r\n") {
+		reqID = v // the caller's request id, so one request is one id across hops
+	}
 	w.Header().Set("x-amz-request-id", reqID)
 	w.Header().Set("x-amz-id-2", reqID)
 	ctx := audit.WithRequest(r.Context(), audit.RequestInfo{ID: reqID, SourceIP: sourceIP(r)})
