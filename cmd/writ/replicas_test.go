@@ -4,7 +4,11 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +19,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/cognitoidentity"
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
 	"github.com/aws/smithy-go"
@@ -27,13 +33,15 @@ import (
 
 // replicaConfig writes a reference configuration that keeps its state in
 // PostgreSQL (a fresh schema) with a shared master key.
-func replicaConfig(t *testing.T, dsn, master string) string {
+func replicaConfig(t *testing.T, dsn, master, lbHost string) string {
 	t.Helper()
 	dir := t.TempDir()
 	s := string(examples.ReferenceConfig)
 	s = regexp.MustCompile(`listen: 127\.0\.0\.1:\d+`).ReplaceAllString(s, "listen: 127.0.0.1:0")
 	// Replicas behind one load balancer share one public URL, hence one
-	// issuer: keep the reference public_url while each listens on its own port.
+	// issuer: the idp's public URL (and every issuer naming it) is the load
+	// balancer's, while each replica listens on its own port.
+	s = strings.ReplaceAll(s, "127.0.0.1:8400", lbHost)
 	s = "store: " + dsn + "\nmaster_key: " + master + "\n" + s
 	path := filepath.Join(dir, "writ.yaml")
 	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
@@ -61,9 +69,11 @@ func TestTwoReplicasOnPostgres(t *testing.T) {
 	}
 	dsn := postgres.TestSchema(t)
 	master := base64.StdEncoding.EncodeToString(keys.NewMasterKey().Derive("test", 32))
+	lb := newBalancer(t)
 	// Each replica gets its own file (its own listeners), one store.
-	a := startServe(t, replicaConfig(t, dsn, master))
-	b := startServe(t, replicaConfig(t, dsn, master))
+	a := startServe(t, replicaConfig(t, dsn, master, lb.host()))
+	b := startServe(t, replicaConfig(t, dsn, master, lb.host()))
+	lb.set(a.url("idp"), b.url("idp"))
 	ctx := context.Background()
 	client := func(s *server) *cip.Client {
 		return cip.New(cip.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.url("idp")), Credentials: aws.AnonymousCredentials{}, RetryMaxAttempts: 1})
@@ -150,8 +160,68 @@ func TestTwoReplicasOnPostgres(t *testing.T) {
 		}
 	})
 
+	t.Run("concurrent GetId on both replicas gives one identity", func(t *testing.T) {
+		for _, s := range []*server{a, b} {
+			for i := 0; s.url("identity") == "" && i < 100; i++ {
+				time.Sleep(20 * time.Millisecond)
+			}
+		}
+		for round := 0; round < 3; round++ {
+			idTok := aws.ToString(signIn(ca).IdToken)
+			logins := map[string]string{lb.host() + "/us-east-1_WritDemo1": idTok}
+			if round > 0 { // a new subject each round: a fresh user
+				name := fmt.Sprintf("racer%d", round)
+				adm := cip.New(cip.Options{Region: "us-east-1", BaseEndpoint: aws.String(b.url("idp")), RetryMaxAttempts: 1,
+					Credentials: credentials.NewStaticCredentialsProvider("AKIAWRITDEMOADMIN001", "writ-demo-admin-secret", "")})
+				if _, err := adm.AdminCreateUser(ctx, &cip.AdminCreateUserInput{UserPoolId: aws.String("us-east-1_WritDemo1"), Username: aws.String(name),
+					MessageAction: types.MessageActionTypeSuppress, TemporaryPassword: aws.String("Racer-Passw0rd1")}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := adm.AdminSetUserPassword(ctx, &cip.AdminSetUserPasswordInput{UserPoolId: aws.String("us-east-1_WritDemo1"),
+					Username: aws.String(name), Password: aws.String("Racer-Passw0rd1"), Permanent: true}); err != nil {
+					t.Fatal(err)
+				}
+				out, err := cb.InitiateAuth(ctx, &cip.InitiateAuthInput{AuthFlow: types.AuthFlowTypeUserPasswordAuth, ClientId: aws.String("demo-web"),
+					AuthParameters: map[string]string{"USERNAME": name, "PASSWORD": "Racer-Passw0rd1"}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				logins = map[string]string{lb.host() + "/us-east-1_WritDemo1": aws.ToString(out.AuthenticationResult.IdToken)}
+			}
+			var wg sync.WaitGroup
+			ids := make([]string, 8)
+			errs := make([]error, 8)
+			for i := range ids {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					s := a
+					if i%2 == 1 {
+						s = b
+					}
+					c := cognitoidentity.New(cognitoidentity.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.url("identity")),
+						Credentials: aws.AnonymousCredentials{}, RetryMaxAttempts: 1})
+					out, err := c.GetId(ctx, &cognitoidentity.GetIdInput{IdentityPoolId: aws.String("us-east-1:2a7c5e0e-6f43-4a8e-9a51-3f1f0c5d7b21"), Logins: logins})
+					errs[i] = err
+					if err == nil {
+						ids[i] = aws.ToString(out.IdentityId)
+					}
+				}()
+			}
+			wg.Wait()
+			for i := range ids {
+				if errs[i] != nil {
+					t.Fatalf("round %d: GetId %d: %v", round, i, errs[i])
+				}
+				if ids[i] != ids[0] {
+					t.Fatalf("round %d: replicas disagree on the identity: %v", round, ids)
+				}
+			}
+		}
+	})
+
 	t.Run("key rotation on one is published by the other", func(t *testing.T) {
-		cfg := replicaConfig(t, dsn, master)
+		cfg := replicaConfig(t, dsn, master, lb.host())
 		out, err := exec.Command(writBinary(t), "keys", "rotate", "-c", cfg).CombinedOutput()
 		if err != nil {
 			t.Fatalf("keys rotate: %v\n%s", err, out)
@@ -192,4 +262,45 @@ func TestTwoReplicasOnPostgres(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// balancer is a tiny round-robin load balancer in front of the replicas'
+// idp listeners: their shared public URL.
+type balancer struct {
+	srv      *httptest.Server
+	mu       sync.Mutex
+	backends []*url.URL
+	n        int
+}
+
+func newBalancer(t *testing.T) *balancer {
+	lb := &balancer{}
+	lb.srv = httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		lb.mu.Lock()
+		var u *url.URL
+		if len(lb.backends) > 0 {
+			u = lb.backends[lb.n%len(lb.backends)]
+			lb.n++
+		}
+		lb.mu.Unlock()
+		if u == nil {
+			u, _ = url.Parse("http://127.0.0.1:1")
+		}
+		pr.SetURL(u)
+		pr.Out.Host = pr.In.Host
+	}})
+	t.Cleanup(lb.srv.Close)
+	return lb
+}
+
+func (lb *balancer) host() string { return strings.TrimPrefix(lb.srv.URL, "http://") }
+
+func (lb *balancer) set(urls ...string) {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	lb.backends = nil
+	for _, s := range urls {
+		u, _ := url.Parse(s)
+		lb.backends = append(lb.backends, u)
+	}
 }
