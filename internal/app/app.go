@@ -374,6 +374,7 @@ func (a *App) Serve(ctx context.Context) error {
 	a.mu.Lock()
 	a.ready = true
 	a.mu.Unlock()
+	a.Core.Keys.Follow(ctx)
 	a.bg.Add(1)
 	go a.housekeeping(ctx)
 	var err error

@@ -174,6 +174,10 @@ func (m *Manager) Rotate(ctx context.Context, poolID, alg string, maxTokenLifeti
 		return store.SigningKey{}, fmt.Errorf("keys: rotate %s: %w", poolID, err)
 	}
 	m.invalidate(poolID)
+	if n, ok := m.st.(store.Notifier); ok {
+		// Other replicas reload now rather than at their next poll.
+		n.Notify(ctx, KeysChannel, poolID)
+	}
 	return sk, nil
 }
 
@@ -283,6 +287,18 @@ func (p PoolKeys) VerificationKey(ctx context.Context, kid string) (jose.JSONWeb
 		return jose.JSONWebKey{}, err
 	}
 	return k.public, nil
+}
+
+// KeysChannel is the notification channel of key changes.
+const KeysChannel = "writ_keys"
+
+// Follow reloads keys whenever another process announces a key change,
+// when the store can notify (PostgreSQL); polling every Reload interval
+// remains the fallback. It returns at once; the listening ends with ctx.
+func (m *Manager) Follow(ctx context.Context) {
+	if n, ok := m.st.(store.Notifier); ok {
+		go n.Listen(ctx, KeysChannel, func(poolID string) { m.invalidate(poolID) })
+	}
 }
 
 // Reload drops cached keys so the next call re-reads the store.

@@ -346,6 +346,17 @@ type Identities interface {
 	IdentityLogin(ctx context.Context, identityID string) (poolID, login string, err error)
 }
 
+// Notifier is implemented by stores that several processes share
+// (PostgreSQL): a change made by one process (a key rotation) reaches the
+// others at once instead of at their next poll.
+type Notifier interface {
+	// Notify sends payload on channel to every listener.
+	Notify(ctx context.Context, channel, payload string) error
+	// Listen calls fn for every notification on channel until ctx ends,
+	// reconnecting after failures.
+	Listen(ctx context.Context, channel string, fn func(payload string))
+}
+
 // Tx is every aggregate interface, bound to one transaction.
 type Tx interface {
 	Identities

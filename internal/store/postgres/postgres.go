@@ -73,7 +73,7 @@ func Open(ctx context.Context, dsn string, o Options) (store.Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: postgres: %w", err)
 	}
-	return s, nil
+	return &Store{DB: s, dsn: dsn}, nil
 }
 
 // TestDSN returns the DSN in WRIT_TEST_POSTGRES, or skips the test.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/writ-id/writ/internal/store"
 	"github.com/writ-id/writ/internal/store/postgres"
@@ -37,6 +38,43 @@ func TestConcurrentMigrations(t *testing.T) {
 	for err := range errs {
 		if err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestNotify checks LISTEN/NOTIFY between two stores on one database, as
+// two replicas use it for key rotations.
+func TestNotify(t *testing.T) {
+	dsn := postgres.TestSchema(t)
+	a, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan string, 4)
+	go b.(store.Notifier).Listen(ctx, "writ_test", func(p string) { got <- p })
+	deadline := time.After(10 * time.Second)
+	for {
+		// Notifications sent before LISTEN is in place are lost: resend until heard.
+		if err := a.(store.Notifier).Notify(ctx, "writ_test", "pool-1"); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case p := <-got:
+			if p != "pool-1" {
+				t.Fatalf("payload %q", p)
+			}
+			return
+		case <-time.After(100 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("no notification heard")
 		}
 	}
 }
