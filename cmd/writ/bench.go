@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"text/tabwriter"
@@ -112,13 +114,39 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 				return nil
 			}
 		})
-		cancel()
-		<-done
 		if err != nil {
+			cancel()
+			<-done
 			return fmt.Errorf("%s refreshes: %w", backend, err)
 		}
 		rows = append(rows, row{backend, "refreshes/s (REFRESH_TOKEN_AUTH, rotating)", rate, ""})
-		rows = append(rows, row{backend, "client_credentials grants/s", 0, "needs the OAuth2 token endpoint (not built yet)"})
+		tokenURL := a.URL(app.IDP) + "/" + cfg.UserPools[0].ID + "/oauth2/token"
+		hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *conc}}
+		rate, err = measure(*dur, *conc, func() func() error {
+			return func() error {
+				req, _ := http.NewRequest("POST", tokenURL, strings.NewReader("grant_type=client_credentials"))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.SetBasicAuth("orders-service", secretOf(cfg, "orders-service"))
+				resp, err := hc.Do(req)
+				if err != nil {
+					return err
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					return fmt.Errorf("token endpoint: %d", resp.StatusCode)
+				}
+				return nil
+			}
+		})
+		if err != nil {
+			cancel()
+			<-done
+			return fmt.Errorf("%s client_credentials: %w", backend, err)
+		}
+		rows = append(rows, row{backend, "client_credentials grants/s (ES256)", rate, ""})
+		cancel()
+		<-done
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "backend\tmeasure\trate\t\n")
@@ -132,6 +160,15 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	tw.Flush()
 	fmt.Fprintf(stdout, "(%d concurrent clients, %v each, this machine; compare ratios between rows of one run)\n", *conc, *dur)
 	return nil
+}
+
+func secretOf(cfg *config.Config, clientID string) string {
+	for _, p := range cfg.UserPools {
+		if c, ok := p.Client(clientID); ok {
+			return c.Secret.Reveal()
+		}
+	}
+	return ""
 }
 
 // measure runs conc workers, each built by mk (setup outside the timed

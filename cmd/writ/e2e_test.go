@@ -280,7 +280,8 @@ func TestCLI(t *testing.T) {
 		benchArgs = append(benchArgs, "--postgres", dsn)
 	}
 	out, code = run(benchArgs...)
-	if code != 0 || !regexp.MustCompile(`sqlite\s+refreshes/s \S+ \S+\s+[1-9]\d*`).MatchString(out) {
+	if code != 0 || !regexp.MustCompile(`sqlite\s+refreshes/s \S+ \S+\s+[1-9]\d*`).MatchString(out) ||
+		!regexp.MustCompile(`sqlite\s+client_credentials grants/s \(ES256\)\s+[1-9]\d*`).MatchString(out) {
 		t.Fatalf("bench: %d %s", code, out)
 	}
 	if os.Getenv("WRIT_TEST_POSTGRES") != "" && !regexp.MustCompile(`postgres\s+logins/s .*\s+[1-9]\d*`).MatchString(out) {
