@@ -1,7 +1,10 @@
 package sdk_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log"
 	"net/http"
 
 	"github.com/writ-id/writ/sdk"
@@ -17,16 +20,29 @@ func ExampleVerifier_Middleware() {
 	defer v.Close()
 	handler := v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, _ := sdk.FromContext(r.Context())
-		fmt.Fprintf(w, "hello %s (via %v)", id.Username, id.ActorChain)
+		fmt.Fprintf(w, "hello %s (via %v), request %s", id.Username, id.ActorChain, sdk.RequestID(r.Context()))
 	}))
-	_ = http.ListenAndServe // e.g. http.ListenAndServe("127.0.0.1:8411", handler)
-	_ = handler
+	_ = http.ListenAndServe("127.0.0.1:8411", handler)
+}
+
+// A service that receives tokens some other way (a queue message, a
+// WebSocket frame) checks them with Verify.
+func ExampleVerifier_Verify() {
+	v := sdk.NewVerifier(sdk.Config{Issuer: "http://127.0.0.1:8400/us-east-1_WritDemo1", Audiences: []string{"files-service"}})
+	defer v.Close()
+	id, err := v.Verify(context.Background(), "eyJ…")
+	var refusal *sdk.Error
+	if errors.As(err, &refusal) {
+		log.Printf("refused (%d %s): %s", refusal.Status, refusal.Code, refusal.Description)
+		return
+	}
+	log.Printf("%s acting through %v", id.Subject, id.ActorChain)
 }
 
 // A service calls the next one with a token bound to that service's
 // audience; the new token's act claim names this service.
 func ExampleTransport() {
-	client := &http.Client{Transport: &sdk.Transport{
+	files := &http.Client{Transport: &sdk.Transport{
 		Audience: "files-service",
 		Exchange: &sdk.ClientCredentials{
 			TokenURL:     "http://127.0.0.1:8400/us-east-1_WritDemo1/oauth2/token",
@@ -34,8 +50,32 @@ func ExampleTransport() {
 			ClientSecret: "orders-demo-secret",
 		},
 	}}
-	// Inside a handler wrapped by Middleware, pass the request's context:
-	//   req, _ := http.NewRequestWithContext(r.Context(), "GET", "http://files/...", nil)
-	//   resp, err := client.Do(req)
-	_ = client
+	http.HandleFunc("GET /orders/{id}", func(w http.ResponseWriter, r *http.Request) {
+		// r.Context() carries the caller's identity (Middleware put it there).
+		req, _ := http.NewRequestWithContext(r.Context(), "GET", "http://127.0.0.1:8412/files/"+r.PathValue("id"), nil)
+		resp, err := files.Do(req)
+		if err != nil {
+			http.Error(w, "files unavailable", http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		// …
+	})
+}
+
+// Without a Transport, an Exchanger trades a token for another audience
+// directly: here in a job that starts from a token it was handed.
+func ExampleExchanger() {
+	x := &sdk.Exchanger{Credentials: sdk.ClientCredentials{
+		TokenURL:     "http://127.0.0.1:8400/us-east-1_WritDemo1/oauth2/token",
+		ClientID:     "orders-service",
+		ClientSecret: "orders-demo-secret",
+	}}
+	ctx := sdk.WithRequest(context.Background(), "job-42", "")
+	tok, err := x.Exchange(ctx, "eyJ…", "files-service")
+	if err != nil {
+		log.Fatal(err)
+	}
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://127.0.0.1:8412/files/report.pdf", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
 }

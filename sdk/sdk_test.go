@@ -3,10 +3,13 @@ package sdk_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/writ-id/writ/internal/app"
@@ -98,3 +101,108 @@ func TestMiddlewareAndTransport(t *testing.T) {
 		t.Errorf("wrong audience at B: %d", resp.StatusCode)
 	}
 }
+
+func TestVerifyRefusals(t *testing.T) {
+	env := apptest.Start(t)
+	iss := env.App.URL(app.IDP) + "/" + poolID
+	v := sdk.NewVerifier(sdk.Config{Issuer: iss, Audiences: []string{"demo-web"}, Scopes: []string{"https://api.demo.local/orders.read"}})
+	defer v.Close()
+	ctx := context.Background()
+	good := issue(t, env, "https://api.demo.local/orders.read")
+	id1, err := v.Verify(ctx, good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id1.Username != "alice" || id1.ClientID != "demo-web" || len(id1.ActorChain) != 0 || id1.Token != good {
+		t.Errorf("identity %+v", id1)
+	}
+	parts := strings.Split(good, ".")
+	for name, c := range map[string]struct {
+		tok    string
+		status int
+		desc   string
+	}{
+		"missing scope": {issue(t, env, "openid"), 403, "the token lacks a required scope"},
+		"alg none":      {"eyJhbGciOiJub25lIiwia2lkIjoieCJ9." + parts[1] + ".", 401, "the token is malformed"},
+		"tampered":      {parts[0] + "." + parts[1] + "x." + parts[2], 401, ""},
+		"empty":         {"", 401, "no token"},
+	} {
+		_, err := v.Verify(ctx, c.tok)
+		var e *sdk.Error
+		if !errors.As(err, &e) || e.Status != c.status || (c.desc != "" && e.Description != c.desc) {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if want := sdk.ErrUnauthorized; c.status == 403 {
+			if !errors.Is(err, sdk.ErrForbidden) || errors.Is(err, want) {
+				t.Errorf("%s: kind %v", name, err)
+			}
+		} else if !errors.Is(err, want) {
+			t.Errorf("%s: kind %v", name, err)
+		}
+	}
+	// The middleware answers like the gateway, with the reason.
+	h := v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { t.Error("handler reached") }))
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/", nil)
+	req.Header.Set("Authorization", "Bearer "+issue(t, env, "openid"))
+	h.ServeHTTP(rec, req)
+	if rec.Code != 403 || rec.Header().Get("WWW-Authenticate") != `Bearer error="insufficient_scope", error_description="the token lacks a required scope"` ||
+		rec.Body.String() != `{"message":"Forbidden"}` {
+		t.Errorf("403: %d %q %s", rec.Code, rec.Header().Get("WWW-Authenticate"), rec.Body)
+	}
+}
+
+// TestExchanger: concurrent exchanges of one token share one request to
+// the token endpoint; a refusal carries the OAuth error code; a Transport
+// whose exchange fails closes the request body.
+func TestExchanger(t *testing.T) {
+	env := apptest.Start(t)
+	iss := env.App.URL(app.IDP) + "/" + poolID
+	var posts atomic.Int64
+	counting := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		posts.Add(1)
+		return http.DefaultTransport.RoundTrip(r)
+	})}
+	x := &sdk.Exchanger{HTTPClient: counting, Credentials: sdk.ClientCredentials{TokenURL: iss + "/oauth2/token", ClientID: "orders-service", ClientSecret: "orders-demo-secret"}}
+	subject := issue(t, env, "openid")
+	var wg sync.WaitGroup
+	toks := make([]string, 8)
+	for i := range toks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok, err := x.Exchange(sdk.WithRequest(context.Background(), "rid-x", ""), subject, "files-service")
+			if err != nil {
+				t.Error(err)
+			}
+			toks[i] = tok
+		}()
+	}
+	wg.Wait()
+	if posts.Load() != 1 || toks[0] == "" || toks[0] != toks[7] {
+		t.Fatalf("8 concurrent exchanges made %d requests", posts.Load())
+	}
+	_, err := x.Exchange(context.Background(), subject, "somebody-else")
+	var ee *sdk.ExchangeError
+	if !errors.As(err, &ee) || ee.Status != 400 || ee.Code == "" {
+		t.Fatalf("exchange for an audience the client may not target: %v", err)
+	}
+	body := &closeCounter{Reader: strings.NewReader("payload")}
+	tr := &sdk.Transport{Audience: "somebody-else", Exchange: &x.Credentials}
+	req, _ := http.NewRequestWithContext(sdk.NewContext(context.Background(), &sdk.Identity{Token: subject}), "POST", "http://127.0.0.1:1/", body)
+	if _, err := tr.RoundTrip(req); err == nil || !body.closed {
+		t.Fatalf("failed exchange: err %v, body closed %v", err, body.closed)
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+type closeCounter struct {
+	io.Reader
+	closed bool
+}
+
+func (c *closeCounter) Close() error { c.closed = true; return nil }

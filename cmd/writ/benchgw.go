@@ -14,7 +14,6 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -167,11 +166,4 @@ func cmdBenchGateway(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "unloaded p50 added by the gateway over the plain proxy: %v (client, upstream and gateway share this machine's cores)\n",
 		(g.p50 - base.p50).Round(time.Microsecond))
 	return nil
-}
-
-// cpuTime is this process's user+system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

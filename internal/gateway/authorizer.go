@@ -2,26 +2,20 @@ package gateway
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"net/http"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/writ-id/writ/internal/config"
 	"github.com/writ-id/writ/internal/jwks"
 	"github.com/writ-id/writ/internal/token"
 )
 
-// authorizer is a JWT authorizer: one issuer, its accepted audiences and
-// token uses, and a cache of verified tokens.
+// authorizer is a JWT authorizer: one issuer (its keys and verified-token
+// cache in a jwks.Verifier) and the token uses and audiences it accepts.
 type authorizer struct {
 	cfg      *config.Authorizer
-	keys     *jwks.Remote
-	verifier *token.Verifier
-	cache    *verifiedCache
-	now      func() time.Time
+	verifier *jwks.Verifier
 }
 
 // authError is a refusal: 401 (invalid_token) or 403 (insufficient_scope).
@@ -53,16 +47,9 @@ func (a *authorizer) authorize(ctx context.Context, raw string, scopes []string)
 	if raw == "" {
 		return nil, unauthorized("no token")
 	}
-	key := sha256.Sum256([]byte(raw))
-	now := a.now()
-	c, ok := a.cache.get(key, now)
-	if !ok {
-		var err error
-		c, err = a.verifier.Verify(ctx, raw)
-		if err != nil {
-			return nil, unauthorized(describe(err))
-		}
-		a.cache.put(key, c)
+	c, err := a.verifier.Verify(ctx, raw)
+	if err != nil {
+		return nil, unauthorized(describe(err))
 	}
 	req := token.Requirements{TokenUse: a.cfg.TokenUse, Audiences: a.cfg.Audiences, Scopes: scopes}
 	switch err := req.Check(c); {
@@ -89,58 +76,4 @@ func describe(err error) string {
 		return "the token signature could not be verified"
 	}
 	return "the token is malformed"
-}
-
-func containsStr(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// verifiedCache maps SHA-256(token) to its verified claims, bounded in
-// size, never returning claims past their exp.
-type verifiedCache struct {
-	mu  sync.RWMutex
-	m   map[[32]byte]*token.Claims
-	max int
-}
-
-func newVerifiedCache(max int) *verifiedCache {
-	return &verifiedCache{m: make(map[[32]byte]*token.Claims, max), max: max}
-}
-
-func (c *verifiedCache) get(k [32]byte, now time.Time) (*token.Claims, bool) {
-	c.mu.RLock()
-	v, ok := c.m[k]
-	c.mu.RUnlock()
-	if !ok || now.Unix() >= v.Expiry || (v.NotBefore != 0 && now.Unix() < v.NotBefore) {
-		return nil, false
-	}
-	return v, true
-}
-
-func (c *verifiedCache) put(k [32]byte, v *token.Claims) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.m) >= c.max {
-		// Evict about a tenth, arbitrary entries (map order), first the expired.
-		now := time.Now().Unix()
-		n := 0
-		for key, e := range c.m {
-			if e.Expiry <= now || n < c.max/10 {
-				delete(c.m, key)
-				n++
-			}
-		}
-	}
-	c.m[k] = v
-}
-
-func (c *verifiedCache) len() int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return len(c.m)
 }

@@ -1,7 +1,23 @@
-// Package gateway is writ's API gateway: routes from configuration
-// ("METHOD /path/{param}/{proxy+}"), a JWT authorizer per route (keys from
-// the issuer's JWKS, cached; claims checked as API Gateway's JWT authorizer
-// does), and a streaming reverse proxy that carries the caller's identity
-// to the upstream — the same token (propagate: forward) or one exchanged
-// for the upstream's audience (propagate: exchange, RFC 8693).
+// Package gateway is writ's API gateway, an http.Handler:
+//
+//   - routes from configuration ("METHOD /path/{param}/{proxy+}", ANY); the
+//     most specific route wins (literal over {param} over {proxy+}, segment
+//     by segment, then a method over ANY); conflicting routes are refused
+//     when the gateway is built; 404, and 405 with Allow;
+//   - a JWT authorizer per route, with API Gateway's checks (signature with
+//     the algorithm of the issuer's published key, iss, exp/nbf with skew,
+//     token_use, aud else client_id) plus every scope the route names, over
+//     a jwks.Verifier (keys and verified tokens cached); refusals are 401 or
+//     403 with an RFC 6750 WWW-Authenticate header;
+//   - a streaming reverse proxy to HTTP upstreams that carries the caller's
+//     identity — the same token (propagate: forward) or one exchanged as
+//     the gateway's own client for the route's audience (propagate:
+//     exchange, RFC 8693, through sdk.Exchanger) — with X-Request-Id,
+//     traceparent and X-Forwarded-*;
+//   - functions: programs speaking the AWS Lambda Runtime API (unmodified
+//     aws-lambda-go binaries), warm processes invoked with API Gateway HTTP
+//     API payload format 2.0 events;
+//   - per-route limits: requests per second per subject, body size, CORS.
+//
+// Every decision (allow, deny, failed exchange) is an audit event.
 package gateway

@@ -2,10 +2,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,8 +10,8 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/writ-id/writ/internal/audit"
@@ -23,6 +19,7 @@ import (
 	"github.com/writ-id/writ/internal/config"
 	"github.com/writ-id/writ/internal/jwks"
 	"github.com/writ-id/writ/internal/token"
+	"github.com/writ-id/writ/sdk"
 )
 
 // Options are what the gateway needs besides its configuration.
@@ -30,30 +27,49 @@ type Options struct {
 	// IDPURL is the idp's public URL, where pools' token endpoints live
 	// (for propagate: exchange).
 	IDPURL string
-	Audit  audit.Recorder
-	Log    *slog.Logger
+	// Audit receives an event for every authorization decision; nil
+	// records none.
+	Audit audit.Recorder
+	Log   *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
-	// Transport reaches upstreams and the token endpoint; default a tuned
-	// http.Transport.
+	// Transport reaches upstreams, JWKS and the token endpoint; default
+	// NewTransport().
 	Transport http.RoundTripper
 }
 
-// Gateway serves the configured routes.
+// NewTransport returns the transport the gateway uses by default: a large
+// idle pool per upstream host (so that connections are reused under load
+// rather than opened per request), no proxy from the environment, and
+// bounded dial and TLS handshake times.
+func NewTransport() *http.Transport {
+	return &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          4096,
+		MaxIdleConnsPerHost:   1024,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// Gateway serves the configured routes. It is an http.Handler; the server
+// that runs it should bound the request header block (http.Server's
+// MaxHeaderBytes), which answers 431 before the gateway sees the request.
 type Gateway struct {
 	account     string
-	functions   map[string]*function
 	table       *table
 	authorizers map[string]*authorizer
+	functions   map[string]*function
 	proxy       *httputil.ReverseProxy
-	exchanger   *exchanger
-	upstreams   map[*config.Route]*url.URL
+	exchanger   *sdk.Exchanger // nil without gateway.client
 	opts        Options
 	stop        context.CancelFunc
 }
 
-// New builds the gateway from cfg and starts its JWKS refreshers; Close
-// stops them.
+// New builds the gateway from cfg, starts its JWKS refreshers and its
+// functions' processes; Close stops them. Routes that conflict (the same
+// method and path shape) are refused.
 func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -62,73 +78,64 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		opts.Log = slog.Default()
 	}
 	if opts.Transport == nil {
-		opts.Transport = &http.Transport{
-			Proxy:                 nil,
-			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			MaxIdleConns:          2048,
-			MaxIdleConnsPerHost:   512,
-			IdleConnTimeout:       90 * time.Second,
-			ExpectContinueTimeout: time.Second,
-			ForceAttemptHTTP2:     false,
-		}
+		opts.Transport = NewTransport()
 	}
 	t, err := newTable(cfg.Gateway.Routes)
 	if err != nil {
 		return nil, err
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	g := &Gateway{table: t, authorizers: map[string]*authorizer{}, upstreams: map[*config.Route]*url.URL{}, opts: opts, stop: stop,
-		account: cfg.Account, functions: map[string]*function{}}
+	g := &Gateway{account: cfg.Account, table: t, authorizers: map[string]*authorizer{}, functions: map[string]*function{},
+		opts: opts, stop: stop}
 	jwksClient := &http.Client{Transport: opts.Transport, Timeout: 10 * time.Second}
 	for i := range cfg.Gateway.Authorizers {
 		ac := &cfg.Gateway.Authorizers[i]
-		remote := jwks.New(ac.Issuer, jwks.Options{Client: jwksClient, Now: opts.Now})
-		remote.Start(ctx)
-		g.authorizers[ac.Name] = &authorizer{cfg: ac, keys: remote, now: opts.Now, cache: newVerifiedCache(100_000),
-			verifier: &token.Verifier{Issuer: strings.TrimRight(ac.Issuer, "/"), Keys: remote, Skew: ac.Skew, Now: opts.Now}}
+		v := jwks.NewVerifier(ac.Issuer, jwks.VerifierOptions{Options: jwks.Options{Client: jwksClient, Now: opts.Now}, Skew: ac.Skew})
+		v.Remote().Start(ctx)
+		g.authorizers[ac.Name] = &authorizer{cfg: ac, verifier: v}
+	}
+	fail := func(err error) (*Gateway, error) {
+		g.Close()
+		return nil, err
+	}
+	if gc := cfg.Gateway.Client; gc.ClientID != "" {
+		g.exchanger = &sdk.Exchanger{Now: opts.Now, HTTPClient: &http.Client{Transport: opts.Transport, Timeout: 10 * time.Second},
+			Credentials: sdk.ClientCredentials{TokenURL: strings.TrimRight(opts.IDPURL, "/") + "/" + gc.UserPool + "/oauth2/token",
+				ClientID: gc.ClientID, ClientSecret: gc.Secret.Reveal()}}
 	}
 	for _, r := range t.routes {
 		if r.cfg.Authorizer != "" && g.authorizers[r.cfg.Authorizer] == nil {
-			stop()
-			return nil, fmt.Errorf("gateway: route %q: no authorizer %q", r.key, r.cfg.Authorizer)
+			return fail(fmt.Errorf("gateway: route %q: no authorizer %q", r.key, r.cfg.Authorizer))
 		}
-		if r.cfg.Upstream != "" {
-			u, err := url.Parse(r.cfg.Upstream)
-			if err != nil {
-				stop()
-				return nil, fmt.Errorf("gateway: route %q: upstream: %w", r.key, err)
-			}
-			g.upstreams[r.cfg] = u
+		if r.cfg.Propagate == "exchange" && (r.cfg.Authorizer == "" || g.exchanger == nil || r.cfg.Audience == "") {
+			return fail(fmt.Errorf("gateway: route %q: propagate: exchange needs an authorizer, an audience and gateway.client", r.key))
+		}
+		if err := r.provision(opts.Now); err != nil {
+			return fail(err)
 		}
 	}
 	for i := range cfg.Gateway.Functions {
 		fc := &cfg.Gateway.Functions[i]
 		fn, err := newFunction(fc, cfg.Region, cfg.Account, opts.Log)
 		if err != nil {
-			g.Close()
-			return nil, err
+			return fail(err)
 		}
 		g.functions[fc.Name] = fn
 	}
-	if gc := cfg.Gateway.Client; gc.ClientID != "" {
-		g.exchanger = &exchanger{tokenURL: strings.TrimRight(opts.IDPURL, "/") + "/" + gc.UserPool + "/oauth2/token",
-			clientID: gc.ClientID, secret: gc.Secret.Reveal(), client: &http.Client{Transport: opts.Transport, Timeout: 10 * time.Second},
-			now: opts.Now, cache: map[string]exchanged{}}
+	for _, r := range t.routes {
+		if r.cfg.Function != "" && g.functions[r.cfg.Function] == nil {
+			return fail(fmt.Errorf("gateway: route %q: no function %q", r.key, r.cfg.Function))
+		}
 	}
 	g.proxy = &httputil.ReverseProxy{
-		Transport:     opts.Transport,
-		FlushInterval: -1, // stream
-		Rewrite:       g.rewrite,
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			status := http.StatusBadGateway
-			if errors.Is(err, context.DeadlineExceeded) {
-				status = http.StatusGatewayTimeout
-			}
-			if !errors.Is(err, context.Canceled) {
-				opts.Log.Warn("gateway: upstream error", "path", r.URL.Path, "err", err)
-			}
-			writeMessage(w, status, http.StatusText(status))
-		},
+		Transport: opts.Transport,
+		// FlushInterval 0: ReverseProxy flushes at once for responses of
+		// unknown length and for text/event-stream, and otherwise streams the
+		// body through its buffer as it arrives. (-1 would add a timer and a
+		// flush to every response.)
+		Rewrite:        g.rewrite,
+		ModifyResponse: g.modifyResponse,
+		ErrorHandler:   g.upstreamError,
 	}
 	return g, nil
 }
@@ -146,7 +153,7 @@ func (g *Gateway) RouteKey(r *http.Request) string {
 func (g *Gateway) JWKSStats() map[string][2]int {
 	out := map[string][2]int{}
 	for _, a := range g.authorizers {
-		f, e := a.keys.Stats()
+		f, e := a.verifier.Remote().Stats()
 		out[a.cfg.Issuer] = [2]int{f, e}
 	}
 	return out
@@ -156,7 +163,7 @@ func (g *Gateway) JWKSStats() map[string][2]int {
 func (g *Gateway) CachedTokens() int {
 	n := 0
 	for _, a := range g.authorizers {
-		n += a.cache.len()
+		n += a.verifier.Cached()
 	}
 	return n
 }
@@ -169,101 +176,36 @@ func (g *Gateway) Close() {
 	}
 }
 
-type ctxKey struct{}
-
-// forward is what ServeHTTP decided, handed to rewrite.
-type forward struct {
-	route *route
-	auth  string // Authorization header value for the upstream ("" keeps the caller's)
-	reqID string
-	trace string
-}
-
-func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
-	f := pr.In.Context().Value(ctxKey{}).(*forward)
-	up := g.upstreams[f.route.cfg]
-	pr.SetURL(up)
-	if up.Path == "" || up.Path == "/" {
-		pr.Out.URL.Path, pr.Out.URL.RawPath = pr.In.URL.Path, pr.In.URL.RawPath
-	}
-	pr.Out.URL.RawQuery = pr.In.URL.RawQuery
-	pr.SetXForwarded()
-	pr.Out.Host = up.Host
-	pr.Out.Header.Set("X-Request-Id", f.reqID)
-	pr.Out.Header.Set("traceparent", f.trace)
-	if f.auth != "" {
-		pr.Out.Header.Set("Authorization", f.auth)
-	}
-}
-
-func writeMessage(w http.ResponseWriter, status int, msg string) {
-	b, _ := json.Marshal(map[string]string{"message": msg})
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	w.Write(b)
-}
-
-var hexRE = "0123456789abcdef"
-
-func validTraceparent(tp string) bool {
-	if len(tp) != 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' {
-		return false
-	}
-	for i, c := range tp {
-		if i == 2 || i == 35 || i == 52 {
-			continue
-		}
-		if !strings.ContainsRune(hexRE, c) {
-			return false
-		}
-	}
-	return tp[3:35] != strings.Repeat("0", 32)
-}
-
-func newTraceparent(traceID string) string {
-	var b [8]byte
-	rand.Read(b[:])
-	if traceID == "" {
-		var t [16]byte
-		rand.Read(t[:])
-		traceID = hex.EncodeToString(t[:])
-	}
-	return "00-" + traceID + "-" + hex.EncodeToString(b[:]) + "-01"
-}
-
 // ServeHTTP routes, authorizes and proxies one request.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	reqID := r.Header.Get("X-Request-Id")
-	if reqID == "" || len(reqID) > 128 {
-		reqID = audit.NewRequestID()
-	}
+	reqID := requestID(r)
 	w.Header().Set("X-Request-Id", reqID)
-	tp := r.Header.Get("traceparent")
-	trace := ""
-	if validTraceparent(tp) {
-		trace = newTraceparent(tp[3:35]) // same trace, a new span for this hop
-	} else {
-		trace = newTraceparent("")
-	}
+	trace := traceparent(r.Header.Get("traceparent"))
 	ctx := audit.WithRequest(r.Context(), audit.RequestInfo{ID: reqID, TraceID: trace[3:35], SourceIP: awsjson.SourceIP(r)})
 
+	if g.preflight(w, r) {
+		return
+	}
 	rt, params, allowed := g.table.match(r.Method, r.URL.Path)
 	if rt == nil {
 		if len(allowed) > 0 {
-			w.Header().Set("Allow", strings.Join(dedupe(allowed), ", "))
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
 			writeMessage(w, http.StatusMethodNotAllowed, "Method Not Allowed")
 			return
 		}
 		writeMessage(w, http.StatusNotFound, "Not Found")
 		return
 	}
+	if rt.cors != nil {
+		rt.cors.actual(w.Header(), r.Header.Get("Origin")) // refusals carry them too, so browsers can read them
+	}
 	f := &forward{route: rt, reqID: reqID, trace: trace}
 	var claims *token.Claims
+	raw := ""
 	if rt.cfg.Authorizer != "" {
-		a := g.authorizers[rt.cfg.Authorizer]
-		raw := bearer(r)
+		raw = bearer(r)
 		var aerr *authError
-		claims, aerr = a.authorize(ctx, raw, rt.cfg.Scopes)
+		claims, aerr = g.authorizers[rt.cfg.Authorizer].authorize(ctx, raw, rt.cfg.Scopes)
 		if aerr != nil {
 			g.record(ctx, rt, claims, audit.Deny, aerr.description)
 			hdr := fmt.Sprintf(`Bearer error=%q, error_description=%q`, aerr.code, aerr.description)
@@ -274,29 +216,42 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeMessage(w, aerr.status, http.StatusText(aerr.status))
 			return
 		}
-		if rt.cfg.Propagate == "exchange" {
-			tok, err := g.exchanger.exchange(ctx, raw, rt.cfg.Audience)
-			if err != nil {
-				g.opts.Log.Warn("gateway: token exchange failed", "route", rt.key, "err", err)
-				g.record(ctx, rt, claims, audit.Error, "token exchange failed")
-				writeMessage(w, http.StatusBadGateway, "Bad Gateway")
-				return
-			}
-			f.auth = "Bearer " + tok
+	}
+	if rt.limit != nil {
+		who := "ip:" + audit.Request(ctx).SourceIP
+		if claims != nil {
+			who = "sub:" + claims.Subject
+		}
+		if wait, ok := rt.limit.allow(who); !ok {
+			g.record(ctx, rt, claims, audit.Deny, "rate limit exceeded")
+			w.Header().Set("Retry-After", fmt.Sprint(int((wait+time.Second-1)/time.Second)))
+			writeMessage(w, http.StatusTooManyRequests, "Too Many Requests")
+			return
 		}
 	}
 	if rt.cfg.MaxBody > 0 {
 		if r.ContentLength > rt.cfg.MaxBody {
+			g.record(ctx, rt, claims, audit.Deny, "request body too large")
 			writeMessage(w, http.StatusRequestEntityTooLarge, "Request Entity Too Large")
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, rt.cfg.MaxBody)
 	}
-	if fn := g.functions[rt.cfg.Function]; rt.cfg.Function != "" {
-		g.invokeFunction(w, r.WithContext(ctx), fn, rt, params, claims, reqID)
-		return
+	if rt.cfg.Propagate == "exchange" && raw != "" {
+		tok, err := g.exchanger.Exchange(sdk.WithRequest(ctx, reqID, trace), raw, rt.cfg.Audience)
+		if err != nil {
+			g.opts.Log.Warn("gateway: token exchange failed", "route", rt.key, "request_id", reqID, "err", err)
+			g.record(ctx, rt, claims, audit.Error, "token exchange failed")
+			writeMessage(w, http.StatusBadGateway, "Bad Gateway")
+			return
+		}
+		f.auth = "Bearer " + tok
 	}
 	g.record(ctx, rt, claims, audit.Allow, "")
+	if rt.cfg.Function != "" {
+		g.invokeFunction(w, r.WithContext(ctx), g.functions[rt.cfg.Function], rt, params, claims, reqID)
+		return
+	}
 	pctx := context.WithValue(ctx, ctxKey{}, f)
 	if rt.cfg.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -307,10 +262,6 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) invokeFunction(w http.ResponseWriter, r *http.Request, fn *function, rt *route, params map[string]string, c *token.Claims, reqID string) {
-	if fn == nil {
-		writeMessage(w, http.StatusInternalServerError, "Internal Server Error")
-		return
-	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		writeMessage(w, http.StatusRequestEntityTooLarge, "Request Entity Too Large")
@@ -318,10 +269,10 @@ func (g *Gateway) invokeFunction(w http.ResponseWriter, r *http.Request, fn *fun
 	}
 	event, err := g.buildEvent(r, rt, params, c, reqID, body)
 	if err != nil {
+		g.opts.Log.Error("gateway: cannot encode the function event", "route", rt.key, "request_id", reqID, "err", err)
 		writeMessage(w, http.StatusInternalServerError, "Internal Server Error")
 		return
 	}
-	g.record(r.Context(), rt, c, audit.Allow, "")
 	res, err := fn.invoke(r.Context(), event)
 	switch {
 	case errors.Is(err, errTimeout):
@@ -329,10 +280,11 @@ func (g *Gateway) invokeFunction(w http.ResponseWriter, r *http.Request, fn *fun
 	case err != nil:
 		writeMessage(w, http.StatusBadGateway, "Internal Server Error")
 	default:
-		writeResult(w, res)
+		writeResult(w, res, rt.cors != nil)
 	}
 }
 
+// record writes the audit event of an authorization decision.
 func (g *Gateway) record(ctx context.Context, rt *route, c *token.Claims, outcome, reason string) {
 	if g.opts.Audit == nil {
 		return
@@ -345,80 +297,95 @@ func (g *Gateway) record(ctx context.Context, rt *route, c *token.Claims, outcom
 	g.opts.Audit.Record(ctx, e)
 }
 
-func dedupe(s []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, x := range s {
-		if !seen[x] {
-			seen[x] = true
-			out = append(out, x)
+// writeMessage writes API Gateway's error body: {"message":"…"}.
+func writeMessage(w http.ResponseWriter, status int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	io.WriteString(w, `{"message":`+strconv.Quote(msg)+`}`) // msg is plain ASCII: Go and JSON quoting agree
+}
+
+// --- upstreams ---------------------------------------------------------------
+
+type ctxKey struct{}
+
+// forward is what ServeHTTP decided, handed to rewrite.
+type forward struct {
+	route *route
+	auth  string // Authorization header value for the upstream ("" keeps the caller's)
+	reqID string
+	trace string
+}
+
+// rewrite builds the upstream request: the route's upstream URL (an
+// upstream without a path gets the original path and query unchanged),
+// X-Forwarded-For/Host/Proto, the request id, the traceparent and the
+// Authorization to propagate. ReverseProxy has already removed hop-by-hop
+// headers.
+func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
+	f := pr.In.Context().Value(ctxKey{}).(*forward)
+	up := f.route.upstream
+	pr.SetURL(up)
+	if up.Path == "" || up.Path == "/" {
+		pr.Out.URL.Path, pr.Out.URL.RawPath = pr.In.URL.Path, pr.In.URL.RawPath
+	}
+	pr.Out.URL.RawQuery = pr.In.URL.RawQuery
+	pr.SetXForwarded()
+	h := pr.Out.Header
+	h.Set("X-Request-Id", f.reqID)
+	h.Set("Traceparent", f.trace)
+	if f.auth != "" {
+		h.Set("Authorization", f.auth)
+	}
+}
+
+// modifyResponse drops an upstream's own CORS headers on routes where the
+// gateway answers CORS (ServeHTTP has set the gateway's).
+func (g *Gateway) modifyResponse(resp *http.Response) error {
+	if f, _ := resp.Request.Context().Value(ctxKey{}).(*forward); f != nil && f.route.cors != nil {
+		for k := range resp.Header {
+			if strings.HasPrefix(k, "Access-Control-") {
+				delete(resp.Header, k)
+			}
 		}
 	}
-	return out
+	return nil
 }
 
-// exchanger trades caller tokens for tokens bound to an upstream's
-// audience, caching each until shortly before it expires.
-type exchanger struct {
-	tokenURL, clientID, secret string
-	client                     *http.Client
-	now                        func() time.Time
-	mu                         sync.Mutex
-	cache                      map[string]exchanged
+func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	status := http.StatusBadGateway
+	if errors.Is(err, context.DeadlineExceeded) {
+		status = http.StatusGatewayTimeout
+	}
+	if !errors.Is(err, context.Canceled) {
+		g.opts.Log.Warn("gateway: upstream error", "path", r.URL.Path, "request_id", audit.Request(r.Context()).ID, "err", err)
+	}
+	writeMessage(w, status, http.StatusText(status))
 }
 
-type exchanged struct {
-	token string
-	until time.Time
-}
+var _ http.Handler = (*Gateway)(nil)
 
-func (x *exchanger) exchange(ctx context.Context, subject, audience string) (string, error) {
-	if x == nil {
-		return "", errors.New("gateway: no gateway.client configured for propagate: exchange")
+// provision prepares a route's upstream URL, rate limiter and CORS policy.
+func (r *route) provision(now func() time.Time) error {
+	if r.cfg.Upstream != "" {
+		u, err := url.Parse(r.cfg.Upstream)
+		if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+			return fmt.Errorf("gateway: route %q: upstream %q is not an http(s) URL", r.key, r.cfg.Upstream)
+		}
+		r.upstream = u
 	}
-	sum := sha256.Sum256([]byte(subject))
-	key := hex.EncodeToString(sum[:]) + "|" + audience
-	now := x.now()
-	x.mu.Lock()
-	if e, ok := x.cache[key]; ok && now.Before(e.until) {
-		x.mu.Unlock()
-		return e.token, nil
+	if r.cfg.RateLimit < 0 {
+		return fmt.Errorf("gateway: route %q: rate_limit must not be negative", r.key)
 	}
-	x.mu.Unlock()
-	form := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "subject_token": {subject},
-		"subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"}, "audience": {audience}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, x.tokenURL, strings.NewReader(form.Encode()))
-	if err != nil {
-		return "", err
+	if r.cfg.RateLimit > 0 {
+		r.limit = newLimiter(r.cfg.RateLimit, now)
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(x.clientID), url.QueryEscape(x.secret))
-	if info := audit.Request(ctx); info.ID != "" {
-		req.Header.Set("X-Request-Id", info.ID)
+	if r.cfg.CORS != nil {
+		c, err := newCORS(r.cfg.CORS)
+		if err != nil {
+			return fmt.Errorf("gateway: route %q: %w", r.key, err)
+		}
+		r.cors = c
 	}
-	resp, err := x.client.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("gateway: token exchange: %w", err)
-	}
-	defer resp.Body.Close()
-	var out struct {
-		AccessToken string `json:"access_token"`
-		ExpiresIn   int    `json:"expires_in"`
-		Error       string `json:"error"`
-	}
-	if err := json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 64<<10)).Decode(&out); err != nil || resp.StatusCode != 200 || out.AccessToken == "" {
-		return "", fmt.Errorf("gateway: token exchange: status %d %s", resp.StatusCode, out.Error)
-	}
-	life := time.Duration(out.ExpiresIn) * time.Second
-	margin := life / 10
-	if margin > time.Minute {
-		margin = time.Minute
-	}
-	x.mu.Lock()
-	if len(x.cache) > 100_000 {
-		x.cache = map[string]exchanged{}
-	}
-	x.cache[key] = exchanged{token: out.AccessToken, until: now.Add(life - margin)}
-	x.mu.Unlock()
-	return out.AccessToken, nil
+	return nil
 }

@@ -223,6 +223,18 @@ func TestAttackTokensNeverReachTheUpstream(t *testing.T) {
 	os, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: other, KeyID: key.KID}}, nil)
 	otherPool, _ := os.Sign([]byte(`{"iss":"` + gc["iss"].(string) + `","sub":"x","token_use":"access","client_id":"demo-web","scope":"https://api.demo.local/orders.read","exp":` + jsonNum(time.Now().Add(time.Hour).Unix()) + `}`))
 	otherPoolTok, _ := otherPool.CompactSerialize()
+	// A real key of another pool (the issuer publishes it under that pool only).
+	if err := f.App.Core.Keys.Ensure(ctx, "us-east-1_Other", "ES256"); err != nil {
+		t.Fatal(err)
+	}
+	otherKey, err := f.App.Core.Keys.Signer(ctx, "us-east-1_Other")
+	if err != nil {
+		t.Fatal(err)
+	}
+	anotherPool, err := token.Mint(otherKey, gc)
+	if err != nil {
+		t.Fatal(err)
+	}
 	svc := f.issue("orders-service", "alice", "https://api.demo.local/orders.read") // aud orders-service
 	now := f.Clock.Now()
 	attacks := map[string]string{
@@ -235,6 +247,7 @@ func TestAttackTokensNeverReachTheUpstream(t *testing.T) {
 		"wrong audience":        svc.AccessToken,
 		"ID token for access":   good.IDToken,
 		"another key, same kid": otherPoolTok,
+		"another pool's key":    anotherPool,
 		"truncated":             good.AccessToken[:len(good.AccessToken)-12],
 		"jku elsewhere":         b64(map[string]any{"alg": "ES256", "kid": "evil", "jku": "http://127.0.0.1:1/jwks.json"}) + "." + parts[1] + "." + parts[2],
 		"x5u elsewhere":         b64(map[string]any{"alg": "ES256", "kid": "evil", "x5u": "http://127.0.0.1:1/cert.pem"}) + "." + parts[1] + "." + parts[2],
@@ -253,9 +266,10 @@ func TestAttackTokensNeverReachTheUpstream(t *testing.T) {
 			}
 		})
 	}
-	// A 100 KB token is refused before it is even parsed (431).
+	// A 100 KB token is refused before it is even parsed: the header block
+	// is too large (431).
 	resp := f.do("GET", "/orders/1", "Bearer "+strings.Repeat("a", 100<<10), nil)
-	if resp.StatusCode != 431 && resp.StatusCode != 401 {
+	if resp.StatusCode != 431 {
 		t.Errorf("100 KB token: %d", resp.StatusCode)
 	}
 	if n := f.up.hits.Load(); n != 0 {

@@ -19,7 +19,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -158,7 +157,7 @@ func (w *worker) start() error {
 		cmd.Env = append(cmd.Env, k+"="+fc.Env[k])
 	}
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", fc.Command[0], err)
 	}
@@ -182,14 +181,15 @@ func (w *worker) wait() error {
 		return err
 	case <-kill:
 	case <-w.f.closing:
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-exited:
-			return err
-		case <-time.After(2 * time.Second):
+		if terminateProcess(cmd) == nil {
+			select {
+			case err := <-exited:
+				return err
+			case <-time.After(2 * time.Second):
+			}
 		}
 	}
-	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	killProcess(cmd)
 	err := <-exited
 	w.failCurrent()
 	return err
@@ -454,8 +454,10 @@ func (g *Gateway) buildEvent(r *http.Request, rt *route, params map[string]strin
 	return json.Marshal(ev)
 }
 
-// writeResult turns a function's result into the HTTP response.
-func writeResult(w http.ResponseWriter, res invocationResult) {
+// writeResult turns a function's result into the HTTP response (payload
+// format 2.0). With gatewayCORS the function's own Access-Control-*
+// headers are dropped: the gateway has set its own.
+func writeResult(w http.ResponseWriter, res invocationResult, gatewayCORS bool) {
 	if res.errBody != nil {
 		writeMessage(w, http.StatusBadGateway, "Internal Server Error")
 		return
@@ -463,12 +465,19 @@ func writeResult(w http.ResponseWriter, res invocationResult) {
 	var resp v2Response
 	trimmed := bytes.TrimSpace(res.body)
 	if len(trimmed) > 0 && trimmed[0] == '{' && json.Unmarshal(trimmed, &resp) == nil && resp.StatusCode != 0 {
+		skip := func(k string) bool {
+			return gatewayCORS && len(k) > 15 && strings.EqualFold(k[:15], "access-control-")
+		}
 		for k, v := range resp.Headers {
-			w.Header().Set(k, v)
+			if !skip(k) {
+				w.Header().Set(k, v)
+			}
 		}
 		for k, vs := range resp.MultiValueHeaders {
 			for _, v := range vs {
-				w.Header().Add(k, v)
+				if !skip(k) {
+					w.Header().Add(k, v)
+				}
 			}
 		}
 		for _, c := range resp.Cookies {

@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"fmt"
+	"net/url"
+	"slices"
 	"sort"
 	"strings"
 
@@ -27,6 +29,10 @@ type route struct {
 	key    string // "GET /orders/{id}"
 	method string // GET, … or ANY
 	segs   []segment
+
+	upstream *url.URL // nil for functions
+	limit    *limiter // nil: no rate limit
+	cors     *cors    // nil: no CORS
 }
 
 func compileRoute(rc *config.Route) (*route, error) {
@@ -105,8 +111,9 @@ func newTable(rcs []config.Route) (*table, error) {
 	return t, nil
 }
 
-// match returns the route for method and path with its parameters, or the
-// methods allowed on the path when only the method differs.
+// match returns the most specific route for method and path with its
+// parameters, or, when routes match the path but not the method, the
+// methods they allow. A GET route also serves HEAD.
 func (t *table) match(method, path string) (*route, map[string]string, []string) {
 	parts := strings.Split(strings.TrimPrefix(path, "/"), "/")
 	var allowed []string
@@ -118,8 +125,11 @@ func (t *table) match(method, path string) (*route, map[string]string, []string)
 		if r.method == "ANY" || r.method == method || (method == "HEAD" && r.method == "GET") {
 			return r, params, nil
 		}
-		allowed = append(allowed, r.method)
+		if !slices.Contains(allowed, r.method) {
+			allowed = append(allowed, r.method)
+		}
 	}
+	slices.Sort(allowed)
 	return nil, nil, allowed
 }
 

@@ -85,10 +85,11 @@ func (r *Remote) Stats() (fetches, failures int) {
 // ErrUnknownKey reports a kid the issuer does not publish.
 var ErrUnknownKey = errors.New("jwks: unknown key id")
 
-// VerificationKey returns the key with id kid, fetching the JWKS when it
-// was never fetched or when kid is unknown and the last fetch is older
-// than MinRefetch. A caller that meets an unknown kid while a fetch is in
-// flight waits for that fetch rather than failing.
+// VerificationKey returns the key with id kid. When kid is not cached it
+// fetches the JWKS again, at most once per MinRefetch (once per second
+// while no fetch has ever succeeded), so that tokens under made-up kids
+// cannot make writ hammer the issuer. A caller that meets an unknown kid
+// while a fetch is in flight waits for that fetch rather than failing.
 func (r *Remote) VerificationKey(ctx context.Context, kid string) (jose.JSONWebKey, error) {
 	r.mu.RLock()
 	k, ok := r.keys[kid]
@@ -97,40 +98,65 @@ func (r *Remote) VerificationKey(ctx context.Context, kid string) (jose.JSONWebK
 	if ok {
 		return k, nil
 	}
-	if err := r.refresh(ctx, !never); err != nil && never {
-		return jose.JSONWebKey{}, err
+	every := r.opts.MinRefetch
+	if never {
+		every = min(every, time.Second)
 	}
+	err := r.refresh(ctx, every)
 	r.mu.RLock()
 	k, ok = r.keys[kid]
+	never = r.fetched.IsZero()
 	r.mu.RUnlock()
 	if ok {
 		return k, nil
 	}
+	if never {
+		if err == nil {
+			err = errors.New("jwks: the key set could not be fetched yet")
+		}
+		return jose.JSONWebKey{}, err
+	}
 	return jose.JSONWebKey{}, fmt.Errorf("%w %q at %s", ErrUnknownKey, kid, r.issuer)
 }
 
-// Refresh fetches the key set now.
-func (r *Remote) Refresh(ctx context.Context) error { return r.refresh(ctx, false) }
+// has reports whether kid is in the cached key set.
+func (r *Remote) has(kid string) bool {
+	r.mu.RLock()
+	_, ok := r.keys[kid]
+	r.mu.RUnlock()
+	return ok
+}
 
-// refresh fetches once; concurrent callers share one fetch. When
-// rateLimited, a fetch that happened within MinRefetch is not repeated.
-func (r *Remote) refresh(ctx context.Context, rateLimited bool) error {
+// Refresh fetches the key set now.
+func (r *Remote) Refresh(ctx context.Context) error { return r.refresh(ctx, 0) }
+
+// refresh fetches once; concurrent callers share one fetch. A fetch tried
+// less than every ago is not repeated (every 0: always fetch).
+func (r *Remote) refresh(ctx context.Context, every time.Duration) error {
 	r.fetchMu.Lock()
 	defer r.fetchMu.Unlock()
 	now := r.opts.Now()
 	r.mu.RLock()
-	recent := !r.lastTry.IsZero() && now.Sub(r.lastTry) < r.opts.MinRefetch
+	recent := !r.lastTry.IsZero() && now.Sub(r.lastTry) < every
 	r.mu.RUnlock()
-	if rateLimited && recent {
+	if recent {
 		return nil
 	}
 	r.mu.Lock()
+	prev := r.lastTry
 	r.lastTry = now
 	r.mu.Unlock()
 	r.fetches.Add(1)
 	keys, maxAge, err := r.fetch(ctx)
 	if err != nil {
 		r.failures.Add(1)
+		if every == 0 {
+			// A failed scheduled fetch does not hold back the next token
+			// that needs the keys.
+			r.mu.Lock()
+			r.lastTry = prev
+			r.mu.Unlock()
+		}
 		return err
 	}
 	r.mu.Lock()
@@ -224,15 +250,21 @@ func (r *Remote) clampAge(d time.Duration) time.Duration {
 
 // Start refreshes the key set in the background, every max-age (from the
 // JWKS Cache-Control, bounded by MinAge and MaxAge), retrying sooner after
-// a failure, until ctx ends. Cached keys keep serving while fetches fail.
+// a failure (from half a second, doubling, while no fetch has succeeded
+// yet), until ctx ends. Cached keys keep serving while fetches fail.
 func (r *Remote) Start(ctx context.Context) {
 	go func() {
+		backoff := 500 * time.Millisecond
 		for {
 			err := r.Refresh(ctx)
 			r.mu.RLock()
-			wait := r.maxAge
+			wait, never := r.maxAge, r.fetched.IsZero()
 			r.mu.RUnlock()
-			if err != nil || wait == 0 {
+			switch {
+			case err != nil && never:
+				wait = min(backoff, r.opts.MinAge/2)
+				backoff *= 2
+			case err != nil || wait == 0:
 				wait = r.opts.MinAge / 2
 			}
 			select {

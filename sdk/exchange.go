@@ -1,0 +1,175 @@
+package sdk
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ClientCredentials are a service's own client, for exchanges.
+type ClientCredentials struct {
+	// TokenURL is the pool's token endpoint (<issuer>/oauth2/token).
+	TokenURL     string
+	ClientID     string
+	ClientSecret string
+}
+
+// Exchanger trades tokens (RFC 8693 token exchange) as one client for
+// tokens bound to another audience. Each result is cached per (subject
+// token, audience) until shortly before it expires, and concurrent calls
+// for the same pair share one exchange. The zero value is not usable: set
+// Credentials. An Exchanger is safe for concurrent use.
+type Exchanger struct {
+	Credentials ClientCredentials
+	// HTTPClient reaches the token endpoint; default a 10s-timeout client.
+	HTTPClient *http.Client
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+
+	mu       sync.Mutex
+	cache    map[exchangeKey]exchanged
+	inflight map[exchangeKey]*exchangeCall
+}
+
+// ExchangeError is a refusal from the token endpoint (RFC 6749 §5.2).
+type ExchangeError struct {
+	Status      int
+	Code        string // e.g. invalid_grant, invalid_target, unauthorized_client
+	Description string
+}
+
+func (e *ExchangeError) Error() string {
+	return fmt.Sprintf("sdk: token exchange refused: %d %s %s", e.Status, e.Code, e.Description)
+}
+
+type exchangeKey struct {
+	subject  [32]byte // SHA-256 of the subject token
+	audience string
+}
+
+type exchanged struct {
+	token string
+	until time.Time
+}
+
+type exchangeCall struct {
+	done  chan struct{}
+	token string
+	err   error
+}
+
+// maxExchanged bounds the cache; past it, expired entries go first, then
+// everything (the next calls exchange again).
+const maxExchanged = 100_000
+
+// Exchange returns an access token for audience on behalf of the subject
+// of subjectToken (an access token), whose act claim names this client
+// after the actors already in subjectToken. The request id in ctx
+// (WithRequest, Middleware) is sent along.
+func (x *Exchanger) Exchange(ctx context.Context, subjectToken, audience string) (string, error) {
+	now := x.now()
+	key := exchangeKey{sha256.Sum256([]byte(subjectToken)), audience}
+	x.mu.Lock()
+	if e, ok := x.cache[key]; ok && now.Before(e.until) {
+		x.mu.Unlock()
+		return e.token, nil
+	}
+	if x.inflight == nil {
+		x.cache, x.inflight = map[exchangeKey]exchanged{}, map[exchangeKey]*exchangeCall{}
+	}
+	call, busy := x.inflight[key]
+	if !busy {
+		call = &exchangeCall{done: make(chan struct{})}
+		x.inflight[key] = call
+	}
+	x.mu.Unlock()
+	if busy {
+		select {
+		case <-call.done:
+			return call.token, call.err
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
+	// The exchange outlives a caller that gives up: others may wait on it.
+	tok, until, err := x.post(context.WithoutCancel(ctx), subjectToken, audience)
+	call.token, call.err = tok, err
+	x.mu.Lock()
+	delete(x.inflight, key)
+	if now := x.now(); err == nil && until.After(now) {
+		if len(x.cache) >= maxExchanged {
+			for k, e := range x.cache {
+				if !now.Before(e.until) {
+					delete(x.cache, k)
+				}
+			}
+			if len(x.cache) >= maxExchanged {
+				clear(x.cache)
+			}
+		}
+		x.cache[key] = exchanged{token: tok, until: until}
+	}
+	x.mu.Unlock()
+	close(call.done)
+	return tok, err
+}
+
+func (x *Exchanger) now() time.Time {
+	if x.Now != nil {
+		return x.Now()
+	}
+	return time.Now()
+}
+
+var defaultClient = &http.Client{Timeout: 10 * time.Second}
+
+// post performs one exchange; the token may be reused until its lifetime
+// less a tenth (at most a minute) has passed.
+func (x *Exchanger) post(ctx context.Context, subject, audience string) (string, time.Time, error) {
+	c := x.Credentials
+	if c.TokenURL == "" || c.ClientID == "" {
+		return "", time.Time{}, errors.New("sdk: exchange: no client credentials")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	form := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "subject_token": {subject},
+		"subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"}, "audience": {audience}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.TokenURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("sdk: exchange: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(c.ClientID), url.QueryEscape(c.ClientSecret)) // RFC 6749 §2.3.1
+	if id := RequestID(ctx); id != "" {
+		req.Header.Set("X-Request-Id", id)
+	}
+	hc := x.HTTPClient
+	if hc == nil {
+		hc = defaultClient
+	}
+	start := x.now()
+	resp, err := hc.Do(req)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("sdk: exchange: %w", err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		AccessToken      string `json:"access_token"`
+		ExpiresIn        int64  `json:"expires_in"`
+		Error            string `json:"error"`
+		ErrorDescription string `json:"error_description"`
+	}
+	derr := json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 64<<10)).Decode(&body)
+	if resp.StatusCode != http.StatusOK || derr != nil || body.AccessToken == "" {
+		return "", time.Time{}, &ExchangeError{Status: resp.StatusCode, Code: body.Error, Description: body.ErrorDescription}
+	}
+	life := time.Duration(body.ExpiresIn) * time.Second
+	return body.AccessToken, start.Add(life - min(life/10, time.Minute)), nil
+}

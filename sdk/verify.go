@@ -1,0 +1,162 @@
+package sdk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/writ-id/writ/internal/jwks"
+	"github.com/writ-id/writ/internal/token"
+)
+
+// Config configures a Verifier.
+type Config struct {
+	// Issuer is the user pool's issuer URL (<idp public_url>/<pool id>);
+	// its keys are found through <Issuer>/.well-known/openid-configuration.
+	Issuer string
+	// Audiences this service accepts, matched against aud, or against
+	// client_id when the token has no aud (API Gateway's rule). Empty
+	// accepts any audience: set it.
+	Audiences []string
+	// TokenUse lists the accepted token_use values; default ["access"].
+	TokenUse []string
+	// Scopes every request must carry (all of them).
+	Scopes []string
+	// Skew allowed on exp/nbf/iat; default 30s.
+	Skew time.Duration
+	// HTTPClient fetches discovery and JWKS; default a 10s-timeout client.
+	HTTPClient *http.Client
+	// CacheSize bounds the verified-token cache; default 100,000 tokens,
+	// negative disables it.
+	CacheSize int
+}
+
+// Verifier verifies tokens of one issuer offline. It is safe for
+// concurrent use.
+type Verifier struct {
+	v    *jwks.Verifier
+	req  token.Requirements
+	stop context.CancelFunc
+}
+
+// NewVerifier returns a Verifier and starts refreshing the issuer's keys
+// in the background until Close.
+func NewVerifier(cfg Config) *Verifier {
+	if len(cfg.TokenUse) == 0 {
+		cfg.TokenUse = []string{"access"}
+	}
+	v := jwks.NewVerifier(strings.TrimRight(cfg.Issuer, "/"), jwks.VerifierOptions{
+		Options: jwks.Options{Client: cfg.HTTPClient}, Skew: cfg.Skew, CacheSize: cfg.CacheSize})
+	ctx, stop := context.WithCancel(context.Background())
+	v.Remote().Start(ctx)
+	return &Verifier{v: v, stop: stop,
+		req: token.Requirements{TokenUse: cfg.TokenUse, Audiences: cfg.Audiences, Scopes: cfg.Scopes}}
+}
+
+// Close stops the background key refresh.
+func (v *Verifier) Close() { v.stop() }
+
+// Kinds of refusal: every error Verify returns is an *Error wrapping one
+// of them.
+var (
+	// ErrUnauthorized: the token is missing or not acceptable (HTTP 401).
+	ErrUnauthorized = errors.New("sdk: unauthorized")
+	// ErrForbidden: a required scope is missing (HTTP 403).
+	ErrForbidden = errors.New("sdk: forbidden")
+)
+
+// Error is a refusal by Verify: what to answer (RFC 6750) and, apart, the
+// cause, which is for logs only.
+type Error struct {
+	// Status is 401 or 403.
+	Status int
+	// Code is the RFC 6750 error code: invalid_token or insufficient_scope.
+	Code string
+	// Description is safe to show the caller (error_description).
+	Description string
+	// Err is the cause.
+	Err error
+}
+
+func (e *Error) Error() string { return "sdk: " + e.Description + ": " + e.Err.Error() }
+
+// Unwrap returns the kind (ErrUnauthorized or ErrForbidden) and the cause.
+func (e *Error) Unwrap() []error {
+	if e.Status == http.StatusForbidden {
+		return []error{ErrForbidden, e.Err}
+	}
+	return []error{ErrUnauthorized, e.Err}
+}
+
+func unauthorized(desc string, cause error) *Error {
+	return &Error{Status: http.StatusUnauthorized, Code: "invalid_token", Description: desc, Err: cause}
+}
+
+// Verify checks raw (a bare token, without "Bearer ") and returns the
+// identity it carries, or an *Error.
+func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
+	if raw == "" {
+		return nil, unauthorized("no token", errors.New("no token"))
+	}
+	c, err := v.v.Verify(ctx, raw)
+	if err != nil {
+		return nil, unauthorized(describe(err), err)
+	}
+	if err := v.req.Check(c); err != nil {
+		switch {
+		case errors.Is(err, token.ErrScope):
+			return nil, &Error{Status: http.StatusForbidden, Code: "insufficient_scope", Description: "the token lacks a required scope", Err: err}
+		case errors.Is(err, token.ErrAudience):
+			return nil, unauthorized("the token does not have a valid audience", err)
+		}
+		return nil, unauthorized("the token's token_use is not accepted here", err)
+	}
+	return &Identity{Subject: c.Subject, Username: c.User(), ClientID: c.ClientID, Audience: c.Audience,
+		Scopes: c.Scopes(), ActorChain: c.Act.Chain(), Claims: c.Raw, Token: raw}, nil
+}
+
+// describe is the public reason for a refusal (error_description).
+func describe(err error) string {
+	switch {
+	case errors.Is(err, token.ErrExpired):
+		return "the token has expired"
+	case errors.Is(err, token.ErrNotYetValid):
+		return "the token is not valid yet"
+	case errors.Is(err, token.ErrIssuer):
+		return "the token has the wrong issuer"
+	case errors.Is(err, token.ErrUnknownKey), errors.Is(err, token.ErrSignature), errors.Is(err, token.ErrAlgorithm):
+		return "the token signature could not be verified"
+	}
+	return "the token is malformed"
+}
+
+// Middleware verifies the bearer token of every request (the
+// Authorization header, with or without the "Bearer " prefix) and puts the
+// Identity, the request's X-Request-Id and its traceparent in the request
+// context. It answers refusals itself, as the gateway does: 401 with
+// WWW-Authenticate: Bearer error="invalid_token", or 403 with
+// error="insufficient_scope", and a {"message": …} body.
+func (v *Verifier) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw := strings.TrimSpace(r.Header.Get("Authorization"))
+		if len(raw) > 7 && strings.EqualFold(raw[:7], "bearer ") {
+			raw = strings.TrimSpace(raw[7:])
+		}
+		id, err := v.Verify(r.Context(), raw)
+		if err != nil {
+			e := err.(*Error)
+			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer error=%q, error_description=%q`, e.Code, e.Description))
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(e.Status)
+			fmt.Fprintf(w, `{"message":%s}`, strconv.Quote(http.StatusText(e.Status)))
+			return
+		}
+		ctx := NewContext(r.Context(), id)
+		ctx = WithRequest(ctx, r.Header.Get("X-Request-Id"), r.Header.Get("traceparent"))
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
