@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/writ-id/writ/internal/audit"
@@ -34,8 +35,9 @@ type Options struct {
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Transport reaches upstreams, JWKS and the token endpoint; default
-	// NewTransport().
-	Transport http.RoundTripper
+	// NewTransport(). Routes get clones with their timeout as the
+	// transport's ResponseHeaderTimeout.
+	Transport *http.Transport
 }
 
 // NewTransport returns the transport the gateway uses by default: a large
@@ -61,7 +63,6 @@ type Gateway struct {
 	table       *table
 	authorizers map[string]*authorizer
 	functions   map[string]*function
-	proxy       *httputil.ReverseProxy
 	exchanger   *sdk.Exchanger // nil without gateway.client
 	opts        Options
 	stop        context.CancelFunc
@@ -103,7 +104,30 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 			Credentials: sdk.ClientCredentials{TokenURL: strings.TrimRight(opts.IDPURL, "/") + "/" + gc.UserPool + "/oauth2/token",
 				ClientID: gc.ClientID, ClientSecret: gc.Secret.Reveal()}}
 	}
+	proxies := map[time.Duration]*httputil.ReverseProxy{}
 	for _, r := range t.routes {
+		if r.cfg.Upstream != "" {
+			// One proxy (and idle pool) per distinct timeout, which bounds
+			// the wait for the upstream's response headers, not the body:
+			// a long download or event stream is not cut.
+			if proxies[r.cfg.Timeout] == nil {
+				tr := opts.Transport.Clone()
+				tr.ResponseHeaderTimeout = r.cfg.Timeout
+				proxies[r.cfg.Timeout] = &httputil.ReverseProxy{
+					Transport: tr,
+					// FlushInterval 0: ReverseProxy flushes at once for
+					// responses of unknown length and for text/event-stream,
+					// and otherwise streams the body through its buffer as it
+					// arrives. (-1 would add a timer and a flush to every
+					// response.)
+					Rewrite:        g.rewrite,
+					ModifyResponse: g.modifyResponse,
+					ErrorHandler:   g.upstreamError,
+					BufferPool:     copyBuffers,
+				}
+			}
+			r.proxy = proxies[r.cfg.Timeout]
+		}
 		if r.cfg.Authorizer != "" && g.authorizers[r.cfg.Authorizer] == nil {
 			return fail(fmt.Errorf("gateway: route %q: no authorizer %q", r.key, r.cfg.Authorizer))
 		}
@@ -126,16 +150,6 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 		if r.cfg.Function != "" && g.functions[r.cfg.Function] == nil {
 			return fail(fmt.Errorf("gateway: route %q: no function %q", r.key, r.cfg.Function))
 		}
-	}
-	g.proxy = &httputil.ReverseProxy{
-		Transport: opts.Transport,
-		// FlushInterval 0: ReverseProxy flushes at once for responses of
-		// unknown length and for text/event-stream, and otherwise streams the
-		// body through its buffer as it arrives. (-1 would add a timer and a
-		// flush to every response.)
-		Rewrite:        g.rewrite,
-		ModifyResponse: g.modifyResponse,
-		ErrorHandler:   g.upstreamError,
 	}
 	return g, nil
 }
@@ -252,13 +266,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.invokeFunction(w, r.WithContext(ctx), g.functions[rt.cfg.Function], rt, params, claims, reqID)
 		return
 	}
-	pctx := context.WithValue(ctx, ctxKey{}, f)
-	if rt.cfg.Timeout > 0 {
-		var cancel context.CancelFunc
-		pctx, cancel = context.WithTimeout(pctx, rt.cfg.Timeout)
-		defer cancel()
-	}
-	g.proxy.ServeHTTP(w, r.WithContext(pctx))
+	rt.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, ctxKey{}, f)))
 }
 
 func (g *Gateway) invokeFunction(w http.ResponseWriter, r *http.Request, fn *function, rt *route, params map[string]string, c *token.Claims, reqID string) {
@@ -354,7 +362,8 @@ func (g *Gateway) modifyResponse(resp *http.Response) error {
 
 func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	status := http.StatusBadGateway
-	if errors.Is(err, context.DeadlineExceeded) {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() { // no response headers within the route's timeout
 		status = http.StatusGatewayTimeout
 	}
 	if !errors.Is(err, context.Canceled) {
@@ -364,6 +373,17 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 }
 
 var _ http.Handler = (*Gateway)(nil)
+
+// copyBuffers recycles the buffers ReverseProxy copies response bodies
+// through (32 KiB each, otherwise allocated per response).
+var copyBuffers httputil.BufferPool = bufferPool{}
+
+type bufferPool struct{}
+
+var buffers = sync.Pool{New: func() any { return new([32 << 10]byte) }}
+
+func (bufferPool) Get() []byte  { return buffers.Get().(*[32 << 10]byte)[:] }
+func (bufferPool) Put(b []byte) { buffers.Put((*[32 << 10]byte)(b)) }
 
 // provision prepares a route's upstream URL, rate limiter and CORS policy.
 func (r *route) provision(now func() time.Time) error {

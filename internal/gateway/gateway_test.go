@@ -74,14 +74,18 @@ func start(t *testing.T) *fx {
 	return f
 }
 
-// startWithUpstream runs writ with every upstream route pointing at u.
+// startWithUpstream runs writ with every upstream route pointing at u (and
+// without the reference configuration's function, which is not built here).
 func startWithUpstream(t testing.TB, u string) *fx {
 	env := apptest.Start(t, func(c *config.Config) {
-		for i := range c.Gateway.Routes {
-			if c.Gateway.Routes[i].Upstream != "" {
-				c.Gateway.Routes[i].Upstream = u
+		routes := c.Gateway.Routes[:0]
+		for _, r := range c.Gateway.Routes {
+			if r.Upstream != "" {
+				r.Upstream = u
+				routes = append(routes, r)
 			}
 		}
+		c.Gateway.Routes, c.Gateway.Functions = routes, nil
 	})
 	p, _ := env.App.Pools.Pool(poolID)
 	return &fx{Env: env, t: t, gw: env.App.URL(app.Gateway), pool: p}

@@ -246,8 +246,17 @@ func TestStreamingAndHeaders(t *testing.T) {
 	}
 }
 
-func TestUpstreamFailures(t *testing.T) {
+// TestUpstreamTimeouts: a route's timeout bounds the wait for the
+// upstream's response headers (504), not a response that streams longer.
+func TestUpstreamTimeouts(t *testing.T) {
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/long" {
+			w.Write([]byte("start "))
+			w.(http.Flusher).Flush()
+			time.Sleep(600 * time.Millisecond)
+			w.Write([]byte("end"))
+			return
+		}
 		select {
 		case <-time.After(5 * time.Second):
 		case <-r.Context().Done():
@@ -260,6 +269,7 @@ func TestUpstreamFailures(t *testing.T) {
 	env := apptest.Start(t, func(c *config.Config) {
 		c.Gateway.Routes = append(c.Gateway.Routes,
 			config.Route{Route: "GET /slow", Upstream: slow.URL, Timeout: 200 * time.Millisecond, Propagate: "forward"},
+			config.Route{Route: "GET /long", Upstream: slow.URL, Timeout: 200 * time.Millisecond, Propagate: "forward"},
 			config.Route{Route: "GET /dead", Upstream: deadURL, Propagate: "forward"})
 	})
 	f := &fx{Env: env, t: t, gw: env.App.URL(app.Gateway)}
@@ -269,6 +279,15 @@ func TestUpstreamFailures(t *testing.T) {
 	}
 	if resp := f.do("GET", "/dead", "", nil); resp.StatusCode != 502 {
 		t.Errorf("unreachable upstream: %d", resp.StatusCode)
+	}
+	resp, err := http.Get(f.gw + "/long")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "start end" || err != nil {
+		t.Errorf("a response streaming past the timeout: %d %q %v", resp.StatusCode, body, err)
 	}
 }
 

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"net/http/httputil"
 	"net/url"
 	"slices"
 	"sort"
@@ -30,9 +31,10 @@ type route struct {
 	method string // GET, … or ANY
 	segs   []segment
 
-	upstream *url.URL // nil for functions
-	limit    *limiter // nil: no rate limit
-	cors     *cors    // nil: no CORS
+	upstream *url.URL               // nil for functions
+	proxy    *httputil.ReverseProxy // nil for functions
+	limit    *limiter               // nil: no rate limit
+	cors     *cors                  // nil: no CORS
 }
 
 func compileRoute(rc *config.Route) (*route, error) {
