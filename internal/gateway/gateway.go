@@ -263,13 +263,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	g.record(ctx, rt, claims, audit.Allow, "")
 	if rt.cfg.Function != "" {
-		g.invokeFunction(w, r.WithContext(ctx), g.functions[rt.cfg.Function], rt, params, claims, reqID)
+		g.invokeFunction(w, r.WithContext(ctx), g.functions[rt.cfg.Function], rt, params, claims, reqID, trace)
 		return
 	}
 	rt.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, ctxKey{}, f)))
 }
 
-func (g *Gateway) invokeFunction(w http.ResponseWriter, r *http.Request, fn *function, rt *route, params map[string]string, c *token.Claims, reqID string) {
+func (g *Gateway) invokeFunction(w http.ResponseWriter, r *http.Request, fn *function, rt *route, params map[string]string, c *token.Claims, reqID, trace string) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		writeMessage(w, http.StatusRequestEntityTooLarge, "Request Entity Too Large")
@@ -281,7 +281,7 @@ func (g *Gateway) invokeFunction(w http.ResponseWriter, r *http.Request, fn *fun
 		writeMessage(w, http.StatusInternalServerError, "Internal Server Error")
 		return
 	}
-	res, err := fn.invoke(r.Context(), event)
+	res, err := fn.invoke(r.Context(), event, trace)
 	switch {
 	case errors.Is(err, errTimeout):
 		writeMessage(w, http.StatusGatewayTimeout, "Endpoint request timed out")

@@ -45,6 +45,7 @@ type invocation struct {
 	id       string
 	event    []byte
 	deadline time.Time
+	trace    string // Lambda-Runtime-Trace-Id
 	done     chan invocationResult
 }
 
@@ -226,7 +227,7 @@ func (w *worker) next(rw http.ResponseWriter, r *http.Request) {
 	h.Set("Lambda-Runtime-Aws-Request-Id", inv.id)
 	h.Set("Lambda-Runtime-Deadline-Ms", strconv.FormatInt(inv.deadline.UnixMilli(), 10))
 	h.Set("Lambda-Runtime-Invoked-Function-Arn", w.f.arn())
-	h.Set("Lambda-Runtime-Trace-Id", "Root=1-"+strconv.FormatInt(time.Now().Unix(), 16)+"-"+strings.ReplaceAll(inv.id, "-", "")[:24]+";Sampled=0") // inv.id is a UUID we made
+	h.Set("Lambda-Runtime-Trace-Id", inv.trace)
 	h.Set("Content-Type", "application/json")
 	rw.Write(inv.event)
 }
@@ -269,25 +270,56 @@ func (w *worker) initError(rw http.ResponseWriter, r *http.Request) {
 
 var errTimeout = errors.New("gateway: function timed out")
 
-// invoke queues event and waits for its result or the timeout, killing the
-// process that holds a timed-out invocation.
-func (f *function) invoke(ctx context.Context, event []byte) (invocationResult, error) {
-	inv := &invocation{id: audit.NewRequestID(), event: event, deadline: time.Now().Add(f.cfg.Timeout), done: make(chan invocationResult, 1)}
+// xrayTrace formats a W3C traceparent as the X-Ray trace header Lambda
+// gives functions (Lambda-Runtime-Trace-Id, _X_AMZN_TRACE_ID): the same
+// 128-bit trace id (1-<8 hex>-<24 hex>), the span as Parent.
+func xrayTrace(traceparent string) string {
+	sampled := "0"
+	if traceparent[54] == '1' {
+		sampled = "1"
+	}
+	return "Root=1-" + traceparent[3:11] + "-" + traceparent[11:35] + ";Parent=" + traceparent[36:52] + ";Sampled=" + sampled
+}
+
+// invoke queues event and waits for its result or the function's timeout.
+// A process that holds a timed-out invocation is killed (and restarted).
+// When ctx ends first (the caller went away) invoke returns at once, and
+// the invocation runs on, still bounded by the timeout, so that a warm
+// process is not killed for a caller's impatience.
+func (f *function) invoke(ctx context.Context, event []byte, traceparent string) (invocationResult, error) {
+	inv := &invocation{id: audit.NewRequestID(), event: event, deadline: time.Now().Add(f.cfg.Timeout),
+		trace: xrayTrace(traceparent), done: make(chan invocationResult, 1)}
 	timer := time.NewTimer(f.cfg.Timeout)
-	defer timer.Stop()
 	select {
 	case f.queue <- inv:
 	case <-timer.C:
 		return invocationResult{}, errTimeout // no worker took it in time
 	case <-ctx.Done():
+		timer.Stop()
 		return invocationResult{}, ctx.Err()
 	}
 	select {
 	case res := <-inv.done:
+		timer.Stop()
 		return res, nil
 	case <-timer.C:
+		f.kill(inv)
+		return invocationResult{}, errTimeout
 	case <-ctx.Done():
+		go func() {
+			select {
+			case <-inv.done:
+				timer.Stop()
+			case <-timer.C:
+				f.kill(inv)
+			}
+		}()
+		return invocationResult{}, ctx.Err()
 	}
+}
+
+// kill kills the process working on inv, if one still is.
+func (f *function) kill(inv *invocation) {
 	for _, w := range f.workers {
 		w.mu.Lock()
 		if w.current == inv {
@@ -296,10 +328,6 @@ func (f *function) invoke(ctx context.Context, event []byte) (invocationResult, 
 		}
 		w.mu.Unlock()
 	}
-	if ctx.Err() != nil {
-		return invocationResult{}, ctx.Err()
-	}
-	return invocationResult{}, errTimeout
 }
 
 func (f *function) close() {

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -44,6 +45,7 @@ func TestLambdaFunctions(t *testing.T) {
 		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 		req.Header.Set("Cookie", "a=1; b=2")
 		req.Header.Set("X-Request-Id", "req-fn-1")
+		req.Header.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -59,6 +61,7 @@ func TestLambdaFunctions(t *testing.T) {
 	var out struct {
 		Event events.APIGatewayV2HTTPRequest
 		Pid   int
+		Trace string
 	}
 	if err := json.Unmarshal(body, &out); err != nil {
 		t.Fatal(err)
@@ -70,6 +73,10 @@ func TestLambdaFunctions(t *testing.T) {
 		ev.PathParameters["proxy"] != "a/b" || ev.QueryStringParameters["y"] != "2" || len(ev.Cookies) != 2 ||
 		!strings.HasPrefix(ev.Headers["authorization"], "Bearer ") {
 		t.Errorf("event: %+v", ev)
+	}
+	// The caller's trace continues in the function (as X-Ray's header).
+	if !strings.HasPrefix(out.Trace, "Root=1-4bf92f35-77b34da6a3ce929d0e0e4736;Parent=") || !strings.HasSuffix(out.Trace, ";Sampled=1") {
+		t.Errorf("function trace %q", out.Trace)
 	}
 	if jwt.Claims["username"] != "alice" || jwt.Claims["cognito:groups"] != "[staff]" || jwt.Claims["exp"] == "" || strings.Contains(jwt.Claims["exp"], "e+") ||
 		len(jwt.Scopes) != 2 {
@@ -106,8 +113,34 @@ func TestLambdaFunctions(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// A caller that gives up does not cost the warm process: it finishes
+	// the invocation and serves the next one.
+	_, body = call("GET", "/fn/ok", nil)
+	json.Unmarshal(body, &out)
+	pids := map[int]bool{out.Pid: true}
+	for i := 0; i < 10; i++ {
+		_, body = call("GET", "/fn/ok", nil)
+		json.Unmarshal(body, &out)
+		pids[out.Pid] = true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	req, _ := http.NewRequestWithContext(ctx, "GET", f.gw+"/fn/nap", nil)
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	if _, err := http.DefaultClient.Do(req); err == nil {
+		t.Error("the impatient request completed")
+	}
+	cancel()
+	time.Sleep(700 * time.Millisecond)
+	for i := 0; i < 4; i++ {
+		_, body = call("GET", "/fn/ok", nil)
+		json.Unmarshal(body, &out)
+		if !pids[out.Pid] {
+			t.Errorf("a new process (pid %d) after a caller gave up; warm ones were %v", out.Pid, pids)
+		}
+	}
+
 	// Without a token the function is never invoked.
-	req, _ := http.NewRequest("GET", f.gw+"/fn/x", nil)
+	req, _ = http.NewRequest("GET", f.gw+"/fn/x", nil)
 	r, _ := http.DefaultClient.Do(req)
 	r.Body.Close()
 	if r.StatusCode != 401 {

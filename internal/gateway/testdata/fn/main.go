@@ -24,6 +24,8 @@ func handle(ctx context.Context, raw json.RawMessage) (any, error) {
 	switch {
 	case strings.HasSuffix(req.RawPath, "/sleep"):
 		time.Sleep(10 * time.Second)
+	case strings.HasSuffix(req.RawPath, "/nap"):
+		time.Sleep(500 * time.Millisecond)
 	case strings.HasSuffix(req.RawPath, "/crash"):
 		os.Exit(3)
 	case strings.HasSuffix(req.RawPath, "/fail"):
@@ -34,7 +36,7 @@ func handle(ctx context.Context, raw json.RawMessage) (any, error) {
 		return events.APIGatewayV2HTTPResponse{StatusCode: 201, Body: base64.StdEncoding.EncodeToString([]byte{0, 1, 2, 255}), IsBase64Encoded: true,
 			Headers: map[string]string{"Content-Type": "application/octet-stream"}}, nil
 	}
-	b, _ := json.Marshal(map[string]any{"event": req, "pid": os.Getpid()})
+	b, _ := json.Marshal(map[string]any{"event": req, "pid": os.Getpid(), "trace": os.Getenv("_X_AMZN_TRACE_ID")})
 	return events.APIGatewayV2HTTPResponse{StatusCode: 200, Headers: map[string]string{"Content-Type": "application/json", "X-Fn": "yes"}, Body: string(b)}, nil
 }
 
