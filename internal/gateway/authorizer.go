@@ -42,7 +42,9 @@ func bearer(r *http.Request) string {
 	return h
 }
 
-// authorize verifies raw for a route requiring scopes.
+// authorize verifies raw for a route requiring scopes. A token refused
+// only for a missing scope (403) still names its caller: the claims are
+// returned with the error, for the audit trail.
 func (a *authorizer) authorize(ctx context.Context, raw string, scopes []string) (*token.Claims, *authError) {
 	if raw == "" {
 		return nil, unauthorized("no token")
@@ -58,7 +60,7 @@ func (a *authorizer) authorize(ctx context.Context, raw string, scopes []string)
 	case errors.Is(err, token.ErrAudience):
 		return nil, unauthorized("the token does not have a valid audience")
 	case errors.Is(err, token.ErrScope):
-		return nil, &authError{status: http.StatusForbidden, code: "insufficient_scope",
+		return c, &authError{status: http.StatusForbidden, code: "insufficient_scope",
 			description: "the token lacks a required scope", scope: strings.Join(scopes, " ")}
 	}
 	return c, nil

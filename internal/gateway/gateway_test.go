@@ -24,6 +24,7 @@ import (
 	"github.com/writ-id/writ/internal/app"
 	"github.com/writ-id/writ/internal/apptest"
 	"github.com/writ-id/writ/internal/config"
+	"github.com/writ-id/writ/internal/store"
 	"github.com/writ-id/writ/internal/token"
 	"github.com/writ-id/writ/internal/userpool"
 )
@@ -358,5 +359,36 @@ func TestKeyRotationUnderLoad(t *testing.T) {
 	}
 	if refused.Load() != 0 || sent.Load() < 20 {
 		t.Fatalf("%d of %d valid requests refused during rotation", refused.Load(), sent.Load())
+	}
+}
+
+// TestDecisionsAreAudited: each allow and deny is an audit event under the
+// request's id, with the caller and, for denials, the public reason.
+func TestDecisionsAreAudited(t *testing.T) {
+	f := start(t)
+	ctx := context.Background()
+	tok := f.issue("demo-web", "alice", "openid")
+	f.do("GET", "/orders/1", "Bearer "+tok.AccessToken, map[string]string{"X-Request-Id": "audit-403"})
+	f.do("GET", "/orders/1", "Bearer garbage", map[string]string{"X-Request-Id": "audit-401"})
+	f.do("PUT", "/files/x", "Bearer "+tok.AccessToken, map[string]string{"X-Request-Id": "audit-200"})
+	f.App.Core.Audit.Flush(ctx)
+	for id, want := range map[string]string{
+		"audit-403": "deny GET /orders/{id} alice the token lacks a required scope",
+		"audit-401": "deny GET /orders/{id}  the token is malformed",
+		"audit-200": "allow ANY /files/{proxy+} alice ",
+	} {
+		evs, err := f.App.Core.Store.ListAudit(ctx, store.AuditFilter{RequestID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range evs {
+			if e.Component == "gateway" {
+				got = append(got, e.Outcome+" "+e.Action+" "+e.Username+" "+e.Reason)
+			}
+		}
+		if len(got) != 1 || got[0] != want {
+			t.Errorf("%s: gateway events %q, want %q", id, got, want)
+		}
 	}
 }
