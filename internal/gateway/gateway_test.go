@@ -24,6 +24,7 @@ import (
 	"github.com/writ-id/writ/internal/app"
 	"github.com/writ-id/writ/internal/apptest"
 	"github.com/writ-id/writ/internal/config"
+	"github.com/writ-id/writ/internal/gateway"
 	"github.com/writ-id/writ/internal/store"
 	"github.com/writ-id/writ/internal/token"
 	"github.com/writ-id/writ/internal/userpool"
@@ -390,5 +391,39 @@ func TestDecisionsAreAudited(t *testing.T) {
 		if len(got) != 1 || got[0] != want {
 			t.Errorf("%s: gateway events %q, want %q", id, got, want)
 		}
+	}
+}
+
+// TestVerifiedTokenCacheNeverOutlivesExp: a token verified (and cached)
+// while valid is refused once it has expired, cache or not.
+func TestVerifiedTokenCacheNeverOutlivesExp(t *testing.T) {
+	f := start(t)
+	gw, err := gateway.New(f.Cfg, gateway.Options{IDPURL: f.App.URL(app.IDP), Now: f.Clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	tok := f.issue("demo-web", "alice", "https://api.demo.local/orders.read")
+	req := func() int {
+		rec := httptest.NewRecorder()
+		r := httptest.NewRequest("GET", "/orders/1", nil)
+		r.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		gw.ServeHTTP(rec, r)
+		return rec.Code
+	}
+	if code := req(); code != 200 || gw.CachedTokens() != 1 {
+		t.Fatalf("first request %d, cached %d", code, gw.CachedTokens())
+	}
+	exp := int64(claimsOf(t, tok.AccessToken)["exp"].(float64))
+	f.Clock.Advance(time.Unix(exp, 0).Sub(f.Clock.Now()) - time.Second)
+	if code := req(); code != 200 {
+		t.Fatalf("a second before exp: %d", code)
+	}
+	f.Clock.Advance(f.Cfg.Gateway.Authorizers[0].Skew + time.Second)
+	if code := req(); code != 401 {
+		t.Fatalf("past exp and skew: %d", code)
+	}
+	if n := f.up.hits.Load(); n != 2 {
+		t.Fatalf("upstream hits %d, want 2", n)
 	}
 }
