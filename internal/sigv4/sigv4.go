@@ -82,6 +82,11 @@ type Result struct {
 	Credentials Credentials
 	Presigned   bool
 	Time        time.Time
+
+	// What an aws-chunked body's chunk signatures chain from.
+	seed  string
+	key   []byte
+	scope string
 }
 
 type parsed struct {
@@ -153,7 +158,7 @@ func (v *Verifier) Verify(r *http.Request) (Result, error) {
 	if !hmac.Equal([]byte(want), []byte(p.signature)) {
 		return Result{}, fail("SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided")
 	}
-	return Result{Credentials: creds, Presigned: p.presigned, Time: p.amzDate}, nil
+	return Result{Credentials: creds, Presigned: p.presigned, Time: p.amzDate, seed: want, key: key, scope: scope}, nil
 }
 
 func (v *Verifier) payloadHash(r *http.Request, p parsed) (string, error) {
