@@ -292,6 +292,9 @@ func (h *Handler) resolve(ctx context.Context, identityID string, logins map[str
 		if !strings.HasPrefix(key, "unauthenticated|") {
 			return nil, nil, notAuthorized("Logins don't match. Please include at least one valid login for this identity or identity pool.")
 		}
+		if !pool.AllowUnauthenticated {
+			return nil, nil, notAuthorized("Unauthenticated access is not supported for this identity pool.")
+		}
 		return pool, nil, nil
 	}
 	if key != ls[0].provider+"|"+ls[0].claims.Subject {
