@@ -293,25 +293,50 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, c *caller, bucke
 			}
 			return nil
 		case http.MethodGet:
+			if q.Has("uploads") {
+				return h.listUploads(w, r, c, bucket, q)
+			}
 			return h.listObjects(w, r, c, bucket, q)
+		case http.MethodDelete:
+			return h.deleteBucket(w, r, c, bucket)
+		case http.MethodPost:
+			if q.Has("delete") {
+				return h.deleteObjects(w, r, c, bucket)
+			}
 		}
 		return s3err(http.StatusMethodNotAllowed, "MethodNotAllowed", "The specified method is not allowed against this resource.")
 	}
 	switch r.Method {
 	case http.MethodPut:
-		if r.Header.Get("X-Amz-Copy-Source") != "" || q.Has("uploadId") || q.Has("partNumber") {
-			return s3err(http.StatusNotImplemented, "NotImplemented", "CopyObject and multipart uploads are not available yet")
+		if q.Has("uploadId") || q.Has("partNumber") {
+			return h.uploadPart(w, r, c, bucket, key, q)
+		}
+		if r.Header.Get("X-Amz-Copy-Source") != "" {
+			return h.copyObject(w, r, c, bucket, key)
 		}
 		if err := h.authorize(ctx, c, "s3:PutObject", bucket, key, nil); err != nil {
 			return err
 		}
 		return h.putObject(w, r, bucket, key)
+	case http.MethodPost:
+		if q.Has("uploads") {
+			return h.createUpload(w, r, c, bucket, key)
+		}
+		if q.Has("uploadId") {
+			return h.completeUpload(w, r, c, bucket, key, q)
+		}
 	case http.MethodGet, http.MethodHead:
+		if r.Method == http.MethodGet && q.Has("uploadId") {
+			return h.listParts(w, r, c, bucket, key, q)
+		}
 		if err := h.authorize(ctx, c, "s3:GetObject", bucket, key, nil); err != nil {
 			return err
 		}
 		return h.getObject(w, r, c, bucket, key)
 	case http.MethodDelete:
+		if q.Has("uploadId") {
+			return h.abortUpload(w, r, c, bucket, key, q)
+		}
 		if err := h.authorize(ctx, c, "s3:DeleteObject", bucket, key, nil); err != nil {
 			return err
 		}

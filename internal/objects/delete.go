@@ -1,0 +1,155 @@
+package objects
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+var errNotEmpty = errors.New("objects: bucket not empty")
+
+// hasBucket reports whether b is an existing bucket. The name is checked
+// first: "." or ".." would name the store's root or the data directory.
+func (d *disk) hasBucket(b string) bool { return validBucket(b) && d.bucketExists(b) }
+
+func errNoSuchBucket() *s3Error {
+	return s3err(http.StatusNotFound, "NoSuchBucket", "The specified bucket does not exist")
+}
+
+func errMalformedXML() *s3Error {
+	return s3err(http.StatusBadRequest, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema")
+}
+
+// deleteBucket serves DeleteBucket: 204, or 409 BucketNotEmpty while the
+// bucket holds an object. Multipart uploads still in progress go with it.
+func (h *Handler) deleteBucket(w http.ResponseWriter, r *http.Request, c *caller, bucket string) error {
+	if err := h.authorize(r.Context(), c, "s3:DeleteBucket", bucket, "", nil); err != nil {
+		return err
+	}
+	switch err := h.disk.deleteBucket(bucket); {
+	case errors.Is(err, errNoBucket):
+		return errNoSuchBucket()
+	case errors.Is(err, errNotEmpty):
+		return &s3Error{status: http.StatusConflict, code: "BucketNotEmpty", message: "The bucket you tried to delete is not empty", resource: "/" + bucket}
+	case err != nil:
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// deleteBucket removes an empty bucket. Under the write lock no object can
+// appear between the check and the removal (a write racing it fails).
+func (d *disk) deleteBucket(b string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.hasBucket(b) {
+		return errNoBucket
+	}
+	dir := d.bucketDir(b)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return err
+		}
+		var m meta
+		if json.Unmarshal(raw, &m) != nil || !strings.HasPrefix(m.Key, ".staging/") {
+			return errNotEmpty // an object (or metadata we cannot read: keep it)
+		}
+	}
+	return os.RemoveAll(dir)
+}
+
+// maxDeleteKeys and maxDeleteBody bound a DeleteObjects request.
+const (
+	maxDeleteKeys = 1000
+	maxDeleteBody = 8 << 20
+)
+
+type deleteRequest struct {
+	XMLName xml.Name `xml:"Delete"`
+	Objects []struct {
+		Key       *string `xml:"Key"`
+		VersionID string  `xml:"VersionId"`
+	} `xml:"Object"`
+	Quiet bool `xml:"Quiet"`
+}
+
+type deletedXML struct {
+	Key string `xml:"Key"`
+}
+
+type deleteErrorXML struct {
+	Key     string `xml:"Key"`
+	Code    string `xml:"Code"`
+	Message string `xml:"Message"`
+}
+
+// deleteObjects serves DeleteObjects (POST /bucket?delete): each key is
+// authorized as s3:DeleteObject on its own, so the keys the policy refuses
+// come back as AccessDenied errors and the others are still deleted.
+func (h *Handler) deleteObjects(w http.ResponseWriter, r *http.Request, c *caller, bucket string) error {
+	if r.Header.Get("Content-MD5") == "" {
+		if alg, _, err := requestChecksum(r); err != nil {
+			return err
+		} else if alg == "" {
+			return s3err(http.StatusBadRequest, "InvalidRequest", "Missing required header for this request: Content-MD5 OR x-amz-checksum-*")
+		}
+	}
+	body, err := readSmall(r, maxDeleteBody, errMalformedXML(), true)
+	if err != nil {
+		return err
+	}
+	var req deleteRequest
+	if err := xml.Unmarshal(body, &req); err != nil || len(req.Objects) == 0 || len(req.Objects) > maxDeleteKeys {
+		return errMalformedXML()
+	}
+	for _, o := range req.Objects {
+		if o.Key == nil || *o.Key == "" {
+			return errMalformedXML()
+		}
+	}
+	if !h.disk.hasBucket(bucket) {
+		return errNoSuchBucket()
+	}
+	res := struct {
+		XMLName xml.Name         `xml:"DeleteResult"`
+		NS      string           `xml:"xmlns,attr"`
+		Deleted []deletedXML     `xml:"Deleted"`
+		Errors  []deleteErrorXML `xml:"Error"`
+	}{NS: s3NS}
+	for _, o := range req.Objects {
+		key := *o.Key
+		var se *s3Error
+		switch {
+		case len(key) > 1024:
+			se = s3err(http.StatusBadRequest, "KeyTooLongError", "Your key is too long")
+		case h.authorize(r.Context(), c, "s3:DeleteObject", bucket, key, nil) != nil:
+			se = errAccessDenied
+		default:
+			if err := h.disk.delete(bucket, key); errors.Is(err, errNoBucket) {
+				se = errNoSuchBucket()
+			} else if err != nil {
+				h.opts.Log.Error("objects: DeleteObjects", "bucket", bucket, "key", key, "err", err)
+				se = s3err(http.StatusInternalServerError, "InternalError", "We encountered an internal error. Please try again.")
+			}
+		}
+		if se != nil {
+			res.Errors = append(res.Errors, deleteErrorXML{Key: key, Code: se.code, Message: se.message})
+		} else if !req.Quiet {
+			res.Deleted = append(res.Deleted, deletedXML{Key: key})
+		}
+	}
+	return writeXML(w, res)
+}
