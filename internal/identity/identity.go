@@ -56,8 +56,8 @@ type Handler struct {
 	cfg       *config.Config
 	opts      Options
 	issuer    string
-	verifiers map[string]*token.Verifier // issuer -> verifier
-	own       *token.Verifier
+	verifiers map[string]*token.CachingVerifier // issuer -> verifier
+	own       *token.CachingVerifier
 	cognito   http.Handler
 	sigv4     *sigv4.Verifier
 	mux       *http.ServeMux
@@ -76,8 +76,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Handler, error
 		return nil, err
 	}
 	bg, stop := context.WithCancel(context.Background())
-	h := &Handler{cfg: cfg, opts: opts, issuer: strings.TrimRight(opts.PublicURL, "/"), verifiers: map[string]*token.Verifier{}, stop: stop}
-	h.own = &token.Verifier{Issuer: h.issuer, Keys: opts.Keys.Pool(keyPool), Now: opts.Now, Skew: 30 * time.Second}
+	h := &Handler{cfg: cfg, opts: opts, issuer: strings.TrimRight(opts.PublicURL, "/"), verifiers: map[string]*token.CachingVerifier{}, stop: stop}
+	// Verified tokens are cached (by hash, never past exp, nor once their
+	// key is withdrawn): SDKs present the same token for every refresh of
+	// their credentials.
+	h.own = token.NewCachingVerifier(token.Verifier{Issuer: h.issuer, Keys: opts.Keys.Pool(keyPool), Now: opts.Now, Skew: 30 * time.Second}, 0)
 	add := func(iss string) {
 		iss = strings.TrimRight(iss, "/")
 		if _, ok := h.verifiers[iss]; ok || iss == h.issuer {
@@ -85,7 +88,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Handler, error
 		}
 		r := jwks.New(iss, jwks.Options{Client: opts.Client, Now: opts.Now})
 		r.Start(bg)
-		h.verifiers[iss] = &token.Verifier{Issuer: iss, Keys: r, Now: opts.Now, Skew: 30 * time.Second}
+		h.verifiers[iss] = token.NewCachingVerifier(token.Verifier{Issuer: iss, Keys: r, Now: opts.Now, Skew: 30 * time.Second}, 0)
 	}
 	for _, ip := range cfg.IdentityPools {
 		for _, p := range ip.Providers {

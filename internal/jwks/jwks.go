@@ -119,8 +119,8 @@ func (r *Remote) VerificationKey(ctx context.Context, kid string) (jose.JSONWebK
 	return jose.JSONWebKey{}, fmt.Errorf("%w %q at %s", ErrUnknownKey, kid, r.issuer)
 }
 
-// has reports whether kid is in the cached key set.
-func (r *Remote) has(kid string) bool {
+// HasKey reports whether kid is in the cached key set.
+func (r *Remote) HasKey(kid string) bool {
 	r.mu.RLock()
 	_, ok := r.keys[kid]
 	r.mu.RUnlock()
