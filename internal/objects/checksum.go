@@ -2,10 +2,14 @@ package objects
 
 import (
 	"crypto/md5"
+	"errors"
+	"strconv"
+
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"github.com/writ-id/writ/internal/sigv4"
 	"hash"
 	"hash/crc32"
 	"hash/crc64"
@@ -87,17 +91,107 @@ type digests struct {
 	shaWant, md5Want        string
 	alg, sumWant, extraAlg  string
 	n                       int64
+
+	// An aws-chunked body: its decoder, the length it must decode to, and
+	// the checksum algorithm its trailer carries ("" for none).
+	chunked    *sigv4.ChunkedReader
+	decodedLen int64
+	trailerAlg string
+}
+
+// hasChunkedEncoding reports whether r's Content-Encoding lists aws-chunked.
+func hasChunkedEncoding(r *http.Request) bool {
+	for _, v := range r.Header.Values("Content-Encoding") {
+		for _, e := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(e), "aws-chunked") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// decodeChunked replaces r's body with the decoder of its aws-chunked
+// payload (mode is the x-amz-content-sha256 value).
+func (d *digests) decodeChunked(r *http.Request, mode string) error {
+	if !sigv4.IsStreaming(mode) {
+		return s3err(http.StatusBadRequest, "InvalidArgument", "Content-Encoding aws-chunked needs a STREAMING-… x-amz-content-sha256")
+	}
+	n, err := strconv.ParseInt(r.Header.Get("X-Amz-Decoded-Content-Length"), 10, 64)
+	if err != nil || n < 0 {
+		return s3err(http.StatusLengthRequired, "MissingContentLength", "You must provide the x-amz-decoded-content-length HTTP header.")
+	}
+	var declared []string
+	for _, v := range r.Header.Values("X-Amz-Trailer") {
+		for _, t := range strings.Split(v, ",") {
+			t = strings.ToLower(strings.TrimSpace(t))
+			if t == "" {
+				continue
+			}
+			alg, ok := strings.CutPrefix(t, "x-amz-checksum-")
+			if !ok || newChecksum(alg) == nil || d.trailerAlg != "" {
+				return s3err(http.StatusBadRequest, "InvalidRequest", "The value specified in the x-amz-trailer header is not supported")
+			}
+			d.trailerAlg = alg
+			declared = append(declared, t)
+		}
+	}
+	if d.trailerAlg == "" && strings.HasSuffix(mode, "-TRAILER") {
+		return s3err(http.StatusBadRequest, "InvalidRequest", "A trailing payload mode needs an x-amz-trailer header")
+	}
+	res, _ := r.Context().Value(verifiedKey{}).(sigv4.Result)
+	c, err := sigv4.NewChunkedReader(r.Body, res, mode, declared)
+	if err != nil {
+		return chunkedError(err)
+	}
+	d.chunked, d.decodedLen = c, n
+	r.Body = io.NopCloser(chunkedBody{c})
+	r.ContentLength = n
+	return nil
+}
+
+// chunkedBody reports decoding errors as S3 errors.
+type chunkedBody struct{ c *sigv4.ChunkedReader }
+
+func (b chunkedBody) Read(p []byte) (int, error) {
+	n, err := b.c.Read(p)
+	if err != nil && err != io.EOF {
+		err = chunkedError(err)
+	}
+	return n, err
+}
+
+// verifiedKey carries a request's verified signature (sigv4.Result) in its
+// context, for the chunk signatures of an aws-chunked body.
+type verifiedKey struct{}
+
+// chunkedError maps an aws-chunked decoding error to S3's.
+func chunkedError(err error) error {
+	var e *sigv4.Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	switch e.Code {
+	case "SignatureDoesNotMatch":
+		return s3err(http.StatusForbidden, e.Code, "The request signature we calculated does not match the signature you provided.")
+	case "NotImplemented":
+		return s3err(http.StatusNotImplemented, e.Code, e.Message)
+	}
+	return s3err(http.StatusBadRequest, e.Code, e.Message)
 }
 
 // newDigests reads the digest headers of r; x-amz-checksum-* only when
 // bodyChecksum (on CompleteMultipartUpload it is the object's, not the
-// body's). Streaming (aws-chunked) bodies are refused here: the object
-// store does not decode them for these operations yet.
+// body's). An aws-chunked body is decoded here: r.Body becomes the decoded
+// payload (chunk signatures checked as it is read), r.ContentLength its
+// declared decoded length, and a checksum may arrive in the trailer.
 func newDigests(r *http.Request, extraAlg string, bodyChecksum bool) (*digests, error) {
 	d := &digests{md5: md5.New(), extraAlg: extraAlg}
 	sha := r.Header.Get("X-Amz-Content-Sha256")
-	if strings.HasPrefix(sha, "STREAMING-") || r.Header.Get("Content-Encoding") == "aws-chunked" {
-		return nil, s3err(http.StatusNotImplemented, "NotImplemented", "aws-chunked bodies are not available for this operation yet; send the body with a SHA-256 or UNSIGNED-PAYLOAD")
+	if sigv4.IsStreaming(sha) || hasChunkedEncoding(r) {
+		if err := d.decodeChunked(r, sha); err != nil {
+			return nil, err
+		}
 	}
 	if len(sha) == 64 {
 		if _, err := hex.DecodeString(sha); err != nil {
@@ -117,8 +211,14 @@ func newDigests(r *http.Request, extraAlg string, bodyChecksum bool) (*digests, 
 		if err != nil {
 			return nil, err
 		}
+		if alg != "" && d.trailerAlg != "" {
+			return nil, s3err(http.StatusBadRequest, "InvalidRequest", "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.")
+		}
 		if alg != "" {
 			d.alg, d.sumWant, d.sum = alg, v, newChecksum(alg)
+		}
+		if d.trailerAlg != "" {
+			d.alg, d.sum = d.trailerAlg, newChecksum(d.trailerAlg)
 		}
 	}
 	if extraAlg != "" {
@@ -142,8 +242,24 @@ type countWriter struct{ n *int64 }
 
 func (c countWriter) Write(p []byte) (int, error) { *c.n += int64(len(p)); return len(p), nil }
 
-// check compares what was read with what the headers announced.
+// check compares what was read with what the headers (and an aws-chunked
+// body's trailer) announced.
 func (d *digests) check() error {
+	if d.chunked != nil {
+		// The whole encoded body must have been read and be well formed.
+		if _, err := d.chunked.Read(make([]byte, 1)); err != io.EOF {
+			if err == nil {
+				return s3err(http.StatusBadRequest, "IncompleteBody", "The request body is longer than x-amz-decoded-content-length")
+			}
+			return chunkedError(err)
+		}
+		if d.chunked.Decoded() != d.decodedLen {
+			return s3err(http.StatusBadRequest, "IncompleteBody", "You did not provide the number of bytes specified by the x-amz-decoded-content-length HTTP header")
+		}
+		if d.trailerAlg != "" && d.sum != nil && d.alg == d.trailerAlg {
+			d.sumWant = d.chunked.Trailer().Get("x-amz-checksum-" + d.trailerAlg)
+		}
+	}
 	if d.sha256 != nil && hex.EncodeToString(d.sha256.Sum(nil)) != d.shaWant {
 		return s3err(http.StatusBadRequest, "XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed.")
 	}

@@ -109,9 +109,10 @@ func TestDeleteBucket(t *testing.T) {
 	if _, err := admin.DeleteBucket(f.ctx, &s3.DeleteBucketInput{Bucket: aws.String("scratch")}); code(err) != "NoSuchBucket" {
 		t.Errorf("delete a missing bucket: %v", err)
 	}
-	// Names that are paths, not buckets, delete nothing.
-	for _, p := range []string{"/..", "/."} {
-		if s, body := f.raw("DELETE", p, nil, nil); s != 404 || !strings.Contains(body, "NoSuchBucket") {
+	// Names that are paths, not buckets, reach nothing.
+	for _, p := range []string{"DELETE /..", "DELETE /.", "GET /../x", "PUT /./x", "GET /.."} {
+		m, path, _ := strings.Cut(p, " ")
+		if s, body := f.raw(m, path, nil, nil); s != 400 || !strings.Contains(body, "InvalidBucketName") {
 			t.Errorf("DELETE %s: %d %s", p, s, body)
 		}
 	}

@@ -2,15 +2,10 @@ package objects
 
 import (
 	"context"
-	"crypto/md5"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"hash"
-	"hash/crc32"
 	"io"
 	"log/slog"
 	"net"
@@ -105,6 +100,7 @@ type caller struct {
 	context iam.MapContext
 	who     string
 	session *sts.Session
+	sig     sigv4.Result
 }
 
 // ServeHTTP authenticates, routes and authorizes one S3 request.
@@ -128,6 +124,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, se, reqID)
 		return
 	}
+	r = r.WithContext(context.WithValue(ctx, verifiedKey{}, c.sig))
 	err = h.route(w, r, c, bucket, key)
 	if err != nil {
 		var se *s3Error
@@ -199,7 +196,7 @@ func (h *Handler) authenticate(r *http.Request) (*caller, error) {
 	for k, v := range sc.Context {
 		cx[k] = v
 	}
-	c := &caller{sets: sc.Sets, context: cx, who: sc.ARN, session: sc.Session}
+	c := &caller{sets: sc.Sets, context: cx, who: sc.ARN, session: sc.Session, sig: res}
 	return c, nil
 }
 
@@ -258,6 +255,10 @@ func (h *Handler) record(ctx context.Context, action, bucket, key string, c *cal
 func (h *Handler) route(w http.ResponseWriter, r *http.Request, c *caller, bucket, key string) error {
 	ctx := r.Context()
 	q := r.URL.Query()
+	if bucket != "" && !validBucket(bucket) {
+		// Also keeps "." and ".." from ever naming a directory.
+		return s3err(http.StatusBadRequest, "InvalidBucketName", "The specified bucket is not valid.")
+	}
 	switch {
 	case bucket == "":
 		if r.Method != http.MethodGet {
@@ -488,30 +489,12 @@ func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, bucket, key 
 	if len(key) > 1024 {
 		return s3err(http.StatusBadRequest, "KeyTooLongError", "Your key is too long")
 	}
-	shaHdr := r.Header.Get("X-Amz-Content-Sha256")
-	if strings.HasPrefix(shaHdr, "STREAMING-") || r.Header.Get("Content-Encoding") == "aws-chunked" {
-		return s3err(http.StatusNotImplemented, "NotImplemented", "aws-chunked uploads are not available yet; send the body with a SHA-256 or UNSIGNED-PAYLOAD")
+	d, err := newDigests(r, "", true)
+	if err != nil {
+		return err
 	}
 	if r.ContentLength > h.maxSize {
 		return s3err(http.StatusBadRequest, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
-	}
-	body := io.LimitReader(r.Body, h.maxSize+1)
-	hashes := map[string]hash.Hash{}
-	if len(shaHdr) == 64 {
-		hashes["sha256"] = sha256.New()
-	}
-	if r.Header.Get("Content-MD5") != "" {
-		hashes["md5"] = md5.New()
-	}
-	if r.Header.Get("X-Amz-Checksum-Crc32") != "" {
-		hashes["crc32"] = crc32.NewIEEE()
-	}
-	var ws []io.Writer
-	for _, hh := range hashes {
-		ws = append(ws, hh)
-	}
-	if len(ws) > 0 {
-		body = io.TeeReader(body, io.MultiWriter(ws...))
 	}
 	m := meta{ContentType: r.Header.Get("Content-Type"), LastModified: h.opts.Now().UTC(), UserMeta: map[string]string{}}
 	for k, vs := range r.Header {
@@ -520,9 +503,9 @@ func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, bucket, key 
 		}
 	}
 	// Write to a staging key first; the object becomes visible only when
-	// every digest has been checked.
+	// every digest (and every chunk signature) has been checked.
 	stage := ".staging/" + audit.NewRequestID()
-	sm, err := h.disk.put(bucket, stage, body, m)
+	sm, err := h.disk.put(bucket, stage, d.wrap(io.LimitReader(r.Body, h.maxSize+1)), m)
 	if errors.Is(err, errNoBucket) {
 		return s3err(http.StatusNotFound, "NoSuchBucket", "The specified bucket does not exist")
 	}
@@ -533,22 +516,16 @@ func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, bucket, key 
 	if sm.Size > h.maxSize {
 		return s3err(http.StatusBadRequest, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
 	}
-	if hh := hashes["sha256"]; hh != nil && hex.EncodeToString(hh.Sum(nil)) != shaHdr {
-		return s3err(http.StatusBadRequest, "XAmzContentSHA256Mismatch", "The provided 'x-amz-content-sha256' header does not match what was computed.")
-	}
-	if hh := hashes["md5"]; hh != nil && base64.StdEncoding.EncodeToString(hh.Sum(nil)) != r.Header.Get("Content-MD5") {
-		return s3err(http.StatusBadRequest, "BadDigest", "The Content-MD5 you specified did not match what we received.")
-	}
-	if hh := hashes["crc32"]; hh != nil && base64.StdEncoding.EncodeToString(hh.Sum(nil)) != r.Header.Get("X-Amz-Checksum-Crc32") {
-		return s3err(http.StatusBadRequest, "BadDigest", "The CRC32 you specified did not match the calculated checksum.")
+	if err := d.check(); err != nil {
+		return err
 	}
 	final, err := h.disk.promote(bucket, stage, key)
 	if err != nil {
 		return err
 	}
 	w.Header().Set("ETag", final.ETag)
-	if c := r.Header.Get("X-Amz-Checksum-Crc32"); c != "" {
-		w.Header().Set("x-amz-checksum-crc32", c)
+	if d.alg != "" {
+		w.Header().Set("x-amz-checksum-"+d.alg, base64.StdEncoding.EncodeToString(d.sum.Sum(nil)))
 	}
 	return nil
 }

@@ -1,0 +1,175 @@
+package objects_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/writ-id/writ/internal/app"
+	"github.com/writ-id/writ/internal/apptest"
+)
+
+// tlsClient is an S3 client that reaches the object store through a
+// TLS-terminating proxy (as behind a load balancer): over HTTPS the SDK
+// sends aws-chunked bodies with trailing checksums. seen records the
+// payload modes the store received.
+func (f *fx) tlsClient(id identity) (*s3.Client, func() []string) {
+	target, _ := url.Parse(f.App.URL(app.Objects))
+	var mu sync.Mutex
+	var modes []string
+	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(target)
+		pr.Out.Host = pr.In.Host // signed
+		mu.Lock()
+		modes = append(modes, pr.In.Header.Get("X-Amz-Content-Sha256"))
+		mu.Unlock()
+	}}
+	srv := httptest.NewTLSServer(rp)
+	f.t.Cleanup(srv.Close)
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(srv.URL, "https://"))
+	tr := srv.Client().Transport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: tr.TLSClientConfig.RootCAs, ServerName: "example.com"}
+	dialer := &net.Dialer{}
+	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return dialer.DialContext(ctx, network, strings.TrimPrefix(srv.URL, "https://"))
+	}
+	c := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String("https://s3.writ.test:" + port), UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(id.ak, id.secret, id.token), HTTPClient: &http.Client{Transport: tr}, RetryMaxAttempts: 1})
+	return c, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]string(nil), modes...)
+	}
+}
+
+// onlyReader hides Seek, so the SDK must stream the body.
+type onlyReader struct{ io.Reader }
+
+// TestAWSChunkedUploadsFromSDK: over HTTPS the SDK's default PutObject and
+// UploadPart send aws-chunked bodies with a trailing checksum; they are
+// decoded, their checksums verified, and the objects read back intact.
+func TestAWSChunkedUploadsFromSDK(t *testing.T) {
+	f := &fx{Env: apptest.Start(t), t: t, ctx: context.Background()}
+	alice := f.credsFor("alice", "Alice-Passw0rd")
+	c, modes := f.tlsClient(alice)
+	prefix := "private/" + alice.id + "/"
+	small := bytes.Repeat([]byte("chunked body "), 10_000) // 130 KB: several chunks
+	for name, in := range map[string]*s3.PutObjectInput{
+		"seekable, default checksum": {Body: bytes.NewReader(small)},
+		"stream, default checksum":   {Body: onlyReader{bytes.NewReader(small)}, ContentLength: aws.Int64(int64(len(small)))},
+		"stream, CRC32C":             {Body: onlyReader{bytes.NewReader(small)}, ContentLength: aws.Int64(int64(len(small))), ChecksumAlgorithm: types.ChecksumAlgorithmCrc32c},
+		"SHA256":                     {Body: bytes.NewReader(small), ChecksumAlgorithm: types.ChecksumAlgorithmSha256},
+		"CRC64NVME":                  {Body: bytes.NewReader(small), ChecksumAlgorithm: types.ChecksumAlgorithmCrc64nvme},
+		"empty":                      {Body: bytes.NewReader(nil)},
+	} {
+		in.Bucket, in.Key = aws.String(bucket), aws.String(prefix+strings.ReplaceAll(name, " ", "-"))
+		want := small
+		if name == "empty" {
+			want = nil
+		}
+		if _, err := c.PutObject(f.ctx, in); err != nil {
+			t.Fatalf("%s: put: %v", name, err)
+		}
+		got, err := c.GetObject(f.ctx, &s3.GetObjectInput{Bucket: in.Bucket, Key: in.Key})
+		if err != nil {
+			t.Fatalf("%s: get: %v", name, err)
+		}
+		b, _ := io.ReadAll(got.Body)
+		got.Body.Close()
+		if !bytes.Equal(b, want) || aws.ToString(got.ContentEncoding) != "" {
+			t.Fatalf("%s: read back %d bytes (content-encoding %q), want %d", name, len(b), aws.ToString(got.ContentEncoding), len(want))
+		}
+	}
+	streaming := 0
+	for _, m := range modes() {
+		if m == "STREAMING-UNSIGNED-PAYLOAD-TRAILER" {
+			streaming++
+		}
+	}
+	if streaming < 3 {
+		t.Fatalf("the SDK sent aws-chunked bodies %d times (modes %v): this test no longer covers them", streaming, modes())
+	}
+	// Multipart through the transfer manager, parts as aws-chunked bodies.
+	data := randomBytes(11*mib, 7)
+	up := manager.NewUploader(c, func(u *manager.Uploader) { u.PartSize = 5 * mib })
+	if _, err := up.Upload(f.ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(prefix + "big"), Body: onlyReader{bytes.NewReader(data)}}); err != nil {
+		t.Fatalf("transfer manager over aws-chunked: %v", err)
+	}
+	got, err := c.GetObject(f.ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(prefix + "big")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(got.Body)
+	got.Body.Close()
+	if !bytes.Equal(b, data) {
+		t.Fatalf("multipart over aws-chunked: read back %d bytes, want %d", len(b), len(data))
+	}
+}
+
+// TestAWSChunkedRefusals: a wrong trailing checksum, a body shorter than
+// its decoded length, or a malformed chunk is refused with S3's error and
+// leaves nothing behind.
+func TestAWSChunkedRefusals(t *testing.T) {
+	f := &fx{Env: apptest.Start(t), t: t, ctx: context.Background()}
+	alice := f.credsFor("alice", "Alice-Passw0rd")
+	prefix := "private/" + alice.id + "/"
+	for name, c := range map[string]struct {
+		body, decodedLen, code string
+	}{
+		"wrong checksum":   {"b\r\nhello world\r\n0\r\nx-amz-checksum-crc32:AAAAAA==\r\n\r\n", "11", "BadDigest"},
+		"short body":       {"b\r\nhello world\r\n0\r\nx-amz-checksum-crc32:DUoRhQ==\r\n\r\n", "12", "IncompleteBody"},
+		"malformed size":   {"zz\r\nhello world\r\n0\r\nx-amz-checksum-crc32:DUoRhQ==\r\n\r\n", "11", "InvalidChunkSizeError"},
+		"cut inside chunk": {"b\r\nhello", "11", "IncompleteBody"},
+	} {
+		key := prefix + strings.ReplaceAll(name, " ", "-")
+		req, _ := http.NewRequest("PUT", f.App.URL(app.Objects)+"/"+bucket+"/"+strings.ReplaceAll(key, ":", "%3A"), strings.NewReader(c.body))
+		req.Header.Set("Content-Encoding", "aws-chunked")
+		req.Header.Set("X-Amz-Content-Sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER")
+		req.Header.Set("X-Amz-Decoded-Content-Length", c.decodedLen)
+		req.Header.Set("X-Amz-Trailer", "x-amz-checksum-crc32")
+		signV4(t, req, alice)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode/100 != 4 || !strings.Contains(string(body), "<Code>"+c.code+"</Code>") {
+			t.Fatalf("%s: %d %s, want %s", name, resp.StatusCode, body, c.code)
+		}
+		cl := f.client(alice.ak, alice.secret, alice.token, true)
+		if _, err := cl.HeadObject(f.ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}); err == nil {
+			t.Fatalf("%s: a refused upload left an object", name)
+		}
+	}
+}
+
+// signV4 signs req as the SDK would, with id's temporary credentials and
+// the payload hash its X-Amz-Content-Sha256 names.
+func signV4(t *testing.T, req *http.Request, id identity) {
+	t.Helper()
+	req.Header.Set("X-Amz-Security-Token", id.token)
+	err := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true }).SignHTTP(context.Background(),
+		aws.Credentials{AccessKeyID: id.ak, SecretAccessKey: id.secret, SessionToken: id.token}, req,
+		req.Header.Get("X-Amz-Content-Sha256"), "s3", "us-east-1", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+}
