@@ -105,7 +105,9 @@ type caller struct {
 
 // ServeHTTP authenticates, routes and authorizes one S3 request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	reqID := strings.ReplaceAll(audit.NewRequestID(), "-", "")[:16]
+	// S3's ids are opaque hex; ours keep all 128 bits (time-ordered, so
+	// the first half alone would collide within a millisecond).
+	reqID := strings.ToUpper(strings.ReplaceAll(audit.NewRequestID(), "-", ""))
 	if v := r.Header.Get("X-Request-Id"); v != "" && len(v) <= 128 && !strings.ContainsAny(v, "\r\n") {
 		reqID = v // the caller's request id, so one request is one id across hops
 	}

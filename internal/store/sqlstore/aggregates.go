@@ -615,7 +615,11 @@ func (c *conn) AppendAudit(ctx context.Context, events []store.AuditEvent) ([]in
 					e.SourceIP, e.PrevHash, e.Hash)
 			}
 			q.WriteString(" RETURNING id")
-			rows, err := c.query(ctx, q.String(), args...)
+			query := c.query
+			if len(chunk) == auditChunk {
+				query = c.queryPrepared // the same text every full chunk: parse it once
+			}
+			rows, err := query(ctx, q.String(), args...)
 			if err != nil {
 				return c.conflictOr(err, "append audit")
 			}

@@ -54,6 +54,7 @@ type DB struct {
 	d       *Dialect
 	writeMu sync.Mutex
 	qcache  sync.Map // query text -> rebound text
+	stmts   sync.Map // query text -> *sql.Stmt (hot statements only)
 }
 
 var _ store.Store = (*DB)(nil)
@@ -198,6 +199,30 @@ func (c *conn) exec(ctx context.Context, query string, args ...any) (sql.Result,
 
 func (c *conn) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	return c.q.QueryContext(ctx, c.rebind(query), args...)
+}
+
+// queryPrepared is query through a statement prepared once per database
+// (and per connection, by database/sql), for hot statements whose parse
+// would cost more than running them.
+func (c *conn) queryPrepared(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	v, ok := c.s.stmts.Load(query)
+	if !ok {
+		st, err := c.s.db.PrepareContext(ctx, c.rebind(query))
+		if err != nil {
+			return nil, err
+		}
+		if old, loaded := c.s.stmts.LoadOrStore(query, st); loaded {
+			st.Close()
+			v = old
+		} else {
+			v = st
+		}
+	}
+	st := v.(*sql.Stmt)
+	if tx, ok := c.q.(*sql.Tx); ok {
+		st = tx.StmtContext(ctx, st)
+	}
+	return st.QueryContext(ctx, args...)
 }
 
 func (c *conn) row(ctx context.Context, query string, args ...any) *sql.Row {
