@@ -13,4 +13,14 @@
 // every service the request crossed. The request id (X-Request-Id) and the
 // W3C traceparent travel with it, so one request keeps one id and one trace
 // across every hop.
+//
+// With an OpenTelemetry tracer provider (Config.TracerProvider, or the
+// global one), Middleware makes a server span per request carrying the
+// caller's identity, and Transport and Exchanger make client spans whose
+// traceparent the next hop continues.
+//
+// An AuditClient sends the service's own audit events (AuditEvent) to
+// writ's trail, POST /audit/events on the identity listener, in batches
+// with a client_credentials token holding AuditScope; LogAuditSink keeps
+// them in the service's log instead.
 package sdk

@@ -11,6 +11,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/writ-id/writ/internal/tracing"
 )
 
 // ClientCredentials are a service's own client, for exchanges.
@@ -150,6 +154,13 @@ func (x *Exchanger) post(ctx context.Context, subject, audience string) (string,
 	if id := RequestID(ctx); id != "" {
 		req.Header.Set("X-Request-Id", id)
 	}
+	status := 0
+	if parent := trace.SpanFromContext(ctx); parent.IsRecording() {
+		sctx, span := tracing.StartClient(ctx, parent.TracerProvider().Tracer(tracing.ScopeName+"/sdk"), "token exchange", req)
+		defer func() { tracing.EndHTTP(span, status, "", false) }()
+		tracing.Inject(sctx, req.Header)
+		req = req.WithContext(sctx)
+	}
 	hc := x.HTTPClient
 	if hc == nil {
 		hc = defaultClient
@@ -160,6 +171,7 @@ func (x *Exchanger) post(ctx context.Context, subject, audience string) (string,
 		return "", time.Time{}, fmt.Errorf("sdk: exchange: %w", err)
 	}
 	defer resp.Body.Close()
+	status = resp.StatusCode
 	var body struct {
 		AccessToken      string `json:"access_token"`
 		ExpiresIn        int64  `json:"expires_in"`

@@ -1,8 +1,14 @@
 package sdk
 
 import (
+	"io"
 	"net/http"
 	"sync"
+
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/writ-id/writ/internal/tracing"
 )
 
 // Transport carries the identity in each outgoing request's context
@@ -12,6 +18,10 @@ import (
 // traceparent of the context (WithRequest, Middleware) are passed on
 // unless the request sets its own. A request whose context has no identity
 // is sent as it is.
+//
+// When the context's OpenTelemetry span records (Middleware's server span,
+// say), each request gets a client span from the same provider, and the
+// traceparent sent names that span.
 type Transport struct {
 	// Base is the underlying transport; default http.DefaultTransport.
 	Base http.RoundTripper
@@ -49,13 +59,59 @@ func (t *Transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	out := r.Clone(r.Context()) // a RoundTripper must not modify the request
 	out.Header.Set("Authorization", "Bearer "+tok)
-	if ri, ok := r.Context().Value(requestKey{}).(requestInfo); ok {
-		if ri.id != "" && out.Header.Get("X-Request-Id") == "" {
-			out.Header.Set("X-Request-Id", ri.id)
-		}
-		if ri.traceparent != "" && out.Header.Get("traceparent") == "" {
-			out.Header.Set("traceparent", ri.traceparent)
-		}
+	ri, _ := r.Context().Value(requestKey{}).(requestInfo)
+	if ri.id != "" && out.Header.Get("X-Request-Id") == "" {
+		out.Header.Set("X-Request-Id", ri.id)
+	}
+	if out.Header.Get("traceparent") != "" {
+		return base.RoundTrip(out)
+	}
+	if parent := trace.SpanFromContext(r.Context()); parent.IsRecording() {
+		return roundTripSpan(base, out, parent.TracerProvider().Tracer(tracing.ScopeName+"/sdk"))
+	}
+	if ri.traceparent != "" {
+		out.Header.Set("traceparent", ri.traceparent)
 	}
 	return base.RoundTrip(out)
+}
+
+// roundTripSpan sends r under a client span, which ends when the response
+// body is read to its end or closed.
+func roundTripSpan(base http.RoundTripper, r *http.Request, tracer trace.Tracer) (*http.Response, error) {
+	ctx, span := tracing.StartClient(r.Context(), tracer, r.Method, r)
+	tracing.Inject(ctx, r.Header)
+	resp, err := base.RoundTrip(r.WithContext(ctx))
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "request failed")
+		span.End()
+		return nil, err
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols { // the body is the connection: keep its io.Writer
+		tracing.EndHTTP(span, resp.StatusCode, "", false)
+		return resp, nil
+	}
+	resp.Body = &spanBody{ReadCloser: resp.Body, end: func() { tracing.EndHTTP(span, resp.StatusCode, resp.Header.Get("X-Request-Id"), false) }}
+	return resp, nil
+}
+
+// spanBody ends a client span when the body is done with.
+type spanBody struct {
+	io.ReadCloser
+	once sync.Once
+	end  func()
+}
+
+func (b *spanBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		b.once.Do(b.end)
+	}
+	return n, err
+}
+
+func (b *spanBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.once.Do(b.end)
+	return err
 }

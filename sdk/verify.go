@@ -9,8 +9,13 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/writ-id/writ/internal/jwks"
 	"github.com/writ-id/writ/internal/token"
+	"github.com/writ-id/writ/internal/tracing"
 )
 
 // Config configures a Verifier.
@@ -33,14 +38,19 @@ type Config struct {
 	// CacheSize bounds the verified-token cache; default 100,000 tokens,
 	// negative disables it.
 	CacheSize int
+	// TracerProvider makes Middleware's server spans (OpenTelemetry);
+	// default otel.GetTracerProvider(), which records nothing until the
+	// service installs a provider.
+	TracerProvider trace.TracerProvider
 }
 
 // Verifier verifies tokens of one issuer offline. It is safe for
 // concurrent use.
 type Verifier struct {
-	v    *jwks.Verifier
-	req  token.Requirements
-	stop context.CancelFunc
+	v      *jwks.Verifier
+	req    token.Requirements
+	tracer trace.Tracer
+	stop   context.CancelFunc
 }
 
 // NewVerifier returns a Verifier and starts refreshing the issuer's keys
@@ -53,7 +63,11 @@ func NewVerifier(cfg Config) *Verifier {
 		Options: jwks.Options{Client: cfg.HTTPClient}, Skew: cfg.Skew, CacheSize: cfg.CacheSize})
 	ctx, stop := context.WithCancel(context.Background())
 	v.Remote().Start(ctx)
-	return &Verifier{v: v, stop: stop,
+	tp := cfg.TracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	return &Verifier{v: v, stop: stop, tracer: tp.Tracer(tracing.ScopeName + "/sdk"),
 		req: token.Requirements{TokenUse: cfg.TokenUse, Audiences: cfg.Audiences, Scopes: cfg.Scopes}}
 }
 
@@ -140,13 +154,27 @@ func describe(err error) string {
 // context. It answers refusals itself, as the gateway does: 401 with
 // WWW-Authenticate: Bearer error="invalid_token", or 403 with
 // error="insufficient_scope", and a {"message": …} body.
+//
+// Each request gets an OpenTelemetry server span (Config.TracerProvider)
+// continuing the caller's traceparent, with the caller's identity as
+// attributes (TraceIdentity) and named after the ServeMux pattern that
+// served it, if any; Transport's client spans are its children.
 func (v *Verifier) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, span := v.tracer.Start(tracing.Extract(r.Context(), r.Header), r.Method, serverKind)
+		if span.IsRecording() {
+			span.SetAttributes(tracing.ServerAttributes(r)...)
+			sw := &tracing.StatusWriter{ResponseWriter: w, Code: http.StatusOK}
+			w = sw
+			defer func() {
+				tracing.EndHTTP(span, sw.Code, r.Header.Get("X-Request-Id"), true)
+			}()
+		}
 		raw := strings.TrimSpace(r.Header.Get("Authorization"))
 		if len(raw) > 7 && strings.EqualFold(raw[:7], "bearer ") {
 			raw = strings.TrimSpace(raw[7:])
 		}
-		id, err := v.Verify(r.Context(), raw)
+		id, err := v.Verify(ctx, raw)
 		if err != nil {
 			e := err.(*Error)
 			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer error=%q, error_description=%q`, e.Code, e.Description))
@@ -155,8 +183,29 @@ func (v *Verifier) Middleware(next http.Handler) http.Handler {
 			fmt.Fprintf(w, `{"message":%s}`, strconv.Quote(http.StatusText(e.Status)))
 			return
 		}
-		ctx := NewContext(r.Context(), id)
+		TraceIdentity(ctx, id)
+		ctx = NewContext(ctx, id)
 		ctx = WithRequest(ctx, r.Header.Get("X-Request-Id"), r.Header.Get("traceparent"))
-		next.ServeHTTP(w, r.WithContext(ctx))
+		r = r.WithContext(ctx)
+		next.ServeHTTP(w, r)
+		if r.Pattern != "" && span.IsRecording() { // set by a ServeMux below
+			name := r.Pattern
+			if !strings.Contains(name, " ") {
+				name = r.Method + " " + name
+			}
+			span.SetName(name)
+			span.SetAttributes(attribute.String("http.route", name[strings.IndexByte(name, ' ')+1:]))
+		}
 	})
+}
+
+var serverKind = trace.WithSpanKind(trace.SpanKindServer)
+
+// TraceIdentity records id on the OpenTelemetry span of ctx (enduser.id,
+// writ.sub, writ.client_id, writ.actor_chain), as Middleware does: call it
+// after Verify where a request is not served through Middleware.
+func TraceIdentity(ctx context.Context, id *Identity) {
+	if id != nil {
+		tracing.SetIdentity(ctx, tracing.Identity{Sub: id.Subject, ClientID: id.ClientID, ActorChain: id.ActorChain})
+	}
 }

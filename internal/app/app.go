@@ -13,7 +13,12 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/writ-id/writ/internal/audit"
+	"github.com/writ-id/writ/internal/auditapi"
 	"github.com/writ-id/writ/internal/cognito"
 	"github.com/writ-id/writ/internal/config"
 	"github.com/writ-id/writ/internal/gateway"
@@ -27,6 +32,8 @@ import (
 	"github.com/writ-id/writ/internal/store/postgres"
 	"github.com/writ-id/writ/internal/store/sqlite"
 	"github.com/writ-id/writ/internal/sts"
+	"github.com/writ-id/writ/internal/tracing"
+	"github.com/writ-id/writ/internal/tracing/export"
 	"github.com/writ-id/writ/internal/userpool"
 )
 
@@ -123,6 +130,12 @@ type App struct {
 	gateway   *gateway.Gateway
 	identity  *identity.Handler
 	objects   *objects.Handler
+	ingest    *auditapi.Handler
+	// Ingested is the audit writer of the events services send to
+	// POST /audit/events on the identity listener: a stream of its own.
+	Ingested *audit.Writer
+	// tp is the tracer provider; nil when tracing is off.
+	tp *sdktrace.TracerProvider
 	// STS issues and opens temporary credentials.
 	STS     *sts.Service
 	metrics *metrics.Metrics
@@ -183,6 +196,16 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	a.Core = core
 	a.metrics = metrics.New()
 	recorder := a.metrics.Audit(core.Audit)
+	if a.tp, err = export.New(cfg.Tracing); err != nil {
+		a.Close(ctx)
+		return nil, err
+	}
+	var tracer trace.Tracer
+	if a.tp != nil {
+		recorder = tracedRecorder{next: recorder}
+		tracer = a.tp.Tracer(tracing.ScopeName)
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing: export failed", "err", err) }))
+	}
 	var mailer userpool.Mailer = userpool.OutboxMailer{Store: core.Store}
 	if cfg.Mail.SMTP != "" {
 		mailer = userpool.SMTPMailer{Addr: cfg.Mail.SMTP, From: cfg.Mail.From, Username: cfg.Mail.Username, Password: cfg.Mail.Password.Reveal()}
@@ -218,9 +241,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 			a.Close(ctx)
 			return nil, err
 		}
+		a.Ingested = audit.NewWriter(core.Store, AuditSigner(core.Master), log)
+		a.ingest = auditapi.New(auditapi.Options{Pools: ingestPools(cfg, idpURL, core.Keys, opts.Now), Recorder: a.Ingested,
+			Flush: a.Ingested.Flush, Log: log, Now: opts.Now})
 	}
 	if a.listeners[Gateway] != nil {
-		gw, err := gateway.New(cfg, gateway.Options{IDPURL: idpURL, Audit: recorder, Log: log, Now: opts.Now})
+		gw, err := gateway.New(cfg, gateway.Options{IDPURL: idpURL, Audit: recorder, Log: log, Now: opts.Now, Tracer: tracer})
 		if err != nil {
 			a.Close(ctx)
 			return nil, err
@@ -239,26 +265,53 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 
 var implemented = map[string]bool{IDP: true, Identity: true, Objects: true, Gateway: true, Ops: true}
 
+// handler is a component's handler, with a server span per request when
+// tracing is on.
 func (a *App) handler(name string) http.Handler {
+	var tp trace.TracerProvider
+	if a.tp != nil && name != Ops { // scrapes and probes are not traced
+		tp = a.tp
+	}
+	op := func(r *http.Request) string { return r.Method }
+	switch name {
+	case IDP:
+		op = idpOperation
+	case Identity:
+		op = identityOperation
+	case Gateway:
+		op = a.gatewayRoute
+	}
+	return tracing.Handler(tp, name, func(r *http.Request) string { return name + " " + op(r) }, a.componentHandler(name, op))
+}
+
+func (a *App) gatewayRoute(r *http.Request) string {
+	if k := a.gateway.RouteKey(r); k != "" {
+		return k
+	}
+	return "unrouted"
+}
+
+func (a *App) componentHandler(name string, op func(*http.Request) string) http.Handler {
 	switch name {
 	case IDP:
 		admin := &cognito.Admin{STS: a.STS, Region: a.Core.Cfg.Region, Account: a.Core.Cfg.Account,
 			Verifier: &sigv4.Verifier{Service: "cognito-idp", Regions: []string{a.Core.Cfg.Region}, Now: a.opts.Now,
 				Source: sts.Source{STS: a.STS, Users: a.Core.Cfg.IAM.Users}}}
-		return a.metrics.Middleware(IDP, idpOperation, IDPHandler(a.Pools, admin, a.Core.Store, a.log, a.opts.Now))
+		return a.metrics.Middleware(IDP, op, IDPHandler(a.Pools, admin, a.Core.Store, a.log, a.opts.Now))
 	case Ops:
 		return a.opsHandler()
 	case Identity:
-		return a.metrics.Middleware(Identity, identityOperation, a.identity)
-	case Objects:
-		return a.metrics.Middleware(Objects, func(r *http.Request) string { return r.Method }, a.objects)
-	case Gateway:
-		return a.metrics.Middleware(Gateway, func(r *http.Request) string {
-			if k := a.gateway.RouteKey(r); k != "" {
-				return k
+		return a.metrics.Middleware(Identity, op, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == auditapi.Path {
+				a.ingest.ServeHTTP(w, r)
+				return
 			}
-			return "unrouted"
-		}, a.gateway)
+			a.identity.ServeHTTP(w, r)
+		}))
+	case Objects:
+		return a.metrics.Middleware(Objects, op, a.objects)
+	case Gateway:
+		return a.metrics.Middleware(Gateway, op, a.gateway)
 	}
 	return http.NotFoundHandler()
 }
@@ -286,6 +339,9 @@ func idpOperation(r *http.Request) string {
 
 // identityOperation names an identity-listener request for metrics.
 func identityOperation(r *http.Request) string {
+	if r.URL.Path == auditapi.Path {
+		return "audit.ingest"
+	}
 	if t := r.Header.Get("X-Amz-Target"); t != "" {
 		if _, op, ok := strings.Cut(t, "."); ok && len(op) < 64 {
 			return op
@@ -430,12 +486,23 @@ func (a *App) Close(ctx context.Context) error {
 	if a.identity != nil {
 		a.identity.Close()
 	}
-	if a.Core == nil {
-		return nil
+	var errs []error
+	if a.tp != nil { // flushes the spans of the requests served
+		if err := a.tp.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("app: tracing: %w", err))
+		}
+		a.tp = nil
 	}
-	err := a.Core.Close(ctx)
+	if a.Ingested != nil {
+		errs = append(errs, a.Ingested.Close(ctx))
+		a.Ingested = nil
+	}
+	if a.Core == nil {
+		return errors.Join(errs...)
+	}
+	errs = append(errs, a.Core.Close(ctx))
 	a.Core = nil
-	return err
+	return errors.Join(errs...)
 }
 
 func (a *App) closeListeners() {

@@ -202,3 +202,30 @@ func TestParseRoute(t *testing.T) {
 		}
 	}
 }
+
+func TestTracing(t *testing.T) {
+	c, err := config.Parse(examples.ReferenceConfig, filepath.Join(t.TempDir(), "w.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Tracing.Endpoint != "" || *c.Tracing.SampleRatio != 1 || c.Tracing.ServiceName != "writ" {
+		t.Errorf("tracing is off by default: %+v", c.Tracing)
+	}
+	t.Setenv("WRIT_T_OTLP_KEY", "k3y")
+	src := string(examples.ReferenceConfig) + "tracing:\n  endpoint: http://127.0.0.1:4318\n  sample_ratio: 0.25\n  headers: { x-api-key: env:WRIT_T_OTLP_KEY }\n"
+	if c, err = config.Parse([]byte(src), filepath.Join(t.TempDir(), "w.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if c.Tracing.Endpoint != "http://127.0.0.1:4318" || *c.Tracing.SampleRatio != 0.25 || c.Tracing.Headers["x-api-key"].Reveal() != "k3y" {
+		t.Errorf("tracing: %+v", c.Tracing)
+	}
+	for _, bad := range []struct{ yaml, want string }{
+		{"tracing: { endpoint: '127.0.0.1:4318' }\n", "tracing.endpoint: not an http(s) URL"},
+		{"tracing: { endpoint: 'http://c:4318', sample_ratio: 2 }\n", "tracing.sample_ratio: must be 0 to 1"},
+		{"tracing: { endpiont: 'http://c:4318' }\n", `tracing.endpiont: unknown key "endpiont" (did you mean "endpoint"?)`},
+	} {
+		if _, err := config.Parse([]byte(bad.yaml), "x.yaml"); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%q: %v", bad.yaml, err)
+		}
+	}
+}

@@ -127,6 +127,11 @@ func (c *Config) applyDefaults() {
 	def(&c.Log.Level, "info")
 	def(&c.Mail.From, "no-reply@writ.local")
 	defD(&c.Keys.ActivationDelay, 10*time.Minute)
+	def(&c.Tracing.ServiceName, "writ")
+	if c.Tracing.SampleRatio == nil {
+		one := 1.0
+		c.Tracing.SampleRatio = &one
+	}
 	for i := range c.UserPools {
 		p := &c.UserPools[i]
 		def(&p.SigningAlg, "ES256")
@@ -274,6 +279,14 @@ func (c *Config) validate(v *validator) {
 	}
 	v.oneOf("log.format", c.Log.Format, "text", "json")
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
+	if c.Tracing.Endpoint != "" {
+		if u, err := url.Parse(c.Tracing.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			v.errorf("tracing.endpoint", "not an http(s) URL: %q", c.Tracing.Endpoint)
+		}
+	}
+	if r := *c.Tracing.SampleRatio; r < 0 || r > 1 {
+		v.errorf("tracing.sample_ratio", "must be 0 to 1, got %v", r)
+	}
 	for name, l := range map[string]*Listener{"idp": c.Serve.IDP, "identity": c.Serve.Identity, "objects": c.Serve.Objects, "gateway": c.Serve.Gateway, "ops": c.Serve.Ops} {
 		if l == nil {
 			continue

@@ -30,6 +30,8 @@ type Config struct {
 	Mail Mail `yaml:"mail"`
 	// Keys configures signing-key rotation.
 	Keys Keys `yaml:"keys"`
+	// Tracing exports OpenTelemetry traces; off unless it names an endpoint.
+	Tracing Tracing `yaml:"tracing"`
 
 	Serve         Serve          `yaml:"serve"`
 	UserPools     []UserPool     `yaml:"user_pools"`
@@ -71,6 +73,23 @@ type Keys struct {
 	ActivationDelay time.Duration `yaml:"activation_delay"`
 	// RotateEvery rotates automatically at this age; 0 (default) never.
 	RotateEvery time.Duration `yaml:"rotate_every"`
+}
+
+// Tracing configures OpenTelemetry tracing: a server span for every request
+// on every listener, the gateway's upstream and function spans, W3C
+// traceparent propagation, exported over OTLP/HTTP (protobuf).
+type Tracing struct {
+	// Endpoint is the collector's OTLP/HTTP URL: a base URL such as
+	// http://127.0.0.1:4318 (to which /v1/traces is appended) or a URL with
+	// the traces path. Empty (the default) turns tracing off.
+	Endpoint string `yaml:"endpoint"`
+	// Headers are sent with every export (e.g. an API key; env:NAME values).
+	Headers map[string]Secret `yaml:"headers"`
+	// SampleRatio is the share of new traces recorded, 0 to 1; a caller's
+	// sampled flag is followed. Default 1.
+	SampleRatio *float64 `yaml:"sample_ratio"`
+	// ServiceName is the service.name of writ's spans; default writ.
+	ServiceName string `yaml:"service_name"`
 }
 
 // Serve lists the components to run. A nil entry is not run.

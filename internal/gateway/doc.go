@@ -19,5 +19,7 @@
 //     API payload format 2.0 events;
 //   - per-route limits: requests per second per subject, body size, CORS.
 //
-// Every decision (allow, deny, failed exchange) is an audit event.
+// Every decision (allow, deny, failed exchange) is an audit event. With
+// Options.Tracer, each upstream call and function invocation is an
+// OpenTelemetry client span under the listener's server span.
 package gateway

@@ -15,11 +15,16 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	oteltrace "go.opentelemetry.io/otel/trace"
+
 	"github.com/writ-id/writ/internal/audit"
 	"github.com/writ-id/writ/internal/awsjson"
 	"github.com/writ-id/writ/internal/config"
 	"github.com/writ-id/writ/internal/jwks"
 	"github.com/writ-id/writ/internal/token"
+	"github.com/writ-id/writ/internal/tracing"
 	"github.com/writ-id/writ/sdk"
 )
 
@@ -38,6 +43,12 @@ type Options struct {
 	// NewTransport(). Routes get clones with their timeout as the
 	// transport's ResponseHeaderTimeout.
 	Transport *http.Transport
+	// Tracer, when set, traces each request's upstream call (a client
+	// span, whose context the upstream's traceparent carries) and function
+	// invocation, as children of the span in the request's context (the
+	// listener's server span, see tracing.Handler). Nil is tracing off:
+	// the upstream gets the caller's trace id with a new span id.
+	Tracer oteltrace.Tracer
 }
 
 // NewTransport returns the transport the gateway uses by default: a large
@@ -194,7 +205,7 @@ func (g *Gateway) Close() {
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	reqID := requestID(r)
 	w.Header().Set("X-Request-Id", reqID)
-	trace := traceparent(r.Header.Get("traceparent"))
+	trace := g.traceparent(r)
 	ctx := audit.WithRequest(r.Context(), audit.RequestInfo{ID: reqID, TraceID: trace[3:35], SourceIP: awsjson.SourceIP(r)})
 
 	if g.preflight(w, r) {
@@ -220,6 +231,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		raw = bearer(r)
 		var aerr *authError
 		claims, aerr = g.authorizers[rt.cfg.Authorizer].authorize(ctx, raw, rt.cfg.Scopes)
+		if claims != nil && g.opts.Tracer != nil {
+			tracing.SetIdentity(ctx, tracing.Identity{Sub: claims.Subject, ClientID: claims.ClientID, ActorChain: claims.Act.Chain()})
+		}
 		if aerr != nil {
 			g.record(ctx, rt, claims, audit.Deny, aerr.description)
 			hdr := fmt.Sprintf(`Bearer error=%q, error_description=%q`, aerr.code, aerr.description)
@@ -266,7 +280,27 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.invokeFunction(w, r.WithContext(ctx), g.functions[rt.cfg.Function], rt, params, claims, reqID, trace)
 		return
 	}
+	if g.opts.Tracer != nil {
+		var span oteltrace.Span
+		ctx, span = g.opts.Tracer.Start(ctx, "upstream "+rt.key, oteltrace.WithSpanKind(oteltrace.SpanKindClient),
+			oteltrace.WithAttributes(attribute.String("http.request.method", r.Method), attribute.String("server.address", rt.upstream.Hostname()),
+				attribute.String("url.full", rt.upstream.Scheme+"://"+rt.upstream.Host+rt.upstream.EscapedPath())))
+		defer span.End() // after the body is copied: a streamed response is part of the call
+		f.trace = tracing.Traceparent(span.SpanContext())
+	}
 	rt.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, ctxKey{}, f)))
+}
+
+// traceparent is the traceparent of this hop: with tracing on, the
+// listener's server span (which continued the caller's trace); otherwise
+// the caller's trace id with a new span id, or a new trace.
+func (g *Gateway) traceparent(r *http.Request) string {
+	if g.opts.Tracer != nil {
+		if tp := tracing.Traceparent(oteltrace.SpanContextFromContext(r.Context())); tp != "" {
+			return tp
+		}
+	}
+	return traceparent(r.Header.Get("traceparent"))
 }
 
 func (g *Gateway) invokeFunction(w http.ResponseWriter, r *http.Request, fn *function, rt *route, params map[string]string, c *token.Claims, reqID, trace string) {
@@ -281,7 +315,20 @@ func (g *Gateway) invokeFunction(w http.ResponseWriter, r *http.Request, fn *fun
 		writeMessage(w, http.StatusInternalServerError, "Internal Server Error")
 		return
 	}
-	res, err := fn.invoke(r.Context(), event, trace)
+	ctx := r.Context()
+	if g.opts.Tracer != nil {
+		var span oteltrace.Span
+		ctx, span = g.opts.Tracer.Start(ctx, "invoke "+fn.cfg.Name, oteltrace.WithSpanKind(oteltrace.SpanKindClient),
+			oteltrace.WithAttributes(attribute.String("faas.invoked_name", fn.cfg.Name), attribute.String("faas.invoked_provider", "writ")))
+		defer func() {
+			if err != nil {
+				span.SetStatus(codes.Error, err.Error())
+			}
+			span.End()
+		}()
+		trace = tracing.Traceparent(span.SpanContext()) // the function's Lambda-Runtime-Trace-Id names this span
+	}
+	res, err := fn.invoke(ctx, event, trace)
 	switch {
 	case errors.Is(err, errTimeout):
 		writeMessage(w, http.StatusGatewayTimeout, "Endpoint request timed out")
@@ -350,6 +397,13 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 // modifyResponse drops an upstream's own CORS headers on routes where the
 // gateway answers CORS (ServeHTTP has set the gateway's).
 func (g *Gateway) modifyResponse(resp *http.Response) error {
+	if g.opts.Tracer != nil {
+		span := oteltrace.SpanFromContext(resp.Request.Context()) // the upstream call's
+		span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))
+		if resp.StatusCode >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(resp.StatusCode))
+		}
+	}
 	if f, _ := resp.Request.Context().Value(ctxKey{}).(*forward); f != nil && f.route.cors != nil {
 		for k := range resp.Header {
 			if strings.HasPrefix(k, "Access-Control-") {
@@ -365,6 +419,11 @@ func (g *Gateway) upstreamError(w http.ResponseWriter, r *http.Request, err erro
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() { // no response headers within the route's timeout
 		status = http.StatusGatewayTimeout
+	}
+	if g.opts.Tracer != nil {
+		span := oteltrace.SpanFromContext(r.Context())
+		span.RecordError(err)
+		span.SetStatus(codes.Error, http.StatusText(status))
 	}
 	if !errors.Is(err, context.Canceled) {
 		g.opts.Log.Warn("gateway: upstream error", "path", r.URL.Path, "request_id", audit.Request(r.Context()).ID, "err", err)
