@@ -1,12 +1,10 @@
 package objects
 
 import (
-	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 )
 
@@ -56,15 +54,7 @@ func (d *disk) deleteBucket(b string) error {
 		return err
 	}
 	for _, e := range entries {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") {
-			continue
-		}
-		raw, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			return err
-		}
-		var m meta
-		if json.Unmarshal(raw, &m) != nil || !strings.HasPrefix(m.Key, ".staging/") {
+		if !e.IsDir() && strings.HasSuffix(e.Name(), ".json") {
 			return errNotEmpty // an object (or metadata we cannot read: keep it)
 		}
 	}

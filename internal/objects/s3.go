@@ -56,6 +56,17 @@ func New(cfg *config.Config, opts Options) (*Handler, error) {
 			return nil, fmt.Errorf("objects: bucket %s: %w", b, err)
 		}
 	}
+	bs, err := h.disk.buckets()
+	if err != nil {
+		return nil, fmt.Errorf("objects: %w", err)
+	}
+	for _, b := range bs {
+		if validBucket(b) {
+			if err := h.disk.sweep(b); err != nil {
+				return nil, fmt.Errorf("objects: bucket %s: %w", b, err)
+			}
+		}
+	}
 	return h, nil
 }
 
@@ -504,24 +515,17 @@ func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, bucket, key 
 			m.UserMeta[strings.TrimPrefix(lk, "x-amz-meta-")] = strings.Join(vs, ",")
 		}
 	}
-	// Write to a staging key first; the object becomes visible only when
-	// every digest (and every chunk signature) has been checked.
-	stage := ".staging/" + audit.NewRequestID()
-	sm, err := h.disk.put(bucket, stage, d.wrap(io.LimitReader(r.Body, h.maxSize+1)), m)
+	// Nothing is visible unless every digest (and every chunk signature)
+	// holds once the last byte is on disk.
+	final, err := h.disk.put(bucket, key, d.wrap(io.LimitReader(r.Body, h.maxSize+1)), m, func(size int64) error {
+		if size > h.maxSize {
+			return s3err(http.StatusBadRequest, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
+		}
+		return d.check()
+	})
 	if errors.Is(err, errNoBucket) {
 		return s3err(http.StatusNotFound, "NoSuchBucket", "The specified bucket does not exist")
 	}
-	if err != nil {
-		return err
-	}
-	defer h.disk.delete(bucket, stage)
-	if sm.Size > h.maxSize {
-		return s3err(http.StatusBadRequest, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
-	}
-	if err := d.check(); err != nil {
-		return err
-	}
-	final, err := h.disk.promote(bucket, stage, key)
 	if err != nil {
 		return err
 	}

@@ -77,8 +77,11 @@ func (d *disk) buckets() ([]string, error) {
 
 // put writes the object durably: data to a new file (fsync), then the
 // metadata naming it (temporary file, fsync, rename), then the old data is
-// removed. A crash leaves the old object or the new one, never a mix.
-func (d *disk) put(bucket, key string, r io.Reader, m meta) (meta, error) {
+// removed. A crash leaves the old object or the new one, never a mix (and
+// at most a temporary file, which sweep removes). verify, when given, is
+// called with the size once every byte is read and synced, before anything
+// is visible: an error from it leaves nothing behind.
+func (d *disk) put(bucket, key string, r io.Reader, m meta, verify func(size int64) error) (meta, error) {
 	dir := d.bucketDir(bucket)
 	if !d.bucketExists(bucket) {
 		return meta{}, errNoBucket
@@ -96,6 +99,9 @@ func (d *disk) put(bucket, key string, r io.Reader, m meta) (meta, error) {
 	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
+	}
+	if err == nil && verify != nil {
+		err = verify(n)
 	}
 	if err != nil {
 		return meta{}, err
@@ -221,7 +227,7 @@ func (d *disk) list(bucket string) ([]meta, error) {
 			continue
 		}
 		var m meta
-		if json.Unmarshal(b, &m) == nil && !strings.HasPrefix(m.Key, ".staging/") {
+		if json.Unmarshal(b, &m) == nil {
 			out = append(out, m)
 		}
 	}
@@ -229,30 +235,101 @@ func (d *disk) list(bucket string) ([]meta, error) {
 	return out, nil
 }
 
-// promote makes the staged object visible under key (metadata swap only).
-func (d *disk) promote(bucket, stage, key string) (meta, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	sm, err := d.headLocked(bucket, stage)
-	if err != nil {
-		return meta{}, err
-	}
+// sweep removes what writes cut short (a crash, SIGKILL) left in a bucket,
+// none of it ever visible: temporary files (bytes being received, metadata
+// being replaced), data files no metadata names (a put cut before its
+// metadata, the old data of an overwrite), the staging records of earlier
+// versions, and under .uploads the uploads without upload.json and part
+// files no part names. It runs before the store serves (a data_dir belongs
+// to one writ process).
+func (d *disk) sweep(bucket string) error {
 	dir := d.bucketDir(bucket)
-	old, _ := d.headLocked(bucket, key)
-	m := sm
-	m.Key = key
-	mb, _ := json.Marshal(m)
-	if err := writeFileAtomic(filepath.Join(dir, objName(key)+".json"), mb); err != nil {
-		return meta{}, err
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
 	}
-	// The staging metadata goes; its data now belongs to key.
-	os.Remove(filepath.Join(dir, objName(stage)+".json"))
-	if old.Data != "" && old.Data != m.Data {
-		os.Remove(filepath.Join(dir, old.Data))
+	keep := map[string]bool{}
+	var data []string
+	for _, e := range entries {
+		n := e.Name()
+		switch {
+		case e.IsDir():
+		case isTemp(n):
+			os.Remove(filepath.Join(dir, n))
+		case strings.HasSuffix(n, ".data"):
+			data = append(data, n)
+		case strings.HasSuffix(n, ".json"):
+			b, err := os.ReadFile(filepath.Join(dir, n))
+			if err != nil {
+				return err
+			}
+			var m meta
+			if json.Unmarshal(b, &m) != nil {
+				return nil // unreadable metadata: remove nothing it might name
+			}
+			if strings.HasPrefix(m.Key, ".staging/") && len(m.Key) == len(".staging/")+36 && n == objName(m.Key)+".json" {
+				os.Remove(filepath.Join(dir, n)) // an unverified upload staged by an earlier version
+				continue
+			}
+			keep[m.Data] = true
+		}
 	}
-	if f, err := os.Open(dir); err == nil {
-		f.Sync()
-		f.Close()
+	for _, n := range data {
+		if !keep[n] {
+			os.Remove(filepath.Join(dir, n))
+		}
 	}
-	return m, nil
+	ups, err := os.ReadDir(d.uploadsDir(bucket))
+	if errors.Is(err, fs.ErrNotExist) {
+		err = nil
+	}
+	for _, u := range ups {
+		if u.IsDir() && validUploadID(u.Name()) {
+			if err := d.sweepUpload(d.uploadDir(bucket, u.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	syncDir(dir)
+	return err
+}
+
+// sweepUpload is sweep for one multipart upload's directory.
+func (d *disk) sweepUpload(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, "upload.json")); errors.Is(err, fs.ErrNotExist) {
+		return os.RemoveAll(dir) // cut while being created or removed
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	keep := map[string]bool{}
+	var data []string
+	for _, e := range entries {
+		n := e.Name()
+		switch {
+		case isTemp(n):
+			os.Remove(filepath.Join(dir, n))
+		case strings.HasSuffix(n, ".data"):
+			data = append(data, n)
+		case strings.HasPrefix(n, "part-") && strings.HasSuffix(n, ".json"):
+			p, err := readPart(filepath.Join(dir, n))
+			if err != nil {
+				return nil // unreadable: remove nothing it might name
+			}
+			keep[p.Data] = true
+		}
+	}
+	for _, n := range data {
+		if !keep[n] {
+			os.Remove(filepath.Join(dir, n))
+		}
+	}
+	return nil
+}
+
+// isTemp reports a temporary file of put, stagePart, assemble (".tmp-*")
+// or writeFileAtomic ("<name>.tmp-<hex>").
+func isTemp(name string) bool {
+	return strings.Contains(name, ".tmp-")
 }
