@@ -29,6 +29,7 @@ import (
 	"github.com/writ-id/writ/internal/oidc"
 	"github.com/writ-id/writ/internal/sigv4"
 	"github.com/writ-id/writ/internal/store"
+	"github.com/writ-id/writ/internal/token"
 	"github.com/writ-id/writ/internal/store/postgres"
 	"github.com/writ-id/writ/internal/store/sqlite"
 	"github.com/writ-id/writ/internal/sts"
@@ -373,6 +374,23 @@ func (a *App) registerGauges() {
 			}
 			return now.Sub(k.ActiveAt).Seconds()
 		})
+	}
+	verifiers := map[string]func() token.VerifyStats{}
+	if a.identity != nil {
+		verifiers["identity"] = a.identity.VerifyStats
+	}
+	if a.gateway != nil {
+		verifiers["gateway"] = a.gateway.VerifyStats
+	}
+	for component, stats := range verifiers {
+		for result := range stats().Results {
+			a.metrics.CounterFunc("writ_token_verifications_total", "Token verifications, by component and result (valid, expired, bad_signature…).",
+				map[string]string{"component": component, "result": result}, func() float64 { return float64(stats().Results[result]) })
+		}
+		a.metrics.CounterFunc("writ_verified_token_cache_hits_total", "Tokens served from the verified-token cache.",
+			map[string]string{"component": component}, func() float64 { return float64(stats().CacheHits) })
+		a.metrics.CounterFunc("writ_verified_token_cache_misses_total", "Tokens verified in full (not in the verified-token cache).",
+			map[string]string{"component": component}, func() float64 { return float64(stats().CacheMisses) })
 	}
 	if a.gateway == nil {
 		return

@@ -68,17 +68,25 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 	before := scrape(t, env)
 	c := cip.New(cip.Options{Region: "us-east-1", BaseEndpoint: aws.String(env.App.URL(app.IDP)), Credentials: aws.AnonymousCredentials{}, RetryMaxAttempts: 1})
 	ctx := context.Background()
-	login := func(pw string) {
-		c.InitiateAuth(ctx, &cip.InitiateAuthInput{AuthFlow: types.AuthFlowTypeUserPasswordAuth, ClientId: aws.String("demo-web"),
+	login := func(pw string) string {
+		out, err := c.InitiateAuth(ctx, &cip.InitiateAuthInput{AuthFlow: types.AuthFlowTypeUserPasswordAuth, ClientId: aws.String("demo-web"),
 			AuthParameters: map[string]string{"USERNAME": "bob", "PASSWORD": pw}})
+		if err != nil || out.AuthenticationResult == nil {
+			return ""
+		}
+		return aws.ToString(out.AuthenticationResult.AccessToken)
 	}
-	login("Bob-Passw0rd1")
+	access := login("Bob-Passw0rd1")
 	login("wrong-Passw0rd1")
 	login("wrong-Passw0rd2")
-	req, _ := http.NewRequest("GET", env.App.URL(app.Gateway)+"/orders/1", nil)
-	req.Header.Set("Authorization", "Bearer not-a-token")
-	if resp, err := http.DefaultClient.Do(req); err == nil {
-		resp.Body.Close()
+	// A malformed token, then bob's (valid, lacking the route's scope) twice:
+	// verified once, then from the cache.
+	for _, tok := range []string{"not-a-token", access, access} {
+		req, _ := http.NewRequest("GET", env.App.URL(app.Gateway)+"/orders/1", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
 	}
 	env.App.Core.Audit.Flush(ctx)
 	after := scrape(t, env)
@@ -92,8 +100,13 @@ func TestMetricsMoveWithTraffic(t *testing.T) {
 		{"writ_http_request_duration_seconds", map[string]string{"component": "idp", "operation": "InitiateAuth"}, 3},
 		{"writ_audit_events_total", map[string]string{"component": "idp", "action": "InitiateAuth", "outcome": "deny"}, 2},
 		{"writ_audit_events_total", map[string]string{"component": "idp", "action": "InitiateAuth", "outcome": "allow"}, 1},
-		{"writ_audit_events_total", map[string]string{"component": "gateway", "outcome": "deny"}, 1},
+		{"writ_audit_events_total", map[string]string{"component": "gateway", "outcome": "deny"}, 3},
 		{"writ_http_requests_total", map[string]string{"component": "gateway", "operation": "GET /orders/{id}", "code": "401"}, 1},
+		{"writ_http_requests_total", map[string]string{"component": "gateway", "operation": "GET /orders/{id}", "code": "403"}, 2},
+		{"writ_token_verifications_total", map[string]string{"component": "gateway", "result": "malformed"}, 1},
+		{"writ_token_verifications_total", map[string]string{"component": "gateway", "result": "valid"}, 2},
+		{"writ_verified_token_cache_misses_total", map[string]string{"component": "gateway"}, 2}, // the malformed one too
+		{"writ_verified_token_cache_hits_total", map[string]string{"component": "gateway"}, 1},
 	}
 	for _, ck := range checks {
 		if d := value(after, ck.name, ck.labels) - value(before, ck.name, ck.labels); d != ck.delta {

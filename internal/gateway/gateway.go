@@ -193,6 +193,16 @@ func (g *Gateway) CachedTokens() int {
 	return n
 }
 
+// VerifyStats sums the authorizers' token verifications by result and
+// their verified-token cache hits and misses.
+func (g *Gateway) VerifyStats() token.VerifyStats {
+	var s token.VerifyStats
+	for _, a := range g.authorizers {
+		s.Add(a.verifier.Stats())
+	}
+	return s
+}
+
 // Close stops background work and the function processes.
 func (g *Gateway) Close() {
 	g.stop()

@@ -393,6 +393,16 @@ func (h *Handler) getCredentials(ctx context.Context, r *http.Request, body []by
 		"SecretKey": creds.SecretAccessKey, "SessionToken": creds.SessionToken, "Expiration": creds.Expires.Unix()}}, nil
 }
 
+// VerifyStats sums the handler's token verifications by result and its
+// verified-token cache hits and misses.
+func (h *Handler) VerifyStats() token.VerifyStats {
+	s := h.own.Stats()
+	for _, v := range h.verifiers {
+		s.Add(v.Stats())
+	}
+	return s
+}
+
 func subOf(l *login) string {
 	if l == nil {
 		return ""

@@ -2,11 +2,13 @@ package token
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -28,6 +30,59 @@ type KeyChecker interface {
 type CachingVerifier struct {
 	V     Verifier
 	cache *cache // nil when disabled
+
+	hits, misses atomic.Int64
+	results      [len(resultKinds)]atomic.Int64
+}
+
+// resultKinds name verification results, for metrics; the first is "valid"
+// and the last "invalid" (any other failure).
+var resultKinds = [...]struct {
+	name string
+	err  error
+}{{"valid", nil}, {"malformed", ErrMalformed}, {"algorithm", ErrAlgorithm}, {"unknown_key", ErrUnknownKey},
+	{"bad_signature", ErrSignature}, {"expired", ErrExpired}, {"not_yet_valid", ErrNotYetValid}, {"wrong_issuer", ErrIssuer},
+	{"invalid", ErrInvalid}}
+
+// VerifyStats counts a CachingVerifier's work since it started.
+type VerifyStats struct {
+	// Results counts verifications by result: valid, malformed, algorithm,
+	// unknown_key, bad_signature, expired, not_yet_valid, wrong_issuer,
+	// invalid.
+	Results map[string]int64
+	// CacheHits and CacheMisses count lookups of the verified-token cache.
+	CacheHits, CacheMisses int64
+}
+
+// Stats returns the verifier's counters.
+func (c *CachingVerifier) Stats() VerifyStats {
+	s := VerifyStats{Results: map[string]int64{}, CacheHits: c.hits.Load(), CacheMisses: c.misses.Load()}
+	for i, k := range resultKinds {
+		s.Results[k.name] = c.results[i].Load()
+	}
+	return s
+}
+
+// Add adds o's counts to s.
+func (s *VerifyStats) Add(o VerifyStats) {
+	if s.Results == nil {
+		s.Results = map[string]int64{}
+	}
+	for k, v := range o.Results {
+		s.Results[k] += v
+	}
+	s.CacheHits += o.CacheHits
+	s.CacheMisses += o.CacheMisses
+}
+
+func (c *CachingVerifier) count(err error) {
+	for i, k := range resultKinds {
+		if (err == nil && k.err == nil) || (err != nil && k.err != nil && errors.Is(err, k.err)) {
+			c.results[i].Add(1)
+			return
+		}
+	}
+	c.results[len(resultKinds)-1].Add(1)
 }
 
 // NewCachingVerifier returns v with a cache of size tokens (a negative
@@ -53,6 +108,12 @@ func (c *CachingVerifier) Cached() int {
 
 // Verify is Verifier.Verify, from the cache when raw was verified before.
 func (c *CachingVerifier) Verify(ctx context.Context, raw string) (*Claims, error) {
+	claims, err := c.verify(ctx, raw)
+	c.count(err)
+	return claims, err
+}
+
+func (c *CachingVerifier) verify(ctx context.Context, raw string) (*Claims, error) {
 	if c.cache == nil || len(raw) == 0 || len(raw) > MaxLength {
 		return c.V.Verify(ctx, raw)
 	}
@@ -64,8 +125,10 @@ func (c *CachingVerifier) Verify(ctx context.Context, raw string) (*Claims, erro
 	t := now().Unix()
 	if e, ok := c.cache.get(key); ok && t < e.claims.Expiry && (e.claims.NotBefore == 0 || t >= e.claims.NotBefore) &&
 		c.published(ctx, e.kid) {
+		c.hits.Add(1)
 		return e.claims, nil
 	}
+	c.misses.Add(1)
 	claims, err := c.V.Verify(ctx, raw)
 	if err != nil {
 		return nil, err
