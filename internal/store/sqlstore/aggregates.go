@@ -615,11 +615,9 @@ func (c *conn) AppendAudit(ctx context.Context, events []store.AuditEvent) ([]in
 					e.SourceIP, e.PrevHash, e.Hash)
 			}
 			q.WriteString(" RETURNING id")
-			query := c.query
-			if len(chunk) == auditChunk {
-				query = c.queryPrepared // the same text every full chunk: parse it once
-			}
-			rows, err := query(ctx, q.String(), args...)
+			// One statement per chunk size, parsed once: batches of a busy
+			// writer repeat a few sizes.
+			rows, err := c.queryPrepared(ctx, q.String(), args...)
 			if err != nil {
 				return c.conflictOr(err, "append audit")
 			}

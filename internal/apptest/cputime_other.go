@@ -1,0 +1,8 @@
+//go:build !unix
+
+package apptest
+
+import "time"
+
+// CPUTime is not measured on this platform: benchmarks report no CPU.
+func CPUTime() time.Duration { return 0 }
