@@ -7,6 +7,7 @@ package metrics
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -79,6 +80,15 @@ func (s *statusRecorder) Flush() {
 }
 
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// ReadFrom hands a body (a GetObject's file) to the server's own ReadFrom,
+// which sends files with sendfile(2), rather than through a buffer.
+func (s *statusRecorder) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := s.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{s.ResponseWriter}, r)
+}
 
 // Audit wraps an audit.Recorder so that every event is also counted.
 func (m *Metrics) Audit(next audit.Recorder) audit.Recorder {

@@ -34,7 +34,7 @@ const (
 
 type fx struct {
 	*apptest.Env
-	t   *testing.T
+	t   testing.TB
 	ctx context.Context
 }
 

@@ -16,10 +16,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -75,6 +77,38 @@ type Verifier struct {
 	// MaxBody bounds a body read to hash it (non-S3); default 1 MiB.
 	MaxBody int64
 	Now     func() time.Time
+
+	// keys caches derived signing keys by access key and scope (with the
+	// secret they were derived from): four HMACs saved per request.
+	mu   sync.Mutex
+	keys map[string]signingKey
+}
+
+type signingKey struct {
+	secret string
+	key    []byte
+}
+
+// maxCachedKeys bounds the signing-key cache; when full it starts over.
+const maxCachedKeys = 4096
+
+// signingKey returns SigningKey(secret, date, region, service), cached.
+func (v *Verifier) signingKey(accessKey, secret, date, region, service string) []byte {
+	id := accessKey + "/" + date + "/" + region + "/" + service
+	v.mu.Lock()
+	k, ok := v.keys[id]
+	v.mu.Unlock()
+	if ok && k.secret == secret {
+		return k.key
+	}
+	key := SigningKey(secret, date, region, service)
+	v.mu.Lock()
+	if v.keys == nil || len(v.keys) >= maxCachedKeys {
+		v.keys = make(map[string]signingKey)
+	}
+	v.keys[id] = signingKey{secret: secret, key: key}
+	v.mu.Unlock()
+	return key
 }
 
 // Result is a verified request's credentials.
@@ -149,12 +183,24 @@ func (v *Verifier) Verify(r *http.Request) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	creq := canonicalRequest(r, p, payload, !v.S3)
 	scope := p.date + "/" + p.region + "/" + p.service + "/aws4_request"
-	sum := sha256.Sum256([]byte(creq))
-	sts := algorithm + "\n" + p.amzDate.Format(timeFormat) + "\n" + scope + "\n" + hex.EncodeToString(sum[:])
-	key := SigningKey(creds.Secret, p.date, p.region, p.service)
-	want := hex.EncodeToString(hmacSHA256(key, []byte(sts)))
+	bp := bufPool.Get().(*[]byte)
+	b := appendCanonicalRequest((*bp)[:0], r, p, payload, !v.S3)
+	sum := sha256.Sum256(b)
+	// The string to sign, in the same buffer.
+	b = append(b[:0], algorithm+"\n"...)
+	b = p.amzDate.AppendFormat(b, timeFormat)
+	b = append(b, '\n')
+	b = append(b, scope...)
+	b = append(b, '\n')
+	b = hex.AppendEncode(b, sum[:])
+	key := v.signingKey(p.accessKey, creds.Secret, p.date, p.region, p.service)
+	mac := hmacSHA256(key, b)
+	if cap(b) <= 64<<10 {
+		*bp = b
+		bufPool.Put(bp)
+	}
+	want := hex.EncodeToString(mac)
 	if !hmac.Equal([]byte(want), []byte(p.signature)) {
 		return Result{}, fail("SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided")
 	}
@@ -206,20 +252,28 @@ func parse(r *http.Request) (parsed, error) {
 	if !ok {
 		return p, fail("IncompleteSignature", "unsupported authorization algorithm")
 	}
-	fields := map[string]string{}
-	for _, part := range strings.Split(rest, ",") {
+	var credential, signed string
+	for rest != "" {
+		var part string
+		part, rest, _ = strings.Cut(rest, ",")
 		k, val, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if !ok {
 			return p, fail("IncompleteSignature", "malformed Authorization header")
 		}
-		fields[k] = val
+		switch k {
+		case "Credential":
+			credential = val
+		case "SignedHeaders":
+			signed = val
+		case "Signature":
+			p.signature = val
+		}
 	}
-	if err := p.credential(fields["Credential"]); err != nil {
+	if err := p.credential(credential); err != nil {
 		return p, err
 	}
-	p.signedHeaders = strings.Split(fields["SignedHeaders"], ";")
-	p.signature = fields["Signature"]
-	if fields["SignedHeaders"] == "" || len(p.signature) != 64 {
+	p.signedHeaders = strings.Split(signed, ";")
+	if signed == "" || len(p.signature) != 64 {
 		return p, fail("IncompleteSignature", "Authorization header requires Credential, SignedHeaders and Signature")
 	}
 	ds := r.Header.Get("X-Amz-Date")
@@ -267,67 +321,146 @@ func parseQuery(q url.Values) (parsed, error) {
 }
 
 func (p *parsed) credential(c string) *Error {
-	parts := strings.Split(c, "/")
-	if len(parts) != 5 || parts[4] != "aws4_request" || parts[0] == "" || len(parts[1]) != 8 {
+	if strings.Count(c, "/") != 4 {
+		return fail("AuthorizationHeaderMalformed", "malformed credential scope")
+	}
+	var parts [5]string
+	for i := 0; i < 4; i++ {
+		parts[i], c, _ = strings.Cut(c, "/")
+	}
+	parts[4] = c
+	if parts[4] != "aws4_request" || parts[0] == "" || len(parts[1]) != 8 {
 		return fail("AuthorizationHeaderMalformed", "malformed credential scope")
 	}
 	p.accessKey, p.date, p.region, p.service = parts[0], parts[1], parts[2], parts[3]
 	return nil
 }
 
+// bufPool holds the buffers canonical requests and strings to sign are
+// built in.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
 // canonicalRequest builds the canonical request (AWS SigV4 specification).
 func canonicalRequest(r *http.Request, p parsed, payload string, normalize bool) string {
-	var b strings.Builder
-	b.WriteString(r.Method)
-	b.WriteByte('\n')
-	b.WriteString(canonicalURI(r.URL, normalize))
-	b.WriteByte('\n')
-	b.WriteString(canonicalQuery(r.URL.Query(), p.presigned))
-	b.WriteByte('\n')
+	return string(appendCanonicalRequest(nil, r, p, payload, normalize))
+}
+
+// appendCanonicalRequest appends the canonical request to b.
+func appendCanonicalRequest(b []byte, r *http.Request, p parsed, payload string, normalize bool) []byte {
+	b = append(b, r.Method...)
+	b = append(b, '\n')
+	b = appendCanonicalURI(b, r.URL, normalize)
+	b = append(b, '\n')
+	if r.URL.RawQuery != "" {
+		b = append(b, canonicalQuery(r.URL.Query(), p.presigned)...)
+	}
+	b = append(b, '\n')
 	for _, h := range p.signedHeaders {
-		b.WriteString(h)
-		b.WriteByte(':')
+		b = append(b, h...)
+		b = append(b, ':')
 		switch {
 		case h == "host":
-			b.WriteString(r.Host)
+			b = append(b, r.Host...)
 		case h == "content-length" && r.Header.Get("Content-Length") == "":
-			b.WriteString(strconv.FormatInt(r.ContentLength, 10))
+			b = strconv.AppendInt(b, r.ContentLength, 10)
 		default:
-			vals := r.Header.Values(h)
-			for i, v := range vals {
+			for i, v := range r.Header[headerKey(h)] {
 				if i > 0 {
-					b.WriteByte(',')
+					b = append(b, ',')
 				}
-				b.WriteString(strings.Join(strings.Fields(v), " "))
+				b = appendTrimmed(b, v)
 			}
 		}
-		b.WriteByte('\n')
+		b = append(b, '\n')
 	}
-	b.WriteByte('\n')
-	b.WriteString(strings.Join(p.signedHeaders, ";"))
-	b.WriteByte('\n')
-	b.WriteString(payload)
-	return b.String()
+	b = append(b, '\n')
+	for i, h := range p.signedHeaders {
+		if i > 0 {
+			b = append(b, ';')
+		}
+		b = append(b, h...)
+	}
+	b = append(b, '\n')
+	return append(b, payload...)
+}
+
+// commonHeaders are the canonical forms of the header names SDKs sign, so
+// the common case needs no allocation.
+var commonHeaders = map[string]string{}
+
+func init() {
+	for _, h := range []string{"Accept-Encoding", "Amz-Sdk-Invocation-Id", "Amz-Sdk-Request", "Content-Length", "Content-Type",
+		"Content-Md5", "Content-Encoding", "X-Amz-Content-Sha256", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-User-Agent",
+		"X-Amz-Target", "X-Amz-Decoded-Content-Length", "X-Amz-Trailer", "X-Amz-Sdk-Checksum-Algorithm", "X-Amz-Checksum-Crc32",
+		"X-Amz-Checksum-Crc32c", "X-Amz-Checksum-Crc64nvme", "X-Amz-Checksum-Sha1", "X-Amz-Checksum-Sha256", "Range", "If-Match",
+		"If-None-Match", "X-Amz-Copy-Source", "X-Amz-Metadata-Directive", "Expect"} {
+		commonHeaders[strings.ToLower(h)] = textproto.CanonicalMIMEHeaderKey(h)
+	}
+}
+
+// headerKey is the key of header h (a lower-case name) in an http.Header.
+func headerKey(h string) string {
+	if k, ok := commonHeaders[h]; ok {
+		return k
+	}
+	return textproto.CanonicalMIMEHeaderKey(h)
+}
+
+// appendTrimmed appends v with leading and trailing white space removed and
+// inner runs of it collapsed to one space (as strings.Fields then Join).
+func appendTrimmed(b []byte, v string) []byte {
+	for i := 0; i < len(v); i++ {
+		if v[i] >= 0x80 {
+			return append(b, strings.Join(strings.Fields(v), " ")...)
+		}
+	}
+	first := true
+	for i := 0; i < len(v); {
+		if asciiSpace(v[i]) {
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(v) && !asciiSpace(v[j]) {
+			j++
+		}
+		if !first {
+			b = append(b, ' ')
+		}
+		b = append(b, v[i:j]...)
+		first = false
+		i = j
+	}
+	return b
+}
+
+func asciiSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
 }
 
 func canonicalURI(u *url.URL, normalize bool) string {
-	path := u.EscapedPath()
-	if path == "" {
-		return "/"
+	return string(appendCanonicalURI(nil, u, normalize))
+}
+
+// appendCanonicalURI appends the path as sent, each segment URI-encoded
+// once (S3) or twice (other services).
+func appendCanonicalURI(b []byte, u *url.URL, normalize bool) []byte {
+	if u.EscapedPath() == "" {
+		return append(b, '/')
 	}
-	if !normalize {
-		// S3: the path as sent, each segment URI-encoded once.
-		segs := strings.Split(u.Path, "/")
-		for i, s := range segs {
-			segs[i] = encode(s)
+	for i := 0; i < len(u.Path); i++ {
+		switch c := u.Path[i]; {
+		case c == '/':
+			b = append(b, c)
+		case unreserved(c):
+			b = append(b, c)
+		case normalize:
+			b = append(b, '%', '2', '5', upperHex[c>>4], upperHex[c&15])
+		default:
+			b = append(b, '%', upperHex[c>>4], upperHex[c&15])
 		}
-		return strings.Join(segs, "/")
 	}
-	segs := strings.Split(u.Path, "/")
-	for i, s := range segs {
-		segs[i] = encode(encode(s))
-	}
-	return strings.Join(segs, "/")
+	return b
 }
 
 func canonicalQuery(q url.Values, presigned bool) string {
@@ -358,19 +491,33 @@ func canonicalQuery(q url.Values, presigned bool) string {
 	return strings.Join(parts, "&")
 }
 
+const upperHex = "0123456789ABCDEF"
+
+func unreserved(c byte) bool {
+	return 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~'
+}
+
 // encode is RFC 3986 percent-encoding of everything but unreserved
 // characters.
 func encode(s string) string {
-	var b strings.Builder
+	n := 0
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.' || c == '~' {
-			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, "%%%02X", c)
+		if !unreserved(s[i]) {
+			n++
 		}
 	}
-	return b.String()
+	if n == 0 {
+		return s
+	}
+	b := make([]byte, 0, len(s)+2*n)
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; unreserved(c) {
+			b = append(b, c)
+		} else {
+			b = append(b, '%', upperHex[c>>4], upperHex[c&15])
+		}
+	}
+	return string(b)
 }
 
 func hmacSHA256(key, data []byte) []byte {

@@ -29,7 +29,9 @@ func (s *Service) CallerOf(principal any) (*Caller, bool) {
 		cx.Set("aws:userid", c.UserID)
 		cx.Set("aws:PrincipalArn", c.ARN)
 		set := iam.Set{Name: "identity"}
-		if !p.Policy.IsZero() {
+		if pol := s.users[p.AccessKeyID]; pol != nil {
+			set.Policies = []*iam.Policy{pol}
+		} else if !p.Policy.IsZero() {
 			if pol, err := iam.Parse(p.Policy.Bytes()); err == nil {
 				set.Policies = []*iam.Policy{pol}
 			}

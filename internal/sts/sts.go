@@ -7,12 +7,14 @@ package sts
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base32"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/writ-id/writ/internal/config"
@@ -59,7 +61,18 @@ type Service struct {
 	sealer  *keys.Sealer
 	roles   map[string]*Role
 	now     func() time.Time
+	// users are the IAM users' parsed policies, by access key.
+	users map[string]*iam.Policy
+
+	// opened caches sessions by the SHA-256 of their token: a token always
+	// opens to the same session, so each request after a client's first
+	// skips the base64, the AEAD and the JSON.
+	mu     sync.Mutex
+	opened map[[32]byte]*Session
 }
+
+// maxOpened bounds the cache of opened sessions; a random entry makes room.
+const maxOpened = 4096
 
 // New parses the roles of cfg.
 func New(cfg *config.Config, master *keys.MasterKey, now func() time.Time) (*Service, error) {
@@ -84,6 +97,12 @@ func New(cfg *config.Config, master *keys.MasterKey, now func() time.Time) (*Ser
 			}
 		}
 		s.roles[rc.Name] = r
+	}
+	s.users = map[string]*iam.Policy{}
+	for _, u := range cfg.IAM.Users {
+		if p, err := iam.Parse(u.Policy.Bytes()); err == nil {
+			s.users[u.AccessKeyID] = p // one that does not parse grants nothing (CallerOf)
+		}
 	}
 	return s, nil
 }
@@ -131,10 +150,46 @@ var ErrInvalidToken = errors.New("sts: invalid session token")
 var ErrExpired = errors.New("sts: credentials expired")
 
 // Open returns the session of a token presented with accessKeyID, without
-// any store lookup.
+// any store lookup. Sessions are cached: the maps and slices of the one
+// returned are shared and must not be modified.
 func (s *Service) Open(accessKeyID, token string) (Session, error) {
+	if len(token) > 8192 {
+		return Session{}, ErrInvalidToken
+	}
+	id := sha256.Sum256([]byte(token))
+	s.mu.Lock()
+	cached := s.opened[id]
+	s.mu.Unlock()
+	if cached != nil {
+		if cached.AccessKeyID != accessKeyID {
+			return Session{}, ErrInvalidToken
+		}
+		if !s.now().Before(cached.Expires) {
+			return *cached, ErrExpired
+		}
+		return *cached, nil
+	}
+	sess, err := s.open(accessKeyID, token)
+	if err == nil {
+		s.mu.Lock()
+		if s.opened == nil {
+			s.opened = make(map[[32]byte]*Session)
+		}
+		for k := range s.opened {
+			if len(s.opened) < maxOpened {
+				break
+			}
+			delete(s.opened, k)
+		}
+		s.opened[id] = &sess
+		s.mu.Unlock()
+	}
+	return sess, err
+}
+
+func (s *Service) open(accessKeyID, token string) (Session, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(token)
-	if err != nil || len(token) > 8192 {
+	if err != nil {
 		return Session{}, ErrInvalidToken
 	}
 	b, err := s.sealer.Open(raw, []byte("writ-sts-v1"))
