@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -62,6 +63,35 @@ type Handler struct {
 	sigv4     *sigv4.Verifier
 	mux       *http.ServeMux
 	stop      context.CancelFunc
+
+	// logins caches identity id -> (pool, login key): an identity's login
+	// never changes once stored, so every replica may keep it.
+	loginsMu sync.RWMutex
+	logins   map[string][2]string
+}
+
+// maxCachedLogins bounds the identity cache (it is cleared when full).
+const maxCachedLogins = 100_000
+
+// identityLogin is Store.IdentityLogin through the identity cache.
+func (h *Handler) identityLogin(ctx context.Context, identityID string) (poolID, key string, err error) {
+	h.loginsMu.RLock()
+	v, ok := h.logins[identityID]
+	h.loginsMu.RUnlock()
+	if ok {
+		return v[0], v[1], nil
+	}
+	poolID, key, err = h.opts.Store.IdentityLogin(ctx, identityID)
+	if err != nil {
+		return "", "", err
+	}
+	h.loginsMu.Lock()
+	if h.logins == nil || len(h.logins) >= maxCachedLogins {
+		h.logins = map[string][2]string{}
+	}
+	h.logins[identityID] = [2]string{poolID, key}
+	h.loginsMu.Unlock()
+	return poolID, key, nil
 }
 
 // New builds the handler and makes sure the OpenID signing key exists.
@@ -279,7 +309,7 @@ func (h *Handler) resolve(ctx context.Context, identityID string, logins map[str
 	if identityID == "" || len(identityID) > 55 {
 		return nil, nil, awsjson.Errorf("InvalidParameterException", "IdentityId is required")
 	}
-	poolID, key, err := h.opts.Store.IdentityLogin(ctx, identityID)
+	poolID, key, err := h.identityLogin(ctx, identityID)
 	if err != nil {
 		return nil, nil, awsjson.Errorf("ResourceNotFoundException", "Identity '"+truncate(identityID, 60)+"' not found.")
 	}

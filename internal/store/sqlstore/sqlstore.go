@@ -50,11 +50,12 @@ type Dialect struct {
 // transaction.
 type DB struct {
 	*conn
-	db      *sql.DB
-	d       *Dialect
-	writeMu sync.Mutex
-	qcache  sync.Map // query text -> rebound text
-	stmts   sync.Map // query text -> *sql.Stmt (hot statements only)
+	db        *sql.DB
+	d         *Dialect
+	writeMu   sync.Mutex
+	qcache    sync.Map // query text -> rebound text
+	stmts     sync.Map // query text -> *sql.Stmt (SQLite)
+	preparing sync.Map // query text -> true while prepared in the background
 }
 
 var _ store.Store = (*DB)(nil)
@@ -201,31 +202,68 @@ func (c *conn) query(ctx context.Context, query string, args ...any) (*sql.Rows,
 	return c.q.QueryContext(ctx, c.rebind(query), args...)
 }
 
-// queryPrepared is query through a statement prepared once per database
-// (and per connection, by database/sql), for hot statements whose parse
-// would cost more than running them.
-func (c *conn) queryPrepared(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+// stmt returns query prepared once per database (and per connection, by
+// database/sql), bound to the transaction when c is one; ok is false when
+// the caller should run the query unprepared. Parsing a statement costs
+// SQLite more than running a typical one; PostgreSQL's driver caches
+// prepared statements itself.
+func (c *conn) stmt(ctx context.Context, query string) (st *sql.Stmt, ok bool) {
+	if c.s.d.Dollar {
+		return nil, false
+	}
 	v, ok := c.s.stmts.Load(query)
 	if !ok {
-		st, err := c.s.db.PrepareContext(ctx, c.rebind(query))
-		if err != nil {
-			return nil, err
+		if _, inTx := c.q.(*sql.Tx); inTx {
+			// Preparing takes a connection of its own: never wait for one
+			// while holding a transaction's. Prepare in the background.
+			if _, busy := c.s.preparing.LoadOrStore(query, true); !busy {
+				go func() {
+					defer c.s.preparing.Delete(query)
+					pctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					defer cancel()
+					c.s.prepare(pctx, query)
+				}()
+			}
+			return nil, false
 		}
-		if old, loaded := c.s.stmts.LoadOrStore(query, st); loaded {
-			st.Close()
-			v = old
-		} else {
-			v = st
+		if v = c.s.prepare(ctx, query); v == nil {
+			return nil, false
 		}
 	}
-	st := v.(*sql.Stmt)
+	st = v.(*sql.Stmt)
 	if tx, ok := c.q.(*sql.Tx); ok {
 		st = tx.StmtContext(ctx, st)
 	}
-	return st.QueryContext(ctx, args...)
+	return st, true
 }
 
+// prepare prepares query and caches it (nil when it cannot be prepared).
+func (s *DB) prepare(ctx context.Context, query string) any {
+	st, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil
+	}
+	if old, loaded := s.stmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return old
+	}
+	return st
+}
+
+// queryPrepared is query through a prepared statement when there is one.
+func (c *conn) queryPrepared(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st, ok := c.stmt(ctx, query); ok {
+		return st.QueryContext(ctx, args...)
+	}
+	return c.query(ctx, query, args...)
+}
+
+// row runs a single-row query; its text is a constant of this package, so
+// it is prepared once (stmt).
 func (c *conn) row(ctx context.Context, query string, args ...any) *sql.Row {
+	if st, ok := c.stmt(ctx, query); ok {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return c.q.QueryRowContext(ctx, c.rebind(query), args...)
 }
 
