@@ -8,10 +8,13 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/writ-id/writ/internal/iam"
 )
 
 // Load reads and validates the configuration file at path.
@@ -504,13 +507,43 @@ func (c *Config) validate(v *validator) {
 			v.errorf(fmt.Sprintf("objects.buckets[%d]", i), "invalid bucket name %q", b)
 		}
 	}
+	bps := make([]string, 0, len(c.Objects.BucketPolicies))
 	for b := range c.Objects.BucketPolicies {
+		bps = append(bps, b)
+	}
+	sort.Strings(bps)
+	for _, b := range bps {
+		p := "objects.bucket_policies." + b
 		if !hasFlow(c.Objects.Buckets, b) {
-			v.errorf("objects.bucket_policies."+b, "no bucket %q under objects.buckets", b)
+			v.errorf(p, "no bucket %q under objects.buckets", b)
 		}
+		validateBucketPolicy(v, p, b, c.Objects.BucketPolicies[b])
 	}
 
 	c.validateGateway(v, pools)
+}
+
+// validateBucketPolicy parses a bucket policy as IAM will (Principal
+// required) and checks that every Resource lies in its bucket.
+func validateBucketPolicy(v *validator, path, bucket string, doc PolicyDoc) {
+	pol, err := iam.ParseKind(doc.Bytes(), iam.Resource)
+	if err != nil {
+		v.errorf(path, "%s", strings.TrimPrefix(err.Error(), "iam: "))
+		return
+	}
+	arn := "arn:aws:s3:::" + bucket
+	for _, st := range pol.Statements {
+		rs, not := st.Resources()
+		key := "Resource"
+		if not {
+			key = "NotResource"
+		}
+		for i, r := range rs {
+			if r != arn && !strings.HasPrefix(r, arn+"/") {
+				v.errorf(path, "Statement[%d].%s[%d]: %q is not in bucket %s (%s or %s/…)", st.Index, key, i, r, bucket, arn, arn)
+			}
+		}
+	}
 }
 
 func hasFlow(list []string, s string) bool {

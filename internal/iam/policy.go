@@ -53,6 +53,16 @@ type Statement struct {
 // Bytes returns the document as it was given.
 func (p *Policy) Bytes() []byte { return p.raw }
 
+// Resources returns the statement's Resource patterns as written (variables
+// unresolved), or its NotResource patterns with not set; none for a trust
+// policy.
+func (st *Statement) Resources() (patterns []string, not bool) {
+	for _, t := range st.resources {
+		patterns = append(patterns, t.raw)
+	}
+	return patterns, st.notResource
+}
+
 // Error is a policy that could not be parsed, with the JSON path of the
 // problem.
 type Error struct {

@@ -46,6 +46,24 @@ type identity struct {
 // credsFor signs a user in and trades the ID token at the identity pool.
 func (f *fx) credsFor(user, pw string) identity {
 	f.t.Helper()
+	c := ci.New(ci.Options{Region: "us-east-1", BaseEndpoint: aws.String(f.App.URL(app.Identity)), Credentials: aws.AnonymousCredentials{}})
+	logins := f.logins(user, pw)
+	id, err := c.GetId(f.ctx, &ci.GetIdInput{IdentityPoolId: aws.String(identPool), Logins: logins})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	cr, err := c.GetCredentialsForIdentity(f.ctx, &ci.GetCredentialsForIdentityInput{IdentityId: id.IdentityId, Logins: logins})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return identity{id: aws.ToString(id.IdentityId), ak: aws.ToString(cr.Credentials.AccessKeyId), secret: aws.ToString(cr.Credentials.SecretKey),
+		token: aws.ToString(cr.Credentials.SessionToken)}
+}
+
+// logins signs a user in (alice answers her TOTP challenge) and returns the
+// identity pool's Logins map with the ID token.
+func (f *fx) logins(user, pw string) map[string]string {
+	f.t.Helper()
 	idp := cip.New(cip.Options{Region: "us-east-1", BaseEndpoint: aws.String(f.App.URL(app.IDP)), Credentials: aws.AnonymousCredentials{}})
 	out, err := idp.InitiateAuth(f.ctx, &cip.InitiateAuthInput{AuthFlow: ciptypes.AuthFlowTypeUserPasswordAuth, ClientId: aws.String("demo-web"),
 		AuthParameters: map[string]string{"USERNAME": user, "PASSWORD": pw}})
@@ -63,18 +81,7 @@ func (f *fx) credsFor(user, pw string) identity {
 		ar = r.AuthenticationResult
 		f.Clock.Advance(30 * time.Second)
 	}
-	c := ci.New(ci.Options{Region: "us-east-1", BaseEndpoint: aws.String(f.App.URL(app.Identity)), Credentials: aws.AnonymousCredentials{}})
-	logins := map[string]string{strings.TrimPrefix(f.App.URL(app.IDP), "http://") + "/" + poolID: aws.ToString(ar.IdToken)}
-	id, err := c.GetId(f.ctx, &ci.GetIdInput{IdentityPoolId: aws.String(identPool), Logins: logins})
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	cr, err := c.GetCredentialsForIdentity(f.ctx, &ci.GetCredentialsForIdentityInput{IdentityId: id.IdentityId, Logins: logins})
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return identity{id: aws.ToString(id.IdentityId), ak: aws.ToString(cr.Credentials.AccessKeyId), secret: aws.ToString(cr.Credentials.SecretKey),
-		token: aws.ToString(cr.Credentials.SessionToken)}
+	return map[string]string{strings.TrimPrefix(f.App.URL(app.IDP), "http://") + "/" + poolID: aws.ToString(ar.IdToken)}
 }
 
 // client is an S3 client. Virtual-hosted addressing needs bucket.host to

@@ -42,6 +42,8 @@ type Handler struct {
 	verifier *sigv4.Verifier
 	opts     Options
 	maxSize  int64
+	// policies are the bucket policies of the configuration, parsed.
+	policies map[string]*iam.Policy
 }
 
 // New prepares the buckets of cfg under dataDir/objects.
@@ -55,6 +57,14 @@ func New(cfg *config.Config, opts Options) (*Handler, error) {
 	h := &Handler{cfg: cfg, disk: &disk{root: filepath.Join(cfg.DataDir, "objects")}, opts: opts, maxSize: cfg.Objects.MaxObjectSize,
 		verifier: &sigv4.Verifier{Service: "s3", S3: true, Regions: []string{cfg.Region}, Now: opts.Now,
 			Source: sts.Source{STS: opts.STS, Users: cfg.IAM.Users}}}
+	h.policies = map[string]*iam.Policy{}
+	for b, doc := range cfg.Objects.BucketPolicies {
+		p, err := iam.ParseKind(doc.Bytes(), iam.Resource)
+		if err != nil {
+			return nil, fmt.Errorf("objects: bucket policy of %s: %w", b, err)
+		}
+		h.policies[b] = p
+	}
 	for _, b := range cfg.Objects.Buckets {
 		if err := h.disk.createBucket(b); err != nil {
 			return nil, fmt.Errorf("objects: bucket %s: %w", b, err)
@@ -116,6 +126,9 @@ type caller struct {
 	who     string
 	session *sts.Session
 	sig     sigv4.Result
+	// role is the role ARN of a role session ("" for an IAM user), which a
+	// bucket policy's Principal may name besides who (the session or user).
+	role string
 }
 
 // ServeHTTP authenticates, routes and authorizes one S3 request.
@@ -220,6 +233,9 @@ func (h *Handler) authenticate(r *http.Request) (*caller, error) {
 	cx["aws:currenttime"] = []string{now.UTC().Format(time.RFC3339)}
 	cx["aws:epochtime"] = []string{strconv.FormatInt(now.Unix(), 10)}
 	c := &caller{sets: sc.Sets, context: cx, who: sc.ARN, session: sc.Session, sig: res}
+	if sc.Session != nil {
+		c.role = config.RoleARN(h.cfg.Account, sc.Session.Role)
+	}
 	return c, nil
 }
 
@@ -239,7 +255,11 @@ func (h *Handler) authorize(ctx context.Context, c *caller, action, bucket, key 
 	for k, v := range extra {
 		cx = cloneWith(cx, k, v)
 	}
-	d := iam.Authorize(&iam.Request{Action: action, Resource: res, Context: cx}, c.sets[0], c.sets[1:]...)
+	req := &iam.Request{Action: action, Resource: res, Context: cx}
+	d := iam.Authorize(req, c.sets[0], c.sets[1:]...)
+	if p := h.policies[bucket]; p != nil {
+		d = h.withBucketPolicy(req, p, c, d)
+	}
 	outcome := audit.Allow
 	if d.Effect != iam.Allow {
 		outcome = audit.Deny
@@ -249,6 +269,64 @@ func (h *Handler) authorize(ctx context.Context, c *caller, action, bucket, key 
 		return errAccessDenied
 	}
 	return nil
+}
+
+// withBucketPolicy combines the identity-based decision d with the bucket's
+// policy as AWS does within one account: an explicit Deny in either
+// refuses; otherwise an Allow in either allows, the bucket policy's only
+// where its Principal names the caller: "*", the IAM user or the role
+// session (then nothing else limits it), or the session's role (then a
+// session policy or permissions boundary still limits it). The account
+// ("arn:aws:iam::<account>:root" or the bare id) stands for every
+// principal of the account in a Deny, but in an Allow it only delegates
+// to the identity policies, granting nothing itself.
+func (h *Handler) withBucketPolicy(req *iam.Request, p *iam.Policy, c *caller, d iam.Decision) iam.Decision {
+	if d.Effect == iam.Deny {
+		return d
+	}
+	set := iam.Set{Name: "bucket", Policies: []*iam.Policy{p}}
+	eval := func(id string) iam.Decision {
+		r := *req
+		r.Principal = &iam.Principal{Type: "AWS", ID: id}
+		return iam.Authorize(&r, set)
+	}
+	var direct, viaRole *iam.Decision
+	var last iam.Decision
+	for i, id := range []string{c.who, c.role, "arn:aws:iam::" + h.cfg.Account + ":root", h.cfg.Account} {
+		if id == "" {
+			continue
+		}
+		e := eval(id)
+		switch {
+		case e.Effect == iam.Deny:
+			return e
+		case e.Effect == iam.Allow && i == 0 && direct == nil:
+			direct = &e
+		case e.Effect == iam.Allow && i == 1 && viaRole == nil:
+			viaRole = &e
+		case i == 0:
+			last = e
+		}
+	}
+	switch {
+	case d.Effect == iam.Allow:
+		return d
+	case direct != nil:
+		return *direct
+	case viaRole != nil:
+		for _, s := range c.sets[1:] {
+			if len(s.Policies) == 0 {
+				continue
+			}
+			if l := iam.Authorize(req, s); l.Effect != iam.Allow {
+				l.Reason = "the bucket policy allows the role, but " + l.Reason
+				return l
+			}
+		}
+		return *viaRole
+	}
+	d.Reason += "; " + last.Reason
+	return d
 }
 
 func cloneWith(cx iam.MapContext, k, v string) iam.MapContext {
