@@ -27,10 +27,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
-// adminS3 is an S3 client with the reference configuration's admin keys.
+// adminS3 is an S3 client with the reference configuration's admin keys
+// and the checksum default of config.LoadDefaultConfig (CRC32 on every
+// PutObject: a header over HTTP, an aws-chunked trailer over HTTPS).
 func adminS3(endpoint string, hc *http.Client) *s3.Client {
 	return s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(endpoint), UsePathStyle: true, HTTPClient: hc, RetryMaxAttempts: 1,
-		Credentials: credentials.NewStaticCredentialsProvider("AKIAWRITDEMOADMIN001", "writ-demo-admin-secret", "")})
+		Credentials:                credentials.NewStaticCredentialsProvider("AKIAWRITDEMOADMIN001", "writ-demo-admin-secret", ""),
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenSupported})
 }
 
 // throttled hands its data to the SDK at rate bytes/s, counting what it
@@ -112,9 +115,13 @@ func TestKill9DuringPutObject(t *testing.T) {
 	// A TLS-terminating proxy in front, as a load balancer: over HTTPS the
 	// SDK streams aws-chunked bodies with a trailing checksum.
 	target, _ := url.Parse(objectsURL(s))
+	var chunked atomic.Int64
 	lb := httptest.NewTLSServer(&httputil.ReverseProxy{ErrorLog: log.New(io.Discard, "", 0), Rewrite: func(pr *httputil.ProxyRequest) {
 		pr.SetURL(target)
 		pr.Out.Host = pr.In.Host // signed
+		if pr.In.Header.Get("X-Amz-Content-Sha256") == "STREAMING-UNSIGNED-PAYLOAD-TRAILER" {
+			chunked.Add(1)
+		}
 	}})
 	defer lb.Close()
 	tlsc := adminS3(lb.URL, lb.Client())
@@ -204,6 +211,9 @@ func TestKill9DuringPutObject(t *testing.T) {
 			midway++
 		}
 		t.Logf("%s: %d of %d MiB sent, acknowledged %v", u.key, u.r.sent.Load()>>20, size>>20, u.acked.Load())
+	}
+	if chunked.Load() < 2 {
+		t.Fatalf("%d aws-chunked uploads through the TLS proxy, want 2", chunked.Load())
 	}
 	if midway == 0 || nAcked == 0 {
 		t.Fatalf("the kill came too late (%d uploads cut) or too early (%d small puts acknowledged)", midway, nAcked)

@@ -3,7 +3,9 @@ package objects_test
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
 	"crypto/tls"
+	"encoding/hex"
 	"io"
 	"net"
 	"net/http"
@@ -50,8 +52,11 @@ func (f *fx) tlsClient(id identity) (*s3.Client, func() []string) {
 	tr.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
 		return dialer.DialContext(ctx, network, strings.TrimPrefix(srv.URL, "https://"))
 	}
+	// RequestChecksumCalculation as config.LoadDefaultConfig sets it (s3.New
+	// alone leaves it unset: no checksum unless asked for).
 	c := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String("https://s3.writ.test:" + port), UsePathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider(id.ak, id.secret, id.token), HTTPClient: &http.Client{Transport: tr}, RetryMaxAttempts: 1})
+		Credentials: credentials.NewStaticCredentialsProvider(id.ak, id.secret, id.token), HTTPClient: &http.Client{Transport: tr}, RetryMaxAttempts: 1,
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenSupported})
 	return c, func() []string {
 		mu.Lock()
 		defer mu.Unlock()
@@ -171,5 +176,38 @@ func signV4(t *testing.T, req *http.Request, id identity) {
 		req.Header.Get("X-Amz-Content-Sha256"), "s3", "us-east-1", time.Now())
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPutObject64MiBOverTLS: one 64 MiB PutObject with the SDK's default
+// checksum over HTTPS (an aws-chunked body with a trailing CRC32) reads
+// back byte for byte with S3's ETag, the checksum verified by the store.
+func TestPutObject64MiBOverTLS(t *testing.T) {
+	f := &fx{Env: apptest.Start(t), t: t, ctx: context.Background()}
+	alice := f.credsFor("alice", "Alice-Passw0rd")
+	data := randomBytes(64*mib, 64)
+	sum := md5.Sum(data)
+	etag := `"` + hex.EncodeToString(sum[:]) + `"`
+	c, modes := f.tlsClient(alice)
+	key := aws.String("private/" + alice.id + "/64MiB")
+	put, err := c.PutObject(f.ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: key, Body: bytes.NewReader(data)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := modes(); len(m) != 1 || m[0] != "STREAMING-UNSIGNED-PAYLOAD-TRAILER" {
+		t.Errorf("payload modes %v: not the SDK's aws-chunked body", m)
+	}
+	// The store answers x-amz-checksum-crc32 only for a checksum it received and verified.
+	if aws.ToString(put.ETag) != etag || aws.ToString(put.ChecksumCRC32) == "" {
+		t.Errorf("ETag %s (want %s), CRC32 %q", aws.ToString(put.ETag), etag, aws.ToString(put.ChecksumCRC32))
+	}
+	got, err := c.GetObject(f.ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(got.Body)
+	got.Body.Close()
+	if err != nil || !bytes.Equal(b, data) || aws.ToString(got.ETag) != etag {
+		t.Fatalf("read back %d bytes (%v), equal %v, ETag %s", len(b), err, bytes.Equal(b, data), aws.ToString(got.ETag))
 	}
 }
