@@ -1,6 +1,8 @@
 package gateway_test
 
 import (
+	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -11,6 +13,7 @@ import (
 	"time"
 
 	"github.com/writ-id/writ/internal/app"
+	"github.com/writ-id/writ/internal/apptest"
 	"github.com/writ-id/writ/internal/gateway"
 )
 
@@ -18,17 +21,24 @@ func tunedClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, IdleConnTimeout: 90 * time.Second}}
 }
 
-func get(b *testing.B, c *http.Client, u, auth string) {
+func fetch(c *http.Client, u, auth string) error {
 	req, _ := http.NewRequest("GET", u, nil)
 	req.Header.Set("Authorization", auth)
 	resp, err := c.Do(req)
 	if err != nil {
-		b.Fatal(err)
+		return err
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
-		b.Fatalf("status %d", resp.StatusCode)
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+func get(b *testing.B, c *http.Client, u, auth string) {
+	if err := fetch(c, u, auth); err != nil {
+		b.Fatal(err)
 	}
 }
 
@@ -38,9 +48,11 @@ func get(b *testing.B, c *http.Client, u, auth string) {
 // writ gateway on an authorized route (verified-token cache warm) — as
 // `writ serve` runs it (audit trail and metrics on) and bare (no audit
 // events). 16 concurrent clients; client, proxies and upstream share the
-// machine. Compare the ns/op of the sub-benchmarks: their ratio is the
-// throughput ratio. The last sub-benchmark reports the unloaded p50/p99
-// the gateway adds over the plain proxy.
+// machine, and the paths take turns in blocks of 256 requests
+// (apptest.TakeTurns) so that load elsewhere slows them alike. It reports
+// ops/s and CPU per request of each path and the throughput ratios; the
+// last sub-benchmark reports the unloaded p50/p99 the gateway adds over the
+// plain proxy.
 func BenchmarkGateway(b *testing.B) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
 	defer up.Close()
@@ -65,39 +77,44 @@ func BenchmarkGateway(b *testing.B) {
 		{"writ-gateway", f.gw + "/orders/1"},
 		{"writ-gateway-no-audit", bareSrv.URL + "/orders/1"},
 	}
-	for _, c := range cases {
-		b.Run(c.name, func(b *testing.B) {
-			client := tunedClient()
-			get(b, client, c.url, auth) // warm: connections and the verified-token cache
-			cpu0 := cpuTime()
-			b.ResetTimer()
-			b.SetParallelism(8)
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					get(b, client, c.url, auth)
+	b.Run("throughput", func(b *testing.B) {
+		names := make([]string, len(cases))
+		clients := make([]*http.Client, len(cases))
+		for i, c := range cases {
+			names[i], clients[i] = c.name, tunedClient()
+			get(b, clients[i], c.url, auth) // warm: connections and the verified-token cache
+		}
+		rates := apptest.TakeTurns(b, names, 16, 256, func(i int) error { return fetch(clients[i], cases[i].url, auth) },
+			func(i int) {
+				if cases[i].name == "writ-gateway" {
+					f.App.Core.Audit.Flush(context.Background()) // its audit rows are its cost
 				}
 			})
-			b.StopTimer()
-			if cpu := cpuTime() - cpu0; cpu > 0 {
-				b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
-			}
-		})
-	}
-	// Unloaded latency: p50 and p99 of sequential requests, reported by a
-	// sub-benchmark (a parent with sub-benchmarks prints no metrics).
+		b.ReportMetric(rates[2]/rates[1], "gateway/plain")
+		b.ReportMetric(rates[3]/rates[1], "no-audit/plain")
+		b.ReportMetric(rates[2]/rates[3], "audit-on/audit-off")
+	})
+	// Unloaded latency: p50 and p99 of sequential requests, the paths
+	// taking turns request by request, reported by a sub-benchmark (a
+	// parent with sub-benchmarks prints no metrics).
 	b.Run("unloaded-latency", func(b *testing.B) {
-		lat := map[string][2]time.Duration{}
-		for _, c := range cases {
-			client := tunedClient()
-			get(b, client, c.url, auth)
-			var ds []time.Duration
-			for i := 0; i < 3000; i++ {
+		clients := make([]*http.Client, len(cases))
+		ds := make([][]time.Duration, len(cases))
+		for i, c := range cases {
+			clients[i] = tunedClient()
+			get(b, clients[i], c.url, auth)
+		}
+		for range 3000 {
+			for i, c := range cases {
 				t0 := time.Now()
-				get(b, client, c.url, auth)
-				ds = append(ds, time.Since(t0))
+				get(b, clients[i], c.url, auth)
+				ds[i] = append(ds[i], time.Since(t0))
 			}
-			sort.Slice(ds, func(i, j int) bool { return ds[i] < ds[j] })
-			lat[c.name] = [2]time.Duration{ds[len(ds)/2], ds[len(ds)*99/100]}
+		}
+		lat := map[string][2]time.Duration{}
+		for i, c := range cases {
+			sort.Slice(ds[i], func(x, y int) bool { return ds[i][x] < ds[i][y] })
+			lat[c.name] = [2]time.Duration{ds[i][len(ds[i])/2], ds[i][len(ds[i])*99/100]}
 		}
 		for b.Loop() {
 		}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -97,40 +96,12 @@ func BenchmarkObjects(b *testing.B) {
 		for _, op := range []string{"GET", "PUT"} {
 			b.Run(op+"-"+label, func(b *testing.B) {
 				b.SetBytes(int64(size))
-				elapsed := make([]time.Duration, len(targets))
-				cpu := make([]time.Duration, len(targets))
-				n := make([]int, len(targets))
-				for done := 0; done < b.N; done += block * len(targets) {
-					for i, t := range targets {
-						var left atomic.Int64
-						left.Store(block)
-						var wg sync.WaitGroup
-						t0, c0 := time.Now(), cpuTime()
-						for range clients {
-							wg.Add(1)
-							go func() {
-								defer wg.Done()
-								for left.Add(-1) >= 0 {
-									if err := ops[op](t.c); err != nil {
-										b.Errorf("%s: %v", t.name, err)
-										return
-									}
-								}
-							}()
-						}
-						wg.Wait()
-						elapsed[i] += time.Since(t0)
-						cpu[i] += cpuTime() - c0
-						n[i] += block
-					}
-				}
-				rate := func(i int) float64 { return float64(n[i]) / elapsed[i].Seconds() }
+				names := make([]string, len(targets))
 				for i, t := range targets {
-					b.ReportMetric(rate(i), "ops/s-"+t.name)
-					if cpu[i] > 0 {
-						b.ReportMetric(float64(cpu[i].Microseconds())/float64(n[i]), "cpu-µs/op-"+t.name)
-					}
+					names[i] = t.name
 				}
+				rates := apptest.TakeTurns(b, names, clients, block, func(i int) error { return ops[op](targets[i].c) })
+				rate := func(i int) float64 { return rates[i] }
 				b.ReportMetric(rate(1)/rate(0), "auth/no-auth")
 				b.ReportMetric(rate(2)/rate(0), "served/no-auth")
 			})
