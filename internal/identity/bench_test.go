@@ -1,12 +1,20 @@
 package identity_test
 
 import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ci "github.com/aws/aws-sdk-go-v2/service/cognitoidentity"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/writ-id/writ/internal/app"
+	"github.com/writ-id/writ/internal/apptest"
 )
 
 // BenchmarkIdentity measures GetCredentialsForIdentity (token
@@ -52,4 +60,82 @@ func BenchmarkIdentity(b *testing.B) {
 		})
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
 	})
+}
+
+// BenchmarkIdentityHandler is the server's capacity alone: the requests the
+// SDK clients send for GetCredentialsForIdentity and
+// AssumeRoleWithWebIdentity, captured once, replayed to the identity
+// listener over HTTP by 8 concurrent plain net/http callers (no SDK
+// marshalling on the client side). It reports calls/s and the process's CPU
+// per call.
+func BenchmarkIdentityHandler(b *testing.B) {
+	f := start(b)
+	tok := f.signIn("bob", "Bob-Passw0rd1")
+	logins := map[string]string{f.loginKey(): tok}
+	id, err := f.ci.GetId(f.ctx, &ci.GetIdInput{IdentityPoolId: aws.String(identPool), Logins: logins})
+	if err != nil {
+		b.Fatal(err)
+	}
+	oid, err := f.ci.GetOpenIdToken(f.ctx, &ci.GetOpenIdTokenInput{IdentityId: id.IdentityId, Logins: logins})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Capture what the SDK clients send.
+	type captured struct {
+		header http.Header
+		body   []byte
+	}
+	var last captured
+	capture := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		last = captured{r.Header.Clone(), body}
+		w.WriteHeader(500)
+	}))
+	defer capture.Close()
+	opts := func(o *ci.Options) { o.BaseEndpoint = aws.String(capture.URL) }
+	f.ci.GetCredentialsForIdentity(f.ctx, &ci.GetCredentialsForIdentityInput{IdentityId: id.IdentityId, Logins: logins}, opts)
+	getCreds := last
+	f.sts.AssumeRoleWithWebIdentity(f.ctx, &sts.AssumeRoleWithWebIdentityInput{RoleArn: aws.String(userRole),
+		RoleSessionName: aws.String("bench"), WebIdentityToken: oid.Token}, func(o *sts.Options) { o.BaseEndpoint = aws.String(capture.URL) })
+	assume := last
+	client := &http.Client{Transport: &http.Transport{MaxIdleConns: 64, MaxIdleConnsPerHost: 64}}
+	for _, c := range []struct {
+		name string
+		req  captured
+		want string
+	}{{"GetCredentialsForIdentity", getCreds, `"SessionToken"`}, {"AssumeRoleWithWebIdentity", assume, "<SessionToken>"}} {
+		b.Run(c.name, func(b *testing.B) {
+			call := func() error {
+				req, _ := http.NewRequest("POST", f.App.URL(app.Identity)+"/", bytes.NewReader(c.req.body))
+				req.Header = c.req.header.Clone()
+				resp, err := client.Do(req)
+				if err != nil {
+					return err
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || !bytes.Contains(body, []byte(c.want)) {
+					return fmt.Errorf("%d %s", resp.StatusCode, body)
+				}
+				return nil
+			}
+			if err := call(); err != nil {
+				b.Fatal(err)
+			}
+			start, cpu0 := time.Now(), apptest.CPUTime()
+			b.SetParallelism(4)
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := call(); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
+			if cpu := apptest.CPUTime() - cpu0; cpu > 0 {
+				b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/call")
+			}
+		})
+	}
 }
