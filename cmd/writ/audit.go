@@ -161,7 +161,7 @@ func auditVerify(ctx context.Context, cfg *config.Config, st store.AuditLog, std
 			return fmt.Errorf("no master key (master_key or %s/%s): checkpoints cannot be checked", cfg.DataDir, keys.MasterKeyFile)
 		}
 	}
-	master, err := keys.LoadOrCreateMasterKey(cfg.DataDir, cfg.MasterKey.Reveal())
+	master, err := keys.LoadMasterKeys(cfg.DataDir, cfg.MasterKey.Reveal(), cfg.PreviousMasterKeyValues())
 	if err != nil {
 		return err
 	}

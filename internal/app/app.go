@@ -90,7 +90,7 @@ func OpenCore(ctx context.Context, cfg *config.Config, log *slog.Logger, now fun
 	if err != nil {
 		return nil, err
 	}
-	master, err := keys.LoadOrCreateMasterKey(cfg.DataDir, cfg.MasterKey.Reveal())
+	master, err := keys.LoadMasterKeys(cfg.DataDir, cfg.MasterKey.Reveal(), cfg.PreviousMasterKeyValues())
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -101,7 +101,7 @@ func OpenCore(ctx context.Context, cfg *config.Config, log *slog.Logger, now fun
 
 // AuditSigner returns the checkpoint signer derived from the master key.
 func AuditSigner(master *keys.MasterKey) *audit.Signer {
-	return audit.NewSigner(master.Derive("audit-checkpoint", 32))
+	return audit.NewSigner(master.DeriveAll("audit-checkpoint", 32)...)
 }
 
 // Close flushes audit events and closes the store.

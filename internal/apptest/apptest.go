@@ -50,6 +50,7 @@ type Env struct {
 	Clock *Clock
 	Dir   string
 	Log   *LogBuffer
+	stop  func()
 }
 
 // Option changes the configuration before start.
@@ -78,7 +79,13 @@ func Start(t testing.TB, opts ...Option) *Env {
 // StartArgon2 is Start with the given password-hashing cost.
 func StartArgon2(t testing.TB, argon userpool.Argon2Params, opts ...Option) *Env {
 	t.Helper()
-	dir := t.TempDir()
+	return StartDir(t, t.TempDir(), argon, opts...)
+}
+
+// StartDir is StartArgon2 in dir (its data under dir/data), so that a test
+// can stop writ (Env.Stop) and start it again on the same data.
+func StartDir(t testing.TB, dir string, argon userpool.Argon2Params, opts ...Option) *Env {
+	t.Helper()
 	cfg := Reference(t, dir)
 	cfg.DataDir = filepath.Join(dir, "data")
 	for _, l := range []*config.Listener{cfg.Serve.IDP, cfg.Serve.Identity, cfg.Serve.Objects, cfg.Serve.Gateway, cfg.Serve.Ops} {
@@ -116,14 +123,21 @@ func StartConfig(t testing.TB, cfg *config.Config, dir string, argon userpool.Ar
 	done := make(chan error, 1)
 	sctx, cancel := context.WithCancel(ctx)
 	go func() { done <- a.Serve(sctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return &Env{App: a, Cfg: cfg, Clock: clock, Dir: dir, Log: logs}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return &Env{App: a, Cfg: cfg, Clock: clock, Dir: dir, Log: logs, stop: stop}
 }
+
+// Stop stops writ (as at the end of the test) and waits until it has.
+func (e *Env) Stop() { e.stop() }
 
 // LogBuffer collects log output.
 type LogBuffer struct {

@@ -23,13 +23,28 @@ const (
 )
 
 // Signer computes checkpoint MACs.
-type Signer struct{ key []byte }
+type Signer struct{ keys [][]byte }
 
-// NewSigner returns a Signer over key (derive it from the master key).
-func NewSigner(key []byte) *Signer { return &Signer{key: key} }
+// NewSigner returns a Signer over keys (derive them from the master key):
+// checkpoints are signed with the first and accepted under any, so that
+// checkpoints signed before a master-key rotation still verify.
+func NewSigner(keys ...[]byte) *Signer { return &Signer{keys: keys} }
 
 func (s *Signer) mac(stream string, seq int64, prev []byte) string {
-	m := hmac.New(sha256.New, s.key)
+	return macWith(s.keys[0], stream, seq, prev)
+}
+
+// valid reports whether sig is the checkpoint MAC under any of the keys.
+func (s *Signer) valid(stream string, seq int64, prev []byte, sig string) bool {
+	ok := false
+	for _, k := range s.keys {
+		ok = hmac.Equal([]byte(macWith(k, stream, seq, prev)), []byte(sig)) || ok
+	}
+	return ok
+}
+
+func macWith(key []byte, stream string, seq int64, prev []byte) string {
+	m := hmac.New(sha256.New, key)
 	m.Write([]byte(stream))
 	var n [8]byte
 	binary.BigEndian.PutUint64(n[:], uint64(seq))
@@ -99,7 +114,7 @@ func Verify(ctx context.Context, st store.AuditLog, s *Signer, live map[string]b
 				problem = "link to the previous event does not match (an event before it was removed, reordered or altered)"
 			case !hmac.Equal(Hash(e), e.Hash):
 				problem = "contents do not match its hash (the event was altered)"
-			case e.Action == ActionCheckpoint && (s == nil || !hmac.Equal([]byte(s.mac(e.Stream, e.Seq, e.PrevHash)), []byte(e.Explanation))):
+			case e.Action == ActionCheckpoint && (s == nil || !s.valid(e.Stream, e.Seq, e.PrevHash, e.Explanation)):
 				problem = "checkpoint signature is invalid"
 			}
 			if problem != "" {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"fmt"
 	"net"
 	"net/url"
@@ -273,12 +274,36 @@ var validFlows = []string{"authorization_code", "refresh_token", "user_password"
 
 var reservedScopes = map[string]bool{"openid": true, "email": true, "phone": true, "profile": true, "aws.cognito.signin.user.admin": true}
 
+// validMasterKey reports whether s decodes (base64: standard or URL
+// alphabet, padded or not) to 32 bytes, as keys.ParseMasterKey wants.
+func validMasterKey(s string) bool {
+	s = strings.TrimSpace(s)
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			return len(b) == 32
+		}
+	}
+	return false
+}
+
 func (c *Config) validate(v *validator) {
 	if !accountRE.MatchString(c.Account) {
 		v.errorf("account", "must be 12 digits, got %q", c.Account)
 	}
 	if c.Store != "" && !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
 		v.errorf("store", "must be a postgres:// URL")
+	}
+	for i, k := range append([]Secret{c.MasterKey}, c.PreviousMasterKeys...) {
+		path := "master_key"
+		if i > 0 {
+			path = fmt.Sprintf("previous_master_keys[%d]", i-1)
+		}
+		if k.Reveal() != "" && !validMasterKey(k.Reveal()) {
+			v.errorf(path, "must be 32 bytes in base64") // never the value
+		}
+	}
+	if len(c.PreviousMasterKeys) > 0 && c.MasterKey.Reveal() == "" {
+		v.errorf("previous_master_keys", "needs master_key: rotating keeps the old key here and names the new one there")
 	}
 	v.oneOf("log.format", c.Log.Format, "text", "json")
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")

@@ -67,3 +67,12 @@ func (p PolicyDoc) MarshalJSON() ([]byte, error) {
 	}
 	return p.b, nil
 }
+
+// PreviousMasterKeyValues returns the revealed previous master keys.
+func (c *Config) PreviousMasterKeyValues() []string {
+	out := make([]string, len(c.PreviousMasterKeys))
+	for i, s := range c.PreviousMasterKeys {
+		out[i] = s.Reveal()
+	}
+	return out
+}

@@ -24,6 +24,11 @@ type Config struct {
 	// MasterKey is a base64 (std or URL, 32 bytes) key; empty means the file
 	// master.key under DataDir, created when absent.
 	MasterKey Secret `yaml:"master_key"`
+	// PreviousMasterKeys are earlier master keys, kept while what they
+	// sealed or keyed is still in use (sealed signing keys, TOTP secrets,
+	// session tokens, client-secret hashes, audit checkpoints): values are
+	// opened and checked with any of them, and made with MasterKey only.
+	PreviousMasterKeys []Secret `yaml:"previous_master_keys"`
 	// Log configures logging.
 	Log Log `yaml:"log"`
 	// Mail configures outgoing mail; without SMTP, mail goes to the outbox.

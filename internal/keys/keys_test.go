@@ -230,3 +230,38 @@ func TestWrongMasterKeyIsReported(t *testing.T) {
 		t.Fatalf("want a master-key error, got %v", err)
 	}
 }
+
+// TestSealerAcrossRotation: a value sealed under a master key opens under
+// a new key that lists it as previous, also in the format sealed values had
+// before key ids (format byte 1, no id); new values are sealed under the
+// new key; a key that is not listed opens nothing.
+func TestSealerAcrossRotation(t *testing.T) {
+	old, cur, other := keys.NewMasterKey(), keys.NewMasterKey(), keys.NewMasterKey()
+	sealed := old.Sealer("x").Seal([]byte("hello"), []byte("ad"))
+	rotated := cur.WithPrevious(other, old)
+	if pt, err := rotated.Sealer("x").Open(sealed, []byte("ad")); err != nil || string(pt) != "hello" {
+		t.Fatalf("a value sealed before the rotation: %v", err)
+	}
+	legacy := append([]byte{1}, sealed[2:]...) // format 1: no key id
+	if pt, err := rotated.Sealer("x").Open(legacy, []byte("ad")); err != nil || string(pt) != "hello" {
+		t.Fatalf("a value in the format before key ids: %v", err)
+	}
+	if _, err := cur.Sealer("x").Open(sealed, []byte("ad")); err == nil {
+		t.Error("opened without the key that sealed it")
+	}
+	fresh := rotated.Sealer("x").Seal([]byte("new"), []byte("ad"))
+	if pt, err := cur.Sealer("x").Open(fresh, []byte("ad")); err != nil || string(pt) != "new" {
+		t.Fatalf("new values must be sealed under the current key: %v", err)
+	}
+	if _, err := old.Sealer("x").Open(fresh, []byte("ad")); err == nil {
+		t.Error("a previous key opened a value sealed after the rotation")
+	}
+	for _, bad := range [][]byte{nil, {2}, {3, 0, 0}, {2, fresh[1]}} {
+		if _, err := rotated.Sealer("x").Open(bad, []byte("ad")); err == nil {
+			t.Errorf("opened %v", bad)
+		}
+	}
+	if all := rotated.DeriveAll("l", 32); len(all) != 3 || string(all[0]) != string(cur.Derive("l", 32)) || string(all[2]) != string(old.Derive("l", 32)) {
+		t.Error("DeriveAll: the current key's first, then the previous ones in order")
+	}
+}

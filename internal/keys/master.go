@@ -23,7 +23,25 @@ const MasterKeyFile = "master.key"
 // MasterKey is the root secret. It cannot be compared with == and never
 // prints its value.
 type MasterKey struct {
-	b []byte
+	b    []byte
+	prev []*MasterKey // earlier keys, still accepted (WithPrevious)
+}
+
+// WithPrevious returns m with earlier master keys that values made before
+// a rotation were sealed or keyed with: Sealer opens them, DeriveAll lists
+// their keys after m's.
+func (m *MasterKey) WithPrevious(prev ...*MasterKey) *MasterKey {
+	return &MasterKey{b: m.b, prev: append([]*MasterKey(nil), prev...)}
+}
+
+// DeriveAll returns the key Derive gives for label under m, then under
+// each previous master key: make with the first, check with any.
+func (m *MasterKey) DeriveAll(label string, n int) [][]byte {
+	out := [][]byte{m.Derive(label, n)}
+	for _, p := range m.prev {
+		out = append(out, p.Derive(label, n))
+	}
+	return out
 }
 
 // ParseMasterKey decodes a base64 (standard or URL alphabet, padded or not)
@@ -39,6 +57,27 @@ func ParseMasterKey(s string) (*MasterKey, error) {
 		}
 	}
 	return nil, errors.New("keys: master key is not base64")
+}
+
+// LoadMasterKeys is LoadOrCreateMasterKey with the previous master keys
+// (base64, as configured) attached (WithPrevious).
+func LoadMasterKeys(dataDir, configured string, previous []string) (*MasterKey, error) {
+	m, err := LoadOrCreateMasterKey(dataDir, configured)
+	if err != nil {
+		return nil, err
+	}
+	if len(previous) == 0 {
+		return m, nil
+	}
+	var prev []*MasterKey
+	for i, p := range previous {
+		k, err := ParseMasterKey(p)
+		if err != nil {
+			return nil, fmt.Errorf("previous_master_keys[%d]: %w", i, err)
+		}
+		prev = append(prev, k)
+	}
+	return m.WithPrevious(prev...), nil
 }
 
 // NewMasterKey returns a fresh random master key.
@@ -107,50 +146,86 @@ func (m *MasterKey) Derive(label string, n int) []byte {
 }
 
 // Sealer encrypts small values with AES-256-GCM under a key derived from the
-// master key. Sealed values start with a version byte so keys can rotate.
+// master key. A sealed value starts with a format byte and the id of the
+// key that sealed it, so that after a master-key rotation values sealed
+// under a previous key (WithPrevious) still open.
 type Sealer struct {
+	keys []sealKey // the current key first
+}
+
+type sealKey struct {
+	id   byte // first byte of SHA-256 of the derived key
 	aead cipher.AEAD
 }
 
-const sealVersion = 1
+const (
+	sealV1 = 1 // format byte, nonce, ciphertext (before key ids)
+	sealV2 = 2 // format byte, key id, nonce, ciphertext
+)
 
 // Sealer returns a Sealer for purpose label.
 func (m *MasterKey) Sealer(label string) *Sealer {
-	block, err := aes.NewCipher(m.Derive("seal/"+label, 32))
-	if err != nil {
-		panic(err)
+	s := &Sealer{}
+	for _, k := range m.DeriveAll("seal/"+label, 32) {
+		block, err := aes.NewCipher(k)
+		if err != nil {
+			panic(err)
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			panic(err)
+		}
+		id := sha256.Sum256(k)
+		s.keys = append(s.keys, sealKey{id: id[0], aead: aead})
 	}
-	aead, err := cipher.NewGCM(block)
-	if err != nil {
-		panic(err)
-	}
-	return &Sealer{aead: aead}
+	return s
 }
 
 // ErrUnseal reports a sealed value that is corrupt, forged or sealed under
 // another key or associated data.
 var ErrUnseal = errors.New("keys: cannot open sealed value")
 
-// Seal encrypts plaintext bound to associated data ad.
+// Seal encrypts plaintext bound to associated data ad, under the current
+// key.
 func (s *Sealer) Seal(plaintext, ad []byte) []byte {
-	ns := s.aead.NonceSize()
-	out := make([]byte, 1+ns, 1+ns+len(plaintext)+s.aead.Overhead())
-	out[0] = sealVersion
-	if _, err := io.ReadFull(rand.Reader, out[1:]); err != nil {
+	k := s.keys[0]
+	ns := k.aead.NonceSize()
+	out := make([]byte, 2+ns, 2+ns+len(plaintext)+k.aead.Overhead())
+	out[0], out[1] = sealV2, k.id
+	if _, err := io.ReadFull(rand.Reader, out[2:]); err != nil {
 		panic(err)
 	}
-	return s.aead.Seal(out, out[1:], plaintext, ad)
+	return k.aead.Seal(out, out[2:], plaintext, ad)
 }
 
-// Open decrypts a value made by Seal with the same associated data.
+// Open decrypts a value made by Seal with the same associated data, under
+// whichever known key sealed it.
 func (s *Sealer) Open(sealed, ad []byte) ([]byte, error) {
-	ns := s.aead.NonceSize()
-	if len(sealed) < 1+ns+s.aead.Overhead() || sealed[0] != sealVersion {
+	if len(sealed) == 0 {
 		return nil, ErrUnseal
 	}
-	pt, err := s.aead.Open(nil, sealed[1:1+ns], sealed[1+ns:], ad)
-	if err != nil {
+	head, id, any := 1, byte(0), true // sealV1: no key id, try every key
+	switch sealed[0] {
+	case sealV1:
+	case sealV2:
+		if len(sealed) < 2 {
+			return nil, ErrUnseal
+		}
+		head, id, any = 2, sealed[1], false
+	default:
 		return nil, ErrUnseal
 	}
-	return pt, nil
+	for _, k := range s.keys {
+		if !any && k.id != id {
+			continue
+		}
+		ns := k.aead.NonceSize()
+		if len(sealed) < head+ns+k.aead.Overhead() {
+			return nil, ErrUnseal
+		}
+		if pt, err := k.aead.Open(nil, sealed[head:head+ns], sealed[head+ns:], ad); err == nil {
+			return pt, nil
+		}
+	}
+	return nil, ErrUnseal
 }

@@ -48,7 +48,7 @@ type Service struct {
 	cfg         *config.Config
 	pools       map[string]*Pool
 	order       []*Pool
-	secretKey   []byte
+	secretKeys  [][]byte // under the current master key first, then previous ones
 	totpSealer  *keys.Sealer
 	replay      *keys.Sealer
 	dummyHash   string
@@ -80,7 +80,7 @@ func New(cfg *config.Config, issuerBase string, d Deps) *Service {
 		deps:        d,
 		cfg:         cfg,
 		pools:       map[string]*Pool{},
-		secretKey:   d.Master.Derive("client-secret", 32),
+		secretKeys:  d.Master.DeriveAll("client-secret", 32),
 		totpSealer:  d.Master.Sealer("totp"),
 		replay:      d.Master.Sealer("refresh-replay"),
 		dummyHash:   HashPassword("writ-dummy-password", d.Argon2),
@@ -141,17 +141,27 @@ func (p *Pool) record(ctx context.Context, e audit.Event) {
 
 // HashClientSecret returns the keyed hash stored for a client secret.
 func (s *Service) HashClientSecret(secret string) []byte {
-	m := hmac.New(sha256.New, s.secretKey)
+	return hashSecret(s.secretKeys[0], secret)
+}
+
+func hashSecret(key []byte, secret string) []byte {
+	m := hmac.New(sha256.New, key)
 	m.Write([]byte(secret))
 	return m.Sum(nil)
 }
 
-// CheckClientSecret compares secret with a stored hash in constant time.
+// CheckClientSecret compares secret with a stored hash in constant time,
+// under the current master key or a previous one (a hash stored before a
+// rotation).
 func (s *Service) CheckClientSecret(c store.Client, secret string) bool {
 	if len(c.SecretHash) == 0 {
 		return false
 	}
-	return subtle.ConstantTimeCompare(s.HashClientSecret(secret), c.SecretHash) == 1
+	ok := 0
+	for _, k := range s.secretKeys {
+		ok |= subtle.ConstantTimeCompare(hashSecret(k, secret), c.SecretHash)
+	}
+	return ok == 1
 }
 
 // Client returns the pool's app client with id (ResourceNotFoundException
