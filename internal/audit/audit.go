@@ -85,6 +85,12 @@ func NewRequestID() string {
 
 // Writer appends events to the store asynchronously in batches, chaining
 // each event to the previous one of its stream by hash.
+//
+// Recording an event appends it to a buffer under a mutex; the writer
+// goroutine is woken only when the buffer turns non-empty (or a flush is
+// asked for), lingers briefly so that a busy component's events share one
+// transaction (group commit), then takes the whole buffer. A full buffer
+// makes recorders wait (back-pressure) instead of dropping events.
 type Writer struct {
 	st     store.AuditLog
 	signer *Signer
@@ -92,9 +98,12 @@ type Writer struct {
 	log    *slog.Logger
 	now    func() time.Time
 
-	ch      chan item
+	mu      sync.Mutex
+	space   *sync.Cond // signalled when the writer takes the buffer
+	buf     []item
+	closed  bool
+	wake    chan struct{} // capacity 1
 	stopped chan struct{}
-	once    sync.Once
 
 	seq  int64
 	prev []byte
@@ -104,6 +113,9 @@ type item struct {
 	ev    store.AuditEvent
 	flush chan struct{}
 }
+
+// maxBuffered bounds the events waiting for the writer.
+const maxBuffered = 8192
 
 // NewWriter returns a Writer appending to st under a fresh random stream
 // name, and starts its background loop. With a signer it writes signed
@@ -117,9 +129,10 @@ func NewWriter(st store.AuditLog, signer *Signer, log *slog.Logger) *Writer {
 		stream:  hex.EncodeToString(b[:]),
 		log:     log,
 		now:     time.Now,
-		ch:      make(chan item, 4096),
+		wake:    make(chan struct{}, 1),
 		stopped: make(chan struct{}),
 	}
+	w.space = sync.NewCond(&w.mu)
 	go w.run()
 	return w
 }
@@ -142,25 +155,45 @@ func (w *Writer) Record(ctx context.Context, e Event) {
 	if e.SourceIP == "" {
 		e.SourceIP = info.SourceIP
 	}
-	select {
-	case w.ch <- item{ev: toStore(e)}:
-	case <-w.stopped:
+	if !w.enqueue(item{ev: toStore(e)}) {
 		w.log.Error("audit: event after close", "action", e.Action)
 	}
+}
+
+// enqueue adds it to the buffer, waiting while the buffer is full, and
+// wakes the writer when the buffer was empty (or it is a flush). It
+// reports false once the writer is closed.
+func (w *Writer) enqueue(it item) bool {
+	w.mu.Lock()
+	for len(w.buf) >= maxBuffered && !w.closed {
+		w.space.Wait()
+	}
+	if w.closed {
+		w.mu.Unlock()
+		return false
+	}
+	w.buf = append(w.buf, it)
+	first := len(w.buf) == 1
+	w.mu.Unlock()
+	if first || it.flush != nil {
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	}
+	return true
 }
 
 // Flush waits until every event recorded before it is stored.
 func (w *Writer) Flush(ctx context.Context) error {
 	done := make(chan struct{})
-	select {
-	case w.ch <- item{flush: done}:
-	case <-w.stopped:
+	if !w.enqueue(item{flush: done}) {
 		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 	select {
 	case <-done:
+		return nil
+	case <-w.stopped:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -170,7 +203,14 @@ func (w *Writer) Flush(ctx context.Context) error {
 // Close flushes pending events and stops the writer.
 func (w *Writer) Close(ctx context.Context) error {
 	err := w.Flush(ctx)
-	w.once.Do(func() { close(w.ch) })
+	w.mu.Lock()
+	w.closed = true
+	w.space.Broadcast()
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
 	select {
 	case <-w.stopped:
 	case <-ctx.Done():
@@ -184,42 +224,84 @@ func (w *Writer) Close(ctx context.Context) error {
 // once per event (group commit). A Flush or Close does not wait.
 const linger = 20 * time.Millisecond
 
+// batchSize is how many events make a batch worth writing without waiting
+// out the linger.
+const batchSize = 512
+
 func (w *Writer) run() {
 	defer close(w.stopped)
-	batch := make([]store.AuditEvent, 0, 512)
+	var batch []store.AuditEvent
 	var flushes []chan struct{}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
 	for {
-		it, ok := <-w.ch
-		if !ok {
-			if w.signer != nil && w.seq > 0 {
-				w.write(w.checkpoint(batch[:0], CheckpointClose))
-			}
-			return
-		}
-		w.add(&batch, &flushes, it)
-		timer := time.NewTimer(linger)
-	collect:
-		for len(batch) < cap(batch) && len(flushes) == 0 {
-			select {
-			case it, ok := <-w.ch:
-				if !ok {
-					break collect
+		<-w.wake
+		// Linger for company unless a flush waits, the batch is full or
+		// the writer is closing.
+		w.mu.Lock()
+		urgent := w.closed || len(w.buf) >= batchSize || hasFlush(w.buf)
+		w.mu.Unlock()
+		if !urgent {
+			timer.Reset(linger)
+		wait:
+			for {
+				select {
+				case <-timer.C:
+					break wait
+				case <-w.wake: // a flush, or the writer closing
+					w.mu.Lock()
+					urgent = w.closed || len(w.buf) >= batchSize || hasFlush(w.buf)
+					w.mu.Unlock()
+					if urgent {
+						timer.Stop()
+						break wait
+					}
 				}
-				w.add(&batch, &flushes, it)
-			case <-timer.C:
-				break collect
 			}
 		}
-		timer.Stop()
-		if w.signer != nil && w.seq/1000 != (w.seq-int64(len(batch)))/1000 {
-			batch = w.checkpoint(batch, CheckpointTimed)
+		w.mu.Lock()
+		items := w.buf
+		w.buf = make([]item, 0, max(64, len(items)))
+		closed := w.closed
+		w.space.Broadcast()
+		w.mu.Unlock()
+		for _, it := range items {
+			w.add(&batch, &flushes, it)
+			if len(batch) >= batchSize {
+				w.writeBatch(batch)
+				batch = batch[:0]
+			}
 		}
-		w.write(batch)
+		w.writeBatch(batch)
 		for _, f := range flushes {
 			close(f)
 		}
 		batch, flushes = batch[:0], flushes[:0]
+		if closed {
+			if w.signer != nil && w.seq > 0 {
+				w.write(w.checkpoint(nil, CheckpointClose))
+			}
+			return
+		}
 	}
+}
+
+func hasFlush(items []item) bool {
+	for i := len(items) - 1; i >= 0; i-- {
+		if items[i].flush != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// writeBatch writes batch, with a signed checkpoint after every 1000th
+// event of the stream.
+func (w *Writer) writeBatch(batch []store.AuditEvent) {
+	if w.signer != nil && len(batch) > 0 && w.seq/1000 != (w.seq-int64(len(batch)))/1000 {
+		batch = w.checkpoint(batch, CheckpointTimed)
+	}
+	w.write(batch)
 }
 
 // checkpoint appends a signed checkpoint event to batch.
