@@ -10,12 +10,15 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/writ-id/writ/internal/auditevent"
 )
 
 // AuditScope is the scope a client needs to send events to writ's audit
@@ -80,6 +83,44 @@ func (e *AuditEvent) complete(ctx context.Context, component string) {
 		}
 	}
 }
+
+// clean makes e acceptable to writ's ingest endpoint, so that one odd
+// event (a multi-line error as its reason, an overlong action) is recorded
+// as well as it can be instead of failing the batch it travels in: text
+// loses control characters and is cut to writ's limits, an unknown
+// outcome becomes AuditError (named in the reason), a malformed trace id
+// is dropped.
+func (e *AuditEvent) clean() {
+	switch e.Outcome {
+	case AuditAllow, AuditDeny, AuditError:
+	default:
+		e.Reason = "outcome " + strconvQuote(e.Outcome) + ": " + e.Reason
+		e.Outcome = AuditError
+	}
+	if e.Action == "" {
+		e.Action = "unknown"
+	}
+	e.Action = auditevent.Clean(e.Action, auditevent.MaxAction)
+	e.Reason = auditevent.Clean(e.Reason, auditevent.MaxReason)
+	e.RequestID = auditevent.Clean(e.RequestID, auditevent.MaxRequestID)
+	e.Sub = auditevent.Clean(e.Sub, auditevent.MaxSub)
+	e.Resource = auditevent.Clean(e.Resource, auditevent.MaxResource)
+	if len(e.TraceID) != 32 || strings.Trim(e.TraceID, "0123456789abcdef") != "" || e.TraceID == strings.Repeat("0", 32) {
+		e.TraceID = ""
+	}
+	if len(e.ActorChain) > auditevent.MaxActors {
+		e.ActorChain = e.ActorChain[len(e.ActorChain)-auditevent.MaxActors:] // the nearest actors
+	}
+	chain := make([]string, 0, len(e.ActorChain))
+	for _, a := range e.ActorChain {
+		if a = auditevent.Clean(a, auditevent.MaxActor); a != "" {
+			chain = append(chain, a)
+		}
+	}
+	e.ActorChain = chain
+}
+
+func strconvQuote(s string) string { return strconv.Quote(auditevent.Clean(s, 64)) }
 
 // LogAuditSink keeps a service's audit events in its own log: one record
 // per event at level Info, message "audit", the event's fields as
@@ -165,8 +206,8 @@ func NewAuditClient(cfg AuditConfig) (*AuditClient, error) {
 	if u, err := url.Parse(cfg.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("sdk: audit: URL %q is not an http(s) URL", cfg.URL)
 	}
-	if cfg.Component == "" {
-		return nil, errors.New("sdk: audit: Component is required")
+	if err := auditevent.CheckComponent(cfg.Component); err != nil {
+		return nil, fmt.Errorf("sdk: audit: %w", err) // writ would refuse every batch
 	}
 	if cfg.Credentials.TokenURL == "" || cfg.Credentials.ClientID == "" {
 		return nil, errors.New("sdk: audit: Credentials are required")
@@ -196,6 +237,7 @@ func NewAuditClient(cfg AuditConfig) (*AuditClient, error) {
 // event goes to the log instead.
 func (c *AuditClient) Record(ctx context.Context, e AuditEvent) {
 	e.complete(ctx, c.cfg.Component)
+	e.clean()
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if !c.closed {

@@ -202,3 +202,42 @@ func TestServiceEventsInTheTrail(t *testing.T) {
 		t.Fatalf("verify: %v %+v", err, rep)
 	}
 }
+
+// TestSDKAuditClientSendsOddEvents: events a service builds carelessly (a
+// multi-line error as the reason, an overlong action, an unknown outcome, a
+// bad trace id) reach the trail cleaned, and do not cost the valid events
+// of their batch; a component name writ would refuse is refused at once.
+func TestSDKAuditClientSendsOddEvents(t *testing.T) {
+	env := apptest.Start(t, withAuditScope)
+	ctx := context.Background()
+	issuer := env.App.URL(app.IDP) + "/us-east-1_WritDemo1"
+	creds := sdk.ClientCredentials{TokenURL: issuer + "/oauth2/token", ClientID: "orders-service", ClientSecret: "orders-demo-secret"}
+	url := env.App.URL(app.Identity) + "/audit/events"
+	for _, bad := range []string{"gateway", "orders service", ""} {
+		if _, err := sdk.NewAuditClient(sdk.AuditConfig{URL: url, Component: bad, Credentials: creds}); err == nil {
+			t.Errorf("component %q accepted", bad)
+		}
+	}
+	trail, err := sdk.NewAuditClient(sdk.AuditConfig{URL: url, Component: "orders", Credentials: creds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx := sdk.WithRequest(ctx, "odd-1", "")
+	trail.Record(rctx, sdk.AuditEvent{Action: "orders:Get", Outcome: sdk.AuditAllow})
+	trail.Record(rctx, sdk.AuditEvent{Action: "orders:Put", Outcome: sdk.AuditError, Reason: "db: write failed\n\tat line 2\x00"})
+	trail.Record(rctx, sdk.AuditEvent{Action: strings.Repeat("é", 200), Outcome: "maybe", TraceID: "XYZ"})
+	if err := trail.Close(ctx); err != nil || trail.Dropped() != 0 {
+		t.Fatalf("close: %v, dropped %d", err, trail.Dropped())
+	}
+	evs, err := env.App.Core.Store.ListAudit(ctx, store.AuditFilter{RequestID: "odd-1"})
+	if err != nil || len(evs) != 3 {
+		t.Fatalf("events of odd-1: %v, %d events", err, len(evs))
+	}
+	if evs[1].Reason != "db: write failed  at line 2 " {
+		t.Errorf("multi-line reason stored as %q", evs[1].Reason)
+	}
+	if e := evs[2]; len(e.Action) > 128 || !strings.HasPrefix(e.Action, "éé") || e.Outcome != "error" ||
+		!strings.Contains(e.Reason, `outcome "maybe"`) || e.TraceID != "" {
+		t.Errorf("odd event stored as %+v", e)
+	}
+}

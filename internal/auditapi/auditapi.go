@@ -22,9 +22,9 @@ import (
 	"regexp"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/writ-id/writ/internal/audit"
+	"github.com/writ-id/writ/internal/auditevent"
 	"github.com/writ-id/writ/internal/awsjson"
 	"github.com/writ-id/writ/internal/token"
 	"github.com/writ-id/writ/internal/tracing"
@@ -44,7 +44,7 @@ const (
 )
 
 // Reserved are component names only writ itself writes under.
-var Reserved = map[string]bool{"idp": true, "identity": true, "objects": true, "gateway": true, "ops": true, "audit": true, "writ": true}
+var Reserved = auditevent.Reserved
 
 // Pool is a user pool whose access tokens are accepted.
 type Pool struct {
@@ -284,27 +284,23 @@ func jsonError(err error) string {
 }
 
 var (
-	componentRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-	traceIDRE   = regexp.MustCompile(`^[0-9a-f]{32}$`)
+	traceIDRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
 )
 
 // validate checks e; the error names the field.
 func validate(e *Event, now time.Time) error {
+	if err := auditevent.CheckComponent(e.Component); err != nil {
+		return err
+	}
 	switch {
-	case e.Component == "":
-		return errors.New("component: required")
-	case !componentRE.MatchString(e.Component):
-		return errors.New("component: 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit")
-	case Reserved[strings.ToLower(e.Component)]:
-		return fmt.Errorf("component: %q is reserved for writ's own components", e.Component)
 	case e.Action == "":
 		return errors.New("action: required")
 	case e.Outcome != audit.Allow && e.Outcome != audit.Deny && e.Outcome != audit.Error:
 		return errors.New("outcome: must be allow, deny or error")
 	case e.TraceID != "" && (!traceIDRE.MatchString(e.TraceID) || e.TraceID == strings.Repeat("0", 32)):
 		return errors.New("trace_id: must be 32 lower-case hex digits, not all zero")
-	case len(e.ActorChain) > 20:
-		return errors.New("actor_chain: at most 20 actors")
+	case len(e.ActorChain) > auditevent.MaxActors:
+		return fmt.Errorf("actor_chain: at most %d actors", auditevent.MaxActors)
 	}
 	if e.Time != nil && (e.Time.Before(now.Add(-24*time.Hour)) || e.Time.After(now.Add(5*time.Minute))) {
 		return errors.New("time: must be within the last 24 hours (and not ahead of writ's clock by more than 5 minutes)")
@@ -312,8 +308,9 @@ func validate(e *Event, now time.Time) error {
 	for _, f := range []struct {
 		name, v string
 		max     int
-	}{{"action", e.Action, 128}, {"reason", e.Reason, 1024}, {"request_id", e.RequestID, 128}, {"sub", e.Sub, 256}, {"resource", e.Resource, 1024}} {
-		if err := text(f.v, f.max); err != nil {
+	}{{"action", e.Action, auditevent.MaxAction}, {"reason", e.Reason, auditevent.MaxReason}, {"request_id", e.RequestID, auditevent.MaxRequestID},
+		{"sub", e.Sub, auditevent.MaxSub}, {"resource", e.Resource, auditevent.MaxResource}} {
+		if err := auditevent.CheckText(f.v, f.max); err != nil {
 			return fmt.Errorf("%s: %w", f.name, err)
 		}
 	}
@@ -321,25 +318,8 @@ func validate(e *Event, now time.Time) error {
 		if a == "" {
 			return fmt.Errorf("actor_chain[%d]: empty", i)
 		}
-		if err := text(a, 256); err != nil {
+		if err := auditevent.CheckText(a, auditevent.MaxActor); err != nil {
 			return fmt.Errorf("actor_chain[%d]: %w", i, err)
-		}
-	}
-	return nil
-}
-
-// text checks that s is at most max bytes of UTF-8 without control
-// characters (which would garble `writ audit query` tables and logs).
-func text(s string, max int) error {
-	if len(s) > max {
-		return fmt.Errorf("longer than %d bytes", max)
-	}
-	if !utf8.ValidString(s) {
-		return errors.New("not valid UTF-8")
-	}
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return errors.New("contains control characters")
 		}
 	}
 	return nil

@@ -164,6 +164,24 @@ func TestAWSChunkedRefusals(t *testing.T) {
 			t.Fatalf("%s: a refused upload left an object", name)
 		}
 	}
+	// A payload hash that is none of S3's forms is refused, not trusted.
+	key := prefix + "odd-payload-hash"
+	req, _ := http.NewRequest("PUT", f.App.URL(app.Objects)+"/"+bucket+"/"+strings.ReplaceAll(key, ":", "%3A"), strings.NewReader("body"))
+	req.Header.Set("X-Amz-Content-Sha256", "not-a-hash")
+	signV4(t, req, alice)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.Contains(string(body), "<Code>InvalidArgument</Code>") {
+		t.Fatalf("payload hash not-a-hash: %d %s", resp.StatusCode, body)
+	}
+	cl := f.client(alice.ak, alice.secret, alice.token, true)
+	if _, err := cl.HeadObject(f.ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}); err == nil {
+		t.Fatal("a refused upload left an object")
+	}
 }
 
 // signV4 signs req as the SDK would, with id's temporary credentials and

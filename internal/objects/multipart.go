@@ -111,13 +111,15 @@ func (h *Handler) uploadPart(w http.ResponseWriter, r *http.Request, c *caller, 
 	if err != nil {
 		return err
 	}
-	limit := min(h.maxSize, maxPartSize)
-	if r.ContentLength > limit {
-		return s3err(http.StatusBadRequest, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
-	}
+	// newDigests first: for an aws-chunked body it sets ContentLength to
+	// the decoded length, which is what the limit bounds.
 	d, err := newDigests(r, u.ChecksumAlg, true)
 	if err != nil {
 		return err
+	}
+	limit := min(h.maxSize, maxPartSize)
+	if r.ContentLength > limit {
+		return s3err(http.StatusBadRequest, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
 	}
 	if d.alg != "" && u.ChecksumAlg != "" && d.alg != u.ChecksumAlg {
 		return s3err(http.StatusBadRequest, "InvalidRequest", "Checksum Type mismatch occurred, expected checksum Type: "+u.ChecksumAlg+", actual checksum Type: "+d.alg)

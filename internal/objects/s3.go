@@ -205,7 +205,6 @@ var s3Codes = map[string]*s3Error{
 	"SignatureDoesNotMatch":             s3err(http.StatusForbidden, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided."),
 	"RequestTimeTooSkewed":              s3err(http.StatusForbidden, "RequestTimeTooSkewed", "The difference between the request time and the current time is too large."),
 	"AccessDenied":                      s3err(http.StatusForbidden, "AccessDenied", "Request has expired"),
-	"InvalidArgument":                   s3err(http.StatusBadRequest, "InvalidArgument", "Only one auth mechanism allowed"),
 }
 
 func (h *Handler) authenticate(r *http.Request) (*caller, error) {
@@ -215,6 +214,9 @@ func (h *Handler) authenticate(r *http.Request) (*caller, error) {
 		if errors.As(err, &e) {
 			if se, ok := s3Codes[e.Code]; ok {
 				return nil, se
+			}
+			if e.Code == "InvalidArgument" {
+				return nil, s3err(http.StatusBadRequest, e.Code, e.Message)
 			}
 			return nil, s3err(http.StatusBadRequest, "InvalidRequest", e.Message)
 		}

@@ -238,8 +238,7 @@ func (d *disk) list(bucket string) ([]meta, error) {
 // sweep removes what writes cut short (a crash, SIGKILL) left in a bucket,
 // none of it ever visible: temporary files (bytes being received, metadata
 // being replaced), data files no metadata names (a put cut before its
-// metadata, the old data of an overwrite), the staging records of earlier
-// versions, and under .uploads the uploads without upload.json and part
+// metadata, the old data of an overwrite), and under .uploads the uploads without upload.json and part
 // files no part names. It runs before the store serves (a data_dir belongs
 // to one writ process).
 func (d *disk) sweep(bucket string) error {
@@ -266,10 +265,6 @@ func (d *disk) sweep(bucket string) error {
 			var m meta
 			if json.Unmarshal(b, &m) != nil {
 				return nil // unreadable metadata: remove nothing it might name
-			}
-			if strings.HasPrefix(m.Key, ".staging/") && len(m.Key) == len(".staging/")+36 && n == objName(m.Key)+".json" {
-				os.Remove(filepath.Join(dir, n)) // an unverified upload staged by an earlier version
-				continue
 			}
 			keep[m.Data] = true
 		}

@@ -207,11 +207,28 @@ func (v *Verifier) Verify(r *http.Request) (Result, error) {
 	return Result{Credentials: creds, Presigned: p.presigned, Time: p.amzDate, seed: want, key: key, scope: scope}, nil
 }
 
+// validPayloadHash reports whether h is a value x-amz-content-sha256 may
+// take: UNSIGNED-PAYLOAD, a streaming mode, or 64 hex digits (which the
+// handler then checks against the body).
+func validPayloadHash(h string) bool {
+	if h == unsignedPayload || IsStreaming(h) {
+		return true
+	}
+	if len(h) != 64 {
+		return false
+	}
+	_, err := hex.DecodeString(h)
+	return err == nil
+}
+
 func (v *Verifier) payloadHash(r *http.Request, p parsed) (string, error) {
 	if p.presigned && v.S3 {
 		return unsignedPayload, nil
 	}
 	if h := r.Header.Get("X-Amz-Content-Sha256"); h != "" && (v.S3 || h == unsignedPayload) {
+		if !validPayloadHash(h) {
+			return "", fail("InvalidArgument", "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-… or a SHA-256 in hex")
+		}
 		return h, nil
 	}
 	max := v.MaxBody
