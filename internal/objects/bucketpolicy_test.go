@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/writ-id/writ/internal/app"
 	"github.com/writ-id/writ/internal/apptest"
 	"github.com/writ-id/writ/internal/config"
 )
@@ -117,5 +118,58 @@ func TestBucketPolicy(t *testing.T) {
 	alice := f.credsFor("alice", "Alice-Passw0rd")
 	if err := get(f.client(alice.ak, alice.secret, alice.token, false), "reports/q1.txt"); err != nil {
 		t.Errorf("alice reads the grant to demo-staff: %v", err)
+	}
+}
+
+// TestAnonymousThroughPublicBucketPolicy: an unsigned request (the SDK
+// with anonymous credentials) gets what a bucket policy grants Principal
+// "*", and nothing else — neither what only the account or a role is
+// granted, nor any write — while the same request to a bucket without a
+// policy is refused.
+func TestAnonymousThroughPublicBucketPolicy(t *testing.T) {
+	f := &fx{Env: apptest.Start(t, withBucketPolicy(`{"Version": "2012-10-17", "Statement": [
+		{"Sid": "PublicNotices", "Effect": "Allow", "Principal": "*",
+		 "Action": "s3:GetObject", "Resource": "arn:aws:s3:::writ-demo/notices/*"},
+		{"Sid": "AccountDelegates", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::000000000000:root"},
+		 "Action": "s3:GetObject", "Resource": "arn:aws:s3:::writ-demo/delegated/*"},
+		{"Sid": "UsersShared", "Effect": "Allow", "Principal": {"AWS": "`+userRoleARN+`"},
+		 "Action": "s3:GetObject", "Resource": "arn:aws:s3:::writ-demo/shared/*"}]}`)), t: t, ctx: context.Background()}
+	admin := f.client("AKIAWRITDEMOADMIN001", "writ-demo-admin-secret", "", true)
+	for _, k := range []string{"notices/open.txt", "delegated/x", "shared/x"} {
+		if _, err := admin.PutObject(f.ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(k), Body: strings.NewReader(k)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	anon := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(f.App.URL(app.Objects)), UsePathStyle: true,
+		Credentials: aws.AnonymousCredentials{}, RetryMaxAttempts: 1})
+	out, err := anon.GetObject(f.ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String("notices/open.txt")})
+	if err != nil {
+		t.Fatalf("anonymous read of a public object: %v", err)
+	}
+	body, _ := io.ReadAll(out.Body)
+	out.Body.Close()
+	if string(body) != "notices/open.txt" {
+		t.Fatalf("read %q", body)
+	}
+	for _, k := range []string{"delegated/x", "shared/x", "notices/missing.txt"} {
+		if _, err := anon.GetObject(f.ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(k)}); code(err) != "AccessDenied" {
+			t.Errorf("anonymous read of %s: %v", k, err)
+		}
+	}
+	if _, err := anon.PutObject(f.ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("notices/new.txt"), Body: strings.NewReader("x")}); code(err) != "AccessDenied" {
+		t.Errorf("anonymous write: %v", err)
+	}
+	if _, err := anon.ListObjectsV2(f.ctx, &s3.ListObjectsV2Input{Bucket: aws.String(bucket)}); code(err) != "AccessDenied" {
+		t.Errorf("anonymous listing: %v", err)
+	}
+	if _, err := admin.HeadObject(f.ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String("notices/new.txt")}); err == nil {
+		t.Error("the refused anonymous write left an object")
+	}
+	// Without a bucket policy, nothing is public.
+	g := &fx{Env: apptest.Start(t), t: t, ctx: context.Background()}
+	anon2 := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(g.App.URL(app.Objects)), UsePathStyle: true,
+		Credentials: aws.AnonymousCredentials{}, RetryMaxAttempts: 1})
+	if _, err := anon2.GetObject(g.ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String("notices/open.txt")}); code(err) != "AccessDenied" {
+		t.Errorf("anonymous read without a bucket policy: %v", err)
 	}
 }

@@ -146,9 +146,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	bucket, key := h.split(r)
 	var c *caller
 	var err error
-	if h.opts.NoAuth {
+	switch {
+	case h.opts.NoAuth:
 		c = &caller{}
-	} else {
+	case h.policies[bucket] != nil && unsigned(r):
+		// Anonymous: only a bucket policy granting Principal "*" lets it in.
+		c = h.anonymous(r)
+	default:
 		c, err = h.authenticate(r)
 	}
 	if err != nil {
@@ -241,6 +245,33 @@ func (h *Handler) authenticate(r *http.Request) (*caller, error) {
 	return c, nil
 }
 
+// unsigned reports whether r carries no authentication at all (no
+// Authorization header, no presigned query).
+func unsigned(r *http.Request) bool {
+	if r.Header.Get("Authorization") != "" {
+		return false
+	}
+	q := r.URL.Query()
+	return !q.Has("X-Amz-Algorithm") && !q.Has("X-Amz-Credential") && !q.Has("X-Amz-Signature") && !q.Has("AWSAccessKeyId") && !q.Has("Signature")
+}
+
+// anonymousID is the principal of unsigned requests: no Principal matches
+// it but "*".
+const anonymousID = "anonymous"
+
+// anonymous is the caller of an unsigned request: no identity policy, so
+// only a bucket policy's Allow to "*" grants it anything (as S3 does for
+// public buckets).
+func (h *Handler) anonymous(r *http.Request) *caller {
+	cx := iam.MapContext{}
+	now := h.opts.Now()
+	cx.Set("aws:SourceIp", sourceIP(r))
+	cx.Set("aws:SecureTransport", strconv.FormatBool(r.TLS != nil))
+	cx.Set("aws:CurrentTime", now.UTC().Format(time.RFC3339))
+	cx.Set("aws:EpochTime", strconv.FormatInt(now.Unix(), 10))
+	return &caller{sets: []iam.Set{{Name: "identity"}}, context: cx, who: anonymousID}
+}
+
 // authorize decides action on resource for the caller and records it.
 func (h *Handler) authorize(ctx context.Context, c *caller, action, bucket, key string, extra map[string]string) error {
 	if h.opts.NoAuth {
@@ -295,7 +326,7 @@ func (h *Handler) withBucketPolicy(req *iam.Request, p *iam.Policy, c *caller, d
 	var direct, viaRole *iam.Decision
 	var last iam.Decision
 	for i, id := range []string{c.who, c.role, "arn:aws:iam::" + h.cfg.Account + ":root", h.cfg.Account} {
-		if id == "" {
+		if id == "" || (i > 1 && c.who == anonymousID) { // anonymous is no principal of the account
 			continue
 		}
 		e := eval(id)
