@@ -297,7 +297,8 @@ func TestCLI(t *testing.T) {
 		t.Fatalf("bench on postgres: %s", out)
 	}
 	out, code = run("bench", "gateway", "--duration", "300ms", "--concurrency", "4")
-	if code != 0 || !regexp.MustCompile(`writ gateway \(JWT authorizer, audit on\)\s+[1-9]\d*\s+\d\.\d\d×`).MatchString(out) {
+	if code != 0 || !regexp.MustCompile(`writ gateway as served \(audit, metrics\)\s+[1-9]\d*\s+\d\.\d\d×`).MatchString(out) ||
+		!regexp.MustCompile(`the audit trail alone: \d\.\d\d×`).MatchString(out) {
 		t.Fatalf("bench gateway: %d %s", code, out)
 	}
 }
