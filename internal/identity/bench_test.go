@@ -17,14 +17,10 @@ import (
 	"github.com/writ-id/writ/internal/apptest"
 )
 
-// BenchmarkIdentity measures GetCredentialsForIdentity (token
-// verification, role resolution, trust policy, sealing) and
-// AssumeRoleWithWebIdentity through the SDK clients and the HTTP handler, from 8 concurrent
-// callers (client and server share the machine's cores).
-func BenchmarkIdentity(b *testing.B) {
+// benchSetup signs bob in and returns his identity, logins and OpenID token.
+func benchSetup(b *testing.B) (*fx, *ci.GetIdOutput, map[string]string, *ci.GetOpenIdTokenOutput) {
 	f := start(b)
-	tok := f.signIn("bob", "Bob-Passw0rd1")
-	logins := map[string]string{f.loginKey(): tok}
+	logins := map[string]string{f.loginKey(): f.signIn("bob", "Bob-Passw0rd1")}
 	id, err := f.ci.GetId(f.ctx, &ci.GetIdInput{IdentityPoolId: aws.String(identPool), Logins: logins})
 	if err != nil {
 		b.Fatal(err)
@@ -33,6 +29,15 @@ func BenchmarkIdentity(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return f, id, logins, oid
+}
+
+// BenchmarkIdentity measures GetCredentialsForIdentity (token
+// verification, role resolution, trust policy, sealing) and
+// AssumeRoleWithWebIdentity through the SDK clients and the HTTP handler, from 8 concurrent
+// callers (client and server share the machine's cores).
+func BenchmarkIdentity(b *testing.B) {
+	f, id, logins, oid := benchSetup(b)
 	b.Run("GetCredentialsForIdentity", func(b *testing.B) {
 		start := time.Now()
 		b.SetParallelism(4)
@@ -69,17 +74,7 @@ func BenchmarkIdentity(b *testing.B) {
 // marshalling on the client side). It reports calls/s and the process's CPU
 // per call.
 func BenchmarkIdentityHandler(b *testing.B) {
-	f := start(b)
-	tok := f.signIn("bob", "Bob-Passw0rd1")
-	logins := map[string]string{f.loginKey(): tok}
-	id, err := f.ci.GetId(f.ctx, &ci.GetIdInput{IdentityPoolId: aws.String(identPool), Logins: logins})
-	if err != nil {
-		b.Fatal(err)
-	}
-	oid, err := f.ci.GetOpenIdToken(f.ctx, &ci.GetOpenIdTokenInput{IdentityId: id.IdentityId, Logins: logins})
-	if err != nil {
-		b.Fatal(err)
-	}
+	f, id, logins, oid := benchSetup(b)
 	// Capture what the SDK clients send.
 	type captured struct {
 		header http.Header

@@ -135,6 +135,8 @@ func TestAWSChunkedRefusals(t *testing.T) {
 	f := &fx{Env: apptest.Start(t), t: t, ctx: context.Background()}
 	alice := f.credsFor("alice", "Alice-Passw0rd")
 	prefix := "private/" + alice.id + "/"
+	chunked := map[string]string{"Content-Encoding": "aws-chunked", "X-Amz-Content-Sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+		"X-Amz-Trailer": "x-amz-checksum-crc32"}
 	for name, c := range map[string]struct {
 		body, decodedLen, code string
 	}{
@@ -143,50 +145,41 @@ func TestAWSChunkedRefusals(t *testing.T) {
 		"malformed size":   {"zz\r\nhello world\r\n0\r\nx-amz-checksum-crc32:DUoRhQ==\r\n\r\n", "11", "InvalidChunkSizeError"},
 		"cut inside chunk": {"b\r\nhello", "11", "IncompleteBody"},
 	} {
-		key := prefix + strings.ReplaceAll(name, " ", "-")
-		req, _ := http.NewRequest("PUT", f.App.URL(app.Objects)+"/"+bucket+"/"+strings.ReplaceAll(key, ":", "%3A"), strings.NewReader(c.body))
-		req.Header.Set("Content-Encoding", "aws-chunked")
-		req.Header.Set("X-Amz-Content-Sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER")
-		req.Header.Set("X-Amz-Decoded-Content-Length", c.decodedLen)
-		req.Header.Set("X-Amz-Trailer", "x-amz-checksum-crc32")
-		signV4(t, req, alice)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode/100 != 4 || !strings.Contains(string(body), "<Code>"+c.code+"</Code>") {
-			t.Fatalf("%s: %d %s, want %s", name, resp.StatusCode, body, c.code)
-		}
-		cl := f.client(alice.ak, alice.secret, alice.token, true)
-		if _, err := cl.HeadObject(f.ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}); err == nil {
-			t.Fatalf("%s: a refused upload left an object", name)
-		}
+		chunked["X-Amz-Decoded-Content-Length"] = c.decodedLen
+		f.refusedPut(alice, prefix+strings.ReplaceAll(name, " ", "-"), c.body, chunked, c.code)
 	}
 	// A payload hash that is none of S3's forms is refused, not trusted.
-	key := prefix + "odd-payload-hash"
-	req, _ := http.NewRequest("PUT", f.App.URL(app.Objects)+"/"+bucket+"/"+strings.ReplaceAll(key, ":", "%3A"), strings.NewReader("body"))
-	req.Header.Set("X-Amz-Content-Sha256", "not-a-hash")
-	signV4(t, req, alice)
+	f.refusedPut(alice, prefix+"odd-payload-hash", "body", map[string]string{"X-Amz-Content-Sha256": "not-a-hash"}, "InvalidArgument")
+}
+
+// refusedPut sends a PutObject of body to key with headers, signed with
+// id's credentials, and checks that it is refused with code (a 4xx) and
+// leaves no object behind.
+func (f *fx) refusedPut(id identity, key, body string, headers map[string]string, code string) {
+	f.t.Helper()
+	req, _ := http.NewRequest("PUT", f.App.URL(app.Objects)+"/"+bucket+"/"+strings.ReplaceAll(key, ":", "%3A"), strings.NewReader(body))
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	signV4(f.t, req, id)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		f.t.Fatal(err)
 	}
-	body, _ := io.ReadAll(resp.Body)
+	got, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 400 || !strings.Contains(string(body), "<Code>InvalidArgument</Code>") {
-		t.Fatalf("payload hash not-a-hash: %d %s", resp.StatusCode, body)
+	if resp.StatusCode/100 != 4 || !strings.Contains(string(got), "<Code>"+code+"</Code>") {
+		f.t.Fatalf("%s: %d %s, want %s", key, resp.StatusCode, got, code)
 	}
-	cl := f.client(alice.ak, alice.secret, alice.token, true)
+	cl := f.client(id.ak, id.secret, id.token, true)
 	if _, err := cl.HeadObject(f.ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}); err == nil {
-		t.Fatal("a refused upload left an object")
+		f.t.Fatalf("%s: a refused upload left an object", key)
 	}
 }
 
 // signV4 signs req as the SDK would, with id's temporary credentials and
 // the payload hash its X-Amz-Content-Sha256 names.
-func signV4(t *testing.T, req *http.Request, id identity) {
+func signV4(t testing.TB, req *http.Request, id identity) {
 	t.Helper()
 	req.Header.Set("X-Amz-Security-Token", id.token)
 	err := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true }).SignHTTP(context.Background(),
