@@ -614,6 +614,24 @@ func (c *conn) AppendAudit(ctx context.Context, events []store.AuditEvent) ([]in
 					e.Username, e.ClientID, strs(e.ActorChain), e.IdentityID, e.Role, e.Resource, e.RequestID, e.TraceID,
 					e.SourceIP, e.PrevHash, e.Hash)
 			}
+			if !c.s.d.Dollar {
+				// SQLite: RETURNING would collect the ids in a temporary
+				// table, a second b-tree insert per row. The rows of one
+				// statement in this (only) write transaction get
+				// consecutive rowids, the last one reported.
+				res, err := c.execPrepared(ctx, q.String(), args...)
+				if err != nil {
+					return c.conflictOr(err, "append audit")
+				}
+				last, err := res.LastInsertId()
+				if err != nil {
+					return fmt.Errorf("store: append audit: %w", err)
+				}
+				for k := range chunk {
+					ids = append(ids, last-int64(len(chunk)-1-k))
+				}
+				continue
+			}
 			q.WriteString(" RETURNING id")
 			// One statement per chunk size, parsed once: batches of a busy
 			// writer repeat a few sizes.

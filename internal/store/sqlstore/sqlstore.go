@@ -250,6 +250,14 @@ func (s *DB) prepare(ctx context.Context, query string) any {
 	return st
 }
 
+// execPrepared is exec through a prepared statement when there is one.
+func (c *conn) execPrepared(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st, ok := c.stmt(ctx, query); ok {
+		return st.ExecContext(ctx, args...)
+	}
+	return c.exec(ctx, query, args...)
+}
+
 // queryPrepared is query through a prepared statement when there is one.
 func (c *conn) queryPrepared(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	if st, ok := c.stmt(ctx, query); ok {
