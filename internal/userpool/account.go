@@ -3,7 +3,6 @@ package userpool
 import (
 	"context"
 	"crypto/rand"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"math/big"
@@ -134,7 +133,7 @@ func (p *Pool) checkCode(ctx context.Context, purpose, username, code string) er
 			verdict = newErr(CodeExpiredCode, "Invalid code provided, please request a code again.")
 		case c.Attempts >= maxCodeAttempts:
 			verdict = newErr(CodeTooManyFailedAttempts, "Too many failed attempts; request a new code.")
-		case subtle.ConstantTimeCompare(c.CodeHash, p.svc.HashClientSecret(purpose+":"+code)) != 1:
+		case !p.svc.checkHash(purpose+":"+code, c.CodeHash):
 			c.Attempts++
 			verdict = newErr(CodeCodeMismatch, "Invalid verification code provided, please try again.")
 		}

@@ -154,12 +154,18 @@ func hashSecret(key []byte, secret string) []byte {
 // under the current master key or a previous one (a hash stored before a
 // rotation).
 func (s *Service) CheckClientSecret(c store.Client, secret string) bool {
-	if len(c.SecretHash) == 0 {
+	return s.checkHash(secret, c.SecretHash)
+}
+
+// checkHash compares secret with a keyed hash (HashClientSecret) in
+// constant time, under the current master key or a previous one.
+func (s *Service) checkHash(secret string, hash []byte) bool {
+	if len(hash) == 0 {
 		return false
 	}
 	ok := 0
 	for _, k := range s.secretKeys {
-		ok |= subtle.ConstantTimeCompare(hashSecret(k, secret), c.SecretHash)
+		ok |= subtle.ConstantTimeCompare(hashSecret(k, secret), hash)
 	}
 	return ok == 1
 }
