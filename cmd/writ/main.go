@@ -29,6 +29,7 @@ Usage:
   writ config check FILE                              validate a configuration file
   writ keys rotate -c FILE [--pool ID]                publish a new signing key (activates after keys.activation_delay)
   writ keys list -c FILE                              list signing keys and their schedule
+  writ keys reseal -c FILE                            seal signing keys and TOTP secrets again under master_key (after a rotation)
   writ audit query -c FILE [--request-id ID] [--sub S] [--component C] [--outcome O] [--since T] [--until T] [--json]
   writ audit verify -c FILE                           check the audit trail's hash chains and signed checkpoints
   writ audit tail -c FILE                             follow new audit events
@@ -194,8 +195,8 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 }
 
 func cmdKeys(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || (args[0] != "rotate" && args[0] != "list") {
-		return fmt.Errorf("%w: keys rotate|list -c FILE", errUsage)
+	if len(args) == 0 || (args[0] != "rotate" && args[0] != "list" && args[0] != "reseal") {
+		return fmt.Errorf("%w: keys rotate|list|reseal -c FILE", errUsage)
 	}
 	sub := args[0]
 	fs := newFlags("keys "+sub, "writ keys "+sub+" -c FILE [--pool ID]", stderr)
@@ -217,6 +218,14 @@ func cmdKeys(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer core.Close(ctx)
+	if sub == "reseal" {
+		nk, nu, err := app.Reseal(ctx, core)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "sealed again under the current master key: %d signing keys, the TOTP secrets of %d users\n", nk, nu)
+		return nil
+	}
 	found := false
 	for i := range cfg.UserPools {
 		p := &cfg.UserPools[i]

@@ -99,6 +99,38 @@ func OpenCore(ctx context.Context, cfg *config.Config, log *slog.Logger, now fun
 	return &Core{Cfg: cfg, Store: st, Master: master, Keys: km, Audit: audit.NewWriter(st, AuditSigner(master), log), Log: log}, nil
 }
 
+// Reseal seals every value sealed at rest — the signing keys of the user
+// pools and of the identity pools' OpenID tokens, users' TOTP secrets —
+// again under the current master key, so that after a rotation the
+// previous key can leave previous_master_keys once the short-lived values
+// it sealed (session tokens, hours) have expired. It returns how many
+// signing keys and users it changed.
+func Reseal(ctx context.Context, core *Core) (signingKeys, users int, err error) {
+	for _, pool := range append(poolIDs(core.Cfg), identity.KeyPool) {
+		n, err := core.Keys.Reseal(ctx, pool)
+		if err != nil {
+			return signingKeys, users, err
+		}
+		signingKeys += n
+	}
+	for _, pool := range poolIDs(core.Cfg) {
+		n, err := userpool.ResealTOTP(ctx, core.Store, core.Master, pool)
+		if err != nil {
+			return signingKeys, users, err
+		}
+		users += n
+	}
+	return signingKeys, users, nil
+}
+
+func poolIDs(cfg *config.Config) []string {
+	var ids []string
+	for _, p := range cfg.UserPools {
+		ids = append(ids, p.ID)
+	}
+	return ids
+}
+
 // AuditSigner returns the checkpoint signer derived from the master key.
 func AuditSigner(master *keys.MasterKey) *audit.Signer {
 	return audit.NewSigner(master.DeriveAll("audit-checkpoint", 32)...)

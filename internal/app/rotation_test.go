@@ -44,7 +44,8 @@ func aliceSignIn(t *testing.T, env *apptest.Env) string {
 	r, err := c.RespondToAuthChallenge(ctx, &cip.RespondToAuthChallengeInput{ClientId: aws.String("demo-web"), ChallengeName: out.ChallengeName,
 		Session: out.Session, ChallengeResponses: map[string]string{"USERNAME": "alice", "SOFTWARE_TOKEN_MFA_CODE": code}})
 	if err != nil {
-		t.Fatalf("alice's TOTP code (secret sealed at rest): %v", err)
+		log := env.Log.String()
+		t.Fatalf("alice's TOTP code (secret sealed at rest): %v\n%s", err, log[max(0, len(log)-1500):])
 	}
 	env.Clock.Advance(30 * time.Second)
 	return aws.ToString(r.AuthenticationResult.IdToken)
@@ -120,5 +121,29 @@ func TestMasterKeyRotation(t *testing.T) {
 	}
 	if _, err := bare.Open(aws.ToString(creds2.Credentials.AccessKeyId), aws.ToString(creds2.Credentials.SessionToken)); err != nil {
 		t.Fatalf("new credentials need the old key: %v", err)
+	}
+	env2.Stop()
+
+	// Reseal what is kept at rest, then run on the new key alone: the
+	// sealed signing keys and TOTP secrets are the new key's now.
+	cfg3 := *env2.Cfg
+	cfg3.PreviousMasterKeys = []config.Secret{config.NewSecret(oldKey)}
+	core, err := app.OpenCore(ctx, &cfg3, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nk, nu, err := app.Reseal(ctx, core)
+	core.Close(ctx)
+	if err != nil || nk < 2 || nu < 1 {
+		t.Fatalf("reseal: %d signing keys, %d users, %v", nk, nu, err)
+	}
+	env3 := apptest.StartDir(t, dir, apptest.CheapArgon2, func(c *config.Config) { c.MasterKey = config.NewSecret(newKey) })
+	env3.Clock.Advance(3 * time.Minute) // past the TOTP windows used before
+	aliceSignIn(t, env3)
+	if _, err := env3.App.STS.Open(aws.ToString(creds2.Credentials.AccessKeyId), aws.ToString(creds2.Credentials.SessionToken)); err != nil {
+		t.Fatalf("credentials sealed under the new key: %v", err)
+	}
+	if _, err := env3.App.STS.Open(ak, tok); err == nil {
+		t.Fatal("credentials sealed under the dropped key still open")
 	}
 }

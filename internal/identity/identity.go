@@ -34,8 +34,10 @@ import (
 // identity-pool OpenID tokens.
 const CognitoProvider = "cognito-identity.amazonaws.com"
 
-// keyPool names the signing keys of the identity pools' OpenID tokens.
-const keyPool = "cognito-identity"
+// KeyPool names the signing keys of the identity pools' OpenID tokens.
+const KeyPool = "cognito-identity"
+
+const keyPool = KeyPool
 
 // Options are what the component needs besides its configuration.
 type Options struct {

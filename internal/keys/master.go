@@ -181,6 +181,21 @@ func (m *MasterKey) Sealer(label string) *Sealer {
 	return s
 }
 
+// Reseal returns sealed sealed again under the current key, and whether
+// that changed anything (false when it already was under the current key).
+func (s *Sealer) Reseal(sealed, ad []byte) ([]byte, bool, error) {
+	if len(sealed) >= 2 && sealed[0] == sealV2 && sealed[1] == s.keys[0].id {
+		if _, err := s.Open(sealed, ad); err == nil {
+			return sealed, false, nil
+		}
+	}
+	pt, err := s.Open(sealed, ad)
+	if err != nil {
+		return nil, false, err
+	}
+	return s.Seal(pt, ad), true, nil
+}
+
 // ErrUnseal reports a sealed value that is corrupt, forged or sealed under
 // another key or associated data.
 var ErrUnseal = errors.New("keys: cannot open sealed value")

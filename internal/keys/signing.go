@@ -396,6 +396,35 @@ func (m *Manager) newKey(poolID, alg string, now time.Time) (store.SigningKey, e
 	}, nil
 }
 
+// Reseal seals the pool's private keys again under the current master key
+// (after a rotation, so that the previous master key can be dropped) and
+// returns how many it changed.
+func (m *Manager) Reseal(ctx context.Context, poolID string) (int, error) {
+	ks, err := m.st.ListSigningKeys(ctx, poolID)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, k := range ks {
+		changed := false
+		_, err := m.st.UpdateSigningKey(ctx, k.KID, func(r *store.SigningKey) error {
+			sealed, ch, err := m.sealer.Reseal(r.PrivateSealed, []byte(r.KID))
+			if err != nil {
+				return fmt.Errorf("keys: key %s: %w", r.KID, err)
+			}
+			r.PrivateSealed, changed = sealed, ch
+			return nil
+		})
+		if err != nil {
+			return n, err
+		}
+		if changed {
+			n++
+		}
+	}
+	return n, nil
+}
+
 func (m *Manager) open(r store.SigningKey) (*Key, error) {
 	der, err := m.sealer.Open(r.PrivateSealed, []byte(r.KID))
 	if err != nil {

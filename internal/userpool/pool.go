@@ -329,6 +329,50 @@ func (p *Pool) Seed(ctx context.Context) error {
 	return nil
 }
 
+// ResealTOTP seals the pool's TOTP secrets (enrolled and pending) again
+// under the current master key (after a rotation, so that the previous
+// master key can be dropped) and returns how many users it changed.
+func ResealTOTP(ctx context.Context, st store.Store, master *keys.MasterKey, poolID string) (int, error) {
+	sealer := master.Sealer("totp")
+	n, after := 0, ""
+	for {
+		us, err := st.ListUsers(ctx, poolID, after, 500)
+		if err != nil {
+			return n, err
+		}
+		for _, u := range us {
+			if len(u.TOTPSecret) == 0 && len(u.TOTPPending) == 0 {
+				continue
+			}
+			changed := false
+			_, err := st.UpdateUser(ctx, poolID, u.Username, func(su *store.User) error {
+				ad := []byte(poolID + "/" + su.Sub)
+				for _, f := range []*[]byte{&su.TOTPSecret, &su.TOTPPending} {
+					if len(*f) == 0 {
+						continue
+					}
+					v, ch, err := sealer.Reseal(*f, ad)
+					if err != nil {
+						return fmt.Errorf("userpool: TOTP secret of %s: %w", su.Username, err)
+					}
+					*f, changed = v, changed || ch
+				}
+				return nil
+			})
+			if err != nil {
+				return n, err
+			}
+			if changed {
+				n++
+			}
+		}
+		if len(us) < 500 {
+			return n, nil
+		}
+		after = us[len(us)-1].Username
+	}
+}
+
 func (p *Pool) sealTOTP(sub string, secret []byte) []byte {
 	return p.svc.totpSealer.Seal(secret, []byte(p.cfg.ID+"/"+sub))
 }

@@ -488,8 +488,8 @@ func (c *conn) UpdateSigningKey(ctx context.Context, kid string, fn func(*store.
 		if err := fn(&k); err != nil {
 			return err
 		}
-		_, err = c.exec(ctx, `UPDATE signing_keys SET active_at = ?, retired_at = ?, publish_until = ? WHERE kid = ?`,
-			ms(k.ActiveAt), ms(k.RetiredAt), ms(k.PublishUntil), kid)
+		_, err = c.exec(ctx, `UPDATE signing_keys SET private_sealed = ?, active_at = ?, retired_at = ?, publish_until = ? WHERE kid = ?`,
+			k.PrivateSealed, ms(k.ActiveAt), ms(k.RetiredAt), ms(k.PublishUntil), kid)
 		if err != nil {
 			return fmt.Errorf("store: update signing key: %w", err)
 		}

@@ -402,11 +402,12 @@ func testSigningKeys(t *testing.T, s store.Store) {
 	}
 	_, err = s.UpdateSigningKey(ctx, "k1", func(k *store.SigningKey) error {
 		k.RetiredAt, k.PublishUntil = t0.Add(11*time.Minute), t0.Add(2*time.Hour)
+		k.PrivateSealed = []byte{9} // sealed again (master-key rotation)
 		return nil
 	})
 	must(t, err)
 	ks, _ = s.ListSigningKeys(ctx, "p")
-	if !ks[0].RetiredAt.Equal(t0.Add(11*time.Minute)) || !ks[0].PublishUntil.Equal(t0.Add(2*time.Hour)) || !bytes.Equal(ks[0].PrivateSealed, []byte{1}) {
+	if !ks[0].RetiredAt.Equal(t0.Add(11*time.Minute)) || !ks[0].PublishUntil.Equal(t0.Add(2*time.Hour)) || !bytes.Equal(ks[0].PrivateSealed, []byte{9}) {
 		t.Fatalf("update: %+v", ks[0])
 	}
 	must(t, s.DeleteSigningKey(ctx, "k1"))
