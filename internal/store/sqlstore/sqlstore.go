@@ -53,9 +53,12 @@ type DB struct {
 	db        *sql.DB
 	d         *Dialect
 	writeMu   sync.Mutex
-	qcache    sync.Map // query text -> rebound text
-	stmts     sync.Map // query text -> *sql.Stmt (SQLite)
-	preparing sync.Map // query text -> true while prepared in the background
+	qcache    sync.Map   // query text -> rebound text
+	stmts     sync.Map   // query text -> *sql.Stmt (SQLite)
+	preparing sync.Map   // query text -> true while prepared in the background
+	prepMu    sync.Mutex // guards closing and prepWG.Add
+	prepWG    sync.WaitGroup
+	closing   bool
 }
 
 var _ store.Store = (*DB)(nil)
@@ -217,12 +220,18 @@ func (c *conn) stmt(ctx context.Context, query string) (st *sql.Stmt, ok bool) {
 			// Preparing takes a connection of its own: never wait for one
 			// while holding a transaction's. Prepare in the background.
 			if _, busy := c.s.preparing.LoadOrStore(query, true); !busy {
-				go func() {
-					defer c.s.preparing.Delete(query)
-					pctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-					defer cancel()
-					c.s.prepare(pctx, query)
-				}()
+				c.s.prepMu.Lock()
+				if !c.s.closing {
+					c.s.prepWG.Add(1)
+					go func() {
+						defer c.s.prepWG.Done()
+						defer c.s.preparing.Delete(query)
+						pctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+						defer cancel()
+						c.s.prepare(pctx, query)
+					}()
+				}
+				c.s.prepMu.Unlock()
 			}
 			return nil, false
 		}
@@ -325,7 +334,21 @@ func (s *DB) InTx(ctx context.Context, fn func(tx store.Tx) error) error {
 func (s *DB) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
 
 // Close closes the database.
-func (s *DB) Close() error { return s.db.Close() }
+func (s *DB) Close() error {
+	// No statement is being prepared in the background (it would hold a
+	// connection, closed only when released: SQLite's files would outlive
+	// Close), and the prepared ones go first.
+	s.prepMu.Lock()
+	s.closing = true
+	s.prepMu.Unlock()
+	s.prepWG.Wait()
+	s.stmts.Range(func(k, v any) bool {
+		v.(*sql.Stmt).Close()
+		s.stmts.Delete(k)
+		return true
+	})
+	return s.db.Close()
+}
 
 // DeleteExpired removes expired rows.
 func (s *DB) DeleteExpired(ctx context.Context, now time.Time) error {
