@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
@@ -15,9 +14,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"github.com/aws/smithy-go"
-
-	"github.com/writ-id/writ/internal/keys"
-	"github.com/writ-id/writ/internal/store/postgres"
 )
 
 // TestPostgresRestart restarts the PostgreSQL server under two replicas
@@ -30,12 +26,8 @@ func TestPostgresRestart(t *testing.T) {
 	if restart == "" {
 		t.Skip("WRIT_TEST_POSTGRES_RESTART not set: PostgreSQL restart test skipped (.ci/run runs it separately)")
 	}
-	dsn := postgres.TestSchema(t)
-	master := base64.StdEncoding.EncodeToString(keys.NewMasterKey().Derive("test", 32))
-	lb := newBalancer(t)
-	a := startServe(t, replicaConfig(t, dsn, master, lb.host()))
-	b := startServe(t, replicaConfig(t, dsn, master, lb.host()))
-	lb.set(a.url("idp"), b.url("idp"))
+	rs := startReplicas(t)
+	a, b := rs.a, rs.b
 	ctx := context.Background()
 	clients := []*cip.Client{}
 	for _, s := range []*server{a, b} {

@@ -61,19 +61,33 @@ func apiErrCode(err error) string {
 	return ""
 }
 
+// replicaSet is two `writ serve` processes on one fresh PostgreSQL schema,
+// with one master key and one public URL for the idp (a balancer in front
+// of both). Each replica has its own file (its own listeners), one store.
+type replicaSet struct {
+	a, b        *server
+	lb          *balancer
+	dsn, master string
+}
+
+func startReplicas(t *testing.T) replicaSet {
+	t.Helper()
+	rs := replicaSet{dsn: postgres.TestSchema(t), master: base64.StdEncoding.EncodeToString(keys.NewMasterKey().Derive("test", 32)),
+		lb: newBalancer(t)}
+	rs.a = startServe(t, replicaConfig(t, rs.dsn, rs.master, rs.lb.host()))
+	rs.b = startServe(t, replicaConfig(t, rs.dsn, rs.master, rs.lb.host()))
+	rs.lb.set(rs.a.url("idp"), rs.b.url("idp"))
+	return rs
+}
+
 // TestTwoReplicasOnPostgres runs two `writ serve` processes on one
 // PostgreSQL database and checks that they act as one service.
 func TestTwoReplicasOnPostgres(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	dsn := postgres.TestSchema(t)
-	master := base64.StdEncoding.EncodeToString(keys.NewMasterKey().Derive("test", 32))
-	lb := newBalancer(t)
-	// Each replica gets its own file (its own listeners), one store.
-	a := startServe(t, replicaConfig(t, dsn, master, lb.host()))
-	b := startServe(t, replicaConfig(t, dsn, master, lb.host()))
-	lb.set(a.url("idp"), b.url("idp"))
+	rs := startReplicas(t)
+	a, b, lb, dsn, master := rs.a, rs.b, rs.lb, rs.dsn, rs.master
 	ctx := context.Background()
 	client := func(s *server) *cip.Client {
 		return cip.New(cip.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.url("idp")), Credentials: aws.AnonymousCredentials{}, RetryMaxAttempts: 1})
