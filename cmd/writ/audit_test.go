@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,8 @@ import (
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
 	_ "modernc.org/sqlite"
+
+	"github.com/writ-id/writ/sdk"
 )
 
 // copyTree copies the directory holding cfg (file and data) to a new place.
@@ -131,5 +134,59 @@ func TestAuditVerifyAndQuery(t *testing.T) {
 			}
 			t.Logf("%s → %s", name, strings.TrimSpace(out))
 		})
+	}
+}
+
+// TestServiceEventsThroughTheCLI: a service's event, sent with the SDK's
+// audit client to a running `writ serve`, is printed by
+// `writ audit query --json` (on the stopped server's data) with the
+// service's name as component, and `writ audit verify` covers it.
+func TestServiceEventsThroughTheCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yml := strings.Replace(string(b), "    resource_servers:                # custom scopes are <identifier>/<scope>\n",
+		"    resource_servers:                # custom scopes are <identifier>/<scope>\n      - { identifier: writ, scopes: [audit.write] }\n", 1)
+	yml = strings.Replace(yml, "        scopes: [https://api.demo.local/files.read]\n", "        scopes: [https://api.demo.local/files.read, writ/audit.write]\n", 1)
+	if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServe(t, cfg)
+	ctx := context.Background()
+	trail, err := sdk.NewAuditClient(sdk.AuditConfig{URL: s.url("identity") + "/audit/events", Component: "orders",
+		Credentials: sdk.ClientCredentials{TokenURL: s.url("idp") + "/us-east-1_WritDemo1/oauth2/token", ClientID: "orders-service", ClientSecret: "orders-demo-secret"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	trail.Record(sdk.WithRequest(ctx, "cli-svc-1", ""), sdk.AuditEvent{Action: "orders:Cancel", Outcome: sdk.AuditDeny, Reason: "order already shipped",
+		Sub: "3f1f0c5d-7b21-4a8e-9a51-2a7c5e0e6f43", ActorChain: []string{"api-gateway"}})
+	if err := trail.Close(ctx); err != nil || trail.Dropped() != 0 {
+		t.Fatalf("audit client: %v, dropped %d", err, trail.Dropped())
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-s.done; err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	out, err := exec.Command(writBinary(t), "audit", "query", "-c", cfg, "--request-id", "cli-svc-1", "--json").CombinedOutput()
+	if err != nil {
+		t.Fatalf("audit query: %v %s", err, out)
+	}
+	var ev map[string]any
+	if err := json.Unmarshal([]byte(strings.TrimSpace(string(out))), &ev); err != nil {
+		t.Fatalf("one JSON line expected: %v\n%s", err, out)
+	}
+	chain, _ := ev["actor_chain"].([]any)
+	if ev["component"] != "orders" || ev["action"] != "orders:Cancel" || ev["outcome"] != "deny" || ev["request_id"] != "cli-svc-1" ||
+		ev["sub"] != "3f1f0c5d-7b21-4a8e-9a51-2a7c5e0e6f43" || len(chain) != 1 || chain[0] != "api-gateway" || ev["time"] == nil {
+		t.Fatalf("service event as printed: %v", ev)
+	}
+	if out, err := exec.Command(writBinary(t), "audit", "verify", "-c", cfg).CombinedOutput(); err != nil {
+		t.Fatalf("audit verify: %v %s", err, out)
 	}
 }
