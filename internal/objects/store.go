@@ -238,41 +238,25 @@ func (d *disk) list(bucket string) ([]meta, error) {
 // sweep removes what writes cut short (a crash, SIGKILL) left in a bucket,
 // none of it ever visible: temporary files (bytes being received, metadata
 // being replaced), data files no metadata names (a put cut before its
-// metadata, the old data of an overwrite), and under .uploads the uploads without upload.json and part
-// files no part names. It runs before the store serves (a data_dir belongs
-// to one writ process).
+// metadata, the old data of an overwrite), and under .uploads the uploads
+// without upload.json and part files no part names. It runs before the
+// store serves (a data_dir belongs to one writ process).
 func (d *disk) sweep(bucket string) error {
 	dir := d.bucketDir(bucket)
-	entries, err := os.ReadDir(dir)
+	err := sweepDir(dir, func(n string) (string, bool, error) {
+		if !strings.HasSuffix(n, ".json") {
+			return "", false, nil
+		}
+		b, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			return "", true, err
+		}
+		var m meta
+		err = json.Unmarshal(b, &m)
+		return m.Data, true, err
+	})
 	if err != nil {
 		return err
-	}
-	keep := map[string]bool{}
-	var data []string
-	for _, e := range entries {
-		n := e.Name()
-		switch {
-		case e.IsDir():
-		case isTemp(n):
-			os.Remove(filepath.Join(dir, n))
-		case strings.HasSuffix(n, ".data"):
-			data = append(data, n)
-		case strings.HasSuffix(n, ".json"):
-			b, err := os.ReadFile(filepath.Join(dir, n))
-			if err != nil {
-				return err
-			}
-			var m meta
-			if json.Unmarshal(b, &m) != nil {
-				return nil // unreadable metadata: remove nothing it might name
-			}
-			keep[m.Data] = true
-		}
-	}
-	for _, n := range data {
-		if !keep[n] {
-			os.Remove(filepath.Join(dir, n))
-		}
 	}
 	ups, err := os.ReadDir(d.uploadsDir(bucket))
 	if errors.Is(err, fs.ErrNotExist) {
@@ -294,6 +278,19 @@ func (d *disk) sweepUpload(dir string) error {
 	if _, err := os.Stat(filepath.Join(dir, "upload.json")); errors.Is(err, fs.ErrNotExist) {
 		return os.RemoveAll(dir) // cut while being created or removed
 	}
+	return sweepDir(dir, func(n string) (string, bool, error) {
+		if !strings.HasPrefix(n, "part-") || !strings.HasSuffix(n, ".json") {
+			return "", false, nil
+		}
+		p, err := readPart(filepath.Join(dir, n))
+		return p.Data, true, err
+	})
+}
+
+// sweepDir removes from dir the temporary files and the data files no
+// metadata file names. dataOf reports whether a file is metadata and the
+// data file it names; metadata it cannot read leaves the data files alone.
+func sweepDir(dir string, dataOf func(name string) (data string, isMeta bool, err error)) error {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return err
@@ -302,17 +299,23 @@ func (d *disk) sweepUpload(dir string) error {
 	var data []string
 	for _, e := range entries {
 		n := e.Name()
-		switch {
-		case isTemp(n):
+		if e.IsDir() {
+			continue
+		}
+		if isTemp(n) {
 			os.Remove(filepath.Join(dir, n))
-		case strings.HasSuffix(n, ".data"):
+			continue
+		}
+		if strings.HasSuffix(n, ".data") {
 			data = append(data, n)
-		case strings.HasPrefix(n, "part-") && strings.HasSuffix(n, ".json"):
-			p, err := readPart(filepath.Join(dir, n))
-			if err != nil {
-				return nil // unreadable: remove nothing it might name
-			}
-			keep[p.Data] = true
+			continue
+		}
+		named, isMeta, err := dataOf(n)
+		if isMeta && err != nil {
+			return nil // unreadable: remove nothing it might name
+		}
+		if isMeta {
+			keep[named] = true
 		}
 	}
 	for _, n := range data {
