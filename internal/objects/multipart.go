@@ -28,6 +28,19 @@ func errNoSuchUpload() *s3Error {
 	return s3err(http.StatusNotFound, "NoSuchUpload", "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.")
 }
 
+// uploadParts is findUpload with the upload's stored parts.
+func (h *Handler) uploadParts(bucket, key, id string) (upload, []part, error) {
+	u, err := h.findUpload(bucket, key, id)
+	if err != nil {
+		return upload{}, nil, err
+	}
+	ps, err := h.disk.parts(bucket, id)
+	if errors.Is(err, errNoUpload) {
+		return upload{}, nil, errNoSuchUpload()
+	}
+	return u, ps, err
+}
+
 // findUpload returns the upload id of bucket/key; an id of another key is
 // as unknown as one never issued.
 func (h *Handler) findUpload(bucket, key, id string) (upload, error) {
@@ -221,14 +234,7 @@ func (h *Handler) completeUpload(w http.ResponseWriter, r *http.Request, c *call
 		return errMalformedXML()
 	}
 	defer h.disk.lockUpload(bucket, id)()
-	u, err := h.findUpload(bucket, key, id) // again, under the lock
-	if err != nil {
-		return err
-	}
-	stored, err := h.disk.parts(bucket, id)
-	if errors.Is(err, errNoUpload) {
-		return errNoSuchUpload()
-	}
+	u, stored, err := h.uploadParts(bucket, key, id) // again, under the lock
 	if err != nil {
 		return err
 	}
@@ -366,14 +372,7 @@ func (h *Handler) listParts(w http.ResponseWriter, r *http.Request, c *caller, b
 		return err
 	}
 	id := q.Get("uploadId")
-	u, err := h.findUpload(bucket, key, id)
-	if err != nil {
-		return err
-	}
-	ps, err := h.disk.parts(bucket, id)
-	if errors.Is(err, errNoUpload) {
-		return errNoSuchUpload()
-	}
+	u, ps, err := h.uploadParts(bucket, key, id)
 	if err != nil {
 		return err
 	}
