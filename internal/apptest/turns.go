@@ -2,7 +2,6 @@ package apptest
 
 import (
 	"testing"
-	"time"
 
 	"github.com/writ-id/writ/internal/benchutil"
 )
@@ -32,6 +31,3 @@ func TakeTurns(b *testing.B, names []string, clients, block int, op func(target 
 	}
 	return rates
 }
-
-// CPUTime is benchutil.CPUTime.
-func CPUTime() time.Duration { return benchutil.CPUTime() }

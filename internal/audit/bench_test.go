@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/writ-id/writ/internal/apptest"
 	"github.com/writ-id/writ/internal/audit"
+	"github.com/writ-id/writ/internal/benchutil"
 	"github.com/writ-id/writ/internal/store"
 	"github.com/writ-id/writ/internal/store/postgres"
 	"github.com/writ-id/writ/internal/store/sqlite"
@@ -29,7 +29,7 @@ func BenchmarkAuditAppend(b *testing.B) {
 			st := open(b)
 			w := audit.NewWriter(st, audit.NewSigner([]byte("0123456789abcdef0123456789abcdef")), slog.New(slog.DiscardHandler))
 			ctx := context.Background()
-			start, cpu0 := time.Now(), apptest.CPUTime()
+			start, cpu0 := time.Now(), benchutil.CPUTime()
 			b.SetParallelism(4)
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -43,7 +43,7 @@ func BenchmarkAuditAppend(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
-			if cpu := apptest.CPUTime() - cpu0; cpu > 0 {
+			if cpu := benchutil.CPUTime() - cpu0; cpu > 0 {
 				b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(b.N), "cpu-µs/event")
 			}
 		})

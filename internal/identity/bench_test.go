@@ -14,7 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/writ-id/writ/internal/app"
-	"github.com/writ-id/writ/internal/apptest"
+	"github.com/writ-id/writ/internal/benchutil"
 )
 
 // benchSetup signs bob in and returns his identity, logins and OpenID token.
@@ -117,7 +117,7 @@ func BenchmarkIdentityHandler(b *testing.B) {
 			if err := call(); err != nil {
 				b.Fatal(err)
 			}
-			start, cpu0 := time.Now(), apptest.CPUTime()
+			start, cpu0 := time.Now(), benchutil.CPUTime()
 			b.SetParallelism(4)
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -128,7 +128,7 @@ func BenchmarkIdentityHandler(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
-			if cpu := apptest.CPUTime() - cpu0; cpu > 0 {
+			if cpu := benchutil.CPUTime() - cpu0; cpu > 0 {
 				b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/call")
 			}
 		})
