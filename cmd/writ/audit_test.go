@@ -90,13 +90,17 @@ func TestAuditVerifyAndQuery(t *testing.T) {
 			_, err := db.Exec(`UPDATE audit_events SET outcome = 'allow' WHERE outcome = 'deny' AND id = (SELECT MIN(id) FROM audit_events WHERE outcome = 'deny')`)
 			return err
 		},
+		"edited inside its record": func(db *sql.DB) error {
+			_, err := db.Exec(`UPDATE audit_events SET record = json_set(record, '$.username', 'mallory') WHERE id = (SELECT MIN(id) FROM audit_events WHERE record->>'username' = 'bob')`)
+			return err
+		},
 		"deleted": func(db *sql.DB) error {
 			_, err := db.Exec(`DELETE FROM audit_events WHERE id = (SELECT MIN(id) + 2 FROM audit_events)`)
 			return err
 		},
 		"swapped": func(db *sql.DB) error {
 			// Exchange the contents of two neighbouring rows (all but their ids).
-			cols := "stream, seq, time, component, action, outcome, reason, explanation, pool_id, sub, username, client_id, actor_chain, identity_id, role, resource, request_id, trace_id, source_ip, prev_hash, hash"
+			cols := "stream, seq, time, component, outcome, sub, request_id, record"
 			_, err := db.Exec(`CREATE TEMP TABLE t AS SELECT id, ` + cols + ` FROM audit_events WHERE id IN (SELECT MIN(id)+1 FROM audit_events UNION SELECT MIN(id)+2 FROM audit_events)`)
 			if err != nil {
 				return err

@@ -2,6 +2,8 @@ package postgres_test
 
 import (
 	"context"
+	"database/sql"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +16,29 @@ import (
 func TestConformance(t *testing.T) {
 	postgres.TestDSN(t)
 	storetest.Run(t, func(t *testing.T) store.Store { return postgres.OpenTest(t) })
+}
+
+// TestAuditMigration opens a schema whose audit table predates migration
+// 3 and checks the migrated events and their chain.
+func TestAuditMigration(t *testing.T) {
+	dsn := postgres.TestSchema(t)
+	s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	evs := storetest.SetUpLegacyAudit(t, db, "BIGSERIAL PRIMARY KEY", "BYTEA", func(i int) string { return fmt.Sprintf("$%d", i) })
+	s, err = postgres.Open(context.Background(), dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storetest.CheckMigratedAudit(t, s, evs)
 }
 
 // TestConcurrentMigrations starts several replicas on one empty schema at

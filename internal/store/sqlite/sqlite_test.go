@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"testing"
@@ -42,4 +43,27 @@ func TestReopenKeepsDataAndMode(t *testing.T) {
 	if _, err := s.GetUser(context.Background(), "p", "u"); err != nil {
 		t.Fatalf("after reopen: %v", err)
 	}
+}
+
+// TestAuditMigration opens a database whose audit table predates migration
+// 3 and checks the migrated events and their chain.
+func TestAuditMigration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "writ.db")
+	s, err := sqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs := storetest.SetUpLegacyAudit(t, db, "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", func(int) string { return "?" })
+	db.Close()
+	s, err = sqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storetest.CheckMigratedAudit(t, s, evs)
 }

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -504,6 +505,27 @@ func testAudit(t *testing.T, s store.Store) {
 	}
 	_, err = s.LastAudit(ctx, "none")
 	wantErr(t, err, store.ErrNotFound)
+
+	// Every field comes back as it went in, whatever its characters.
+	full := OddAuditEvent("w3", 1)
+	_, err = s.AppendAudit(ctx, []store.AuditEvent{full})
+	must(t, err)
+	got := check(store.AuditFilter{Stream: "w3"}, 1)[0]
+	full.ID = got.ID
+	if !reflect.DeepEqual(got, full) {
+		t.Fatalf("round trip of every field:\n got %#v\nwant %#v", got, full)
+	}
+}
+
+// OddAuditEvent returns an event with every field set, in characters that
+// need escaping in JSON and SQL.
+func OddAuditEvent(stream string, seq int64) store.AuditEvent {
+	return store.AuditEvent{Stream: stream, Seq: seq, Time: t0.Add(time.Duration(seq) * time.Millisecond), Component: "orders",
+		Action: "GET /orders/{id}", Outcome: "deny", Reason: "quote \" backslash \\ newline \n tab \t nul \x00 bell \x07",
+		Explanation: `{"policy":"p1","effect":"Deny"}`, PoolID: "us-east-1_Pool", Sub: "sub-' OR 1=1 --", Username: "zoë 名前 🚀",
+		ClientID: "client\u2028line", ActorChain: []string{"svc-b", "svc \"a\""}, IdentityID: "us-east-1:id", Role: "arn:aws:iam::000000000000:role/r",
+		Resource: "arn:aws:s3:::bucket/key with spaces", RequestID: fmt.Sprintf("req-%d", seq), TraceID: "4bf92f3577b34da6a3ce929d0e0e4736",
+		SourceIP: "::1", PrevHash: bytes.Repeat([]byte{byte(seq)}, 32), Hash: bytes.Repeat([]byte{byte(seq + 1)}, 32)}
 }
 
 func testTx(t *testing.T, s store.Store) {

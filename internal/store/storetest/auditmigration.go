@@ -1,0 +1,124 @@
+package storetest
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/writ-id/writ/internal/audit"
+	"github.com/writ-id/writ/internal/store"
+)
+
+// legacyAuditDDL is the audit table as migrations 1 and 2 left it (one
+// column per field), the %s the dialect's id and blob column types.
+const legacyAuditDDL = `CREATE TABLE audit_events (
+  id %s, stream TEXT NOT NULL, seq BIGINT NOT NULL, time BIGINT NOT NULL, component TEXT NOT NULL,
+  action TEXT NOT NULL, outcome TEXT NOT NULL, reason TEXT NOT NULL, explanation TEXT NOT NULL, pool_id TEXT NOT NULL,
+  sub TEXT NOT NULL, username TEXT NOT NULL, client_id TEXT NOT NULL, actor_chain TEXT NOT NULL, identity_id TEXT NOT NULL,
+  role TEXT NOT NULL, resource TEXT NOT NULL, request_id TEXT NOT NULL, trace_id TEXT NOT NULL, source_ip TEXT NOT NULL,
+  prev_hash %s, hash %s, UNIQUE (stream, seq)
+)`
+
+// legacyAuditInsert inserts one row into the legacy table.
+const legacyAuditInsert = `INSERT INTO audit_events (stream, seq, time, component, action, outcome, reason, explanation,
+  pool_id, sub, username, client_id, actor_chain, identity_id, role, resource, request_id, trace_id, source_ip, prev_hash, hash)
+  VALUES (%s)`
+
+// legacyAuditValues returns e's values for legacyAuditInsert, actor chain as
+// the JSON text writ stored ("[]" when empty, as it wrote it).
+func legacyAuditValues(e store.AuditEvent, chain string) []any {
+	return []any{e.Stream, e.Seq, e.Time.UnixMilli(), e.Component, e.Action, e.Outcome, e.Reason, e.Explanation, e.PoolID, e.Sub,
+		e.Username, e.ClientID, chain, e.IdentityID, e.Role, e.Resource, e.RequestID, e.TraceID, e.SourceIP, e.PrevHash, e.Hash}
+}
+
+// SetUpLegacyAudit turns db, a store's database, back to before migration
+// 3: it replaces the audit table with the legacy one holding the events
+// LegacyAuditChain returns, and forgets the migration, so that the next
+// Open runs it. idType and blobType are the dialect's column types, and
+// param(i) its i-th placeholder (from 1).
+func SetUpLegacyAudit(t *testing.T, db *sql.DB, idType, blobType string, param func(i int) string) []store.AuditEvent {
+	t.Helper()
+	for _, q := range []string{`DROP TABLE audit_events`, fmt.Sprintf(legacyAuditDDL, idType, blobType, blobType),
+		`DELETE FROM schema_migrations WHERE version >= 3`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ps []string
+	for i := range 21 {
+		ps = append(ps, param(i+1))
+	}
+	evs, chains := LegacyAuditChain()
+	for i, e := range evs {
+		if _, err := db.Exec(fmt.Sprintf(legacyAuditInsert, strings.Join(ps, ",")), legacyAuditValues(e, chains[i])...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return evs
+}
+
+// LegacyAuditChain returns a hash-chained stream of events (an odd one
+// with every field set, and plain ones with empty fields and no actor
+// chain) as a writer made them before migration 3, each with the actor
+// chain's JSON text as it was stored.
+func LegacyAuditChain() ([]store.AuditEvent, []string) {
+	odd := OddAuditEvent("legacy", 1)
+	odd.Reason = strings.ReplaceAll(odd.Reason, "\x00", "") // PostgreSQL's text columns never held one
+	evs := []store.AuditEvent{odd,
+		{Stream: "legacy", Seq: 2, Time: t0, Component: "gateway", Action: "GET /whoami", Outcome: "allow", RequestID: "r2"},
+		{Stream: "legacy", Seq: 3, Time: t0, Component: "idp", Action: "InitiateAuth", Outcome: "error", Sub: "s", ActorChain: []string{}}}
+	chains := []string{`["svc-b","svc \"a\""]`, `[]`, `[]`}
+	var prev []byte
+	for i := range evs {
+		evs[i].PrevHash = prev
+		evs[i].Hash = audit.Hash(evs[i])
+		prev = evs[i].Hash
+	}
+	return evs, chains
+}
+
+// CheckMigratedAudit checks that st, migrated from a legacy table holding
+// want (inserted in order), returns every event as it was and that the
+// chain still verifies.
+func CheckMigratedAudit(t *testing.T, st store.Store, want []store.AuditEvent) {
+	t.Helper()
+	got, err := st.ListAudit(context.Background(), store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d events after the migration, want %d", len(got), len(want))
+	}
+	for i := range want {
+		w := want[i]
+		w.ID = got[i].ID
+		if len(w.ActorChain) == 0 {
+			w.ActorChain = got[i].ActorChain // nil and empty hash alike
+		}
+		if len(w.PrevHash) == 0 && len(got[i].PrevHash) == 0 {
+			w.PrevHash = got[i].PrevHash
+		}
+		if !reflect.DeepEqual(got[i], w) {
+			t.Errorf("event %d after the migration:\n got %#v\nwant %#v", i, got[i], w)
+		}
+	}
+	rep, err := audit.Verify(context.Background(), st, nil, map[string]bool{"legacy": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) != 0 || rep.Events != len(want) {
+		t.Fatalf("verify after the migration: %+v", rep)
+	}
+	// New events append after the migrated ones.
+	next := OddAuditEvent("legacy", int64(len(want)+1))
+	ids, err := st.AppendAudit(context.Background(), []store.AuditEvent{next})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids[0] <= got[len(got)-1].ID {
+		t.Fatalf("new event id %d not after the migrated ones (%d)", ids[0], got[len(got)-1].ID)
+	}
+}
