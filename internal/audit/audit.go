@@ -8,8 +8,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/writ-id/writ/internal/store"
 )
@@ -87,9 +90,9 @@ func NewRequestID() string {
 // each event to the previous one of its stream by hash.
 //
 // Recording an event appends it to a buffer under a mutex; the writer
-// goroutine is woken only when the buffer turns non-empty (or a flush is
-// asked for), lingers briefly so that a busy component's events share one
-// transaction (group commit), then takes the whole buffer. A full buffer
+// goroutine is woken only when the buffer turns non-empty, fills a batch,
+// or a flush is asked for; it lingers so that a busy component's events
+// share one transaction (group commit), then takes the whole buffer. A full buffer
 // makes recorders wait (back-pressure) instead of dropping events.
 type Writer struct {
 	st     store.AuditLog
@@ -173,9 +176,9 @@ func (w *Writer) enqueue(it item) bool {
 		return false
 	}
 	w.buf = append(w.buf, it)
-	first := len(w.buf) == 1
+	wake := len(w.buf) == 1 || len(w.buf) == batchSize
 	w.mu.Unlock()
-	if first || it.flush != nil {
+	if wake || it.flush != nil {
 		select {
 		case w.wake <- struct{}{}:
 		default:
@@ -221,17 +224,21 @@ func (w *Writer) Close(ctx context.Context) error {
 
 // linger is how long the writer waits for more events after the first of
 // a batch, so that busy components commit a few times a second rather than
-// once per event (group commit). A Flush or Close does not wait.
-const linger = 20 * time.Millisecond
+// once per event (group commit): a transaction's fixed cost (writing and
+// syncing its pages, checkpoints) is most of an event's when batches are
+// small. An event is durable within linger of being recorded, or at once
+// when a Flush (the ingest endpoint's, before it answers) or Close asks.
+const linger = 200 * time.Millisecond
 
 // batchSize is how many events make a batch worth writing without waiting
-// out the linger.
-const batchSize = 512
+// out the linger: a busy gateway fills one in a fraction of it.
+const batchSize = 1024
 
 func (w *Writer) run() {
 	defer close(w.stopped)
 	var batch []store.AuditEvent
 	var flushes []chan struct{}
+	var spare []item // the buffer before last, cleared: recorders fill it next
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	for {
@@ -261,7 +268,7 @@ func (w *Writer) run() {
 		}
 		w.mu.Lock()
 		items := w.buf
-		w.buf = make([]item, 0, max(64, len(items)))
+		w.buf = spare[:0]
 		closed := w.closed
 		w.space.Broadcast()
 		w.mu.Unlock()
@@ -276,7 +283,9 @@ func (w *Writer) run() {
 		for _, f := range flushes {
 			close(f)
 		}
-		batch, flushes = batch[:0], flushes[:0]
+		clear(batch)
+		clear(items)
+		batch, flushes, spare = batch[:0], flushes[:0], items
 		if closed {
 			if w.signer != nil && w.seq > 0 {
 				w.write(w.checkpoint(nil, CheckpointClose))
@@ -349,46 +358,63 @@ func (w *Writer) write(batch []store.AuditEvent) {
 	}
 }
 
+// toStore converts e, with every string made valid UTF-8 (invalid bytes
+// become U+FFFD) before it is hashed, so that what the store keeps as
+// text reads back exactly and the hash still holds.
 func toStore(e Event) store.AuditEvent {
-	return store.AuditEvent{
-		Time: e.Time.UTC(), Component: e.Component, Action: e.Action, Outcome: e.Outcome,
-		Reason: e.Reason, Explanation: e.Explanation, PoolID: e.PoolID, Sub: e.Sub,
-		Username: e.Username, ClientID: e.ClientID, ActorChain: e.ActorChain,
-		IdentityID: e.IdentityID, Role: e.Role, Resource: e.Resource, RequestID: e.RequestID,
-		TraceID: e.TraceID, SourceIP: e.SourceIP,
+	chain := e.ActorChain
+	for i, a := range e.ActorChain {
+		if !utf8.ValidString(a) {
+			if &chain[0] == &e.ActorChain[0] {
+				chain = slices.Clone(chain) // the caller's slice stays as it is
+			}
+			chain[i] = valid(a)
+		}
 	}
+	return store.AuditEvent{
+		Time: e.Time.UTC(), Component: valid(e.Component), Action: valid(e.Action), Outcome: valid(e.Outcome),
+		Reason: valid(e.Reason), Explanation: valid(e.Explanation), PoolID: valid(e.PoolID), Sub: valid(e.Sub),
+		Username: valid(e.Username), ClientID: valid(e.ClientID), ActorChain: chain,
+		IdentityID: valid(e.IdentityID), Role: valid(e.Role), Resource: valid(e.Resource), RequestID: valid(e.RequestID),
+		TraceID: valid(e.TraceID), SourceIP: valid(e.SourceIP),
+	}
+}
+
+func valid(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 // Hash returns the chain hash of e: SHA-256 over a canonical,
 // length-prefixed encoding of every field but ID and Hash (PrevHash
-// included, which links the chain).
+// included, which links the chain). The encoding is built in one buffer
+// and hashed at once: a busy writer hashes every event.
 func Hash(e store.AuditEvent) []byte {
-	h := sha256.New()
-	var n [8]byte
-	put := func(b []byte) {
-		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
-		h.Write(n[:])
-		h.Write(b)
+	var buf [1024]byte
+	b := buf[:0]
+	str := func(s string) {
+		b = binary.BigEndian.AppendUint64(b, uint64(len(s)))
+		b = append(b, s...)
 	}
-	str := func(s string) { put([]byte(s)) }
-	num := func(v int64) {
-		binary.BigEndian.PutUint64(n[:], uint64(v))
-		h.Write(n[:])
-	}
-	str("writ-audit-v1")
+	b = binary.BigEndian.AppendUint64(b, uint64(len("writ-audit-v1")))
+	b = append(b, "writ-audit-v1"...)
 	str(e.Stream)
-	num(e.Seq)
-	num(e.Time.UnixMilli())
-	for _, s := range []string{e.Component, e.Action, e.Outcome, e.Reason, e.Explanation, e.PoolID, e.Sub,
+	b = binary.BigEndian.AppendUint64(b, uint64(e.Seq))
+	b = binary.BigEndian.AppendUint64(b, uint64(e.Time.UnixMilli()))
+	for _, s := range [...]string{e.Component, e.Action, e.Outcome, e.Reason, e.Explanation, e.PoolID, e.Sub,
 		e.Username, e.ClientID, e.IdentityID, e.Role, e.Resource, e.RequestID, e.TraceID, e.SourceIP} {
 		str(s)
 	}
-	num(int64(len(e.ActorChain)))
+	b = binary.BigEndian.AppendUint64(b, uint64(len(e.ActorChain)))
 	for _, a := range e.ActorChain {
 		str(a)
 	}
-	put(e.PrevHash)
-	return h.Sum(nil)
+	b = binary.BigEndian.AppendUint64(b, uint64(len(e.PrevHash)))
+	b = append(b, e.PrevHash...)
+	sum := sha256.Sum256(b)
+	return sum[:]
 }
 
 // ErrBroken reports a broken hash chain.
