@@ -139,10 +139,11 @@ func cmdBenchGateway(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%s: %w", cs.name, err)
 		}
 	}
-	// Throughput: the paths take turns in blocks of 256 requests until the
-	// time is up, so that load elsewhere on the machine slows them alike;
-	// an audited path's rows are flushed inside its own turn.
-	const block = 256
+	// Throughput: the paths take turns in blocks of 1024 requests (one
+	// audit batch) until the time is up, so that load elsewhere on the
+	// machine slows them alike; an audited path's rows are flushed inside
+	// its own turn, with the clients idle meanwhile.
+	const block = 1024
 	acc := make([]benchutil.Result, len(cases))
 	deadline := time.Now().Add(*dur * time.Duration(len(cases)))
 	for time.Now().Before(deadline) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/writ-id/writ/internal/app"
 	"github.com/writ-id/writ/internal/apptest"
+	"github.com/writ-id/writ/internal/benchutil"
 	"github.com/writ-id/writ/internal/gateway"
 )
 
@@ -49,11 +50,12 @@ func get(b *testing.B, c *http.Client, u, auth string) {
 // `writ serve` runs it (audit trail and metrics on) and bare (no audit
 // events), and bare with the audit trail (what the audit trail alone
 // costs). 16 concurrent clients; client, proxies and upstream share the
-// machine, and the paths take turns in blocks of 256 requests
-// (apptest.TakeTurns) so that load elsewhere slows them alike. It reports
-// ops/s and CPU per request of each path and the throughput ratios; the
-// last sub-benchmark reports the unloaded p50/p99 the gateway adds over the
-// plain proxy.
+// machine, and the paths take turns in blocks of 1024 requests (one of the
+// audit writer's batches, flushed inside its turn with the clients idle:
+// see the "audit" sub-benchmark) so that load elsewhere slows them alike.
+// It reports ops/s and CPU per request of each path and the throughput
+// ratios; the "audit" sub-benchmark measures the audit trail's cost on its own, and
+// the last one the unloaded p50/p99 the gateway adds over the plain proxy.
 func BenchmarkGateway(b *testing.B) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
 	defer up.Close()
@@ -95,7 +97,7 @@ func BenchmarkGateway(b *testing.B) {
 			names[i], clients[i] = c.name, tunedClient()
 			get(b, clients[i], c.url, auth) // warm: connections and the verified-token cache
 		}
-		rates := apptest.TakeTurns(b, names, 16, 256, func(i int) error { return fetch(clients[i], cases[i].url, auth) },
+		rates := apptest.TakeTurns(b, names, 16, 1024, func(i int) error { return fetch(clients[i], cases[i].url, auth) },
 			func(i int) {
 				if cases[i].name == "writ-gateway" || cases[i].name == "writ-gateway-bare-audit" {
 					f.App.Core.Audit.Flush(context.Background()) // its audit rows are its cost
@@ -105,6 +107,40 @@ func BenchmarkGateway(b *testing.B) {
 		b.ReportMetric(rates[3]/rates[1], "no-audit/plain")
 		b.ReportMetric(rates[2]/rates[3], "served/no-audit")
 		b.ReportMetric(rates[4]/rates[3], "audit-on/audit-off")
+	})
+	// The audit trail's cost alone: the bare gateway without and with it,
+	// and nothing else, taking turns in blocks of 4096 requests (several
+	// of the writer's batches, written while requests flow as in a server
+	// under load). The turn's last batch is flushed inside the turn, with
+	// the clients idle meanwhile: µs/flush of each turn's µs/turn is what
+	// that costs the throughput ratio beyond the CPU.
+	b.Run("audit", func(b *testing.B) {
+		urls := []string{cases[3].url, cases[4].url}
+		clients := []*http.Client{tunedClient(), tunedClient()}
+		for i, u := range urls {
+			get(b, clients[i], u, auth)
+		}
+		var flushed time.Duration
+		res, err := benchutil.TakeTurns(2, 16, 4096, b.N, func(i int) error { return fetch(clients[i], urls[i], auth) },
+			func(i int) {
+				if i == 1 {
+					t0 := time.Now()
+					f.App.Core.Audit.Flush(context.Background())
+					flushed += time.Since(t0)
+				}
+			})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i, name := range []string{cases[3].name, cases[4].name} {
+			b.ReportMetric(res[i].Rate(), "ops/s-"+name)
+			b.ReportMetric(res[i].CPUPerOp(), "cpu-µs/op-"+name)
+		}
+		turns := float64(res[1].Ops) / 4096
+		b.ReportMetric(float64(flushed.Microseconds())/turns, "µs/flush")
+		b.ReportMetric(float64(res[1].Elapsed.Microseconds())/turns, "µs/turn")
+		b.ReportMetric(res[1].Rate()/res[0].Rate(), "audit-on/audit-off")
+		b.ReportMetric(res[0].CPUPerOp()/res[1].CPUPerOp(), "cpu-audit-off/audit-on")
 	})
 	// Unloaded latency: p50 and p99 of sequential requests, the paths
 	// taking turns request by request, reported by a sub-benchmark (a
