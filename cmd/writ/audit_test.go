@@ -94,6 +94,10 @@ func TestAuditVerifyAndQuery(t *testing.T) {
 			_, err := db.Exec(`UPDATE audit_events SET record = json_set(record, '$.username', 'mallory') WHERE id = (SELECT MIN(id) FROM audit_events WHERE record->>'username' = 'bob')`)
 			return err
 		},
+		"record made unreadable": func(db *sql.DB) error {
+			_, err := db.Exec(`UPDATE audit_events SET record = '{not json' WHERE id = (SELECT MIN(id) + 1 FROM audit_events)`)
+			return err
+		},
 		"deleted": func(db *sql.DB) error {
 			_, err := db.Exec(`DELETE FROM audit_events WHERE id = (SELECT MIN(id) + 2 FROM audit_events)`)
 			return err

@@ -19,26 +19,38 @@ func TestConformance(t *testing.T) {
 }
 
 // TestAuditMigration opens a schema whose audit table predates migration
-// 3 and checks the migrated events and their chain.
+// 3 and checks the migrated events and their chain; and that an edited
+// legacy row neither stops the migration nor escapes verification.
 func TestAuditMigration(t *testing.T) {
-	dsn := postgres.TestSchema(t)
-	s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
+	for _, tampered := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tampered=%v", tampered), func(t *testing.T) {
+			dsn := postgres.TestSchema(t)
+			s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			db, err := sql.Open("pgx", dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			evs := storetest.SetUpLegacyAudit(t, db, "BIGSERIAL PRIMARY KEY", "BYTEA", func(i int) string { return fmt.Sprintf("$%d", i) })
+			if tampered {
+				storetest.TamperLegacyAudit(t, db)
+			}
+			s, err = postgres.Open(context.Background(), dsn, postgres.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if tampered {
+				storetest.CheckMigratedTamperedAudit(t, s)
+			} else {
+				storetest.CheckMigratedAudit(t, s, evs)
+			}
+		})
 	}
-	s.Close()
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	evs := storetest.SetUpLegacyAudit(t, db, "BIGSERIAL PRIMARY KEY", "BYTEA", func(i int) string { return fmt.Sprintf("$%d", i) })
-	s, err = postgres.Open(context.Background(), dsn, postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	storetest.CheckMigratedAudit(t, s, evs)
 }
 
 // TestConcurrentMigrations starts several replicas on one empty schema at

@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -46,24 +47,36 @@ func TestReopenKeepsDataAndMode(t *testing.T) {
 }
 
 // TestAuditMigration opens a database whose audit table predates migration
-// 3 and checks the migrated events and their chain.
+// 3 and checks the migrated events and their chain; and that an edited
+// legacy row neither stops the migration nor escapes verification.
 func TestAuditMigration(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "writ.db")
-	s, err := sqlite.Open(path)
-	if err != nil {
-		t.Fatal(err)
+	for _, tampered := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tampered=%v", tampered), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "writ.db")
+			s, err := sqlite.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			db, err := sql.Open("sqlite", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			evs := storetest.SetUpLegacyAudit(t, db, "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", func(int) string { return "?" })
+			if tampered {
+				storetest.TamperLegacyAudit(t, db)
+			}
+			db.Close()
+			s, err = sqlite.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if tampered {
+				storetest.CheckMigratedTamperedAudit(t, s)
+			} else {
+				storetest.CheckMigratedAudit(t, s, evs)
+			}
+		})
 	}
-	s.Close()
-	db, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	evs := storetest.SetUpLegacyAudit(t, db, "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", func(int) string { return "?" })
-	db.Close()
-	s, err = sqlite.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	storetest.CheckMigratedAudit(t, s, evs)
 }

@@ -129,7 +129,7 @@ func (s *DB) migrate(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			for _, stmt := range strings.Split(string(body), ";") {
+			for _, stmt := range splitStatements(string(body)) {
 				if strings.TrimSpace(stripComments(stmt)) == "" {
 					continue
 				}
@@ -147,6 +147,24 @@ func (s *DB) migrate(ctx context.Context) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// splitStatements splits a migration at its semicolons, except those in
+// a $$-quoted body (a PostgreSQL function's).
+func splitStatements(body string) []string {
+	var stmts []string
+	quoted, start := false, 0
+	for i := 0; i < len(body); i++ {
+		switch {
+		case strings.HasPrefix(body[i:], "$$"):
+			quoted = !quoted
+			i++
+		case body[i] == ';' && !quoted:
+			stmts = append(stmts, body[start:i])
+			start = i + 1
+		}
+	}
+	return append(stmts, body[start:])
 }
 
 func stripComments(s string) string {

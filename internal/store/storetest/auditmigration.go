@@ -122,3 +122,25 @@ func CheckMigratedAudit(t *testing.T, st store.Store, want []store.AuditEvent) {
 		t.Fatalf("new event id %d not after the migrated ones (%d)", ids[0], got[len(got)-1].ID)
 	}
 }
+
+// TamperLegacyAudit replaces the actor chain of the legacy table's first
+// event (two actors) with text that is not JSON, as an edit could.
+func TamperLegacyAudit(t *testing.T, db *sql.DB) {
+	t.Helper()
+	if _, err := db.Exec(`UPDATE audit_events SET actor_chain = 'not json' WHERE seq = 1`); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// CheckMigratedTamperedAudit checks that the migration ran over the
+// tampered legacy table and that verification finds the edited event.
+func CheckMigratedTamperedAudit(t *testing.T, st store.Store) {
+	t.Helper()
+	rep, err := audit.Verify(context.Background(), st, nil, map[string]bool{"legacy": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Events != 3 || len(rep.Problems) != 1 || rep.Problems[0].Seq != 1 {
+		t.Fatalf("verify after migrating an edited event: %+v", rep)
+	}
+}
