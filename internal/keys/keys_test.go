@@ -265,3 +265,34 @@ func TestSealerAcrossRotation(t *testing.T) {
 		t.Error("DeriveAll: the current key's first, then the previous ones in order")
 	}
 }
+
+// TestResealWhenKeyIDsCollide: a key id is one byte, so a previous key
+// can share the current key's (1 in 256). Reseal must still move a value
+// sealed under the previous key to the current one, or dropping the
+// previous key loses it.
+func TestResealWhenKeyIDsCollide(t *testing.T) {
+	cur := keys.NewMasterKey()
+	curID := cur.Sealer("x").Seal(nil, nil)[1]
+	var old *keys.MasterKey
+	for range 100000 {
+		if k := keys.NewMasterKey(); k.Sealer("x").Seal(nil, nil)[1] == curID {
+			old = k
+			break
+		}
+	}
+	if old == nil {
+		t.Fatal("no colliding key found")
+	}
+	sealed := old.Sealer("x").Seal([]byte("hello"), []byte("ad"))
+	rotated := cur.WithPrevious(old).Sealer("x")
+	resealed, changed, err := rotated.Reseal(sealed, []byte("ad"))
+	if err != nil || !changed {
+		t.Fatalf("Reseal of a value under the previous key: changed %v, %v", changed, err)
+	}
+	if pt, err := cur.Sealer("x").Open(resealed, []byte("ad")); err != nil || string(pt) != "hello" {
+		t.Fatalf("the resealed value does not open under the current key alone: %v", err)
+	}
+	if again, changed, err := rotated.Reseal(resealed, []byte("ad")); err != nil || changed || string(again) != string(resealed) {
+		t.Fatalf("Reseal of a current value: changed %v, %v", changed, err)
+	}
+}

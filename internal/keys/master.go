@@ -184,8 +184,10 @@ func (m *MasterKey) Sealer(label string) *Sealer {
 // Reseal returns sealed sealed again under the current key, and whether
 // that changed anything (false when it already was under the current key).
 func (s *Sealer) Reseal(sealed, ad []byte) ([]byte, bool, error) {
+	// A key id is one byte: an earlier key may share the current one's,
+	// so "already current" means the current key itself opens it.
 	if len(sealed) >= 2 && sealed[0] == sealV2 && sealed[1] == s.keys[0].id {
-		if _, err := s.Open(sealed, ad); err == nil {
+		if _, err := s.keys[0].open(sealed[2:], ad); err == nil {
 			return sealed, false, nil
 		}
 	}
@@ -234,13 +236,18 @@ func (s *Sealer) Open(sealed, ad []byte) ([]byte, error) {
 		if !any && k.id != id {
 			continue
 		}
-		ns := k.aead.NonceSize()
-		if len(sealed) < head+ns+k.aead.Overhead() {
-			return nil, ErrUnseal
-		}
-		if pt, err := k.aead.Open(nil, sealed[head:head+ns], sealed[head+ns:], ad); err == nil {
+		if pt, err := k.open(sealed[head:], ad); err == nil {
 			return pt, nil
 		}
 	}
 	return nil, ErrUnseal
+}
+
+// open decrypts nonce and ciphertext under k.
+func (k sealKey) open(body, ad []byte) ([]byte, error) {
+	ns := k.aead.NonceSize()
+	if len(body) < ns+k.aead.Overhead() {
+		return nil, ErrUnseal
+	}
+	return k.aead.Open(nil, body[:ns], body[ns:], ad)
 }
