@@ -35,7 +35,7 @@ func TestAuditMigration(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer db.Close()
-			evs := storetest.SetUpLegacyAudit(t, db, "BIGSERIAL PRIMARY KEY", "BYTEA", func(i int) string { return fmt.Sprintf("$%d", i) })
+			evs := storetest.SetUpLegacyAudit(t, db, "BIGSERIAL PRIMARY KEY", "BYTEA", func(i int) string { return fmt.Sprintf("$%d", i) }, false)
 			if tampered {
 				storetest.TamperLegacyAudit(t, db)
 			}

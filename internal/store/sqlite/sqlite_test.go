@@ -62,7 +62,7 @@ func TestAuditMigration(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			evs := storetest.SetUpLegacyAudit(t, db, "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", func(int) string { return "?" })
+			evs := storetest.SetUpLegacyAudit(t, db, "INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB", func(int) string { return "?" }, true)
 			if tampered {
 				storetest.TamperLegacyAudit(t, db)
 			}

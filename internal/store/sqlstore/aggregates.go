@@ -592,20 +592,23 @@ const auditColumns = 8
 // auditRecord is the JSON in an audit row's record column; absent keys
 // are empty values.
 type auditRecord struct {
-	Action      string   `json:"action"`
-	Reason      string   `json:"reason"`
-	Explanation string   `json:"explanation"`
-	PoolID      string   `json:"pool_id"`
-	Username    string   `json:"username"`
-	ClientID    string   `json:"client_id"`
-	ActorChain  []string `json:"actor_chain"`
-	IdentityID  string   `json:"identity_id"`
-	Role        string   `json:"role"`
-	Resource    string   `json:"resource"`
-	TraceID     string   `json:"trace_id"`
-	SourceIP    string   `json:"source_ip"`
-	PrevHash    string   `json:"prev_hash"` // hex
-	Hash        string   `json:"hash"`      // hex
+	Action      string          `json:"action"`
+	Reason      string          `json:"reason"`
+	Explanation string          `json:"explanation"`
+	PoolID      string          `json:"pool_id"`
+	Username    string          `json:"username"`
+	ClientID    string          `json:"client_id"`
+	ActorChain  json.RawMessage `json:"actor_chain"` // []string`
+	IdentityID  string          `json:"identity_id"`
+	Role        string          `json:"role"`
+	Resource    string          `json:"resource"`
+	TraceID     string          `json:"trace_id"`
+	SourceIP    string          `json:"source_ip"`
+	PrevHash    string          `json:"prev_hash"` // hex
+	Hash        string          `json:"hash"`      // hex
+	// Raw holds, by key, the hex of text fields whose bytes JSON cannot
+	// carry (not UTF-8): the rows migration 3 moved from SQLite columns.
+	Raw map[string]string `json:"raw"`
 }
 
 // appendAuditRecord appends e's record JSON to b, leaving out empty
@@ -723,9 +726,24 @@ func scanAudit(r scanner) (store.AuditEvent, error) {
 		// and let verification find the event's hash does not match.
 		rec = auditRecord{Explanation: "unreadable audit record: " + err.Error()}
 	}
+	for k, p := range map[string]*string{"action": &rec.Action, "reason": &rec.Reason, "explanation": &rec.Explanation,
+		"pool_id": &rec.PoolID, "username": &rec.Username, "client_id": &rec.ClientID, "identity_id": &rec.IdentityID,
+		"role": &rec.Role, "resource": &rec.Resource, "trace_id": &rec.TraceID, "source_ip": &rec.SourceIP} {
+		if h, ok := rec.Raw[k]; ok {
+			if b, err := hex.DecodeString(h); err == nil {
+				*p = string(b)
+			}
+		}
+	}
 	e.Action, e.Reason, e.Explanation, e.PoolID = rec.Action, rec.Reason, rec.Explanation, rec.PoolID
-	e.Username, e.ClientID, e.ActorChain, e.IdentityID = rec.Username, rec.ClientID, rec.ActorChain, rec.IdentityID
+	e.Username, e.ClientID, e.IdentityID = rec.Username, rec.ClientID, rec.IdentityID
 	e.Role, e.Resource, e.TraceID, e.SourceIP = rec.Role, rec.Resource, rec.TraceID, rec.SourceIP
+	if len(rec.ActorChain) > 0 {
+		// An actor chain that is not a list of strings (only an edit makes
+		// one) reads as none: the rest of the event stays readable, and
+		// verification finds its hash does not match.
+		_ = json.Unmarshal(rec.ActorChain, &e.ActorChain)
+	}
 	e.PrevHash, _ = hex.DecodeString(rec.PrevHash)
 	e.Hash, _ = hex.DecodeString(rec.Hash)
 	return e, nil

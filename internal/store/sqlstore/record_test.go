@@ -40,8 +40,10 @@ func perRune(s string) string {
 }
 
 func TestSplitStatements(t *testing.T) {
-	got := splitStatements("CREATE TABLE a (x INT);\nCREATE FUNCTION f() RETURNS int AS $$ BEGIN RETURN 1; END $$ LANGUAGE plpgsql;\nSELECT 1")
-	want := []string{"CREATE TABLE a (x INT)", "\nCREATE FUNCTION f() RETURNS int AS $$ BEGIN RETURN 1; END $$ LANGUAGE plpgsql", "\nSELECT 1"}
+	got := splitStatements("-- a comment; with a semicolon\nCREATE TABLE a (x TEXT DEFAULT 'a;b''c;');\n" +
+		"CREATE FUNCTION f() RETURNS int AS $$ BEGIN RETURN 1; END $$ LANGUAGE plpgsql;\nSELECT 1 -- end; here")
+	want := []string{"-- a comment; with a semicolon\nCREATE TABLE a (x TEXT DEFAULT 'a;b''c;')",
+		"\nCREATE FUNCTION f() RETURNS int AS $$ BEGIN RETURN 1; END $$ LANGUAGE plpgsql", "\nSELECT 1 -- end; here"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("%q", got)
 	}

@@ -150,16 +150,31 @@ func (s *DB) migrate(ctx context.Context) error {
 }
 
 // splitStatements splits a migration at its semicolons, except those in
-// a $$-quoted body (a PostgreSQL function's).
+// a -- comment, a '…' literal or a $$-quoted body (a PostgreSQL function's).
 func splitStatements(body string) []string {
 	var stmts []string
-	quoted, start := false, 0
+	start := 0
 	for i := 0; i < len(body); i++ {
 		switch {
+		case strings.HasPrefix(body[i:], "--"):
+			if n := strings.IndexByte(body[i:], '\n'); n >= 0 {
+				i += n
+			} else {
+				i = len(body)
+			}
+		case body[i] == '\'':
+			if n := strings.IndexByte(body[i+1:], '\''); n >= 0 { // '' inside is two literals back to back: the same split
+				i += n + 1
+			} else {
+				i = len(body)
+			}
 		case strings.HasPrefix(body[i:], "$$"):
-			quoted = !quoted
-			i++
-		case body[i] == ';' && !quoted:
+			if n := strings.Index(body[i+2:], "$$"); n >= 0 {
+				i += n + 3
+			} else {
+				i = len(body)
+			}
+		case body[i] == ';':
 			stmts = append(stmts, body[start:i])
 			start = i + 1
 		}

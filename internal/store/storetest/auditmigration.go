@@ -38,8 +38,10 @@ func legacyAuditValues(e store.AuditEvent, chain string) []any {
 // 3: it replaces the audit table with the legacy one holding the events
 // LegacyAuditChain returns, and forgets the migration, so that the next
 // Open runs it. idType and blobType are the dialect's column types, and
-// param(i) its i-th placeholder (from 1).
-func SetUpLegacyAudit(t *testing.T, db *sql.DB, idType, blobType string, param func(i int) string) []store.AuditEvent {
+// param(i) its i-th placeholder (from 1). With invalidUTF8 one event's
+// resource holds bytes that are not UTF-8, as an unauthenticated S3
+// request's key could (SQLite stored them as they came).
+func SetUpLegacyAudit(t *testing.T, db *sql.DB, idType, blobType string, param func(i int) string, invalidUTF8 bool) []store.AuditEvent {
 	t.Helper()
 	for _, q := range []string{`DROP TABLE audit_events`, fmt.Sprintf(legacyAuditDDL, idType, blobType, blobType),
 		`DELETE FROM schema_migrations WHERE version >= 3`} {
@@ -51,7 +53,7 @@ func SetUpLegacyAudit(t *testing.T, db *sql.DB, idType, blobType string, param f
 	for i := range 21 {
 		ps = append(ps, param(i+1))
 	}
-	evs, chains := LegacyAuditChain()
+	evs, chains := LegacyAuditChain(invalidUTF8)
 	for i, e := range evs {
 		if _, err := db.Exec(fmt.Sprintf(legacyAuditInsert, strings.Join(ps, ",")), legacyAuditValues(e, chains[i])...); err != nil {
 			t.Fatal(err)
@@ -64,12 +66,15 @@ func SetUpLegacyAudit(t *testing.T, db *sql.DB, idType, blobType string, param f
 // with every field set, and plain ones with empty fields and no actor
 // chain) as a writer made them before migration 3, each with the actor
 // chain's JSON text as it was stored.
-func LegacyAuditChain() ([]store.AuditEvent, []string) {
+func LegacyAuditChain(invalidUTF8 bool) ([]store.AuditEvent, []string) {
 	odd := OddAuditEvent("legacy", 1)
 	odd.Reason = strings.ReplaceAll(odd.Reason, "\x00", "") // PostgreSQL's text columns never held one
 	evs := []store.AuditEvent{odd,
 		{Stream: "legacy", Seq: 2, Time: t0, Component: "gateway", Action: "GET /whoami", Outcome: "allow", RequestID: "r2"},
 		{Stream: "legacy", Seq: 3, Time: t0, Component: "idp", Action: "InitiateAuth", Outcome: "error", Sub: "s", ActorChain: []string{}}}
+	if invalidUTF8 {
+		evs[1].Resource, evs[1].Reason = "arn:aws:s3:::bucket/k\xff\xfe", "bad \xc3\x28 sequence"
+	}
 	chains := []string{`["svc-b","svc \"a\""]`, `[]`, `[]`}
 	var prev []byte
 	for i := range evs {
