@@ -7,7 +7,6 @@ package metrics
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/writ-id/writ/internal/audit"
+	"github.com/writ-id/writ/internal/tracing"
 )
 
 // Metrics is one registry and writ's collectors in it.
@@ -55,39 +55,12 @@ func (m *Metrics) Handler() http.Handler {
 func (m *Metrics) Middleware(component string, op func(*http.Request) string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		rec := &tracing.StatusWriter{ResponseWriter: w, Code: http.StatusOK}
 		next.ServeHTTP(rec, r)
 		name := op(r)
-		m.requests.WithLabelValues(component, name, strconv.Itoa(rec.code)).Inc()
+		m.requests.WithLabelValues(component, name, strconv.Itoa(rec.Code)).Inc()
 		m.duration.WithLabelValues(component, name).Observe(time.Since(start).Seconds())
 	})
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	code int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	s.code = code
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Flush() {
-	if f, ok := s.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
-}
-
-func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
-// ReadFrom hands a body (a GetObject's file) to the server's own ReadFrom,
-// which sends files with sendfile(2), rather than through a buffer.
-func (s *statusRecorder) ReadFrom(r io.Reader) (int64, error) {
-	if rf, ok := s.ResponseWriter.(io.ReaderFrom); ok {
-		return rf.ReadFrom(r)
-	}
-	return io.Copy(struct{ io.Writer }{s.ResponseWriter}, r)
 }
 
 // Audit wraps an audit.Recorder so that every event is also counted.

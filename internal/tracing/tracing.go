@@ -3,6 +3,7 @@ package tracing
 import (
 	"context"
 	"encoding/hex"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -238,3 +239,12 @@ func (s *StatusWriter) Flush() {
 
 // Unwrap lets http.ResponseController reach the connection (Hijack, deadlines).
 func (s *StatusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// ReadFrom hands a body (a GetObject's file) to the server's own ReadFrom,
+// which sends files with sendfile(2), rather than through a buffer.
+func (s *StatusWriter) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := s.ResponseWriter.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{s.ResponseWriter}, r)
+}
