@@ -463,9 +463,6 @@ func (h *Handler) listUploads(w http.ResponseWriter, r *http.Request, c *caller,
 		ChecksumAlg  string   `xml:"ChecksumAlgorithm,omitempty"`
 		ChecksumType string   `xml:"ChecksumType,omitempty"`
 	}
-	type prefixXML struct {
-		Prefix string `xml:"Prefix"`
-	}
 	v := struct {
 		XMLName            xml.Name    `xml:"ListMultipartUploadsResult"`
 		NS                 string      `xml:"xmlns,attr"`
@@ -492,12 +489,7 @@ func (h *Handler) listUploads(w http.ResponseWriter, r *http.Request, c *caller,
 		if keyMarker != "" && (u.Key < keyMarker || u.Key == keyMarker && (idMarker == "" || !afterUpload(all, i, idMarker))) {
 			continue
 		}
-		cp := ""
-		if delim != "" {
-			if j := strings.Index(u.Key[len(prefix):], delim); j >= 0 {
-				cp = u.Key[:len(prefix)+j+len(delim)]
-			}
-		}
+		cp := commonPrefix(u.Key, prefix, delim)
 		if cp != "" && seen[cp] {
 			continue
 		}

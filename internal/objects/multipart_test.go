@@ -345,3 +345,31 @@ func TestMultipartPermissions(t *testing.T) {
 		t.Errorf("ETag %s", aws.ToString(out.ETag))
 	}
 }
+
+// TestListMultipartUploadsDelimiter: a listing under a prefix with "/"
+// rolls deeper keys up into common prefixes, and pages by upload with
+// the key and upload-id markers.
+func TestListMultipartUploadsDelimiter(t *testing.T) {
+	f := &fx{Env: apptest.Start(t), t: t, ctx: context.Background()}
+	admin := f.client(adminAK, adminSecret, "", true)
+	b := aws.String(bucket)
+	for _, k := range []string{"dir/a", "dir/b", "dir/sub/c", "dir/sub/d", "other"} {
+		if _, err := admin.CreateMultipartUpload(f.ctx, &s3.CreateMultipartUploadInput{Bucket: b, Key: aws.String(k)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lu, err := admin.ListMultipartUploads(f.ctx, &s3.ListMultipartUploadsInput{Bucket: b, Prefix: aws.String("dir/"), Delimiter: aws.String("/")})
+	if err != nil || len(lu.Uploads) != 2 || aws.ToString(lu.Uploads[0].Key) != "dir/a" || aws.ToString(lu.Uploads[1].Key) != "dir/b" ||
+		len(lu.CommonPrefixes) != 1 || aws.ToString(lu.CommonPrefixes[0].Prefix) != "dir/sub/" || aws.ToBool(lu.IsTruncated) {
+		t.Fatalf("ListMultipartUploads dir/ with /: %v %+v", err, lu)
+	}
+	page, err := admin.ListMultipartUploads(f.ctx, &s3.ListMultipartUploadsInput{Bucket: b, Prefix: aws.String("dir/"), MaxUploads: aws.Int32(3)})
+	if err != nil || len(page.Uploads) != 3 || !aws.ToBool(page.IsTruncated) || aws.ToString(page.NextKeyMarker) != "dir/sub/c" {
+		t.Fatalf("first page: %v %+v", err, page)
+	}
+	rest, err := admin.ListMultipartUploads(f.ctx, &s3.ListMultipartUploadsInput{Bucket: b, Prefix: aws.String("dir/"),
+		KeyMarker: page.NextKeyMarker, UploadIdMarker: page.NextUploadIdMarker})
+	if err != nil || len(rest.Uploads) != 1 || aws.ToString(rest.Uploads[0].Key) != "dir/sub/d" || aws.ToBool(rest.IsTruncated) {
+		t.Fatalf("second page: %v %+v", err, rest)
+	}
+}

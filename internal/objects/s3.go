@@ -574,9 +574,6 @@ func (h *Handler) listObjects(w http.ResponseWriter, r *http.Request, c *caller,
 		Size         int64  `xml:"Size"`
 		StorageClass string `xml:"StorageClass"`
 	}
-	type prefixXML struct {
-		Prefix string `xml:"Prefix"`
-	}
 	v := struct {
 		XMLName               xml.Name    `xml:"ListBucketResult"`
 		NS                    string      `xml:"xmlns,attr"`
@@ -603,23 +600,37 @@ func (h *Handler) listObjects(w http.ResponseWriter, r *http.Request, c *caller,
 			v.NextContinuationToken = base64.RawURLEncoding.EncodeToString([]byte(last))
 			break
 		}
-		if delim != "" {
-			if i := strings.Index(m.Key[len(prefix):], delim); i >= 0 {
-				cp := m.Key[:len(prefix)+i+len(delim)]
-				if !seen[cp] {
-					seen[cp] = true
-					v.CommonPrefixes = append(v.CommonPrefixes, prefixXML{cp})
-					v.KeyCount++
-				}
-				last = m.Key
-				continue
+		if cp := commonPrefix(m.Key, prefix, delim); cp != "" {
+			if !seen[cp] {
+				seen[cp] = true
+				v.CommonPrefixes = append(v.CommonPrefixes, prefixXML{cp})
+				v.KeyCount++
 			}
+			last = m.Key
+			continue
 		}
 		v.Contents = append(v.Contents, contents{Key: m.Key, LastModified: m.LastModified.UTC().Format(time.RFC3339), ETag: m.ETag, Size: m.Size, StorageClass: "STANDARD"})
 		v.KeyCount++
 		last = m.Key
 	}
 	return writeXML(w, v)
+}
+
+// prefixXML is one CommonPrefixes entry of a listing.
+type prefixXML struct {
+	Prefix string `xml:"Prefix"`
+}
+
+// commonPrefix returns the common prefix a listing rolls key up into (key
+// up to and including the first delim after prefix), or "" when none.
+func commonPrefix(key, prefix, delim string) string {
+	if delim == "" {
+		return ""
+	}
+	if i := strings.Index(key[len(prefix):], delim); i >= 0 {
+		return key[:len(prefix)+i+len(delim)]
+	}
+	return ""
 }
 
 func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, bucket, key string) error {
