@@ -726,12 +726,14 @@ func scanAudit(r scanner) (store.AuditEvent, error) {
 		// and let verification find the event's hash does not match.
 		rec = auditRecord{Explanation: "unreadable audit record: " + err.Error()}
 	}
-	for k, p := range map[string]*string{"action": &rec.Action, "reason": &rec.Reason, "explanation": &rec.Explanation,
-		"pool_id": &rec.PoolID, "username": &rec.Username, "client_id": &rec.ClientID, "identity_id": &rec.IdentityID,
-		"role": &rec.Role, "resource": &rec.Resource, "trace_id": &rec.TraceID, "source_ip": &rec.SourceIP} {
-		if h, ok := rec.Raw[k]; ok {
-			if b, err := hex.DecodeString(h); err == nil {
-				*p = string(b)
+	if rec.Raw != nil {
+		for k, p := range map[string]*string{"action": &rec.Action, "reason": &rec.Reason, "explanation": &rec.Explanation,
+			"pool_id": &rec.PoolID, "username": &rec.Username, "client_id": &rec.ClientID, "identity_id": &rec.IdentityID,
+			"role": &rec.Role, "resource": &rec.Resource, "trace_id": &rec.TraceID, "source_ip": &rec.SourceIP} {
+			if h, ok := rec.Raw[k]; ok {
+				if b, err := hex.DecodeString(h); err == nil {
+					*p = string(b)
+				}
 			}
 		}
 	}
@@ -749,14 +751,6 @@ func scanAudit(r scanner) (store.AuditEvent, error) {
 	return e, nil
 }
 
-// recordStart returns where the i-th record begins in a chunk's records.
-func recordStart(ends []int, i int) int {
-	if i == 0 {
-		return 0
-	}
-	return ends[i-1]
-}
-
 // auditChunk bounds the rows of one multi-row INSERT (auditColumns
 // parameters each, well under SQLite's and PostgreSQL's parameter limits).
 const auditChunk = 200
@@ -764,7 +758,7 @@ const auditChunk = 200
 func (c *conn) AppendAudit(ctx context.Context, events []store.AuditEvent) ([]int64, error) {
 	ids := make([]int64, 0, len(events))
 	var buf []byte
-	var ends []int
+	var offs []int // where each record of a chunk begins in buf, and its end
 	args := make([]any, 0, min(len(events), auditChunk)*auditColumns)
 	err := c.run(ctx, func(c *conn) error {
 		ids = ids[:0]
@@ -774,11 +768,10 @@ func (c *conn) AppendAudit(ctx context.Context, events []store.AuditEvent) ([]in
 			q.WriteString(`INSERT INTO audit_events (` + auditCols + `) VALUES `)
 			// The chunk's records are built in one buffer and made one
 			// string, each row's a slice of it.
-			buf = buf[:0]
-			ends = ends[:0]
+			buf, offs = buf[:0], append(offs[:0], 0)
 			for i := range chunk {
 				buf = appendAuditRecord(buf, &chunk[i])
-				ends = append(ends, len(buf))
+				offs = append(offs, len(buf))
 			}
 			records := string(buf)
 			args = args[:0]
@@ -788,7 +781,7 @@ func (c *conn) AppendAudit(ctx context.Context, events []store.AuditEvent) ([]in
 					q.WriteByte(',')
 				}
 				q.WriteString("(?,?,?,?,?,?,?,?)")
-				args = append(args, e.Stream, e.Seq, ms(e.Time), e.Component, e.Outcome, e.Sub, e.RequestID, records[recordStart(ends, i):ends[i]])
+				args = append(args, e.Stream, e.Seq, ms(e.Time), e.Component, e.Outcome, e.Sub, e.RequestID, records[offs[i]:offs[i+1]])
 			}
 			if !c.s.d.Dollar {
 				// SQLite: RETURNING would collect the ids in a temporary
