@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -37,9 +36,7 @@ type Exchanger struct {
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 
-	mu       sync.Mutex
-	cache    map[exchangeKey]exchanged
-	inflight map[exchangeKey]*exchangeCall
+	cache flightCache[exchangeKey, string]
 }
 
 // ExchangeError is a refusal from the token endpoint (RFC 6749 §5.2).
@@ -58,71 +55,15 @@ type exchangeKey struct {
 	audience string
 }
 
-type exchanged struct {
-	token string
-	until time.Time
-}
-
-type exchangeCall struct {
-	done  chan struct{}
-	token string
-	err   error
-}
-
-// maxExchanged bounds the cache; past it, expired entries go first, then
-// everything (the next calls exchange again).
-const maxExchanged = 100_000
-
 // Exchange returns an access token for audience on behalf of the subject
 // of subjectToken (an access token), whose act claim names this client
 // after the actors already in subjectToken. The request id in ctx
 // (WithRequest, Middleware) is sent along.
 func (x *Exchanger) Exchange(ctx context.Context, subjectToken, audience string) (string, error) {
-	now := x.now()
 	key := exchangeKey{sha256.Sum256([]byte(subjectToken)), audience}
-	x.mu.Lock()
-	if e, ok := x.cache[key]; ok && now.Before(e.until) {
-		x.mu.Unlock()
-		return e.token, nil
-	}
-	if x.inflight == nil {
-		x.cache, x.inflight = map[exchangeKey]exchanged{}, map[exchangeKey]*exchangeCall{}
-	}
-	call, busy := x.inflight[key]
-	if !busy {
-		call = &exchangeCall{done: make(chan struct{})}
-		x.inflight[key] = call
-	}
-	x.mu.Unlock()
-	if busy {
-		select {
-		case <-call.done:
-			return call.token, call.err
-		case <-ctx.Done():
-			return "", ctx.Err()
-		}
-	}
-	// The exchange outlives a caller that gives up: others may wait on it.
-	tok, until, err := x.post(context.WithoutCancel(ctx), subjectToken, audience)
-	call.token, call.err = tok, err
-	x.mu.Lock()
-	delete(x.inflight, key)
-	if now := x.now(); err == nil && until.After(now) {
-		if len(x.cache) >= maxExchanged {
-			for k, e := range x.cache {
-				if !now.Before(e.until) {
-					delete(x.cache, k)
-				}
-			}
-			if len(x.cache) >= maxExchanged {
-				clear(x.cache)
-			}
-		}
-		x.cache[key] = exchanged{token: tok, until: until}
-	}
-	x.mu.Unlock()
-	close(call.done)
-	return tok, err
+	return x.cache.get(ctx, key, x.now, func(ctx context.Context) (string, time.Time, error) {
+		return x.post(ctx, subjectToken, audience)
+	})
 }
 
 func (x *Exchanger) now() time.Time {

@@ -41,22 +41,12 @@ type IdentityPool struct {
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 
-	once     sync.Once
-	client   *ci.Client
-	mu       sync.Mutex
-	ids      map[string]string // login key + "|" + sub -> identity id
-	creds    map[[32]byte]aws.Credentials
-	inflight map[[32]byte]*credsCall
+	once   sync.Once
+	client *ci.Client
+	mu     sync.Mutex
+	ids    map[string]string // login key + "|" + sub -> identity id
+	creds  flightCache[[32]byte, aws.Credentials]
 }
-
-type credsCall struct {
-	done  chan struct{}
-	creds aws.Credentials
-	err   error
-}
-
-// maxPoolCache bounds each of the caches (cleared when full).
-const maxPoolCache = 100_000
 
 // Credentials returns a credentials provider for the identity in ctx (set
 // by Middleware or NewContext); its Retrieve trades that identity's token.
@@ -89,43 +79,13 @@ func (p *IdentityPool) now() time.Time {
 	return time.Now()
 }
 
+// retrieve returns id's credentials, reused until a minute before they
+// expire.
 func (p *IdentityPool) retrieve(ctx context.Context, id *Identity) (aws.Credentials, error) {
-	key := sha256.Sum256([]byte(id.Token))
-	p.mu.Lock()
-	if c, ok := p.creds[key]; ok && p.now().Add(time.Minute).Before(c.Expires) {
-		p.mu.Unlock()
-		return c, nil
-	}
-	if p.inflight == nil {
-		p.creds, p.inflight = map[[32]byte]aws.Credentials{}, map[[32]byte]*credsCall{}
-	}
-	call, busy := p.inflight[key]
-	if !busy {
-		call = &credsCall{done: make(chan struct{})}
-		p.inflight[key] = call
-	}
-	p.mu.Unlock()
-	if busy {
-		select {
-		case <-call.done:
-			return call.creds, call.err
-		case <-ctx.Done():
-			return aws.Credentials{}, ctx.Err()
-		}
-	}
-	// The exchange outlives a caller that gives up: others may wait on it.
-	call.creds, call.err = p.exchange(context.WithoutCancel(ctx), id)
-	p.mu.Lock()
-	delete(p.inflight, key)
-	if call.err == nil {
-		if len(p.creds) >= maxPoolCache {
-			clear(p.creds)
-		}
-		p.creds[key] = call.creds
-	}
-	p.mu.Unlock()
-	close(call.done)
-	return call.creds, call.err
+	return p.creds.get(ctx, sha256.Sum256([]byte(id.Token)), p.now, func(ctx context.Context) (aws.Credentials, time.Time, error) {
+		c, err := p.exchange(ctx, id)
+		return c, c.Expires.Add(-time.Minute), err
+	})
 }
 
 // IdentityID returns the identity pool's id for the identity in ctx (the
@@ -181,7 +141,7 @@ func (p *IdentityPool) identityID(ctx context.Context, id *Identity, login strin
 	}
 	identityID = aws.ToString(out.IdentityId)
 	p.mu.Lock()
-	if p.ids == nil || len(p.ids) >= maxPoolCache {
+	if p.ids == nil || len(p.ids) >= maxCached {
 		p.ids = map[string]string{}
 	}
 	p.ids[idKey] = identityID
