@@ -127,10 +127,17 @@ func (s *server) log() string {
 	return s.stderr.String()
 }
 
+// url returns where component c listens, waiting for its log line when
+// it has not come yet.
 func (s *server) url(c string) string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.urls[c]
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		s.mu.Lock()
+		u := s.urls[c]
+		s.mu.Unlock()
+		if u != "" || time.Now().After(deadline) {
+			return u
+		}
+	}
 }
 
 func TestServeReadyAndGracefulStop(t *testing.T) {

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -468,8 +470,8 @@ func (a *App) Addr(component string) string {
 func (a *App) Serve(ctx context.Context) error {
 	ctx, a.stop = context.WithCancel(ctx)
 	errc := make(chan error, len(a.servers))
-	for name, srv := range a.servers {
-		ln := a.listeners[name]
+	for _, name := range slices.Sorted(maps.Keys(a.servers)) { // the log lists them in one order
+		srv, ln := a.servers[name], a.listeners[name]
 		a.log.Info("listening", "component", name, "addr", ln.Addr().String(), "url", a.urls[name])
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
