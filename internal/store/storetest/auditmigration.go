@@ -44,6 +44,9 @@ func legacyAuditValues(e store.AuditEvent, chain string) []any {
 func SetUpLegacyAudit(t *testing.T, db *sql.DB, idType, blobType string, param func(i int) string, invalidUTF8 bool) []store.AuditEvent {
 	t.Helper()
 	for _, q := range []string{`DROP TABLE audit_events`, fmt.Sprintf(legacyAuditDDL, idType, blobType, blobType),
+		// The indexes as migration 1 made them.
+		`CREATE INDEX audit_request ON audit_events (request_id)`, `CREATE INDEX audit_sub ON audit_events (sub)`,
+		`CREATE INDEX audit_time ON audit_events (time)`,
 		`DELETE FROM schema_migrations WHERE version >= 3`} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(err)

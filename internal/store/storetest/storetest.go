@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -505,6 +506,50 @@ func testAudit(t *testing.T, s store.Store) {
 	}
 	_, err = s.LastAudit(ctx, "none")
 	wantErr(t, err, store.ErrNotFound)
+
+	// Lookups by request id and subject seek bucket by bucket (4096 rows
+	// each): they find events in every bucket, in order, and page across
+	// buckets with AfterID and Limit.
+	var many []store.AuditEvent
+	for i := range 10000 {
+		e := ev("w4", int64(i+1), "gateway", fmt.Sprintf("f%d", i), "filler", "allow", t0.Add(time.Duration(i)*time.Millisecond))
+		switch i {
+		case 10, 5000, 9000:
+			e.RequestID = "rx"
+		case 3, 4100, 8200, 9999:
+			e.Sub = "carol"
+		}
+		if i == 9000 {
+			e.Sub = "carol"
+		}
+		many = append(many, e)
+	}
+	manyIDs, err := s.AppendAudit(ctx, many)
+	must(t, err)
+	seqs := func(es []store.AuditEvent) []int64 {
+		var out []int64
+		for _, e := range es {
+			out = append(out, e.Seq)
+		}
+		return out
+	}
+	if got := seqs(check(store.AuditFilter{RequestID: "rx"}, 3)); !slices.Equal(got, []int64{11, 5001, 9001}) {
+		t.Fatalf("request rx: seqs %v", got)
+	}
+	if got := seqs(check(store.AuditFilter{Sub: "carol"}, 5)); !slices.Equal(got, []int64{4, 4101, 8201, 9001, 10000}) {
+		t.Fatalf("sub carol: seqs %v", got)
+	}
+	if got := seqs(check(store.AuditFilter{Sub: "carol", RequestID: "rx"}, 1)); got[0] != 9001 {
+		t.Fatalf("sub carol, request rx: seqs %v", got)
+	}
+	page := check(store.AuditFilter{Sub: "carol", Limit: 2}, 2)
+	if got := seqs(check(store.AuditFilter{Sub: "carol", AfterID: page[1].ID, Limit: 2}, 2)); !slices.Equal(got, []int64{8201, 9001}) {
+		t.Fatalf("sub carol, second page: seqs %v", got)
+	}
+	check(store.AuditFilter{Sub: "carol", AfterID: manyIDs[len(manyIDs)-1]}, 0)
+	check(store.AuditFilter{Sub: "carol", Since: t0.Add(8200 * time.Millisecond), Until: t0.Add(9500 * time.Millisecond)}, 2)
+	check(store.AuditFilter{RequestID: "f7777", Component: "gateway"}, 1)
+	check(store.AuditFilter{RequestID: "nobody"}, 0)
 
 	// Every field comes back as it went in, whatever its characters.
 	full := OddAuditEvent("w3", 1)
