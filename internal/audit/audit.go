@@ -321,6 +321,7 @@ func (w *Writer) checkpoint(batch []store.AuditEvent, kind string) []store.Audit
 	e.Explanation = w.signer.mac(e.Stream, e.Seq, e.PrevHash)
 	e.Hash = Hash(e)
 	w.prev = e.Hash
+	e.PrevHash = nil // see add
 	return append(batch, e)
 }
 
@@ -333,6 +334,10 @@ func (w *Writer) add(batch *[]store.AuditEvent, flushes *[]chan struct{}, it ite
 	it.ev.Stream, it.ev.Seq, it.ev.PrevHash = w.stream, w.seq, w.prev
 	it.ev.Hash = Hash(it.ev)
 	w.prev = it.ev.Hash
+	// The previous event's hash is in the hash but not stored again:
+	// Verify takes it from that event. A fifth of a gateway event's row
+	// less to write.
+	it.ev.PrevHash = nil
 	*batch = append(*batch, it.ev)
 }
 

@@ -3,7 +3,10 @@ package audit_test
 import (
 	"context"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/writ-id/writ/internal/audit"
@@ -53,4 +56,78 @@ func TestHashKnownAnswer(t *testing.T) {
 	if want := "93a815b2eff49da236a45837c552c47ef8dd4d9b26c8dc55fd5cab311c17152d"; got != want {
 		t.Fatalf("Hash = %s, want %s", got, want)
 	}
+}
+
+// TestVerifyLinks: a writer's rows do not store the previous event's hash
+// again, and Verify takes it from that event. The chain verifies with its
+// signed checkpoints; an event altered with its hash recomputed breaks the
+// next one; a removed event is a gap; and rows that store the link (as
+// writers did before, and as migration 3 moved them) have it checked.
+func TestVerifyLinks(t *testing.T) {
+	ctx := context.Background()
+	signer := audit.NewSigner([]byte("0123456789abcdef0123456789abcdef"))
+	st := sqlite.OpenTest(t)
+	w := audit.NewWriter(st, signer, slog.New(slog.DiscardHandler))
+	for i := range 2500 {
+		w.Record(ctx, audit.Event{Component: "gateway", Action: "GET /orders/{id}", Outcome: audit.Allow, Sub: "alice", RequestID: fmt.Sprint("r", i)})
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := st.ListAudit(ctx, store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs {
+		if len(e.PrevHash) != 0 {
+			t.Fatalf("seq %d stores the previous hash", e.Seq)
+		}
+	}
+	verify := func(evs []store.AuditEvent) audit.Report {
+		t.Helper()
+		st := sqlite.OpenTest(t)
+		for i := range evs {
+			evs[i].ID = 0
+		}
+		if _, err := st.AppendAudit(ctx, evs); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := audit.Verify(ctx, st, signer, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	if rep := verify(slices.Clone(evs)); len(rep.Problems) != 0 || len(rep.Open) != 0 || rep.Events != 2503 || rep.Checkpoints != 3 {
+		t.Fatalf("intact: %+v", rep)
+	}
+	problem := func(rep audit.Report, seq int64, what string) {
+		t.Helper()
+		if len(rep.Problems) != 1 || rep.Problems[0].Seq != seq || !strings.Contains(rep.Problems[0].What, what) {
+			t.Fatalf("want seq %d %q, got %+v", seq, what, rep.Problems)
+		}
+	}
+	// Altered, with its hash made to match: the next event does not.
+	edited := slices.Clone(evs)
+	edited[99].Outcome = audit.Deny
+	edited[99].PrevHash = edited[98].Hash
+	edited[99].Hash = audit.Hash(edited[99])
+	edited[99].PrevHash = nil
+	problem(verify(edited), 101, "the hash of the event before it")
+	// Altered as it is: itself.
+	edited = slices.Clone(evs)
+	edited[99].Outcome = audit.Deny
+	problem(verify(edited), 100, "contents do not match")
+	// Removed.
+	problem(verify(slices.Delete(slices.Clone(evs), 499, 500)), 501, "sequence gap")
+	// Rows that store the link: it must be the previous event's hash.
+	legacy := slices.Clone(evs)
+	for i := 1; i < len(legacy); i++ {
+		legacy[i].PrevHash = legacy[i-1].Hash
+	}
+	if rep := verify(slices.Clone(legacy)); len(rep.Problems) != 0 {
+		t.Fatalf("stored links: %+v", rep.Problems)
+	}
+	legacy[1199].PrevHash = legacy[1197].Hash
+	problem(verify(legacy), 1200, "link to the previous event does not match")
 }
