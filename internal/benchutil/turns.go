@@ -3,16 +3,19 @@
 package benchutil
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// Result is one target's share of a TakeTurns run.
+// Result is one target's share of a TakeTurns run: its totals, and each
+// of its turns.
 type Result struct {
 	Ops     int
 	Elapsed time.Duration
 	CPU     time.Duration // the whole process's CPU during its turns (0 where not measured)
+	Turns   []Result      // one per turn, in order (their Turns empty)
 }
 
 // Rate is operations per second.
@@ -58,13 +61,35 @@ func TakeTurns(n, clients, block, total int, op func(target int) error, settle f
 			if settle != nil {
 				settle(i)
 			}
-			res[i].Elapsed += time.Since(t0)
-			res[i].CPU += CPUTime() - c0
+			turn := Result{Ops: block, Elapsed: time.Since(t0), CPU: CPUTime() - c0}
+			res[i].Elapsed += turn.Elapsed
+			res[i].CPU += turn.CPU
 			res[i].Ops += block
+			res[i].Turns = append(res[i].Turns, turn)
 			if err, _ := failed.Load().(error); err != nil {
 				return res, err
 			}
 		}
 	}
 	return res, nil
+}
+
+// PairedMedian returns the median, over the turns a and b took one after
+// the other (their k-th turns), of f(a's turn) / f(b's turn): a burst of
+// load elsewhere that slows one pair of turns moves it less than it moves
+// the ratio of the totals.
+func PairedMedian(a, b Result, f func(Result) float64) float64 {
+	n := min(len(a.Turns), len(b.Turns))
+	if n == 0 {
+		return 0
+	}
+	rs := make([]float64, n)
+	for k := range n {
+		rs[k] = f(a.Turns[k]) / f(b.Turns[k])
+	}
+	slices.Sort(rs)
+	if n%2 == 1 {
+		return rs[n/2]
+	}
+	return (rs[n/2-1] + rs[n/2]) / 2
 }
