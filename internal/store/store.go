@@ -331,8 +331,6 @@ type AuditLog interface {
 	AppendAudit(ctx context.Context, events []AuditEvent) ([]int64, error)
 	// ListAudit returns matching events ordered by ID.
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
-	// LastAudit returns the last event of a stream (ErrNotFound if none).
-	LastAudit(ctx context.Context, stream string) (AuditEvent, error)
 }
 
 // Identities maps identity-pool logins to identity ids (Cognito Identity).

@@ -923,11 +923,6 @@ func (c *conn) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Audi
 	return out, nil
 }
 
-func (c *conn) LastAudit(ctx context.Context, stream string) (store.AuditEvent, error) {
-	e, err := scanAudit(c.row(ctx, `SELECT id, `+auditCols+` FROM audit_events WHERE stream = ? ORDER BY seq DESC LIMIT 1`, stream))
-	return e, scanErr(err, "audit event", stream)
-}
-
 // --- identities ------------------------------------------------------------------
 
 func (c *conn) GetOrCreateIdentity(ctx context.Context, poolID, login, newID string, now time.Time) (string, bool, error) {

@@ -499,13 +499,6 @@ func testAudit(t *testing.T, s store.Store) {
 	check(store.AuditFilter{Until: t0.Add(time.Second)}, 1)
 	check(store.AuditFilter{AfterID: ids[0], Limit: 1}, 1)
 	check(store.AuditFilter{Stream: "w2"}, 1)
-	last, err := s.LastAudit(ctx, "w1")
-	must(t, err)
-	if last.Seq != 2 {
-		t.Fatalf("last: %+v", last)
-	}
-	_, err = s.LastAudit(ctx, "none")
-	wantErr(t, err, store.ErrNotFound)
 
 	// Lookups by request id and subject seek bucket by bucket (4096 rows
 	// each): they find events in every bucket, in order, and page across
