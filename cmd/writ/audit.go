@@ -72,6 +72,10 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 		defer stop()
 		header := true
 		for {
+			last, err := st.LastAuditID(ctx)
+			if err != nil && ctx.Err() == nil {
+				return err
+			}
 			evs, err := st.ListAudit(ctx, f)
 			if err != nil && ctx.Err() == nil {
 				return err
@@ -81,6 +85,10 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 				header = false
 				f.AfterID = evs[len(evs)-1].ID
 			}
+			// Nothing else up to last matched: the next look starts after
+			// it, not after the last match, so following a quiet subject
+			// does not read the same buckets every time.
+			f.AfterID = max(f.AfterID, last)
 			select {
 			case <-ctx.Done():
 				return nil

@@ -1,21 +1,27 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
 	_ "modernc.org/sqlite"
 
+	"github.com/writ-id/writ/internal/app"
+	"github.com/writ-id/writ/internal/config"
+	"github.com/writ-id/writ/internal/store"
 	"github.com/writ-id/writ/sdk"
 )
 
@@ -196,5 +202,92 @@ func TestServiceEventsThroughTheCLI(t *testing.T) {
 	}
 	if out, err := exec.Command(writBinary(t), "audit", "verify", "-c", cfg).CombinedOutput(); err != nil {
 		t.Fatalf("audit verify: %v %s", err, out)
+	}
+}
+
+// TestAuditTail: `writ audit tail --sub` prints the subject's events as
+// they are stored, across many buckets of other subjects' events, and
+// nobody else's; an interrupt ends it with status 0.
+func TestAuditTail(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	cfgPath := testConfig(t, t.TempDir())
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	st, err := app.OpenStore(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	seq := int64(0)
+	appendEvents := func(sub string, n int) {
+		t.Helper()
+		evs := make([]store.AuditEvent, n)
+		for i := range evs {
+			seq++
+			evs[i] = store.AuditEvent{Stream: "tail-test", Seq: seq, Time: time.Now(), Component: "orders", Action: "read",
+				Outcome: "allow", Sub: sub, RequestID: fmt.Sprintf("%s-%d", sub, seq)}
+		}
+		if _, err := st.AppendAudit(ctx, evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendEvents("dave", 3000)
+	appendEvents("carol", 1)
+	appendEvents("dave", 6000)
+
+	cmd := exec.Command(writBinary(t), "audit", "tail", "-c", cfgPath, "--sub", "carol", "--json")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	next := func() map[string]any {
+		t.Helper()
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("tail ended")
+			}
+			var ev map[string]any
+			if err := json.Unmarshal([]byte(l), &ev); err != nil {
+				t.Fatalf("%v: %q", err, l)
+			}
+			return ev
+		case <-time.After(15 * time.Second):
+			t.Fatal("tail printed nothing")
+		}
+		return nil
+	}
+	if ev := next(); ev["request_id"] != "carol-3001" || ev["sub"] != "carol" {
+		t.Fatalf("first: %v", ev)
+	}
+	appendEvents("dave", 5000)
+	appendEvents("carol", 1)
+	if ev := next(); ev["request_id"] != "carol-14002" {
+		t.Fatalf("followed: %v", ev)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	for l := range lines {
+		t.Errorf("after the last event: %q", l)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("tail after an interrupt: %v", err)
 	}
 }

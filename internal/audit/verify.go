@@ -117,10 +117,11 @@ func Verify(ctx context.Context, st store.AuditLog, s *Signer, live map[string]b
 				problem = fmt.Sprintf("sequence gap or reorder: expected seq %d", i+1)
 			case len(stored) > 0 && !hmac.Equal(stored, prev):
 				problem = "link to the previous event does not match (an event before it was removed, reordered or altered)"
-			case !hmac.Equal(Hash(e), e.Hash) && len(stored) > 0:
-				problem = "contents do not match its hash (the event was altered)"
 			case !hmac.Equal(Hash(e), e.Hash):
-				problem = "contents do not match its hash (the event, or the hash of the event before it, was altered)"
+				problem = "contents do not match its hash (the event was altered)"
+				if len(stored) == 0 {
+					problem = "contents do not match its hash (the event, or the hash of the event before it, was altered)"
+				}
 			case e.Action == ActionCheckpoint && (s == nil || !s.valid(e.Stream, e.Seq, e.PrevHash, e.Explanation)):
 				problem = "checkpoint signature is invalid"
 			}

@@ -331,6 +331,8 @@ type AuditLog interface {
 	AppendAudit(ctx context.Context, events []AuditEvent) ([]int64, error)
 	// ListAudit returns matching events ordered by ID.
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
+	// LastAuditID returns the id of the last event stored (0 if none).
+	LastAuditID(ctx context.Context) (int64, error)
 }
 
 // Identities maps identity-pool logins to identity ids (Cognito Identity).

@@ -888,7 +888,10 @@ func (c *conn) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Audi
 		return list(c, ctx, scanAudit, q, args...)
 	}
 	// The request and subject indexes lead with the row's bucket: seek
-	// each bucket from the first row after AfterID to the last row.
+	// each bucket from the first row after AfterID to the last row, one
+	// statement per bucket on SQLite (which runs them in-process) and per
+	// 64 buckets on PostgreSQL (one round trip each), stopping once Limit
+	// events are found.
 	var first, last sql.NullInt64
 	err := c.row(ctx, `SELECT (SELECT min(id) FROM audit_events WHERE id > ?), (SELECT max(id) FROM audit_events)`, f.AfterID).Scan(&first, &last)
 	if err != nil {
@@ -897,15 +900,29 @@ func (c *conn) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Audi
 	if !first.Valid || !last.Valid {
 		return nil, nil
 	}
-	q := `SELECT id, ` + auditCols + ` FROM audit_events WHERE ` + auditBucket + ` = ? AND ` +
-		strings.Join(where, " AND ") + ` ORDER BY id`
+	q := `SELECT id, ` + auditCols + ` FROM audit_events WHERE ` + auditBucket + ` = ? AND `
+	per := int64(1)
+	if c.s.d.Dollar {
+		q = `SELECT id, ` + auditCols + ` FROM audit_events WHERE ` + auditBucket + ` = ANY(?) AND `
+		per = 64
+	}
+	q += strings.Join(where, " AND ") + ` ORDER BY id`
 	if f.Limit > 0 {
 		q += ` LIMIT ?`
 	}
 	args = append([]any{nil}, args...)
 	var out []store.AuditEvent
-	for b := first.Int64 >> auditBucketShift; b <= last.Int64>>auditBucketShift; b++ {
-		args[0] = b
+	var buckets []int64
+	for b, end := first.Int64>>auditBucketShift, last.Int64>>auditBucketShift; b <= end; b += per {
+		if per == 1 {
+			args[0] = b
+		} else {
+			buckets = buckets[:0]
+			for k := b; k < b+per && k <= end; k++ {
+				buckets = append(buckets, k)
+			}
+			args[0] = buckets
+		}
 		if f.Limit > 0 {
 			args = append(args[:len(where)+1], f.Limit-len(out))
 		}
@@ -921,6 +938,14 @@ func (c *conn) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Audi
 		}
 	}
 	return out, nil
+}
+
+func (c *conn) LastAuditID(ctx context.Context) (int64, error) {
+	var id sql.NullInt64
+	if err := c.row(ctx, `SELECT max(id) FROM audit_events`).Scan(&id); err != nil {
+		return 0, fmt.Errorf("store: last audit id: %w", err)
+	}
+	return id.Int64, nil
 }
 
 // --- identities ------------------------------------------------------------------

@@ -476,6 +476,9 @@ func testAudit(t *testing.T, s store.Store) {
 	}
 	_, err = s.AppendAudit(ctx, []store.AuditEvent{ev("w1", 3, "idp", "", "", "allow", t0), ev("w1", 2, "idp", "", "", "allow", t0)})
 	wantErr(t, err, store.ErrConflict)
+	if last, err := s.LastAuditID(ctx); err != nil || last != ids[2] {
+		t.Fatalf("last audit id %d, %v; want %d", last, err, ids[2])
+	}
 	if all, _ := s.ListAudit(ctx, store.AuditFilter{}); len(all) != 3 {
 		t.Fatalf("a failed append wrote part of its batch: %d events", len(all))
 	}
@@ -519,6 +522,9 @@ func testAudit(t *testing.T, s store.Store) {
 	}
 	manyIDs, err := s.AppendAudit(ctx, many)
 	must(t, err)
+	if last, err := s.LastAuditID(ctx); err != nil || last != manyIDs[len(manyIDs)-1] {
+		t.Fatalf("last audit id %d, %v; want %d", last, err, manyIDs[len(manyIDs)-1])
+	}
 	seqs := func(es []store.AuditEvent) []int64 {
 		var out []int64
 		for _, e := range es {
