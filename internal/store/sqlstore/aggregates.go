@@ -850,7 +850,9 @@ const (
 	auditBucket      = `(id >> 12)`
 )
 
-func (c *conn) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error) {
+// auditWhere returns the conditions and arguments that select f's events
+// (all but Limit).
+func auditWhere(f store.AuditFilter) ([]string, []any) {
 	var where []string
 	var args []any
 	add := func(cond string, v any) {
@@ -879,6 +881,26 @@ func (c *conn) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Audi
 	if !f.Until.IsZero() {
 		add("time < ?", ms(f.Until))
 	}
+	return where, args
+}
+
+// auditBucketQuery returns the statement that looks up events by request
+// id or subject in one bucket (SQLite) or a list of buckets (PostgreSQL),
+// its first argument: the indexes lead with the bucket.
+func auditBucketQuery(dollar bool, where []string, limit bool) string {
+	q := `SELECT id, ` + auditCols + ` FROM audit_events WHERE ` + auditBucket + ` = ? AND `
+	if dollar {
+		q = `SELECT id, ` + auditCols + ` FROM audit_events WHERE ` + auditBucket + ` = ANY(?) AND `
+	}
+	q += strings.Join(where, " AND ") + ` ORDER BY id`
+	if limit {
+		q += ` LIMIT ?`
+	}
+	return q
+}
+
+func (c *conn) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error) {
+	where, args := auditWhere(f)
 	if f.RequestID == "" && f.Sub == "" {
 		q := `SELECT id, ` + auditCols + ` FROM audit_events WHERE ` + strings.Join(where, " AND ") + ` ORDER BY id`
 		if f.Limit > 0 {
@@ -900,15 +922,10 @@ func (c *conn) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Audi
 	if !first.Valid || !last.Valid {
 		return nil, nil
 	}
-	q := `SELECT id, ` + auditCols + ` FROM audit_events WHERE ` + auditBucket + ` = ? AND `
+	q := auditBucketQuery(c.s.d.Dollar, where, f.Limit > 0)
 	per := int64(1)
 	if c.s.d.Dollar {
-		q = `SELECT id, ` + auditCols + ` FROM audit_events WHERE ` + auditBucket + ` = ANY(?) AND `
 		per = 64
-	}
-	q += strings.Join(where, " AND ") + ` ORDER BY id`
-	if f.Limit > 0 {
-		q += ` LIMIT ?`
 	}
 	args = append([]any{nil}, args...)
 	var out []store.AuditEvent
