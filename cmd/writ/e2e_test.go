@@ -68,6 +68,7 @@ func testConfig(t *testing.T, dir string) string {
 }
 
 type server struct {
+	t      testing.TB
 	cmd    *exec.Cmd
 	urls   map[string]string
 	stderr *bytes.Buffer
@@ -88,7 +89,7 @@ func startServe(t *testing.T, cfg string) *server {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	s := &server{cmd: cmd, urls: map[string]string{}, stderr: &bytes.Buffer{}, mu: &sync.Mutex{}, done: make(chan error, 1)}
+	s := &server{t: t, cmd: cmd, urls: map[string]string{}, stderr: &bytes.Buffer{}, mu: &sync.Mutex{}, done: make(chan error, 1)}
 	found := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(pr)
@@ -128,14 +129,17 @@ func (s *server) log() string {
 }
 
 // url returns where component c listens, waiting for its log line when
-// it has not come yet.
+// it has not come yet (the test fails when it does not come).
 func (s *server) url(c string) string {
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
 		s.mu.Lock()
 		u := s.urls[c]
 		s.mu.Unlock()
-		if u != "" || time.Now().After(deadline) {
+		if u != "" {
 			return u
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("writ serve did not log where %s listens\n%s", c, s.log())
 		}
 	}
 }
