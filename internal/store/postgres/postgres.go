@@ -46,8 +46,10 @@ var dialect = &sqlstore.Dialect{
 		c := pgCode(err)
 		return c == "40001" || c == "40P01"
 	},
-	IsUnique:      func(err error) bool { return pgCode(err) == "23505" },
-	MigrationLock: "SELECT pg_advisory_xact_lock(7461246)",
+	IsUnique:               func(err error) bool { return pgCode(err) == "23505" },
+	MigrationLock:          "SELECT pg_try_advisory_xact_lock(7461246)",
+	MigrationSessionLock:   "SELECT pg_try_advisory_lock(7461246)",
+	MigrationSessionUnlock: "SELECT pg_advisory_unlock(7461246)",
 }
 
 // Open connects to dsn and migrates the schema.

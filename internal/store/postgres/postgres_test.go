@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -113,5 +115,126 @@ func TestNotify(t *testing.T) {
 		case <-deadline:
 			t.Fatal("no notification heard")
 		}
+	}
+}
+
+// TestBucketIndexesBuildWhileReplicasWrite upgrades a schema holding
+// 400,000 audit events to the bucketed lookup indexes (migration 4), three
+// new replicas starting at once, while an old one keeps appending events:
+// the indexes are built CONCURRENTLY, so its appends go on during the build
+// instead of waiting for it, the replicas waiting for the migration lock do
+// not hold the build up (nor deadlock with it), and the new indexes are
+// valid and in use afterwards.
+func TestBucketIndexesBuildWhileReplicasWrite(t *testing.T) {
+	ctx := context.Background()
+	dsn := postgres.TestSchema(t)
+	replica, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer replica.Close()
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{
+		`INSERT INTO audit_events (stream, seq, time, component, outcome, sub, request_id, record)
+		 SELECT 'old', g, g, 'gateway', 'allow', 'user-' || (g % 1000), 'req-' || g, '{"action":"GET /"}' FROM generate_series(1, 400000) g`,
+		// Back to before migration 4.
+		`DROP INDEX audit_request`, `DROP INDEX audit_sub`,
+		`CREATE INDEX audit_request ON audit_events (request_id)`, `CREATE INDEX audit_sub ON audit_events (sub)`,
+		`DELETE FROM schema_migrations WHERE version = 4`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The appender notes when each append finished; during the upgrade no
+	// gap between two may be as long as half the upgrade.
+	var stop atomic.Bool
+	var mu sync.Mutex
+	var finished []time.Time
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for seq := int64(1); !stop.Load(); seq++ {
+			if _, err := replica.AppendAudit(ctx, []store.AuditEvent{{Stream: "live", Seq: seq, Time: time.Now(), Component: "gateway",
+				Action: "GET /", Outcome: "allow", Sub: "alice", RequestID: fmt.Sprint("live-", seq)}}); err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			finished = append(finished, time.Now())
+			mu.Unlock()
+		}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	// Three replicas of the new version start at once: one builds, the
+	// others wait for it without holding it up.
+	t0 := time.Now()
+	stores := make([]store.Store, 3)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range stores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			stores[i], errs[i] = postgres.Open(ctx, dsn, postgres.Options{})
+		}()
+	}
+	wg.Wait()
+	t1 := time.Now()
+	time.Sleep(100 * time.Millisecond)
+	stop.Store(true)
+	<-done
+	for i, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stores[i].Close()
+	}
+	upgraded := stores[0]
+	var gap time.Duration
+	n := 0
+	for i := 1; i < len(finished); i++ {
+		if finished[i].After(t0) && finished[i-1].Before(t1) {
+			gap = max(gap, finished[i].Sub(finished[i-1]))
+			n++
+		}
+	}
+	if gap > t1.Sub(t0)/2 {
+		t.Errorf("an append waited %v of the %v upgrade: the index build held up writes", gap, t1.Sub(t0))
+	}
+	t.Logf("%d appends during the %v upgrade, the longest wait %v", n, t1.Sub(t0), gap)
+	rows, err := db.Query(`SELECT c.relname, pg_get_indexdef(i.indexrelid), i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+		WHERE i.indrelid = 'audit_events'::regclass AND c.relname LIKE 'audit_%' ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	defs := map[string]string{}
+	for rows.Next() {
+		var name, def string
+		var valid bool
+		if err := rows.Scan(&name, &def, &valid); err != nil {
+			t.Fatal(err)
+		}
+		if !valid {
+			t.Errorf("index %s is not valid", name)
+		}
+		defs[name] = def
+	}
+	for name, col := range map[string]string{"audit_request": "request_id", "audit_sub": "sub"} {
+		if !strings.Contains(defs[name], "((id >> 12)), "+col) {
+			t.Errorf("%s: %q", name, defs[name])
+		}
+	}
+	if len(defs) != 5 { // and the primary key, (stream, seq) and time
+		t.Errorf("indexes: %v", defs)
+	}
+	evs, err := upgraded.ListAudit(ctx, store.AuditFilter{RequestID: "req-333333"})
+	if err != nil || len(evs) != 1 || evs[0].Seq != 333333 {
+		t.Fatalf("lookup after the upgrade: %v %v", evs, err)
 	}
 }

@@ -40,9 +40,13 @@ type Dialect struct {
 	Retryable func(error) bool
 	// IsUnique reports a unique-constraint violation.
 	IsUnique func(error) bool
-	// MigrationLock is run in the migration transaction first (e.g. an
-	// advisory lock), if set.
-	MigrationLock string
+	// MigrationLock, if set, is a query run first in each migration's
+	// transaction that tries to take the lock that serializes migrations
+	// across processes (an advisory lock) without waiting, and reports
+	// whether it did; the runner retries. MigrationSessionLock and
+	// MigrationSessionUnlock take and release the same lock on a
+	// connection, for migrations that run outside a transaction.
+	MigrationLock, MigrationSessionLock, MigrationSessionUnlock string
 }
 
 // DB is a store.Store over a *sql.DB. Its aggregate methods come from the
@@ -83,70 +87,154 @@ func (s *DB) migrate(ctx context.Context) error {
 		return fmt.Errorf("store: migrations: %w", err)
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
-	// Migrations run at the default isolation level, so that after waiting
-	// for the migration lock they see what another process committed.
 	if s.d.SerializeWrites {
 		s.writeMu.Lock()
 		defer s.writeMu.Unlock()
 	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("store: migrations: %w", err)
-	}
-	defer tx.Rollback()
-	err = func(c *conn) error {
-		if s.d.MigrationLock != "" {
-			if _, err := c.q.ExecContext(ctx, s.d.MigrationLock); err != nil {
-				return err
-			}
+	for _, e := range entries {
+		v, err := strconv.Atoi(strings.SplitN(e.Name(), "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("store: migration %s: bad name", e.Name())
 		}
-		if _, err := c.q.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
-			return err
-		}
-		applied := map[int]bool{}
-		rows, err := c.q.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+		body, err := fs.ReadFile(migrations, dir+"/"+e.Name())
 		if err != nil {
 			return err
 		}
-		for rows.Next() {
-			var v int
-			if err := rows.Scan(&v); err != nil {
-				rows.Close()
-				return err
-			}
-			applied[v] = true
+		if strings.HasPrefix(string(body), noTransaction) {
+			err = s.migrateOutsideTx(ctx, v, string(body))
+		} else {
+			err = s.migrateInTx(ctx, v, string(body))
 		}
-		rows.Close()
-		for _, e := range entries {
-			v, err := strconv.Atoi(strings.SplitN(e.Name(), "_", 2)[0])
-			if err != nil {
-				return fmt.Errorf("store: migration %s: bad name", e.Name())
-			}
-			if applied[v] {
-				continue
-			}
-			body, err := fs.ReadFile(migrations, dir+"/"+e.Name())
-			if err != nil {
-				return err
-			}
-			for _, stmt := range splitStatements(string(body)) {
-				if strings.TrimSpace(stripComments(stmt)) == "" {
-					continue
+		if err != nil {
+			return fmt.Errorf("store: migration %s: %w", e.Name(), err)
+		}
+	}
+	return nil
+}
+
+// noTransaction starts a migration whose statements cannot run in a
+// transaction (PostgreSQL's CREATE INDEX CONCURRENTLY, which lets other
+// replicas write the table while it builds). Each statement commits on
+// its own, so the migration must be safe to run again from the start
+// after a crash part-way.
+const noTransaction = "-- writ:no-transaction"
+
+// migrateInTx applies migration v in one transaction unless it is applied,
+// holding the migration lock, taken without waiting inside the transaction
+// (a waiting transaction would hold up another replica's CREATE INDEX
+// CONCURRENTLY, which waits for every older transaction, while that
+// replica holds the lock: a deadlock).
+func (s *DB) migrateInTx(ctx context.Context, v int, body string) error {
+	for {
+		tx, err := s.db.BeginTx(ctx, nil) // the default isolation: after the lock, see what others committed
+		if err != nil {
+			return err
+		}
+		locked, err := s.tryMigrationLock(ctx, tx, s.d.MigrationLock)
+		if err == nil && locked {
+			var done bool
+			if done, err = s.applied(ctx, tx, v); err == nil && !done {
+				if err = runStatements(ctx, tx, body); err == nil {
+					err = s.markApplied(ctx, tx, v)
 				}
-				if _, err := c.q.ExecContext(ctx, stmt); err != nil {
-					return fmt.Errorf("store: migration %s: %w", e.Name(), err)
-				}
 			}
-			if _, err := c.exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, v, time.Now().UnixMilli()); err != nil {
-				return err
+			if err == nil {
+				return tx.Commit()
 			}
 		}
-		return nil
-	}(&conn{s: s, q: tx, inTx: true})
+		tx.Rollback()
+		if err != nil {
+			return err
+		}
+		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+// migrateOutsideTx applies migration v statement by statement on one
+// connection holding the session-level migration lock, unless it is
+// applied.
+func (s *DB) migrateOutsideTx(ctx context.Context, v int, body string) error {
+	c, err := s.db.Conn(ctx)
 	if err != nil {
 		return err
 	}
-	return tx.Commit()
+	defer c.Close()
+	if s.d.MigrationSessionLock != "" {
+		for {
+			locked, err := s.tryMigrationLock(ctx, c, s.d.MigrationSessionLock)
+			if err != nil {
+				return err
+			}
+			if locked {
+				break
+			}
+			if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
+				return err
+			}
+		}
+		defer c.ExecContext(context.Background(), s.d.MigrationSessionUnlock)
+	}
+	if done, err := s.applied(ctx, c, v); err != nil || done {
+		return err
+	}
+	if err := runStatements(ctx, c, body); err != nil {
+		return err
+	}
+	return s.markApplied(ctx, c, v)
+}
+
+// execer is a transaction or a connection.
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// tryMigrationLock runs lock, a query reporting whether it took the lock
+// ("" when the dialect needs none: it has the lock).
+func (s *DB) tryMigrationLock(ctx context.Context, q execer, lock string) (bool, error) {
+	if lock == "" {
+		return true, nil
+	}
+	var ok bool
+	err := q.QueryRowContext(ctx, lock).Scan(&ok)
+	return ok, err
+}
+
+func (s *DB) applied(ctx context.Context, q execer, v int) (bool, error) {
+	if _, err := q.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+		return false, err
+	}
+	var n int
+	err := q.QueryRowContext(ctx, s.rebind(`SELECT count(*) FROM schema_migrations WHERE version = ?`), v).Scan(&n)
+	return n > 0, err
+}
+
+func (s *DB) markApplied(ctx context.Context, q execer, v int) error {
+	_, err := q.ExecContext(ctx, s.rebind(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`), v, time.Now().UnixMilli())
+	return err
+}
+
+func runStatements(ctx context.Context, q execer, body string) error {
+	for _, stmt := range splitStatements(body) {
+		if strings.TrimSpace(stripComments(stmt)) == "" {
+			continue
+		}
+		if _, err := q.ExecContext(ctx, stmt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
 }
 
 // splitStatements splits a migration at its semicolons, except those in
