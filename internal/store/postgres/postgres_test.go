@@ -141,10 +141,10 @@ func TestBucketIndexesBuildWhileReplicasWrite(t *testing.T) {
 	for _, q := range []string{
 		`INSERT INTO audit_events (stream, seq, time, component, outcome, sub, request_id, record)
 		 SELECT 'old', g, g, 'gateway', 'allow', 'user-' || (g % 1000), 'req-' || g, '{"action":"GET /"}' FROM generate_series(1, 400000) g`,
-		// Back to before migration 4.
-		`DROP INDEX audit_request`, `DROP INDEX audit_sub`,
+		// Back to before migrations 4 and 5.
+		`DROP INDEX audit_request_bucket`, `DROP INDEX audit_sub_bucket`,
 		`CREATE INDEX audit_request ON audit_events (request_id)`, `CREATE INDEX audit_sub ON audit_events (sub)`,
-		`DELETE FROM schema_migrations WHERE version = 4`,
+		`DELETE FROM schema_migrations WHERE version >= 4`,
 	} {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(err)
@@ -188,11 +188,15 @@ func TestBucketIndexesBuildWhileReplicasWrite(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	stop.Store(true)
 	<-done
-	for i, err := range errs {
+	for _, st := range stores {
+		if st != nil {
+			defer st.Close()
+		}
+	}
+	for _, err := range errs {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer stores[i].Close()
 	}
 	upgraded := stores[0]
 	var gap time.Duration
@@ -225,7 +229,7 @@ func TestBucketIndexesBuildWhileReplicasWrite(t *testing.T) {
 		}
 		defs[name] = def
 	}
-	for name, col := range map[string]string{"audit_request": "request_id", "audit_sub": "sub"} {
+	for name, col := range map[string]string{"audit_request_bucket": "request_id", "audit_sub_bucket": "sub"} {
 		if !strings.Contains(defs[name], "((id >> 12)), "+col) {
 			t.Errorf("%s: %q", name, defs[name])
 		}
@@ -236,5 +240,95 @@ func TestBucketIndexesBuildWhileReplicasWrite(t *testing.T) {
 	evs, err := upgraded.ListAudit(ctx, store.AuditFilter{RequestID: "req-333333"})
 	if err != nil || len(evs) != 1 || evs[0].Seq != 333333 {
 		t.Fatalf("lookup after the upgrade: %v %v", evs, err)
+	}
+}
+
+// TestNewDatabaseDoesNotWaitForOtherTransactions: a transaction left open
+// elsewhere in the database (a dump, an idle session) does not hold up a
+// replica starting on a new, empty schema: only a table that holds events
+// needs its indexes built CONCURRENTLY, which waits for every older
+// transaction.
+func TestNewDatabaseDoesNotWaitForOtherTransactions(t *testing.T) {
+	ctx := context.Background()
+	other, err := sql.Open("pgx", postgres.TestDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	tx, err := other.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(`SELECT 1`); err != nil { // takes its snapshot
+		t.Fatal(err)
+	}
+	octx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	s, err := postgres.Open(octx, postgres.TestSchema(t), postgres.Options{})
+	if err != nil {
+		t.Fatalf("opening a new schema while another transaction is open: %v", err)
+	}
+	s.Close()
+}
+
+// TestIndexBuildWithAnOlderReplicaWaiting: a replica of an older version
+// waits for the migration lock inside a transaction, which the concurrent
+// index build waits for in turn. PostgreSQL breaks the deadlock by
+// aborting one of them; when it is the build, the new replica lets the
+// lock go, the older one finishes, and the build runs again.
+func TestIndexBuildWithAnOlderReplicaWaiting(t *testing.T) {
+	ctx := context.Background()
+	dsn := postgres.TestSchema(t)
+	s, err := postgres.Open(ctx, dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendAudit(ctx, []store.AuditEvent{{Stream: "w", Seq: 1, Time: time.Now(), Component: "idp", Action: "a", Outcome: "allow", RequestID: "r1"}}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{`DROP INDEX audit_request_bucket`, `DROP INDEX audit_sub_bucket`,
+		`CREATE INDEX audit_request ON audit_events (request_id)`, `CREATE INDEX audit_sub ON audit_events (sub)`,
+		`DELETE FROM schema_migrations WHERE version >= 4`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The older replica's migration transaction has its snapshot before
+	// the build starts, and asks for the lock once the build waits for it.
+	old, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead}) // keeps its snapshot
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Rollback()
+	if _, err := old.Exec(`SELECT 1`); err != nil {
+		t.Fatal(err)
+	}
+	opened := make(chan error, 1)
+	go func() {
+		octx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		s, err := postgres.Open(octx, dsn, postgres.Options{})
+		if err == nil {
+			s.Close()
+		}
+		opened <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	_, lockErr := old.Exec(`SELECT pg_advisory_xact_lock(7461246)`)
+	old.Rollback() // done (or aborted as the deadlock's victim)
+	t.Logf("the older replica's wait for the lock: %v", lockErr)
+	if err := <-opened; err != nil {
+		t.Fatalf("the new replica: %v", err)
+	}
+	var valid int
+	if err := db.QueryRow(`SELECT count(*) FROM pg_index WHERE indexrelid IN (to_regclass('audit_request_bucket'), to_regclass('audit_sub_bucket')) AND indisvalid`).Scan(&valid); err != nil || valid != 2 {
+		t.Fatalf("valid bucketed indexes: %d, %v", valid, err)
 	}
 }

@@ -7,6 +7,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -154,8 +155,26 @@ func (s *DB) migrateInTx(ctx context.Context, v int, body string) error {
 
 // migrateOutsideTx applies migration v statement by statement on one
 // connection holding the session-level migration lock, unless it is
-// applied.
+// applied. A statement PostgreSQL aborted to break a deadlock (a replica
+// of an older version waiting for the lock inside a transaction, which
+// CREATE INDEX CONCURRENTLY waits for) lets the lock go, so that the
+// other side finishes, and the migration runs again from the start.
 func (s *DB) migrateOutsideTx(ctx context.Context, v int, body string) error {
+	if s.d.MigrationSessionLock == "" && s.d.MigrationLock != "" {
+		return errors.New("a migration outside a transaction needs the dialect's session lock")
+	}
+	for attempt := 1; ; attempt++ {
+		err := s.migrateOutsideTxOnce(ctx, v, body)
+		if err == nil || s.d.Retryable == nil || !s.d.Retryable(err) || attempt == 10 {
+			return err
+		}
+		if err := sleepCtx(ctx, time.Duration(attempt)*200*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *DB) migrateOutsideTxOnce(ctx context.Context, v int, body string) error {
 	c, err := s.db.Conn(ctx)
 	if err != nil {
 		return err
@@ -174,7 +193,13 @@ func (s *DB) migrateOutsideTx(ctx context.Context, v int, body string) error {
 				return err
 			}
 		}
-		defer c.ExecContext(context.Background(), s.d.MigrationSessionUnlock)
+		defer func() {
+			// A connection whose unlock failed may still hold the lock:
+			// it must not go back to the pool.
+			if _, err := c.ExecContext(context.Background(), s.d.MigrationSessionUnlock); err != nil {
+				c.Raw(func(any) error { return driver.ErrBadConn })
+			}
+		}()
 	}
 	if done, err := s.applied(ctx, c, v); err != nil || done {
 		return err
