@@ -15,6 +15,37 @@ import (
 	"github.com/writ-id/writ/internal/store/storetest"
 )
 
+// migratedSchema returns a fresh, migrated schema's DSN and a database
+// handle on it (closed when the test ends).
+func migratedSchema(t *testing.T) (string, *sql.DB) {
+	t.Helper()
+	dsn := postgres.TestSchema(t)
+	s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return dsn, db
+}
+
+// beforeBucketIndexes turns db's schema back to before migrations 4 and 5
+// (the lookup indexes keyed by request id and subject alone).
+func beforeBucketIndexes(t *testing.T, db *sql.DB) {
+	t.Helper()
+	for _, q := range []string{`DROP INDEX audit_request_bucket`, `DROP INDEX audit_sub_bucket`,
+		`CREATE INDEX audit_request ON audit_events (request_id)`, `CREATE INDEX audit_sub ON audit_events (sub)`,
+		`DELETE FROM schema_migrations WHERE version >= 4`} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestConformance(t *testing.T) {
 	postgres.TestDSN(t)
 	storetest.Run(t, func(t *testing.T) store.Store { return postgres.OpenTest(t) })
@@ -26,22 +57,12 @@ func TestConformance(t *testing.T) {
 func TestAuditMigration(t *testing.T) {
 	for _, tampered := range []bool{false, true} {
 		t.Run(fmt.Sprintf("tampered=%v", tampered), func(t *testing.T) {
-			dsn := postgres.TestSchema(t)
-			s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			s.Close()
-			db, err := sql.Open("pgx", dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
+			dsn, db := migratedSchema(t)
 			evs := storetest.SetUpLegacyAudit(t, db, "BIGSERIAL PRIMARY KEY", "BYTEA", func(i int) string { return fmt.Sprintf("$%d", i) }, false)
 			if tampered {
 				storetest.TamperLegacyAudit(t, db)
 			}
-			s, err = postgres.Open(context.Background(), dsn, postgres.Options{})
+			s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -127,29 +148,17 @@ func TestNotify(t *testing.T) {
 // valid and in use afterwards.
 func TestBucketIndexesBuildWhileReplicasWrite(t *testing.T) {
 	ctx := context.Background()
-	dsn := postgres.TestSchema(t)
+	dsn, db := migratedSchema(t)
 	replica, err := postgres.Open(ctx, dsn, postgres.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer replica.Close()
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
+	if _, err := db.Exec(`INSERT INTO audit_events (stream, seq, time, component, outcome, sub, request_id, record)
+		SELECT 'old', g, g, 'gateway', 'allow', 'user-' || (g % 1000), 'req-' || g, '{"action":"GET /"}' FROM generate_series(1, 400000) g`); err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
-	for _, q := range []string{
-		`INSERT INTO audit_events (stream, seq, time, component, outcome, sub, request_id, record)
-		 SELECT 'old', g, g, 'gateway', 'allow', 'user-' || (g % 1000), 'req-' || g, '{"action":"GET /"}' FROM generate_series(1, 400000) g`,
-		// Back to before migrations 4 and 5.
-		`DROP INDEX audit_request_bucket`, `DROP INDEX audit_sub_bucket`,
-		`CREATE INDEX audit_request ON audit_events (request_id)`, `CREATE INDEX audit_sub ON audit_events (sub)`,
-		`DELETE FROM schema_migrations WHERE version >= 4`,
-	} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
+	beforeBucketIndexes(t, db)
 	// The appender notes when each append finished; during the upgrade no
 	// gap between two may be as long as half the upgrade.
 	var stop atomic.Bool
@@ -279,27 +288,12 @@ func TestNewDatabaseDoesNotWaitForOtherTransactions(t *testing.T) {
 // lock go, the older one finishes, and the build runs again.
 func TestIndexBuildWithAnOlderReplicaWaiting(t *testing.T) {
 	ctx := context.Background()
-	dsn := postgres.TestSchema(t)
-	s, err := postgres.Open(ctx, dsn, postgres.Options{})
-	if err != nil {
+	dsn, db := migratedSchema(t)
+	if _, err := db.Exec(`INSERT INTO audit_events (stream, seq, time, component, outcome, sub, request_id, record)
+		VALUES ('w', 1, 1, 'idp', 'allow', '', 'r1', '{}')`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AppendAudit(ctx, []store.AuditEvent{{Stream: "w", Seq: 1, Time: time.Now(), Component: "idp", Action: "a", Outcome: "allow", RequestID: "r1"}}); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	db, err := sql.Open("pgx", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	for _, q := range []string{`DROP INDEX audit_request_bucket`, `DROP INDEX audit_sub_bucket`,
-		`CREATE INDEX audit_request ON audit_events (request_id)`, `CREATE INDEX audit_sub ON audit_events (sub)`,
-		`DELETE FROM schema_migrations WHERE version >= 4`} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
+	beforeBucketIndexes(t, db)
 	// The older replica's migration transaction has its snapshot before
 	// the build starts, and asks for the lock once the build waits for it.
 	old, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead}) // keeps its snapshot
