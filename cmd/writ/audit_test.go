@@ -218,7 +218,7 @@ func TestAuditTail(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	st, err := app.OpenStore(ctx, cfg)
+	st, err := app.OpenStore(ctx, cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

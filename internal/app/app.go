@@ -61,11 +61,12 @@ type Options struct {
 }
 
 // OpenStore opens the configured store: PostgreSQL when cfg.Store is set,
-// else SQLite at data_dir/writ.db.
-func OpenStore(ctx context.Context, cfg *config.Config) (store.Store, error) {
+// else SQLite at data_dir/writ.db. log hears of a migration that waits
+// (for another replica's, or for older transactions); nil for none.
+func OpenStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store.Store, error) {
 	if cfg.Store != "" {
 		return postgres.Open(ctx, cfg.Store, postgres.Options{MaxOpen: cfg.StorePool.MaxOpen,
-			MaxIdle: cfg.StorePool.MaxIdle, MaxLifetime: cfg.StorePool.MaxLifetime})
+			MaxIdle: cfg.StorePool.MaxIdle, MaxLifetime: cfg.StorePool.MaxLifetime, Log: log})
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("app: data_dir: %w", err)
@@ -88,7 +89,7 @@ func OpenCore(ctx context.Context, cfg *config.Config, log *slog.Logger, now fun
 	if now == nil {
 		now = time.Now
 	}
-	st, err := OpenStore(ctx, cfg)
+	st, err := OpenStore(ctx, cfg, log)
 	if err != nil {
 		return nil, err
 	}

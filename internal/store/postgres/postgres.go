@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"testing"
@@ -28,6 +29,7 @@ type Options struct {
 	MaxOpen     int           // default 10
 	MaxIdle     int           // default 5
 	MaxLifetime time.Duration // default 30m
+	Log         *slog.Logger  // hears of migrations that wait (nil: none)
 }
 
 func pgCode(err error) string {
@@ -70,7 +72,7 @@ func Open(ctx context.Context, dsn string, o Options) (store.Store, error) {
 	db.SetMaxOpenConns(o.MaxOpen)
 	db.SetMaxIdleConns(o.MaxIdle)
 	db.SetConnMaxLifetime(o.MaxLifetime)
-	s, err := sqlstore.New(ctx, db, dialect)
+	s, err := sqlstore.New(ctx, db, dialect, o.Log)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: postgres: %w", err)

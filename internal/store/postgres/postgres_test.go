@@ -1,9 +1,11 @@
 package postgres_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -184,12 +186,14 @@ func TestBucketIndexesBuildWhileReplicasWrite(t *testing.T) {
 	t0 := time.Now()
 	stores := make([]store.Store, 3)
 	errs := make([]error, 3)
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
 	var wg sync.WaitGroup
 	for i := range stores {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			stores[i], errs[i] = postgres.Open(ctx, dsn, postgres.Options{})
+			stores[i], errs[i] = postgres.Open(ctx, dsn, postgres.Options{Log: log})
 		}()
 	}
 	wg.Wait()
@@ -220,6 +224,11 @@ func TestBucketIndexesBuildWhileReplicasWrite(t *testing.T) {
 		t.Errorf("an append waited %v of the %v upgrade: the index build held up writes", gap, t1.Sub(t0))
 	}
 	t.Logf("%d appends during the %v upgrade, the longest wait %v", n, t1.Sub(t0), gap)
+	// The operator sees which replica builds and which wait for it.
+	if out := logs.String(); strings.Count(out, "migrating outside a transaction") != 1 ||
+		!strings.Contains(out, "migration=0005_audit_buckets_concurrently.sql") || !strings.Contains(out, "waiting for another process's migration") {
+		t.Errorf("log:\n%s", out)
+	}
 	rows, err := db.Query(`SELECT c.relname, pg_get_indexdef(i.indexrelid), i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
 		WHERE i.indrelid = 'audit_events'::regclass AND c.relname LIKE 'audit_%' ORDER BY 1`)
 	if err != nil {

@@ -64,7 +64,7 @@ func Open(path string) (store.Store, error) {
 	}
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(8)
-	s, err := sqlstore.New(context.Background(), db, dialect)
+	s, err := sqlstore.New(context.Background(), db, dialect, nil)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)

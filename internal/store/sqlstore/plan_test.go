@@ -23,7 +23,7 @@ func TestAuditLookupPlans(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := New(context.Background(), db, &Dialect{Name: "sqlite", SerializeWrites: true}); err != nil {
+	if _, err := New(context.Background(), db, &Dialect{Name: "sqlite", SerializeWrites: true}, nil); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()

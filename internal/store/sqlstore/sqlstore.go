@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"sort"
 	"strconv"
 	"strings"
@@ -57,6 +58,7 @@ type DB struct {
 	*conn
 	db        *sql.DB
 	d         *Dialect
+	log       *slog.Logger
 	writeMu   sync.Mutex
 	qcache    sync.Map   // query text -> rebound text
 	stmts     sync.Map   // query text -> *sql.Stmt (SQLite)
@@ -69,8 +71,13 @@ type DB struct {
 var _ store.Store = (*DB)(nil)
 
 // New runs the dialect's migrations on db and returns the store.
-func New(ctx context.Context, db *sql.DB, d *Dialect) (*DB, error) {
-	s := &DB{db: db, d: d}
+// log (nil: none) hears of migrations that wait: for another process's,
+// or for older transactions.
+func New(ctx context.Context, db *sql.DB, d *Dialect, log *slog.Logger) (*DB, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &DB{db: db, d: d, log: log}
 	s.conn = &conn{s: s, q: db}
 	if err := s.migrate(ctx); err != nil {
 		return nil, err
@@ -102,9 +109,9 @@ func (s *DB) migrate(ctx context.Context) error {
 			return err
 		}
 		if strings.HasPrefix(string(body), noTransaction) {
-			err = s.migrateOutsideTx(ctx, v, string(body))
+			err = s.migrateOutsideTx(ctx, v, e.Name(), string(body))
 		} else {
-			err = s.migrateInTx(ctx, v, string(body))
+			err = s.migrateInTx(ctx, v, e.Name(), string(body))
 		}
 		if err != nil {
 			return fmt.Errorf("store: migration %s: %w", e.Name(), err)
@@ -125,8 +132,8 @@ const noTransaction = "-- writ:no-transaction"
 // (a waiting transaction would hold up another replica's CREATE INDEX
 // CONCURRENTLY, which waits for every older transaction, while that
 // replica holds the lock: a deadlock).
-func (s *DB) migrateInTx(ctx context.Context, v int, body string) error {
-	for {
+func (s *DB) migrateInTx(ctx context.Context, v int, name, body string) error {
+	for waited := false; ; waited = true {
 		tx, err := s.db.BeginTx(ctx, nil) // the default isolation: after the lock, see what others committed
 		if err != nil {
 			return err
@@ -147,6 +154,9 @@ func (s *DB) migrateInTx(ctx context.Context, v int, body string) error {
 		if err != nil {
 			return err
 		}
+		if !waited {
+			s.log.Info("store: waiting for another process's migration", "migration", name)
+		}
 		if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
 			return err
 		}
@@ -159,28 +169,30 @@ func (s *DB) migrateInTx(ctx context.Context, v int, body string) error {
 // of an older version waiting for the lock inside a transaction, which
 // CREATE INDEX CONCURRENTLY waits for) lets the lock go, so that the
 // other side finishes, and the migration runs again from the start.
-func (s *DB) migrateOutsideTx(ctx context.Context, v int, body string) error {
+func (s *DB) migrateOutsideTx(ctx context.Context, v int, name, body string) error {
 	if s.d.MigrationSessionLock == "" && s.d.MigrationLock != "" {
 		return errors.New("a migration outside a transaction needs the dialect's session lock")
 	}
 	for attempt := 1; ; attempt++ {
-		err := s.migrateOutsideTxOnce(ctx, v, body)
+		err := s.migrateOutsideTxOnce(ctx, v, name, body)
 		if err == nil || s.d.Retryable == nil || !s.d.Retryable(err) || attempt == 10 {
 			return err
 		}
+		s.log.Warn("store: migration aborted (a deadlock with a process of an older version waiting for the migration lock?); running it again", "migration", name, "err", err)
 		if err := sleepCtx(ctx, time.Duration(attempt)*200*time.Millisecond); err != nil {
 			return err
 		}
 	}
 }
 
-func (s *DB) migrateOutsideTxOnce(ctx context.Context, v int, body string) error {
+func (s *DB) migrateOutsideTxOnce(ctx context.Context, v int, name, body string) error {
 	c, err := s.db.Conn(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	if s.d.MigrationSessionLock != "" {
+		waited := false
 		for {
 			locked, err := s.tryMigrationLock(ctx, c, s.d.MigrationSessionLock)
 			if err != nil {
@@ -188,6 +200,10 @@ func (s *DB) migrateOutsideTxOnce(ctx context.Context, v int, body string) error
 			}
 			if locked {
 				break
+			}
+			if !waited {
+				s.log.Info("store: waiting for another process's migration", "migration", name)
+				waited = true
 			}
 			if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
 				return err
@@ -204,6 +220,7 @@ func (s *DB) migrateOutsideTxOnce(ctx context.Context, v int, body string) error
 	if done, err := s.applied(ctx, c, v); err != nil || done {
 		return err
 	}
+	s.log.Info("store: migrating outside a transaction (an index built CONCURRENTLY waits for every older transaction in the database)", "migration", name)
 	if err := runStatements(ctx, c, body); err != nil {
 		return err
 	}
