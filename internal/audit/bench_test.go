@@ -2,8 +2,6 @@ package audit_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"log/slog"
 	"os"
 	"sync/atomic"
@@ -32,7 +30,7 @@ func BenchmarkAuditAppend(b *testing.B) {
 	}
 	subs := make([]string, 1000)
 	for i := range subs {
-		subs[i] = uuid()
+		subs[i] = benchutil.UUID()
 	}
 	for name, open := range backends {
 		for _, many := range []bool{false, true} {
@@ -41,15 +39,6 @@ func BenchmarkAuditAppend(b *testing.B) {
 			})
 		}
 	}
-}
-
-// uuid returns a random (version 4) UUID.
-func uuid() string {
-	var u [16]byte
-	rand.Read(u[:])
-	u[6], u[8] = u[6]&0x0f|0x40, u[8]&0x3f|0x80
-	h := hex.EncodeToString(u[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 func benchmarkAppend(b *testing.B, st store.Store, subs []string, many bool) {
@@ -62,7 +51,7 @@ func benchmarkAppend(b *testing.B, st store.Store, subs []string, many bool) {
 		for pb.Next() {
 			sub, rid := subs[0], audit.NewRequestID()
 			if many {
-				sub, rid = subs[n.Add(1)%int64(len(subs))], uuid()
+				sub, rid = subs[n.Add(1)%int64(len(subs))], benchutil.UUID()
 			}
 			w.Record(ctx, audit.Event{Component: "gateway", Action: "GET /orders/{id}", Outcome: audit.Allow,
 				Reason: "token valid; scopes ok", PoolID: "us-east-1_WritDemo1", Sub: sub,

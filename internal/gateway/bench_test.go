@@ -2,8 +2,6 @@ package gateway_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net/http"
@@ -45,15 +43,6 @@ func fetchAs(c *http.Client, u, auth, reqID string) error {
 		return fmt.Errorf("status %d", resp.StatusCode)
 	}
 	return nil
-}
-
-// uuid returns a random (version 4) UUID.
-func uuid() string {
-	var u [16]byte
-	rand.Read(u[:])
-	u[6], u[8] = u[6]&0x0f|0x40, u[8]&0x3f|0x80
-	h := hex.EncodeToString(u[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 func get(b *testing.B, c *http.Client, u, auth string) {
@@ -146,7 +135,7 @@ func BenchmarkGateway(b *testing.B) {
 		}
 		var flushed time.Duration
 		const block = 8192
-		res, err := benchutil.TakeTurns(2, 16, block, b.N, func(i int) error { return fetchAs(clients[i], urls[i], auth, uuid()) },
+		res, err := benchutil.TakeTurns(2, 16, block, b.N, func(i int) error { return fetchAs(clients[i], urls[i], auth, benchutil.UUID()) },
 			func(i int) {
 				if i == 1 {
 					t0 := time.Now()
