@@ -12,6 +12,40 @@ import (
 	"github.com/writ-id/writ/internal/store"
 )
 
+// LegacyDialect says how a dialect spells the legacy audit table: its id
+// and blob column types and its i-th placeholder (from 1). InvalidUTF8
+// puts bytes that are not UTF-8 in one event's resource, as an
+// unauthenticated S3 request's key could (SQLite stored them as they came).
+type LegacyDialect struct {
+	IDType, BlobType string
+	Param            func(i int) string
+	InvalidUTF8      bool
+}
+
+// RunAuditMigration opens a database whose audit table predates migration
+// 3 and checks the migrated events and their chain; and that an edited
+// legacy row neither stops the migration nor escapes verification.
+// migrated returns a handle on a fresh, migrated database and a function
+// that closes the handle and opens the store on the database again.
+func RunAuditMigration(t *testing.T, d LegacyDialect, migrated func(t *testing.T) (*sql.DB, func() store.Store)) {
+	for _, tampered := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tampered=%v", tampered), func(t *testing.T) {
+			db, reopen := migrated(t)
+			evs := setUpLegacyAudit(t, db, d)
+			if tampered {
+				tamperLegacyAudit(t, db)
+			}
+			st := reopen()
+			defer st.Close()
+			if tampered {
+				checkMigratedTamperedAudit(t, st)
+			} else {
+				checkMigratedAudit(t, st, evs)
+			}
+		})
+	}
+}
+
 // legacyAuditDDL is the audit table as migrations 1 and 2 left it (one
 // column per field), the %s the dialect's id and blob column types.
 const legacyAuditDDL = `CREATE TABLE audit_events (
@@ -34,16 +68,13 @@ func legacyAuditValues(e store.AuditEvent, chain string) []any {
 		e.Username, e.ClientID, chain, e.IdentityID, e.Role, e.Resource, e.RequestID, e.TraceID, e.SourceIP, e.PrevHash, e.Hash}
 }
 
-// SetUpLegacyAudit turns db, a store's database, back to before migration
+// setUpLegacyAudit turns db, a store's database, back to before migration
 // 3: it replaces the audit table with the legacy one holding the events
-// LegacyAuditChain returns, and forgets the migration, so that the next
-// Open runs it. idType and blobType are the dialect's column types, and
-// param(i) its i-th placeholder (from 1). With invalidUTF8 one event's
-// resource holds bytes that are not UTF-8, as an unauthenticated S3
-// request's key could (SQLite stored them as they came).
-func SetUpLegacyAudit(t *testing.T, db *sql.DB, idType, blobType string, param func(i int) string, invalidUTF8 bool) []store.AuditEvent {
+// legacyAuditChain returns, and forgets the migration, so that the next
+// Open runs it.
+func setUpLegacyAudit(t *testing.T, db *sql.DB, d LegacyDialect) []store.AuditEvent {
 	t.Helper()
-	for _, q := range []string{`DROP TABLE audit_events`, fmt.Sprintf(legacyAuditDDL, idType, blobType, blobType),
+	for _, q := range []string{`DROP TABLE audit_events`, fmt.Sprintf(legacyAuditDDL, d.IDType, d.BlobType, d.BlobType),
 		// The indexes as migration 1 made them.
 		`CREATE INDEX audit_request ON audit_events (request_id)`, `CREATE INDEX audit_sub ON audit_events (sub)`,
 		`CREATE INDEX audit_time ON audit_events (time)`,
@@ -54,9 +85,9 @@ func SetUpLegacyAudit(t *testing.T, db *sql.DB, idType, blobType string, param f
 	}
 	var ps []string
 	for i := range 21 {
-		ps = append(ps, param(i+1))
+		ps = append(ps, d.Param(i+1))
 	}
-	evs, chains := LegacyAuditChain(invalidUTF8)
+	evs, chains := legacyAuditChain(d.InvalidUTF8)
 	for i, e := range evs {
 		if _, err := db.Exec(fmt.Sprintf(legacyAuditInsert, strings.Join(ps, ",")), legacyAuditValues(e, chains[i])...); err != nil {
 			t.Fatal(err)
@@ -65,11 +96,11 @@ func SetUpLegacyAudit(t *testing.T, db *sql.DB, idType, blobType string, param f
 	return evs
 }
 
-// LegacyAuditChain returns a hash-chained stream of events (an odd one
+// legacyAuditChain returns a hash-chained stream of events (an odd one
 // with every field set, and plain ones with empty fields and no actor
 // chain) as a writer made them before migration 3, each with the actor
 // chain's JSON text as it was stored.
-func LegacyAuditChain(invalidUTF8 bool) ([]store.AuditEvent, []string) {
+func legacyAuditChain(invalidUTF8 bool) ([]store.AuditEvent, []string) {
 	odd := OddAuditEvent("legacy", 1)
 	odd.Reason = strings.ReplaceAll(odd.Reason, "\x00", "") // PostgreSQL's text columns never held one
 	evs := []store.AuditEvent{odd,
@@ -88,10 +119,10 @@ func LegacyAuditChain(invalidUTF8 bool) ([]store.AuditEvent, []string) {
 	return evs, chains
 }
 
-// CheckMigratedAudit checks that st, migrated from a legacy table holding
+// checkMigratedAudit checks that st, migrated from a legacy table holding
 // want (inserted in order), returns every event as it was and that the
 // chain still verifies.
-func CheckMigratedAudit(t *testing.T, st store.Store, want []store.AuditEvent) {
+func checkMigratedAudit(t *testing.T, st store.Store, want []store.AuditEvent) {
 	t.Helper()
 	got, err := st.ListAudit(context.Background(), store.AuditFilter{})
 	if err != nil {
@@ -131,18 +162,18 @@ func CheckMigratedAudit(t *testing.T, st store.Store, want []store.AuditEvent) {
 	}
 }
 
-// TamperLegacyAudit replaces the actor chain of the legacy table's first
+// tamperLegacyAudit replaces the actor chain of the legacy table's first
 // event (two actors) with text that is not JSON, as an edit could.
-func TamperLegacyAudit(t *testing.T, db *sql.DB) {
+func tamperLegacyAudit(t *testing.T, db *sql.DB) {
 	t.Helper()
 	if _, err := db.Exec(`UPDATE audit_events SET actor_chain = 'not json' WHERE seq = 1`); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// CheckMigratedTamperedAudit checks that the migration ran over the
+// checkMigratedTamperedAudit checks that the migration ran over the
 // tampered legacy table and that verification finds the edited event.
-func CheckMigratedTamperedAudit(t *testing.T, st store.Store) {
+func checkMigratedTamperedAudit(t *testing.T, st store.Store) {
 	t.Helper()
 	rep, err := audit.Verify(context.Background(), st, nil, map[string]bool{"legacy": true})
 	if err != nil {
