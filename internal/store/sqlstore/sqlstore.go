@@ -133,25 +133,40 @@ const noTransaction = "-- writ:no-transaction"
 // CONCURRENTLY, which waits for every older transaction, while that
 // replica holds the lock: a deadlock).
 func (s *DB) migrateInTx(ctx context.Context, v int, name, body string) error {
+	var tx *sql.Tx
+	err := s.untilLocked(ctx, name, func() (bool, error) {
+		var err error
+		if tx, err = s.db.BeginTx(ctx, nil); err != nil { // the default isolation: after the lock, see what others committed
+			return false, err
+		}
+		locked, err := tryLock(ctx, tx, s.d.MigrationLock)
+		if err != nil || !locked {
+			tx.Rollback()
+		}
+		return locked, err
+	})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if done, err := s.applied(ctx, tx, v); err != nil || done {
+		return err
+	}
+	if err := runStatements(ctx, tx, body); err != nil {
+		return err
+	}
+	if err := s.markApplied(ctx, tx, v); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// untilLocked calls try until it reports the migration lock taken (or
+// fails), saying once in the log that it waits for another process.
+func (s *DB) untilLocked(ctx context.Context, name string, try func() (bool, error)) error {
 	for waited := false; ; waited = true {
-		tx, err := s.db.BeginTx(ctx, nil) // the default isolation: after the lock, see what others committed
-		if err != nil {
-			return err
-		}
-		locked, err := s.tryMigrationLock(ctx, tx, s.d.MigrationLock)
-		if err == nil && locked {
-			var done bool
-			if done, err = s.applied(ctx, tx, v); err == nil && !done {
-				if err = runStatements(ctx, tx, body); err == nil {
-					err = s.markApplied(ctx, tx, v)
-				}
-			}
-			if err == nil {
-				return tx.Commit()
-			}
-		}
-		tx.Rollback()
-		if err != nil {
+		locked, err := try()
+		if err != nil || locked {
 			return err
 		}
 		if !waited {
@@ -170,7 +185,7 @@ func (s *DB) migrateInTx(ctx context.Context, v int, name, body string) error {
 // CREATE INDEX CONCURRENTLY waits for) lets the lock go, so that the
 // other side finishes, and the migration runs again from the start.
 func (s *DB) migrateOutsideTx(ctx context.Context, v int, name, body string) error {
-	if s.d.MigrationSessionLock == "" && s.d.MigrationLock != "" {
+	if s.d.MigrationSessionLock == "" {
 		return errors.New("a migration outside a transaction needs the dialect's session lock")
 	}
 	for attempt := 1; ; attempt++ {
@@ -191,32 +206,16 @@ func (s *DB) migrateOutsideTxOnce(ctx context.Context, v int, name, body string)
 		return err
 	}
 	defer c.Close()
-	if s.d.MigrationSessionLock != "" {
-		waited := false
-		for {
-			locked, err := s.tryMigrationLock(ctx, c, s.d.MigrationSessionLock)
-			if err != nil {
-				return err
-			}
-			if locked {
-				break
-			}
-			if !waited {
-				s.log.Info("store: waiting for another process's migration", "migration", name)
-				waited = true
-			}
-			if err := sleepCtx(ctx, 50*time.Millisecond); err != nil {
-				return err
-			}
-		}
-		defer func() {
-			// A connection whose unlock failed may still hold the lock:
-			// it must not go back to the pool.
-			if _, err := c.ExecContext(context.Background(), s.d.MigrationSessionUnlock); err != nil {
-				c.Raw(func(any) error { return driver.ErrBadConn })
-			}
-		}()
+	if err := s.untilLocked(ctx, name, func() (bool, error) { return tryLock(ctx, c, s.d.MigrationSessionLock) }); err != nil {
+		return err
 	}
+	defer func() {
+		// A connection whose unlock failed may still hold the lock: it
+		// must not go back to the pool.
+		if _, err := c.ExecContext(context.Background(), s.d.MigrationSessionUnlock); err != nil {
+			c.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}()
 	if done, err := s.applied(ctx, c, v); err != nil || done {
 		return err
 	}
@@ -233,9 +232,9 @@ type execer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-// tryMigrationLock runs lock, a query reporting whether it took the lock
+// tryLock runs lock, a query reporting whether it took the migration lock
 // ("" when the dialect needs none: it has the lock).
-func (s *DB) tryMigrationLock(ctx context.Context, q execer, lock string) (bool, error) {
+func tryLock(ctx context.Context, q execer, lock string) (bool, error) {
 	if lock == "" {
 		return true, nil
 	}
