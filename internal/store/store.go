@@ -324,6 +324,16 @@ type AuditFilter struct {
 	Limit     int
 }
 
+// Matches reports whether f selects e, as ListAudit does (Limit aside):
+// times compare in the milliseconds the store keeps.
+func (f AuditFilter) Matches(e *AuditEvent) bool {
+	eq := func(want, got string) bool { return want == "" || want == got }
+	return e.ID > f.AfterID && eq(f.RequestID, e.RequestID) && eq(f.Sub, e.Sub) && eq(f.Component, e.Component) &&
+		eq(f.Outcome, e.Outcome) && eq(f.Stream, e.Stream) &&
+		(f.Since.IsZero() || e.Time.UnixMilli() >= f.Since.UnixMilli()) &&
+		(f.Until.IsZero() || e.Time.UnixMilli() < f.Until.UnixMilli())
+}
+
 // AuditLog stores audit events.
 type AuditLog interface {
 	// AppendAudit stores the events in one transaction, in order, and

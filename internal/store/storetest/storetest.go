@@ -479,15 +479,32 @@ func testAudit(t *testing.T, s store.Store) {
 	if last, err := s.LastAuditID(ctx); err != nil || last != ids[2] {
 		t.Fatalf("last audit id %d, %v; want %d", last, err, ids[2])
 	}
-	if all, _ := s.ListAudit(ctx, store.AuditFilter{}); len(all) != 3 {
+	all, err := s.ListAudit(ctx, store.AuditFilter{})
+	must(t, err)
+	if len(all) != 3 {
 		t.Fatalf("a failed append wrote part of its batch: %d events", len(all))
 	}
+	// check also holds AuditFilter.Matches to what the store selects (a
+	// follower filters the events it reads with it).
 	check := func(f store.AuditFilter, want int) []store.AuditEvent {
 		t.Helper()
 		es, err := s.ListAudit(ctx, f)
 		must(t, err)
 		if len(es) != want {
 			t.Fatalf("filter %+v: %d events, want %d", f, len(es), want)
+		}
+		var matched []int64
+		for i := range all {
+			if f.Matches(&all[i]) && (f.Limit == 0 || len(matched) < f.Limit) {
+				matched = append(matched, all[i].ID)
+			}
+		}
+		var got []int64
+		for _, e := range es {
+			got = append(got, e.ID)
+		}
+		if !slices.Equal(got, matched) {
+			t.Fatalf("filter %+v: the store selected %v, Matches %v", f, got, matched)
 		}
 		return es
 	}
@@ -522,6 +539,8 @@ func testAudit(t *testing.T, s store.Store) {
 	}
 	manyIDs, err := s.AppendAudit(ctx, many)
 	must(t, err)
+	all, err = s.ListAudit(ctx, store.AuditFilter{})
+	must(t, err)
 	if last, err := s.LastAuditID(ctx); err != nil || last != manyIDs[len(manyIDs)-1] {
 		t.Fatalf("last audit id %d, %v; want %d", last, err, manyIDs[len(manyIDs)-1])
 	}
@@ -553,6 +572,8 @@ func testAudit(t *testing.T, s store.Store) {
 	// Every field comes back as it went in, whatever its characters.
 	full := OddAuditEvent("w3", 1)
 	_, err = s.AppendAudit(ctx, []store.AuditEvent{full})
+	must(t, err)
+	all, err = s.ListAudit(ctx, store.AuditFilter{})
 	must(t, err)
 	got := check(store.AuditFilter{Stream: "w3"}, 1)[0]
 	full.ID = got.ID
