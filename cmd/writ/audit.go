@@ -71,24 +71,16 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 		ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		header := true
+		fl := audit.NewFollower(st, f)
 		for {
-			last, err := st.LastAuditID(ctx)
-			if err != nil && ctx.Err() == nil {
-				return err
-			}
-			evs, err := st.ListAudit(ctx, f)
+			evs, err := fl.Poll(ctx)
 			if err != nil && ctx.Err() == nil {
 				return err
 			}
 			if len(evs) > 0 {
 				printEvents(stdout, evs, *asJSON, header)
 				header = false
-				f.AfterID = evs[len(evs)-1].ID
 			}
-			// Nothing else up to last matched: the next look starts after
-			// it, not after the last match, so following a quiet subject
-			// does not read the same buckets every time.
-			f.AfterID = max(f.AfterID, last)
 			select {
 			case <-ctx.Done():
 				return nil

@@ -22,6 +22,7 @@ import (
 	"github.com/writ-id/writ/internal/app"
 	"github.com/writ-id/writ/internal/config"
 	"github.com/writ-id/writ/internal/store"
+	"github.com/writ-id/writ/internal/store/postgres"
 	"github.com/writ-id/writ/sdk"
 )
 
@@ -208,39 +209,12 @@ func TestServiceEventsThroughTheCLI(t *testing.T) {
 // TestAuditTail: `writ audit tail --sub` prints the subject's events as
 // they are stored, across many buckets of other subjects' events, and
 // nobody else's; an interrupt ends it with status 0.
-func TestAuditTail(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
-	cfgPath := testConfig(t, t.TempDir())
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	st, err := app.OpenStore(ctx, cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	seq := int64(0)
-	appendEvents := func(sub string, n int) {
-		t.Helper()
-		evs := make([]store.AuditEvent, n)
-		for i := range evs {
-			seq++
-			evs[i] = store.AuditEvent{Stream: "tail-test", Seq: seq, Time: time.Now(), Component: "orders", Action: "read",
-				Outcome: "allow", Sub: sub, RequestID: fmt.Sprintf("%s-%d", sub, seq)}
-		}
-		if _, err := st.AppendAudit(ctx, evs); err != nil {
-			t.Fatal(err)
-		}
-	}
-	appendEvents("dave", 3000)
-	appendEvents("carol", 1)
-	appendEvents("dave", 6000)
-
-	cmd := exec.Command(writBinary(t), "audit", "tail", "-c", cfgPath, "--sub", "carol", "--json")
+// tail runs `writ audit tail -c cfgPath args...` and returns its next
+// JSON line (failing when none comes) and a stop that interrupts it and
+// checks it printed nothing more and exited 0.
+func tail(t *testing.T, cfgPath string, args ...string) (next func() map[string]any, stop func()) {
+	t.Helper()
+	cmd := exec.Command(writBinary(t), append([]string{"audit", "tail", "-c", cfgPath, "--json"}, args...)...)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -249,7 +223,7 @@ func TestAuditTail(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer cmd.Process.Kill()
+	t.Cleanup(func() { cmd.Process.Kill() })
 	lines := make(chan string, 16)
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -258,7 +232,7 @@ func TestAuditTail(t *testing.T) {
 		}
 		close(lines)
 	}()
-	next := func() map[string]any {
+	next = func() map[string]any {
 		t.Helper()
 		select {
 		case l, ok := <-lines:
@@ -275,19 +249,122 @@ func TestAuditTail(t *testing.T) {
 		}
 		return nil
 	}
+	stop = func() {
+		t.Helper()
+		cmd.Process.Signal(os.Interrupt)
+		for l := range lines {
+			t.Errorf("after the last event: %q", l)
+		}
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("tail after an interrupt: %v", err)
+		}
+	}
+	return next, stop
+}
+
+// auditAppender appends events of one subject to st's trail, on one stream.
+func auditAppender(t *testing.T, st store.AuditLog) func(tx store.AuditLog, sub string, n int) {
+	seq := int64(0)
+	return func(tx store.AuditLog, sub string, n int) {
+		t.Helper()
+		evs := make([]store.AuditEvent, n)
+		for i := range evs {
+			seq++
+			evs[i] = store.AuditEvent{Stream: "tail-test", Seq: seq, Time: time.Now(), Component: "orders", Action: "read",
+				Outcome: "allow", Sub: sub, RequestID: fmt.Sprintf("%s-%d", sub, seq)}
+		}
+		if _, err := tx.AppendAudit(context.Background(), evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestAuditTail(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	cfgPath := testConfig(t, t.TempDir())
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := app.OpenStore(context.Background(), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	add := auditAppender(t, st)
+	add(st, "dave", 3000)
+	add(st, "carol", 1)
+	add(st, "dave", 6000)
+
+	next, stop := tail(t, cfgPath, "--sub", "carol")
 	if ev := next(); ev["request_id"] != "carol-3001" || ev["sub"] != "carol" {
 		t.Fatalf("first: %v", ev)
 	}
-	appendEvents("dave", 5000)
-	appendEvents("carol", 1)
+	add(st, "dave", 5000)
+	add(st, "carol", 1)
 	if ev := next(); ev["request_id"] != "carol-14002" {
 		t.Fatalf("followed: %v", ev)
 	}
-	cmd.Process.Signal(os.Interrupt)
-	for l := range lines {
-		t.Errorf("after the last event: %q", l)
+	stop()
+}
+
+// With PostgreSQL behind several replicas, an append that took lower ids
+// can commit after one that took higher ids: tail prints it when it
+// commits.
+func TestAuditTailLateCommit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
 	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("tail after an interrupt: %v", err)
+	if os.Getenv("WRIT_TEST_POSTGRES") == "" {
+		t.Skip("WRIT_TEST_POSTGRES not set: PostgreSQL tests skipped")
 	}
+	cfgPath := testConfig(t, t.TempDir())
+	b, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfgPath, append([]byte("store: "+postgres.TestSchema(t)+"\n"), b...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	st, err := app.OpenStore(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	add := auditAppender(t, st)
+	add(st, "carol", 1)
+	next, stop := tail(t, cfgPath, "--sub", "carol")
+	if ev := next(); ev["request_id"] != "carol-1" {
+		t.Fatalf("first: %v", ev)
+	}
+	appended, release, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- st.InTx(ctx, func(tx store.Tx) error {
+			add(tx, "carol", 1) // carol-2, committed last
+			close(appended)
+			<-release
+			return nil
+		})
+	}()
+	<-appended
+	add(st, "carol", 1) // carol-3
+	if ev := next(); ev["request_id"] != "carol-3" {
+		t.Fatalf("second: %v", ev)
+	}
+	time.Sleep(time.Second) // tail polls (twice a second) while carol-2 is uncommitted
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if ev := next(); ev["request_id"] != "carol-2" {
+		t.Fatalf("committed late: %v", ev)
+	}
+	stop()
 }
