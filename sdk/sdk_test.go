@@ -147,9 +147,22 @@ func TestVerifyRefusals(t *testing.T) {
 	req := httptest.NewRequest("GET", "/", nil)
 	req.Header.Set("Authorization", "Bearer "+issue(t, env, "openid"))
 	h.ServeHTTP(rec, req)
-	if rec.Code != 403 || rec.Header().Get("WWW-Authenticate") != `Bearer error="insufficient_scope", error_description="the token lacks a required scope"` ||
+	if rec.Code != 403 || rec.Header().Get("WWW-Authenticate") != `Bearer realm="writ", error="insufficient_scope", error_description="the token lacks a required scope", scope="https://api.demo.local/orders.read"` ||
 		rec.Body.String() != `{"message":"Forbidden"}` {
 		t.Errorf("403: %d %q %s", rec.Code, rec.Header().Get("WWW-Authenticate"), rec.Body)
+	}
+	// A request without a bearer token gets a challenge without an error
+	// code (RFC 6750 §3.1).
+	for _, auth := range []string{"", "Basic dXNlcjpwYXNz", "Bearer "} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest("GET", "/", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		h.ServeHTTP(rec, req)
+		if rec.Code != 401 || rec.Header().Get("WWW-Authenticate") != `Bearer realm="writ"` {
+			t.Errorf("Authorization %q: %d %q", auth, rec.Code, rec.Header().Get("WWW-Authenticate"))
+		}
 	}
 }
 

@@ -88,12 +88,28 @@ var (
 type Error struct {
 	// Status is 401 or 403.
 	Status int
-	// Code is the RFC 6750 error code: invalid_token or insufficient_scope.
+	// Code is the RFC 6750 error code: invalid_token or insufficient_scope,
+	// or empty when the request carried no token (§3.1).
 	Code string
 	// Description is safe to show the caller (error_description).
 	Description string
+	// Scope names the scopes the resource needs (with insufficient_scope).
+	Scope string
 	// Err is the cause.
 	Err error
+}
+
+// Challenge returns the WWW-Authenticate value that answers the refusal
+// (RFC 6750 §3): without an error code when no token came.
+func (e *Error) Challenge() string {
+	if e.Code == "" {
+		return `Bearer realm="writ"`
+	}
+	hdr := fmt.Sprintf(`Bearer realm="writ", error=%q, error_description=%q`, e.Code, e.Description)
+	if e.Scope != "" {
+		hdr += fmt.Sprintf(`, scope=%q`, e.Scope)
+	}
+	return hdr
 }
 
 func (e *Error) Error() string { return "sdk: " + e.Description + ": " + e.Err.Error() }
@@ -114,7 +130,7 @@ func unauthorized(desc string, cause error) *Error {
 // identity it carries, or an *Error.
 func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 	if raw == "" {
-		return nil, unauthorized("no token", errors.New("no token"))
+		return nil, &Error{Status: http.StatusUnauthorized, Description: "no token", Err: errors.New("no token")}
 	}
 	c, err := v.v.Verify(ctx, raw)
 	if err != nil {
@@ -123,7 +139,8 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 	if err := v.req.Check(c); err != nil {
 		switch {
 		case errors.Is(err, token.ErrScope):
-			return nil, &Error{Status: http.StatusForbidden, Code: "insufficient_scope", Description: "the token lacks a required scope", Err: err}
+			return nil, &Error{Status: http.StatusForbidden, Code: "insufficient_scope", Description: "the token lacks a required scope",
+				Scope: strings.Join(v.req.Scopes, " "), Err: err}
 		case errors.Is(err, token.ErrAudience):
 			return nil, unauthorized("the token does not have a valid audience", err)
 		}
@@ -131,6 +148,23 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 	}
 	return &Identity{Subject: c.Subject, Username: c.User(), ClientID: c.ClientID, Audience: c.Audience,
 		Scopes: c.Scopes(), ActorChain: c.Act.Chain(), Claims: c.Raw, Token: raw}, nil
+}
+
+// Bearer returns the token of r's Authorization header: after "Bearer ",
+// or the whole value when it has no scheme (as API Gateway accepts).
+// Credentials of another scheme (Basic …) are no token.
+func Bearer(r *http.Request) string {
+	h := strings.TrimSpace(r.Header.Get("Authorization"))
+	scheme, rest, ok := strings.Cut(h, " ")
+	switch {
+	case !ok && strings.EqualFold(h, "bearer"):
+		return "" // "Bearer " with its space trimmed
+	case !ok:
+		return h
+	case strings.EqualFold(scheme, "bearer"):
+		return strings.TrimSpace(rest)
+	}
+	return ""
 }
 
 // describe is the public reason for a refusal (error_description).
@@ -152,8 +186,9 @@ func describe(err error) string {
 // Authorization header, with or without the "Bearer " prefix) and puts the
 // Identity, the request's X-Request-Id and its traceparent in the request
 // context. It answers refusals itself, as the gateway does: 401 with
-// WWW-Authenticate: Bearer error="invalid_token", or 403 with
-// error="insufficient_scope", and a {"message": …} body.
+// WWW-Authenticate: Bearer realm="writ", error="invalid_token" (without an
+// error code when no token came), or 403 with error="insufficient_scope"
+// and the scopes needed, and a {"message": …} body.
 //
 // Each request gets an OpenTelemetry server span (Config.TracerProvider)
 // continuing the caller's traceparent, with the caller's identity as
@@ -170,14 +205,10 @@ func (v *Verifier) Middleware(next http.Handler) http.Handler {
 				tracing.EndHTTP(span, sw.Code, r.Header.Get("X-Request-Id"), true)
 			}()
 		}
-		raw := strings.TrimSpace(r.Header.Get("Authorization"))
-		if len(raw) > 7 && strings.EqualFold(raw[:7], "bearer ") {
-			raw = strings.TrimSpace(raw[7:])
-		}
-		id, err := v.Verify(ctx, raw)
+		id, err := v.Verify(ctx, Bearer(r))
 		if err != nil {
 			e := err.(*Error)
-			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer error=%q, error_description=%q`, e.Code, e.Description))
+			w.Header().Set("WWW-Authenticate", e.Challenge())
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(e.Status)
 			fmt.Fprintf(w, `{"message":%s}`, strconv.Quote(http.StatusText(e.Status)))

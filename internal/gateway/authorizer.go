@@ -9,6 +9,7 @@ import (
 	"github.com/writ-id/writ/internal/config"
 	"github.com/writ-id/writ/internal/jwks"
 	"github.com/writ-id/writ/internal/token"
+	"github.com/writ-id/writ/sdk"
 )
 
 // authorizer is a JWT authorizer: one issuer (its keys and verified-token
@@ -32,14 +33,10 @@ func unauthorized(desc string) *authError {
 	return &authError{status: http.StatusUnauthorized, code: "invalid_token", description: desc}
 }
 
-// bearer extracts the token from the Authorization header (with or without
-// the Bearer prefix, as API Gateway accepts).
-func bearer(r *http.Request) string {
-	h := strings.TrimSpace(r.Header.Get("Authorization"))
-	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		return strings.TrimSpace(h[7:])
-	}
-	return h
+// challenge is the error's WWW-Authenticate value, as services built on
+// the SDK answer theirs.
+func (e *authError) challenge() string {
+	return (&sdk.Error{Code: e.code, Description: e.description, Scope: e.scope}).Challenge()
 }
 
 // authorize verifies raw for a route requiring scopes. A token refused
@@ -47,7 +44,7 @@ func bearer(r *http.Request) string {
 // returned with the error, for the audit trail.
 func (a *authorizer) authorize(ctx context.Context, raw string, scopes []string) (*token.Claims, *authError) {
 	if raw == "" {
-		return nil, unauthorized("no token")
+		return nil, &authError{status: http.StatusUnauthorized, description: "no token"}
 	}
 	c, err := a.verifier.Verify(ctx, raw)
 	if err != nil {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -221,6 +222,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.preflight(w, r) {
 		return
 	}
+	if hasDotSegment(r.URL.Path) {
+		// A route is chosen by the path as it came, and the upstream gets
+		// that path: one that resolves "." or ".." (RFC 3986 §5.2.4)
+		// would serve what another route guards.
+		writeMessage(w, http.StatusBadRequest, "Bad Request")
+		return
+	}
 	rt, params, allowed := g.table.match(r.Method, r.URL.Path)
 	if rt == nil {
 		if len(allowed) > 0 {
@@ -238,7 +246,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var claims *token.Claims
 	raw := ""
 	if rt.cfg.Authorizer != "" {
-		raw = bearer(r)
+		if len(r.Header.Values("Authorization")) > 1 {
+			// Not a list field (RFC 9110 §11.6.2): an upstream could read
+			// the one the gateway did not verify.
+			g.record(ctx, rt, nil, audit.Deny, "more than one Authorization header")
+			writeMessage(w, http.StatusBadRequest, "Bad Request")
+			return
+		}
+		raw = sdk.Bearer(r)
 		var aerr *authError
 		claims, aerr = g.authorizers[rt.cfg.Authorizer].authorize(ctx, raw, rt.cfg.Scopes)
 		if claims != nil && g.opts.Tracer != nil {
@@ -246,11 +261,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		if aerr != nil {
 			g.record(ctx, rt, claims, audit.Deny, aerr.description)
-			hdr := fmt.Sprintf(`Bearer error=%q, error_description=%q`, aerr.code, aerr.description)
-			if aerr.scope != "" {
-				hdr += fmt.Sprintf(`, scope=%q`, aerr.scope)
-			}
-			w.Header().Set("WWW-Authenticate", hdr)
+			w.Header().Set("WWW-Authenticate", aerr.challenge())
 			writeMessage(w, aerr.status, http.StatusText(aerr.status))
 			return
 		}
@@ -268,7 +279,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if rt.cfg.MaxBody > 0 {
-		if r.ContentLength > rt.cfg.MaxBody {
+		if r.ContentLength > rt.cfg.MaxBody || (r.ContentLength < 0 && !g.bufferBody(w, r, rt.cfg.MaxBody)) {
 			g.record(ctx, rt, claims, audit.Deny, "request body too large")
 			writeMessage(w, http.StatusRequestEntityTooLarge, "Request Entity Too Large")
 			return
@@ -277,7 +288,18 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if rt.cfg.Propagate == "exchange" && raw != "" {
 		tok, err := g.exchanger.Exchange(sdk.WithRequest(ctx, reqID, trace), raw, rt.cfg.Audience)
-		if err != nil {
+		var xerr *sdk.ExchangeError
+		switch {
+		case errors.As(err, &xerr) && (xerr.Code == "invalid_request" || xerr.Code == "invalid_grant"):
+			// The issuer refused the caller's token (revoked since it was
+			// verified, or its user disabled: RFC 8693 §2.2.2): the
+			// caller's credential, not the gateway, failed.
+			aerr := unauthorized("the token was refused by its issuer")
+			g.record(ctx, rt, claims, audit.Deny, aerr.description)
+			w.Header().Set("WWW-Authenticate", aerr.challenge())
+			writeMessage(w, aerr.status, http.StatusText(aerr.status))
+			return
+		case err != nil:
 			g.opts.Log.Warn("gateway: token exchange failed", "route", rt.key, "request_id", reqID, "err", err)
 			g.record(ctx, rt, claims, audit.Error, "token exchange failed")
 			writeMessage(w, http.StatusBadGateway, "Bad Gateway")
@@ -299,6 +321,31 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.trace = tracing.Traceparent(span.SpanContext())
 	}
 	rt.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, ctxKey{}, f)))
+}
+
+// bufferBody reads a body of unknown length (chunked) whole, when it is at
+// most limit bytes, so that one over the limit is refused before anything
+// reaches the upstream, as one whose Content-Length is over it is. It
+// reports false when the body is over the limit or cannot be read.
+func (g *Gateway) bufferBody(w http.ResponseWriter, r *http.Request, limit int64) bool {
+	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	r.Body.Close()
+	if err != nil || int64(len(b)) > limit {
+		return false
+	}
+	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+	r.TransferEncoding = nil
+	return true
+}
+
+// hasDotSegment reports whether path has a "." or ".." segment.
+func hasDotSegment(path string) bool {
+	for seg := range strings.SplitSeq(path, "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 // traceparent is the traceparent of this hop: with tracing on, the

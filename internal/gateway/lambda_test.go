@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,8 +32,10 @@ func buildFn(t *testing.T) string {
 
 func TestLambdaFunctions(t *testing.T) {
 	bin := buildFn(t)
+	t.Setenv("WRIT_TEST_SERVER_SECRET", "the server's own") // as the master key or an env: secret
 	env := apptest.Start(t, func(c *config.Config) {
-		c.Gateway.Functions = []config.Function{{Name: "fn", Command: []string{bin}, Timeout: 2 * time.Second, Concurrency: 2}}
+		c.Gateway.Functions = []config.Function{{Name: "fn", Command: []string{bin}, Timeout: 2 * time.Second, Concurrency: 2,
+			Env: map[string]string{"TABLE": "orders"}}}
 		c.Gateway.Routes = append(c.Gateway.Routes, config.Route{Route: "ANY /fn/{proxy+}", Authorizer: "demo", Function: "fn",
 			Scopes: []string{"https://api.demo.local/orders.read"}, Timeout: 5 * time.Second, MaxBody: 1 << 20})
 		c.Gateway.Routes[2].Function = "fn" // GET /whoami
@@ -90,6 +93,27 @@ func TestLambdaFunctions(t *testing.T) {
 	resp, body = call("GET", "/fn/bare", nil)
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/json" || !strings.Contains(string(body), `"bare":true`) {
 		t.Errorf("bare value: %d %s", resp.StatusCode, body)
+	}
+	// A function sees the runtime's variables and its own, not the
+	// server's environment.
+	_, body = call("GET", "/fn/env", nil)
+	var fnEnv struct{ Env []string }
+	if err := json.Unmarshal(body, &fnEnv); err != nil {
+		t.Fatalf("%v: %s", err, body)
+	}
+	for _, want := range []string{"TABLE=orders", "AWS_LAMBDA_FUNCTION_NAME=fn", "AWS_REGION=us-east-1"} {
+		if !slices.Contains(fnEnv.Env, want) {
+			t.Errorf("function environment lacks %s: %v", want, fnEnv.Env)
+		}
+	}
+	for _, kv := range fnEnv.Env {
+		if strings.HasPrefix(kv, "WRIT_TEST_SERVER_SECRET=") {
+			t.Errorf("the server's environment reached the function: %s", kv)
+		}
+	}
+	// A status that is none is API Gateway's 502, not a broken connection.
+	if resp, body := call("GET", "/fn/badstatus", nil); resp.StatusCode != 502 || !strings.Contains(string(body), `"message"`) {
+		t.Errorf("status 42: %d %s", resp.StatusCode, body)
 	}
 	// A function error is a 502; a timeout a 504; a crash is restarted.
 	if resp, _ := call("GET", "/fn/fail", nil); resp.StatusCode != 502 {

@@ -130,6 +130,9 @@ func (t *table) match(method, path string) (*route, map[string]string, []string)
 		if !slices.Contains(allowed, r.method) {
 			allowed = append(allowed, r.method)
 		}
+		if r.method == "GET" && !slices.Contains(allowed, "HEAD") {
+			allowed = append(allowed, "HEAD")
+		}
 	}
 	slices.Sort(allowed)
 	return nil, nil, allowed

@@ -71,7 +71,7 @@ func TestNoMatchAndAllowedMethods(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, _, allowed := tab.match("POST", "/orders/1")
-	if r != nil || strings.Join(allowed, ",") != "DELETE,GET,PUT" {
+	if r != nil || strings.Join(allowed, ",") != "DELETE,GET,HEAD,PUT" {
 		t.Errorf("POST /orders/1: %v, allowed %v", r, allowed)
 	}
 	for _, p := range []string{"/orders", "/orders/", "/orders/1/2", "/files", "/files/", "/nope", "/"} {

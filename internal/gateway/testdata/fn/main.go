@@ -1,6 +1,7 @@
 // Command fn is a test function for the gateway's Lambda runtime: it echoes
 // its event, and misbehaves on request (sleep past the timeout, crash,
-// answer with a bare value or a binary body).
+// answer with a bare value, a binary body or a status that is none),
+// and shows its environment.
 package main
 
 import (
@@ -32,6 +33,10 @@ func handle(ctx context.Context, raw json.RawMessage) (any, error) {
 		return nil, errors.New("deliberate failure")
 	case strings.HasSuffix(req.RawPath, "/bare"):
 		return map[string]any{"bare": true, "pid": os.Getpid()}, nil
+	case strings.HasSuffix(req.RawPath, "/env"):
+		return map[string]any{"env": os.Environ()}, nil
+	case strings.HasSuffix(req.RawPath, "/badstatus"):
+		return events.APIGatewayV2HTTPResponse{StatusCode: 42, Body: "x"}, nil
 	case strings.HasSuffix(req.RawPath, "/binary"):
 		return events.APIGatewayV2HTTPResponse{StatusCode: 201, Body: base64.StdEncoding.EncodeToString([]byte{0, 1, 2, 255}), IsBase64Encoded: true,
 			Headers: map[string]string{"Content-Type": "application/octet-stream"}}, nil
