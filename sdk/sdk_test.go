@@ -169,6 +169,29 @@ func TestVerifyRefusals(t *testing.T) {
 // TestExchanger: concurrent exchanges of one token share one request to
 // the token endpoint; a refusal carries the OAuth error code; a Transport
 // whose exchange fails closes the request body.
+// A service whose verifier has never had the issuer's keys answers 503
+// (ErrUnavailable), without a challenge: it cannot tell a good token
+// from a bad one, and the caller's token is not at fault.
+func TestIssuerNeverReached(t *testing.T) {
+	env := apptest.Start(t)
+	tok := issue(t, env, "openid")
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close()
+	v := sdk.NewVerifier(sdk.Config{Issuer: dead.URL + "/" + poolID, Audiences: []string{"demo-web"}})
+	defer v.Close()
+	if _, err := v.Verify(context.Background(), tok); !errors.Is(err, sdk.ErrUnavailable) {
+		t.Fatalf("Verify: %v, want ErrUnavailable", err)
+	}
+	h := v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { t.Error("handler reached") }))
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	h.ServeHTTP(rec, req)
+	if rec.Code != 503 || rec.Header().Get("WWW-Authenticate") != "" {
+		t.Fatalf("%d %q", rec.Code, rec.Header().Get("WWW-Authenticate"))
+	}
+}
+
 func TestExchanger(t *testing.T) {
 	env := apptest.Start(t)
 	iss := env.App.URL(app.IDP) + "/" + poolID

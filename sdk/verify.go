@@ -81,12 +81,15 @@ var (
 	ErrUnauthorized = errors.New("sdk: unauthorized")
 	// ErrForbidden: a required scope is missing (HTTP 403).
 	ErrForbidden = errors.New("sdk: forbidden")
+	// ErrUnavailable: the issuer's keys could not be had, so no token can
+	// be verified (HTTP 503): the service's failure, not the caller's.
+	ErrUnavailable = errors.New("sdk: the issuer's keys are unavailable")
 )
 
 // Error is a refusal by Verify: what to answer (RFC 6750) and, apart, the
 // cause, which is for logs only.
 type Error struct {
-	// Status is 401 or 403.
+	// Status is 401, 403, or 503 (ErrUnavailable).
 	Status int
 	// Code is the RFC 6750 error code: invalid_token or insufficient_scope,
 	// or empty when the request carried no token (§3.1).
@@ -116,7 +119,10 @@ func (e *Error) Error() string { return "sdk: " + e.Description + ": " + e.Err.E
 
 // Unwrap returns the kind (ErrUnauthorized or ErrForbidden) and the cause.
 func (e *Error) Unwrap() []error {
-	if e.Status == http.StatusForbidden {
+	switch e.Status {
+	case http.StatusServiceUnavailable:
+		return []error{ErrUnavailable, e.Err}
+	case http.StatusForbidden:
 		return []error{ErrForbidden, e.Err}
 	}
 	return []error{ErrUnauthorized, e.Err}
@@ -133,6 +139,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Identity, error) {
 		return nil, &Error{Status: http.StatusUnauthorized, Description: "no token", Err: errors.New("no token")}
 	}
 	c, err := v.v.Verify(ctx, raw)
+	if errors.Is(err, token.ErrKeysUnavailable) {
+		return nil, &Error{Status: http.StatusServiceUnavailable, Description: "the issuer's keys are unavailable", Err: err}
+	}
 	if err != nil {
 		return nil, unauthorized(describe(err), err)
 	}
@@ -208,7 +217,9 @@ func (v *Verifier) Middleware(next http.Handler) http.Handler {
 		id, err := v.Verify(ctx, Bearer(r))
 		if err != nil {
 			e := err.(*Error)
-			w.Header().Set("WWW-Authenticate", e.Challenge())
+			if e.Status != http.StatusServiceUnavailable {
+				w.Header().Set("WWW-Authenticate", e.Challenge())
+			}
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(e.Status)
 			fmt.Fprintf(w, `{"message":%s}`, strconv.Quote(http.StatusText(e.Status)))

@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,12 +56,20 @@ func writBinary(t *testing.T) string {
 }
 
 // testConfig writes the reference configuration into dir with every
-// listener on a free loopback port.
+// listener on a free loopback port: the idp on one chosen here, which the
+// gateway's authorizer names as its issuer.
 func testConfig(t *testing.T, dir string) string {
 	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	idp := ln.Addr().String()
+	ln.Close()
 	s := string(examples.ReferenceConfig)
 	s = regexp.MustCompile(`listen: 127\.0\.0\.1:\d+`).ReplaceAllString(s, "listen: 127.0.0.1:0")
-	s = strings.Replace(s, ", public_url: http://127.0.0.1:8400", "", 1)
+	s = strings.Replace(s, "listen: 127.0.0.1:0, public_url: http://127.0.0.1:8400", "listen: "+idp+", public_url: http://"+idp, 1)
+	s = strings.ReplaceAll(s, "127.0.0.1:8400", idp) // the issuer, wherever it is named
 	path := filepath.Join(dir, "writ.yaml")
 	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
 		t.Fatal(err)
@@ -79,10 +89,10 @@ type server struct {
 var listenRE = regexp.MustCompile(`msg=listening component=(\w+) addr=(\S+) url=\S+|"msg":"listening","component":"(\w+)","addr":"([^"]+)"`)
 
 // startServe runs `writ serve -c cfg` from another working directory and
-// waits until idp and ops listen.
-func startServe(t *testing.T, cfg string) *server {
+// waits until ops listens (s.url waits for the others).
+func startServe(t *testing.T, cfg string, args ...string) *server {
 	t.Helper()
-	cmd := exec.Command(writBinary(t), "serve", "-c", cfg)
+	cmd := exec.Command(writBinary(t), append([]string{"serve", "-c", cfg}, args...)...)
 	cmd.Dir = t.TempDir() // any working directory works
 	pr, pw := io.Pipe()
 	cmd.Stderr = pw
@@ -102,7 +112,7 @@ func startServe(t *testing.T, cfg string) *server {
 				comp, addr := m[1]+m[3], m[2]+m[4] // text or JSON log line
 				s.urls[comp] = "http://" + addr    // where it listens (the public URL may be a load balancer's)
 			}
-			ready := s.urls["idp"] != "" && s.urls["ops"] != ""
+			ready := s.urls["ops"] != "" // s.url waits for the others
 			s.mu.Unlock()
 			if ready && !closed {
 				close(found)
@@ -141,6 +151,38 @@ func (s *server) url(c string) string {
 		if time.Now().After(deadline) {
 			s.t.Fatalf("writ serve did not log where %s listens\n%s", c, s.log())
 		}
+	}
+}
+
+// A gateway that cannot get its issuer's keys is not ready: a load
+// balancer sends nothing to an instance that would refuse every token.
+func TestGatewayNotReadyWithoutKeys(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	cfg := testConfig(t, t.TempDir())
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close() // the idp runs elsewhere, and is down
+	b = regexp.MustCompile(`issuer: http://[0-9.:]+/`).ReplaceAll(b, []byte("issuer: "+dead.URL+"/"))
+	if err := os.WriteFile(cfg, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServe(t, cfg, "--only", "gateway,ops")
+	for range 3 {
+		resp, err := http.Get(s.url("ops") + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 503 || !strings.Contains(string(body), "gateway: authorizer demo: no keys") {
+			t.Fatalf("/readyz: %d %s", resp.StatusCode, body)
+		}
+		time.Sleep(300 * time.Millisecond)
 	}
 }
 

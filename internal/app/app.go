@@ -644,5 +644,10 @@ func (a *App) checkReady(ctx context.Context) error {
 			return fmt.Errorf("keys: %w", err)
 		}
 	}
+	if a.gateway != nil {
+		if err := a.gateway.Ready(); err != nil {
+			return fmt.Errorf("gateway: %w", err)
+		}
+	}
 	return nil
 }

@@ -19,7 +19,8 @@ type authorizer struct {
 	verifier *jwks.Verifier
 }
 
-// authError is a refusal: 401 (invalid_token) or 403 (insufficient_scope).
+// authError is a refusal: 401 (invalid_token), 403 (insufficient_scope),
+// or 503 when the issuer's keys could not be had.
 type authError struct {
 	status      int
 	code        string
@@ -47,6 +48,10 @@ func (a *authorizer) authorize(ctx context.Context, raw string, scopes []string)
 		return nil, &authError{status: http.StatusUnauthorized, description: "no token"}
 	}
 	c, err := a.verifier.Verify(ctx, raw)
+	if errors.Is(err, token.ErrKeysUnavailable) {
+		// The gateway's failure, not the caller's token.
+		return nil, &authError{status: http.StatusServiceUnavailable, description: "the issuer's keys are unavailable"}
+	}
 	if err != nil {
 		return nil, unauthorized(describe(err))
 	}

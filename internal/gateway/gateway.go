@@ -204,6 +204,17 @@ func (g *Gateway) VerifyStats() token.VerifyStats {
 	return s
 }
 
+// Ready reports an error until every authorizer has its issuer's keys: a
+// gateway without them refuses every request.
+func (g *Gateway) Ready() error {
+	for name, a := range g.authorizers {
+		if !a.verifier.Remote().Fetched() {
+			return fmt.Errorf("authorizer %s: no keys from %s yet", name, a.verifier.Remote().Issuer())
+		}
+	}
+	return nil
+}
+
 // Close stops background work and the function processes.
 func (g *Gateway) Close() {
 	g.stop()
@@ -258,6 +269,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		claims, aerr = g.authorizers[rt.cfg.Authorizer].authorize(ctx, raw, rt.cfg.Scopes)
 		if claims != nil && g.opts.Tracer != nil {
 			tracing.SetIdentity(ctx, tracing.Identity{Sub: claims.Subject, ClientID: claims.ClientID, ActorChain: claims.Act.Chain()})
+		}
+		if aerr != nil && aerr.status == http.StatusServiceUnavailable {
+			g.opts.Log.Warn("gateway: cannot verify tokens", "route", rt.key, "request_id", reqID, "issuer", rt.cfg.Authorizer, "err", aerr.description)
+			g.record(ctx, rt, nil, audit.Error, aerr.description)
+			writeMessage(w, aerr.status, http.StatusText(aerr.status))
+			return
 		}
 		if aerr != nil {
 			g.record(ctx, rt, claims, audit.Deny, aerr.description)

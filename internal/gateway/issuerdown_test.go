@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
@@ -48,5 +49,38 @@ func TestIssuerDown(t *testing.T) {
 	}
 	if resp := f.do("GET", "/orders/1", "Bearer garbage.token.here", nil); resp.StatusCode != 401 {
 		t.Errorf("bad token, idp down: %d", resp.StatusCode)
+	}
+}
+
+// TestIssuerNeverReached: a gateway that has never had its issuer's keys
+// cannot tell a good token from a bad one. It answers 503 (its failure,
+// not the caller's: no invalid_token), audits an error, and is not ready.
+func TestIssuerNeverReached(t *testing.T) {
+	up := newUpstream(t)
+	f := startWithUpstream(t, up.srv.URL)
+	dead := httptest.NewServer(http.NotFoundHandler())
+	dead.Close() // a port nothing listens on
+	cfg := *f.Cfg
+	cfg.Gateway.Authorizers = slices.Clone(cfg.Gateway.Authorizers)
+	cfg.Gateway.Authorizers[0].Issuer = dead.URL + "/" + poolID
+	gw, err := gateway.New(&cfg, gateway.Options{IDPURL: dead.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	srv := httptest.NewServer(gw)
+	defer srv.Close()
+	f.gw = srv.URL
+	if err := gw.Ready(); err == nil {
+		t.Fatal("ready without the issuer's keys")
+	}
+	tok := f.issue("demo-web", "alice", "https://api.demo.local/orders.read")
+	resp := f.do("GET", "/orders/1", "Bearer "+tok.AccessToken, nil)
+	if resp.StatusCode != 503 || resp.Header.Get("WWW-Authenticate") != "" || up.hits.Load() != 0 {
+		t.Fatalf("valid token, issuer never reached: %d %q, %d upstream calls", resp.StatusCode, resp.Header.Get("WWW-Authenticate"), up.hits.Load())
+	}
+	// Without a token there is nothing to verify: still the caller's 401.
+	if resp := f.do("GET", "/orders/1", "", nil); resp.StatusCode != 401 {
+		t.Fatalf("no token, issuer never reached: %d", resp.StatusCode)
 	}
 }

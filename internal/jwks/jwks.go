@@ -21,6 +21,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/writ-id/writ/internal/token"
 )
 
 // Options tune a Remote.
@@ -112,11 +114,18 @@ func (r *Remote) VerificationKey(ctx context.Context, kid string) (jose.JSONWebK
 	}
 	if never {
 		if err == nil {
-			err = errors.New("jwks: the key set could not be fetched yet")
+			err = errors.New("the key set could not be fetched yet")
 		}
-		return jose.JSONWebKey{}, err
+		return jose.JSONWebKey{}, fmt.Errorf("jwks: %w: %v", token.ErrKeysUnavailable, err)
 	}
 	return jose.JSONWebKey{}, fmt.Errorf("%w %q at %s", ErrUnknownKey, kid, r.issuer)
+}
+
+// Fetched reports whether a fetch of the key set has ever succeeded.
+func (r *Remote) Fetched() bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return !r.fetched.IsZero()
 }
 
 // HasKey reports whether kid is in the cached key set.

@@ -45,6 +45,10 @@ var (
 	ErrExpired     = errors.New("token: expired")
 	ErrNotYetValid = errors.New("token: not yet valid")
 	ErrIssuer      = errors.New("token: wrong issuer")
+	// ErrKeysUnavailable: the issuer's keys could not be had (never
+	// fetched): the token may be good, the verifier cannot tell. Not an
+	// ErrInvalid.
+	ErrKeysUnavailable = errors.New("token: the issuer's keys are unavailable")
 )
 
 func invalid(kind error, format string, args ...any) error {
@@ -89,6 +93,9 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 		return nil, invalid(ErrUnknownKey, "no kid")
 	}
 	key, err := v.Keys.VerificationKey(ctx, h.KeyID)
+	if errors.Is(err, ErrKeysUnavailable) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, invalid(ErrUnknownKey, "%v", err)
 	}
