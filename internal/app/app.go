@@ -441,13 +441,13 @@ func (a *App) registerGauges() {
 		func() float64 { return float64(a.gateway.CachedTokens()) })
 }
 
-// IDPHandler serves the Cognito IdP API (POST / with X-Amz-Target) and the
-// pools' OIDC endpoints on one listener.
+// IDPHandler serves the Cognito IdP API (POST /: without X-Amz-Target, its
+// UnknownOperationException) and the pools' OIDC endpoints on one listener.
 func IDPHandler(svc *userpool.Service, admin *cognito.Admin, st store.Store, log *slog.Logger, now func() time.Time) http.Handler {
 	api := cognito.NewIDP(svc, admin, log)
 	web := oidc.New(svc, st, log, now)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/" && r.Header.Get("X-Amz-Target") != "" {
+		if r.URL.Path == "/" && (r.Header.Get("X-Amz-Target") != "" || r.Method == http.MethodPost) {
 			api.ServeHTTP(w, r)
 			return
 		}

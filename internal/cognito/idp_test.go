@@ -733,6 +733,7 @@ func TestMalformedRequests(t *testing.T) {
 		{"wrong type", "AWSCognitoIdentityProviderService.InitiateAuth", []byte(`{"AuthFlow":42}`), 400, "SerializationException"},
 		{"unknown target", "AWSCognitoIdentityProviderService.DoEverything", []byte(`{}`), 400, "UnknownOperationException"},
 		{"other service", "AWSCognitoIdentityService.GetId", []byte(`{}`), 400, "UnknownOperationException"},
+		{"no target", "", []byte(`{}`), 400, "UnknownOperationException"},
 		{"oversized body", "AWSCognitoIdentityProviderService.SignUp", append(append([]byte(`{"Username":"`), bytes.Repeat([]byte("a"), 300<<10)...), []byte(`"}`)...), 413, "RequestEntityTooLargeException"},
 		{"missing fields", "AWSCognitoIdentityProviderService.SignUp", []byte(`{"ClientId":"demo-web"}`), 400, "InvalidParameterException"},
 		{"missing client", "AWSCognitoIdentityProviderService.InitiateAuth", []byte(`{"AuthFlow":"USER_PASSWORD_AUTH"}`), 400, "InvalidParameterException"},

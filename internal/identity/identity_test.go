@@ -15,6 +15,7 @@ import (
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	ciptypes "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	ststypes "github.com/aws/aws-sdk-go-v2/service/sts/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/writ-id/writ/internal/app"
@@ -211,6 +212,15 @@ func TestBasicFlowAndSTS(t *testing.T) {
 	_, err = f.sts.AssumeRoleWithWebIdentity(f.ctx, &sts.AssumeRoleWithWebIdentityInput{RoleArn: aws.String(staffRole),
 		RoleSessionName: aws.String("direct"), WebIdentityToken: aws.String(idTok)})
 	wantCode(t, err, "AccessDenied")
+	// An expired token is the SDK's typed ExpiredTokenException, which
+	// stscreds does not retry.
+	f.Clock.Advance(2 * time.Hour)
+	_, err = f.sts.AssumeRoleWithWebIdentity(f.ctx, &sts.AssumeRoleWithWebIdentityInput{RoleArn: aws.String(userRole),
+		RoleSessionName: aws.String("late"), WebIdentityToken: aws.String(idTok)})
+	var expired *ststypes.ExpiredTokenException
+	if !errors.As(err, &expired) {
+		t.Fatalf("expired token: %v, want ExpiredTokenException", err)
+	}
 }
 
 // TestWebIdentityRoleProvider uses the SDK's stscreds provider reading a

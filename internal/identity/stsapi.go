@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
+	"errors"
 	"io"
 	"net/http"
 	"regexp"
@@ -180,6 +181,15 @@ func (h *Handler) assumeRoleWithWebIdentity(ctx context.Context, r *http.Request
 	c, err := v.Verify(ctx, raw)
 	if err != nil {
 		h.recordSTS(ctx, role.Name, nil, "token: "+err.Error())
+		// The SDK's typed errors: a token file that expired is not worth
+		// retrying (stscreds retries InvalidIdentityToken), and an issuer
+		// that cannot be reached is (IDPCommunicationError).
+		switch {
+		case errors.Is(err, token.ErrExpired):
+			return nil, senderErr("ExpiredTokenException", "Token expired: the web identity token is past its expiration time")
+		case errors.Is(err, token.ErrKeysUnavailable):
+			return nil, senderErr("IDPCommunicationError", "Couldn't retrieve verification key from your identity provider")
+		}
 		return nil, senderErr("InvalidIdentityToken", "The web identity token could not be verified: "+describe(err))
 	}
 	aud := c.ClientID
