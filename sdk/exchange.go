@@ -3,6 +3,7 @@ package sdk
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -75,6 +76,22 @@ func (x *Exchanger) now() time.Time {
 
 var defaultClient = &http.Client{Timeout: 10 * time.Second}
 
+// subjectTokenType names what the subject token is (RFC 8693 §3), which
+// the token endpoint checks: an ID token (token_use "id", which a route
+// accepting ID tokens passes on) or an access token. The claim is only
+// read: the token endpoint verifies the token.
+func subjectTokenType(subject string) string {
+	if parts := strings.Split(subject, "."); len(parts) == 3 {
+		var c struct {
+			TokenUse string `json:"token_use"`
+		}
+		if b, err := base64.RawURLEncoding.DecodeString(parts[1]); err == nil && json.Unmarshal(b, &c) == nil && c.TokenUse == "id" {
+			return "urn:ietf:params:oauth:token-type:id_token"
+		}
+	}
+	return "urn:ietf:params:oauth:token-type:access_token"
+}
+
 // post performs one exchange; the token may be reused until its lifetime
 // less a tenth (at most a minute) has passed.
 func (x *Exchanger) post(ctx context.Context, subject, audience string) (string, time.Time, error) {
@@ -85,7 +102,7 @@ func (x *Exchanger) post(ctx context.Context, subject, audience string) (string,
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	form := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:token-exchange"}, "subject_token": {subject},
-		"subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"}, "audience": {audience}}
+		"subject_token_type": {subjectTokenType(subject)}, "audience": {audience}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.TokenURL, strings.NewReader(form.Encode()))
 	if err != nil {
 		return "", time.Time{}, fmt.Errorf("sdk: exchange: %w", err)

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/writ-id/writ/internal/app"
+	"github.com/writ-id/writ/internal/apptest"
 	"github.com/writ-id/writ/internal/config"
 	"github.com/writ-id/writ/internal/store"
 )
@@ -192,5 +194,33 @@ func TestExchangeOfARevokedToken(t *testing.T) {
 	}
 	if ev := f.gatewayEvents("revoked-exchange"); len(ev) != 1 || ev[0] != "deny the token was refused by its issuer" {
 		t.Fatalf("audit: %q", ev)
+	}
+}
+
+// On a route whose authorizer accepts ID tokens, as Cognito user pool
+// authorizers may, an ID token is exchanged as what it is (the token
+// endpoint checks the declared type) for an access token of the upstream.
+func TestExchangeOfAnIDToken(t *testing.T) {
+	up := newUpstream(t)
+	env := apptest.Start(t, func(c *config.Config) {
+		c.Gateway.Authorizers[0].TokenUse = []string{"access", "id"}
+		routes := c.Gateway.Routes[:0]
+		for _, r := range c.Gateway.Routes {
+			if r.Upstream != "" {
+				r.Upstream = up.srv.URL
+				routes = append(routes, r)
+			}
+		}
+		c.Gateway.Routes, c.Gateway.Functions = routes, nil
+	})
+	f := &fx{Env: env, t: t, gw: env.App.URL(app.Gateway), up: up}
+	f.pool, _ = env.App.Pools.Pool(poolID)
+	tok := f.issue("demo-web", "alice", "openid")
+	if resp := f.do("GET", "/files/report.pdf", "Bearer "+tok.IDToken, nil); resp.StatusCode != 200 {
+		t.Fatalf("ID token on an exchange route: %d", resp.StatusCode)
+	}
+	c := claimsOf(t, up.lastRequest().Header.Get("Authorization"))
+	if c["token_use"] != "access" || c["client_id"] != "files-service" && c["aud"] != "files-service" {
+		t.Fatalf("the upstream got %v", c)
 	}
 }

@@ -206,12 +206,17 @@ func TestAuthorizeRefusals(t *testing.T) {
 		if resp.StatusCode != 400 || resp.Header.Get("Location") != "" || !strings.Contains(body, "Nothing was sent back") {
 			t.Errorf("%s: %d %q", name, resp.StatusCode, resp.Header.Get("Location"))
 		}
+		// The whole page, not one cut short by a failed template.
+		if !strings.Contains(body, "</html>") {
+			t.Errorf("%s: incomplete page:\n%s", name, body)
+		}
 	}
 	// Redirected with the error, before any sign-in page.
 	for name, c := range map[string]struct{ u, code string }{
 		"no PKCE (public client)": {with("code_challenge", ""), "invalid_request"},
 		"plain PKCE":              {with("code_challenge_method", "plain"), "invalid_request"},
 		"token response type":     {with("response_type", "token"), "unsupported_response_type"},
+		"no response type":        {with("response_type", ""), "invalid_request"},
 		"scope not allowed":       {with("scope", "openid https://api.demo.local/files.read"), "invalid_scope"},
 		"prompt none":             {with("prompt", "none"), "login_required"},
 	} {
@@ -382,3 +387,55 @@ func TestHostedEnrolmentWhenMFARequired(t *testing.T) {
 }
 
 var _ = errors.New
+
+// TestRefreshKeepsTheSignInsIDTokenChoice: a sign-in without openid has no
+// ID token, and neither do its refreshes; one with openid keeps getting one.
+func TestRefreshKeepsTheSignInsIDTokenChoice(t *testing.T) {
+	f := start(t)
+	ctx := context.Background()
+	for _, c := range []struct {
+		scopes []string
+		wantID bool
+	}{{[]string{"email"}, false}, {[]string{"openid", "email"}, true}} {
+		conf := f.webConfig()
+		conf.Scopes = c.scopes
+		verifier, _ := pkce()
+		back := f.signInWeb(newBrowser(t), conf.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)))
+		tok, err := conf.Exchange(ctx, back.Query().Get("code"), oauth2.VerifierOption(verifier))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tok.Extra("id_token") != nil; got != c.wantID || tok.RefreshToken == "" {
+			t.Fatalf("scope %v: id_token %v, refresh token %v", c.scopes, got, tok.RefreshToken != "")
+		}
+		tok.Expiry = time.Now().Add(-time.Minute)
+		next, err := conf.TokenSource(ctx, tok).Token()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := next.Extra("id_token") != nil; got != c.wantID {
+			t.Errorf("scope %v: refresh gave id_token %v, want %v", c.scopes, got, c.wantID)
+		}
+		if s := claims(t, next.AccessToken)["scope"]; s != strings.Join(c.scopes, " ") {
+			t.Errorf("scope %v: refreshed access token has scope %v", c.scopes, s)
+		}
+	}
+}
+
+// TestBlankScopeIsTheDefault: a scope of spaces alone is an omitted scope,
+// so the client's default scopes are granted, not an empty scope.
+func TestBlankScopeIsTheDefault(t *testing.T) {
+	f := start(t)
+	conf := f.webConfig()
+	conf.Scopes = []string{"   "}
+	verifier, _ := pkce()
+	back := f.signInWeb(newBrowser(t), conf.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)))
+	tok, err := conf.Exchange(context.Background(), back.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Join(f.Cfg.UserPools[0].Clients[0].Scopes, " ")
+	if s := claims(t, tok.AccessToken)["scope"]; s != want || tok.Extra("scope") != want {
+		t.Fatalf("scope %q (response %v), want the client's default %q", s, tok.Extra("scope"), want)
+	}
+}

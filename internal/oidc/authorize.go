@@ -84,7 +84,10 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 		fail(oerr.Code, oerr.Description)
 		return
 	}
-	if !slices.Contains(prompt, "login") {
+	// max_age=0 asks for a fresh sign-in, like prompt=login (OpenID
+	// Connect Core §3.1.2.1); a session made within the same second passes
+	// any larger max_age.
+	if !slices.Contains(prompt, "login") && maxAge != 0 {
 		if bs, ok := h.browserSession(ctx, r, p); ok && (maxAge < 0 || h.now().Unix()-bs.AuthTime <= maxAge) {
 			h.issueCode(ctx, w, r, p, req, bs)
 			return
@@ -113,7 +116,11 @@ func parseAuthz(q url.Values, c store.Client) (req authzRequest, prompt []string
 	if q.Get("request") != "" || q.Get("request_uri") != "" {
 		return req, nil, 0, oauthError("request_not_supported", "request objects are not supported")
 	}
-	if rt := q.Get("response_type"); rt != "code" {
+	switch q.Get("response_type") {
+	case "code":
+	case "":
+		return req, nil, 0, oauthError(errInvalidRequest, "response_type is required")
+	default:
 		return req, nil, 0, oauthError(errUnsupportedResponseType, "only response_type=code is supported")
 	}
 	if rm := q.Get("response_mode"); rm != "" && rm != "query" {
@@ -134,9 +141,11 @@ func parseAuthz(q url.Values, c store.Client) (req authzRequest, prompt []string
 	case challenge != "" && !validChallenge(challenge):
 		return req, nil, 0, oauthError(errInvalidRequest, "malformed code_challenge")
 	}
+	// An empty scope, or one of spaces alone, is an omitted scope: the
+	// client's default (RFC 6749 §3.3).
 	scope := c.Scopes
-	if s := q.Get("scope"); s != "" {
-		scope = strings.Fields(s)
+	if s := strings.Fields(q.Get("scope")); len(s) > 0 {
+		scope = s
 		for _, x := range scope {
 			if !slices.Contains(c.Scopes, x) {
 				return req, nil, 0, oauthError(errInvalidScope, "scope "+x+" is not allowed for this client")

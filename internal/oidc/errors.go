@@ -3,9 +3,9 @@ package oidc
 import (
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/google/uuid"
 
@@ -85,8 +85,8 @@ const maxForm = 64 << 10
 // parseForm reads an application/x-www-form-urlencoded POST body (RFC 6749
 // §3.2), refusing repeated parameters.
 func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
-	ct := strings.ToLower(r.Header.Get("Content-Type"))
-	if !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
 		return nil, oauthError(errInvalidRequest, "Content-Type must be application/x-www-form-urlencoded")
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxForm)

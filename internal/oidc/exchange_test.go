@@ -32,6 +32,24 @@ func TestTokenExchangeOfAnIDToken(t *testing.T) {
 	if c["exp"].(float64) > idt["exp"].(float64) {
 		t.Error("outlives the subject token")
 	}
+	// The declared type must match the token: an ID token is no access
+	// token, nor the other way round; the generic JWT type takes either.
+	for _, x := range []struct {
+		subject, typ string
+		want         int
+	}{
+		{aws.ToString(ar.IdToken), "urn:ietf:params:oauth:token-type:access_token", 400},
+		{aws.ToString(ar.AccessToken), "urn:ietf:params:oauth:token-type:id_token", 400},
+		{aws.ToString(ar.IdToken), "urn:ietf:params:oauth:token-type:jwt", 200},
+		{aws.ToString(ar.AccessToken), "urn:ietf:params:oauth:token-type:jwt", 200},
+	} {
+		form.Set("subject_token", x.subject)
+		form.Set("subject_token_type", x.typ)
+		status, body, _ := f.post("/oauth2/token", form, "orders-service", "orders-demo-secret")
+		if status != x.want || (x.want == 400 && body["error"] != "invalid_request") {
+			t.Errorf("%s token as %s: %d %v", claims(t, x.subject)["token_use"], x.typ, status, body)
+		}
+	}
 }
 
 func TestTokenExchangeRequestChecks(t *testing.T) {

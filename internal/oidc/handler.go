@@ -15,7 +15,9 @@ import (
 
 // Handler serves the OAuth 2.0 and OpenID Connect endpoints and the hosted
 // pages of every pool of a userpool.Service, each under its issuer's path
-// (/<pool id>/...). It is safe for concurrent use.
+// (/<pool id>/...), with the RFC 8414 metadata also at
+// /.well-known/oauth-authorization-server/<pool id>. It is safe for
+// concurrent use.
 type Handler struct {
 	svc   *userpool.Service
 	store webStore
@@ -45,6 +47,8 @@ func New(svc *userpool.Service, st webStore, log *slog.Logger, now func() time.T
 	m := h.mux
 	m.HandleFunc("GET /{pool}/.well-known/openid-configuration", h.discovery)
 	m.HandleFunc("GET /{pool}/.well-known/oauth-authorization-server", h.discovery)
+	// RFC 8414 §3.1: the well-known segment goes before the issuer's path.
+	m.HandleFunc("GET /.well-known/oauth-authorization-server/{pool}", h.discovery)
 	m.HandleFunc("GET /{pool}/.well-known/jwks.json", h.jwks)
 
 	m.HandleFunc("GET /{pool}/oauth2/authorize", h.authorize)

@@ -6,10 +6,15 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
+	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/writ-id/writ/internal/app"
 	"github.com/writ-id/writ/internal/config"
 )
 
@@ -193,23 +198,33 @@ func TestLogout(t *testing.T) {
 		t.Fatalf("after logout the sign-in page is shown again: %s", resp.Header.Get("Location"))
 	}
 	// Without a client the page just says so.
-	_, body := b.get(f.iss + "/logout")
-	if !strings.Contains(body, "You are signed out.") {
-		t.Fatalf("plain logout page:\n%s", body)
+	resp, body := b.get(f.iss + "/logout")
+	if resp.StatusCode != 200 || !strings.Contains(body, "You are signed out.") || !strings.Contains(body, "</html>") {
+		t.Fatalf("plain logout page: %d\n%s", resp.StatusCode, body)
 	}
+	if logs := f.Log.String(); strings.Contains(logs, "render page") {
+		t.Errorf("a page failed to render:\n%s", logs)
+	}
+}
+
+// startWithPortal runs writ with one more client, "portal": a
+// confidential web client (secret portal-secret-1) of the hosted pages,
+// and returns its x/oauth2 configuration.
+func startWithPortal(t *testing.T) (*fx, *oauth2.Config) {
+	const portalCB = "http://127.0.0.1:8485/portal"
+	f := start(t, func(c *config.Config) {
+		c.UserPools[0].Clients = append(c.UserPools[0].Clients, config.Client{ClientID: "portal", Secret: config.NewSecret("portal-secret-1"),
+			Flows: []string{"authorization_code", "refresh_token"}, RedirectURIs: []string{portalCB}, Scopes: []string{"openid", "email"}})
+	})
+	return f, &oauth2.Config{ClientID: "portal", ClientSecret: "portal-secret-1", RedirectURL: portalCB, Scopes: []string{"openid", "email"},
+		Endpoint: oauth2.Endpoint{AuthURL: f.iss + "/oauth2/authorize", TokenURL: f.iss + "/oauth2/token", AuthStyle: oauth2.AuthStyleInHeader}}
 }
 
 // TestConfidentialClientHostedPages: a confidential web client's users sign
 // up and sign in through the hosted pages; the client redeems its code with
 // its secret (PKCE optional for it).
 func TestConfidentialClientHostedPages(t *testing.T) {
-	const portalCB = "http://127.0.0.1:8485/portal"
-	f := start(t, func(c *config.Config) {
-		c.UserPools[0].Clients = append(c.UserPools[0].Clients, config.Client{ClientID: "portal", Secret: config.NewSecret("portal-secret-1"),
-			Flows: []string{"authorization_code", "refresh_token"}, RedirectURIs: []string{portalCB}, Scopes: []string{"openid", "email"}})
-	})
-	conf := &oauth2.Config{ClientID: "portal", ClientSecret: "portal-secret-1", RedirectURL: portalCB, Scopes: []string{"openid", "email"},
-		Endpoint: oauth2.Endpoint{AuthURL: f.iss + "/oauth2/authorize", TokenURL: f.iss + "/oauth2/token", AuthStyle: oauth2.AuthStyleInHeader}}
+	f, conf := startWithPortal(t)
 	b := newBrowser(t)
 	_, tx := f.beginSignIn(b, conf.AuthCodeURL("c", oidc.Nonce("n1")))
 	_, page := b.get(f.iss + "/signup?tx=" + url.QueryEscape(tx))
@@ -307,4 +322,157 @@ func TestCookiesSecureBehindHTTPS(t *testing.T) {
 	if !strings.HasPrefix(f.iss, "https://") {
 		t.Fatalf("issuer %s", f.iss)
 	}
+}
+
+// TestMaxAgeZeroAlwaysSignsInAgain: max_age=0 is prompt=login (OpenID
+// Connect Core §3.1.2.1), even for a session made in the same second.
+func TestMaxAgeZeroAlwaysSignsInAgain(t *testing.T) {
+	f := start(t)
+	b := newBrowser(t)
+	verifier, _ := pkce()
+	conf := f.webConfig()
+	// bob has no second factor: the password alone signs him in, and the
+	// clock does not move.
+	page, _ := f.beginSignIn(b, conf.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)))
+	form := hidden(page)
+	form.Set("username", "bob")
+	form.Set("password", "Bob-Passw0rd1")
+	if resp, page := b.post(f.iss+"/login", form); resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), redirectURI) {
+		t.Fatalf("bob's sign-in: %d %s\n%s", resp.StatusCode, resp.Header.Get("Location"), page)
+	}
+	for _, c := range []struct {
+		maxAge    string
+		wantLogin bool
+	}{{"0", true}, {"60", false}} {
+		resp, _ := b.get(conf.AuthCodeURL("m", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("max_age", c.maxAge)))
+		if got := strings.Contains(resp.Header.Get("Location"), "/login?tx="); resp.StatusCode != http.StatusFound || got != c.wantLogin {
+			t.Errorf("max_age=%s right after signing in: %d %s", c.maxAge, resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+}
+
+// TestIntrospectionOfAnotherClientsTokens: any confidential client may
+// introspect an access token (resource servers must), but a refresh token
+// or an ID token only the client it was issued to (RFC 7662 §4).
+func TestIntrospectionOfAnotherClientsTokens(t *testing.T) {
+	f, conf := startWithPortal(t)
+	b := newBrowser(t)
+	page, _ := f.beginSignIn(b, conf.AuthCodeURL("c"))
+	form := hidden(page)
+	form.Set("username", "bob")
+	form.Set("password", "Bob-Passw0rd1")
+	resp, _ := b.post(f.iss+"/login", form)
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	tok, err := conf.Exchange(context.Background(), loc.Query().Get("code"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idt, _ := tok.Extra("id_token").(string)
+	for _, c := range []struct {
+		name, token, client, secret string
+		active                      bool
+	}{
+		{"own access token", tok.AccessToken, "portal", "portal-secret-1", true},
+		{"own refresh token", tok.RefreshToken, "portal", "portal-secret-1", true},
+		{"own ID token", idt, "portal", "portal-secret-1", true},
+		{"another's access token", tok.AccessToken, "orders-service", "orders-demo-secret", true},
+		{"another's refresh token", tok.RefreshToken, "orders-service", "orders-demo-secret", false},
+		{"another's ID token", idt, "orders-service", "orders-demo-secret", false},
+	} {
+		status, body, _ := f.post("/oauth2/introspect", url.Values{"token": {c.token}}, c.client, c.secret)
+		if status != 200 || body["active"] != c.active {
+			t.Errorf("%s: %d %v", c.name, status, body)
+		}
+		if !c.active && len(body) != 1 {
+			t.Errorf("%s: an inactive answer tells more than active=false: %v", c.name, body)
+		}
+	}
+}
+
+// TestGlobalSignOutWithinOneSecond: a sign-out refuses every token and
+// browser session made before it, even in the same wall-clock second
+// (where iat and auth_time cannot tell), and a sign-in right after it, in
+// that same second, works.
+func TestGlobalSignOutWithinOneSecond(t *testing.T) {
+	f := start(t)
+	api := cip.New(cip.Options{Region: "us-east-1", BaseEndpoint: aws.String(f.App.URL(app.IDP)), Credentials: aws.AnonymousCredentials{}})
+	signIn := func() *types.AuthenticationResultType {
+		t.Helper()
+		out, err := api.InitiateAuth(f.ctx, &cip.InitiateAuthInput{AuthFlow: types.AuthFlowTypeUserPasswordAuth, ClientId: aws.String("demo-web"),
+			AuthParameters: map[string]string{"USERNAME": "bob", "PASSWORD": "Bob-Passw0rd1"}})
+		if err != nil || out.AuthenticationResult == nil {
+			t.Fatalf("bob's sign-in: %v", err)
+		}
+		return out.AuthenticationResult
+	}
+	browserSignIn := func(b *browser) {
+		t.Helper()
+		verifier, _ := pkce()
+		page, _ := f.beginSignIn(b, f.webConfig().AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)))
+		form := hidden(page)
+		form.Set("username", "bob")
+		form.Set("password", "Bob-Passw0rd1")
+		if resp, _ := b.post(f.iss+"/login", form); resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), redirectURI) {
+			t.Fatalf("bob's hosted sign-in: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+		}
+	}
+	silent := func(b *browser) bool {
+		verifier, _ := pkce()
+		resp, _ := b.get(f.webConfig().AuthCodeURL("p", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("prompt", "none")))
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		return loc != nil && loc.Query().Get("code") != ""
+	}
+	check := func(when string, tok *types.AuthenticationResultType, want bool) {
+		t.Helper()
+		at := aws.ToString(tok.AccessToken)
+		if status, _, _ := f.userInfo("Bearer " + at); (status == 200) != want {
+			t.Errorf("%s: userInfo %d", when, status)
+		}
+		if _, body, _ := f.post("/oauth2/introspect", url.Values{"token": {at}}, "orders-service", "orders-demo-secret"); body["active"] != want {
+			t.Errorf("%s: introspection %v", when, body)
+		}
+		if _, err := api.GetUser(f.ctx, &cip.GetUserInput{AccessToken: tok.AccessToken}); (err == nil) != want {
+			t.Errorf("%s: GetUser: %v", when, err)
+		}
+		if status, body := exchange(f, "api-gateway", "gateway-demo-secret", at, url.Values{"audience": {"files-service"}}); (status == 200) != want {
+			t.Errorf("%s: exchange %d %v", when, status, body)
+		}
+	}
+	// Everything below happens within one second: 0.1 s, 0.4 s, 0.7 s.
+	now := f.Clock.Now()
+	f.Clock.Advance(now.Truncate(time.Second).Add(time.Second + 100*time.Millisecond).Sub(now))
+	first, other := signIn(), signIn()
+	before := newBrowser(t)
+	browserSignIn(before)
+	check("before the sign-out", other, true)
+	f.Clock.Advance(300 * time.Millisecond)
+	if _, err := api.GlobalSignOut(f.ctx, &cip.GlobalSignOutInput{AccessToken: first.AccessToken}); err != nil {
+		t.Fatal(err)
+	}
+	check("a sign-in earlier in the sign-out's second", other, false)
+	if silent(before) {
+		t.Error("a browser session earlier in the sign-out's second still signs in")
+	}
+	f.Clock.Advance(300 * time.Millisecond)
+	fresh := signIn()
+	check("a sign-in later in the sign-out's second", fresh, true)
+	after := newBrowser(t)
+	browserSignIn(after)
+	if !silent(after) {
+		t.Error("a browser session made after the sign-out, in its second, does not sign in")
+	}
+	// Its refresh, still in that second, gives tokens of the same sign-in.
+	ref, err := api.InitiateAuth(f.ctx, &cip.InitiateAuthInput{AuthFlow: types.AuthFlowTypeRefreshTokenAuth, ClientId: aws.String("demo-web"),
+		AuthParameters: map[string]string{"REFRESH_TOKEN": aws.ToString(fresh.RefreshToken)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("a refresh later in the sign-out's second", ref.AuthenticationResult, true)
+	if f.Clock.Now().Unix() != now.Unix()+1 {
+		t.Fatal("the test left its second")
+	}
+	// And a second later, nothing has changed.
+	f.Clock.Advance(time.Second)
+	check("the next second, the earlier sign-in", other, false)
+	check("the next second, the later sign-in", fresh, true)
 }

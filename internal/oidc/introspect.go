@@ -6,7 +6,8 @@ import (
 
 // introspect is the introspection endpoint (RFC 7662) for confidential
 // clients: {"active": false} for anything not a live token of this pool,
-// otherwise the token's claims.
+// and for a refresh or ID token of another client; otherwise the token's
+// claims.
 func (h *Handler) introspect(w http.ResponseWriter, r *http.Request) {
 	p, ok := h.pool(w, r)
 	if !ok {
@@ -28,5 +29,5 @@ func (h *Handler) introspect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, p.Introspect(ctx, tok))
+	writeJSON(w, http.StatusOK, p.Introspect(ctx, c, tok))
 }

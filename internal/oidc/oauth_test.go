@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -85,6 +86,25 @@ func (f *fx) post(path string, form url.Values, user, pass string) (int, map[str
 	return resp.StatusCode, m, resp.Header
 }
 
+// userInfo calls /oauth2/userInfo with the given Authorization header
+// (none when empty) and returns the status, the WWW-Authenticate challenge
+// and the decoded body.
+func (f *fx) userInfo(authorization string) (int, string, map[string]any) {
+	f.t.Helper()
+	req, _ := http.NewRequest("GET", f.iss+"/oauth2/userInfo", nil)
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, resp.Header.Get("WWW-Authenticate"), m
+}
+
 func claims(t *testing.T, tok string) map[string]any {
 	t.Helper()
 	parts := strings.Split(tok, ".")
@@ -146,10 +166,24 @@ func TestDiscoveryFollowsThePoolAlgorithm(t *testing.T) {
 	if algs, _ := json.Marshal(d["id_token_signing_alg_values_supported"]); string(algs) != `["EdDSA"]` || d["token_endpoint"] != f.iss+"/oauth2/token" {
 		t.Fatalf("metadata: algs %s, token_endpoint %v", algs, d["token_endpoint"])
 	}
-	resp, _ = http.Get(f.App.URL(app.IDP) + "/us-east-1_Nope/.well-known/openid-configuration")
+	// RFC 8414 §3.1 puts the well-known segment before the issuer's path:
+	// the same document is there.
+	resp, err = http.Get(f.App.URL(app.IDP) + "/.well-known/oauth-authorization-server/" + poolID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d2 map[string]any
+	json.NewDecoder(resp.Body).Decode(&d2)
 	resp.Body.Close()
-	if resp.StatusCode != 404 {
-		t.Fatalf("unknown pool: %d", resp.StatusCode)
+	if a, b := fmt.Sprint(d), fmt.Sprint(d2); resp.StatusCode != 200 || a != b {
+		t.Fatalf("metadata at the RFC 8414 location: %d\n%s\nwant\n%s", resp.StatusCode, b, a)
+	}
+	for _, u := range []string{"/us-east-1_Nope/.well-known/openid-configuration", "/.well-known/oauth-authorization-server/us-east-1_Nope"} {
+		resp, _ = http.Get(f.App.URL(app.IDP) + u)
+		resp.Body.Close()
+		if resp.StatusCode != 404 {
+			t.Fatalf("unknown pool at %s: %d", u, resp.StatusCode)
+		}
 	}
 }
 
@@ -196,6 +230,11 @@ func TestClientCredentials(t *testing.T) {
 	status, body, _ = f.post("/oauth2/token", url.Values{"grant_type": {"password"}}, "orders-service", "orders-demo-secret")
 	if status != 400 || body["error"] != "unsupported_grant_type" {
 		t.Fatalf("password grant: %d %v", status, body)
+	}
+	// A missing grant_type is a malformed request (RFC 6749 §5.2).
+	status, body, _ = f.post("/oauth2/token", url.Values{"scope": {"https://api.demo.local/files.read"}}, "orders-service", "orders-demo-secret")
+	if status != 400 || body["error"] != "invalid_request" {
+		t.Fatalf("no grant_type: %d %v", status, body)
 	}
 	status, body, _ = f.post("/oauth2/token", url.Values{"grant_type": {"client_credentials"}}, "nobody", "x")
 	if status != 401 || body["error"] != "invalid_client" {
@@ -275,10 +314,22 @@ func TestRefreshWithXOAuth2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if status, _, _ := f.userInfo("Bearer " + tok2.AccessToken); status != 200 {
+		t.Fatalf("userInfo before the reuse: %d", status)
+	}
 	_, err = conf.TokenSource(f.ctx, &oauth2.Token{RefreshToken: aws.ToString(ar.RefreshToken)}).Token()
 	wantOAuth(t, err, "invalid_grant")
 	_, err = conf.TokenSource(f.ctx, &oauth2.Token{RefreshToken: tok2.RefreshToken}).Token()
 	wantOAuth(t, err, "invalid_grant")
+	// The reuse revokes the sign-in's access tokens as well.
+	for name, at := range map[string]string{"first": aws.ToString(ar.AccessToken), "newest": tok2.AccessToken} {
+		if status, challenge, _ := f.userInfo("Bearer " + at); status != 401 || !strings.Contains(challenge, `error="invalid_token"`) {
+			t.Errorf("userInfo with the %s access token after reuse: %d %q", name, status, challenge)
+		}
+		if status, body, _ := f.post("/oauth2/introspect", url.Values{"token": {at}}, "orders-service", "orders-demo-secret"); status != 200 || body["active"] != false {
+			t.Errorf("introspect the %s access token after reuse: %d %v", name, status, body)
+		}
+	}
 	// Another client cannot use alice's refresh token.
 	ar = f.alice()
 	// orders-service lacks the refresh_token flow.
@@ -443,14 +494,36 @@ func TestRevokeIntrospectUserInfo(t *testing.T) {
 	if resp.StatusCode != 401 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
 		t.Fatalf("userInfo with a bad token: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
+	// No credentials: a bare challenge and no error code (RFC 6750 §3.1).
+	for _, authz := range []string{"", "Bearer ", "Bearer    ", "Basic b3JkZXJzLXNlcnZpY2U6b3JkZXJzLWRlbW8tc2VjcmV0"} {
+		status, challenge, body := f.userInfo(authz)
+		if _, hasCode := body["error"]; status != 401 || challenge != `Bearer realm="writ"` || hasCode {
+			t.Errorf("userInfo with Authorization %q: %d %q %v", authz, status, challenge, body)
+		}
+	}
+	// An ID token is not an access token: 401 invalid_token, not 403.
+	status, challenge, body := f.userInfo("Bearer " + aws.ToString(ar.IdToken))
+	if status != 401 || !strings.Contains(challenge, `error="invalid_token"`) || body["error"] != "invalid_token" {
+		t.Fatalf("userInfo with an ID token: %d %q %v", status, challenge, body)
+	}
+	// An access token without openid (or the admin scope) lacks the scope.
+	cc := clientcredentials.Config{ClientID: "orders-service", ClientSecret: "orders-demo-secret", TokenURL: f.iss + "/oauth2/token"}
+	cct, err := cc.Token(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if status, challenge, _ := f.userInfo("Bearer " + cct.AccessToken); status != 403 || !strings.Contains(challenge, `error="insufficient_scope"`) {
+		t.Fatalf("userInfo without openid: %d %q", status, challenge)
+	}
 	// Introspection is for confidential clients.
-	status, body, _ := f.post("/oauth2/introspect", url.Values{"token": {at}}, "orders-service", "orders-demo-secret")
+	status, body, _ = f.post("/oauth2/introspect", url.Values{"token": {at}}, "orders-service", "orders-demo-secret")
 	if status != 200 || body["active"] != true || body["username"] != "alice" {
 		t.Fatalf("introspect: %d %v", status, body)
 	}
+	// Another client's refresh token is not for orders-service to see.
 	status, body, _ = f.post("/oauth2/introspect", url.Values{"token": {rt}}, "orders-service", "orders-demo-secret")
-	if status != 200 || body["active"] != true || body["token_type"] != "refresh_token" {
-		t.Fatalf("introspect refresh token: %d %v", status, body)
+	if status != 200 || body["active"] != false {
+		t.Fatalf("introspect another client's refresh token: %d %v", status, body)
 	}
 	status, _, _ = f.post("/oauth2/introspect", url.Values{"token": {at}, "client_id": {"demo-web"}}, "", "")
 	if status != 401 {
@@ -483,6 +556,29 @@ func TestRevokeIntrospectUserInfo(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 400 {
 		t.Fatalf("JSON body: %d", resp.StatusCode)
+	}
+	// Only the form media type itself (RFC 6749 §3.2), with parameters if any.
+	for ct, want := range map[string]int{
+		"application/x-www-form-urlencodedXYZ":             400,
+		"application/x-www-form-urlencoded-evil":           400,
+		"text/plain":                                       400,
+		"application/x-www-form-urlencoded":                200,
+		"Application/X-WWW-Form-Urlencoded":                200,
+		"application/x-www-form-urlencoded; charset=utf-8": 200,
+	} {
+		req, _ := http.NewRequest("POST", f.iss+"/oauth2/token", strings.NewReader("grant_type=client_credentials"))
+		req.Header.Set("Content-Type", ct)
+		req.SetBasicAuth("orders-service", "orders-demo-secret")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		json.NewDecoder(resp.Body).Decode(&m)
+		resp.Body.Close()
+		if resp.StatusCode != want || (want == 400 && (m["error"] != "invalid_request" || !strings.Contains(m["error_description"].(string), "Content-Type"))) {
+			t.Errorf("Content-Type %q: %d %v", ct, resp.StatusCode, m)
+		}
 	}
 	big := url.Values{"grant_type": {"client_credentials"}, "x": {strings.Repeat("a", 100<<10)}}
 	if status, body, _ := f.post("/oauth2/token", big, "orders-service", "orders-demo-secret"); status != 400 || body["error"] != "invalid_request" {

@@ -1,6 +1,7 @@
 package oidc
 
 import (
+	"bytes"
 	"context"
 	"embed"
 	"encoding/base64"
@@ -47,11 +48,23 @@ type page struct {
 	SignupAllowed                                  bool
 }
 
+// render executes the page template name with pg and sends it with
+// status. The page is rendered in full before anything is sent: if the
+// template fails, the answer is a plain 500 (with an error id that is also
+// logged), never a truncated page.
 func (h *Handler) render(w http.ResponseWriter, status int, name string, p *userpool.Pool, pg page) {
 	pg.Base = basePath(p)
 	pg.PoolName = p.Config().Name
 	if pg.PoolName == "" {
 		pg.PoolName = p.ID()
+	}
+	var buf bytes.Buffer
+	if err := pages.ExecuteTemplate(&buf, name, pg); err != nil {
+		id := uuid.NewString()
+		h.log.Error("oidc: render page", "page", name, "error_id", id, "err", err)
+		w.Header().Set("Cache-Control", "no-store")
+		http.Error(w, "Internal error; please try again (error id "+id+").", http.StatusInternalServerError)
+		return
 	}
 	hd := w.Header()
 	hd.Set("Content-Type", "text/html; charset=utf-8")
@@ -63,9 +76,7 @@ func (h *Handler) render(w http.ResponseWriter, status int, name string, p *user
 	hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'")
 	hd.Set("Referrer-Policy", "no-referrer")
 	w.WriteHeader(status)
-	if err := pages.ExecuteTemplate(w, name, pg); err != nil {
-		h.log.Error("oidc: render page", "page", name, "err", err)
-	}
+	w.Write(buf.Bytes())
 }
 
 // errorPage shows an error that must not be redirected to the client.

@@ -131,7 +131,12 @@ func (h *Handler) browserSession(ctx context.Context, r *http.Request, p *userpo
 		return browserSession{}, false
 	}
 	u, err := h.svc.UserBySub(ctx, bs.Sub)
-	if err != nil || u.PoolID != p.ID() || !u.Enabled || (!u.RevokedBefore.IsZero() && bs.AuthTime < u.RevokedBefore.Unix()) {
+	if err != nil || u.PoolID != p.ID() || !u.Enabled {
+		return browserSession{}, false
+	}
+	// AuthTime is in whole seconds: the session's creation tells a sign-in
+	// in the sign-out's own second from one before it.
+	if rb := u.RevokedBefore; !rb.IsZero() && (bs.AuthTime < rb.Unix() || s.CreatedAt.Before(rb)) {
 		return browserSession{}, false
 	}
 	return bs, true

@@ -60,6 +60,9 @@ func (h *Handler) runGrant(ctx context.Context, w http.ResponseWriter, r *http.R
 		return nil, err
 	}
 	gt := form.Get("grant_type")
+	if gt == "" {
+		return nil, oauthError(errInvalidRequest, "grant_type is required")
+	}
 	g, ok := grants[gt]
 	if !ok {
 		return nil, oauthError(errUnsupportedGrantType, fmt.Sprintf("unsupported grant_type %.60q", gt))

@@ -21,9 +21,10 @@ func (h *Handler) userInfo(w http.ResponseWriter, r *http.Request) {
 	scheme, raw, found := strings.Cut(r.Header.Get("Authorization"), " ")
 	raw = strings.TrimSpace(raw)
 	if !found || !strings.EqualFold(scheme, "Bearer") || raw == "" {
-		// RFC 6750 §3.1: no error code when no credentials were sent.
+		// RFC 6750 §3.1: no error code when no credentials were sent,
+		// neither in the challenge nor in the body.
 		w.Header().Set("WWW-Authenticate", `Bearer realm="writ"`)
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": errInvalidRequest, "error_description": "a Bearer access token is required"})
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error_description": "a Bearer access token is required"})
 		return
 	}
 	info, err := p.UserInfo(h.requestContext(r), raw)

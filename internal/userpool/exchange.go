@@ -84,6 +84,12 @@ func (p *Pool) exchange(ctx context.Context, x Exchange) (ExchangeResult, error)
 	if sub.TokenUse != token.UseAccess && sub.TokenUse != token.UseID {
 		return res, oauthErr("invalid_request", "subject_token is not an access or ID token")
 	}
+	// The declared type must be what the token is (RFC 8693 §2.1); the
+	// generic JWT type covers both.
+	if (x.SubjectTokenType == TokenTypeAccess && sub.TokenUse != token.UseAccess) ||
+		(x.SubjectTokenType == TokenTypeID && sub.TokenUse != token.UseID) {
+		return res, oauthErr("invalid_request", "subject_token is not of subject_token_type")
+	}
 	if sub.ClientID != "" && sub.Subject == sub.ClientID && sub.Username == "" {
 		return res, oauthErr("invalid_request", "subject_token must represent a user")
 	}
@@ -98,7 +104,12 @@ func (p *Pool) exchange(ctx context.Context, x Exchange) (ExchangeResult, error)
 	if err != nil {
 		return res, internal(err)
 	}
-	if revoked || (!u.RevokedBefore.IsZero() && sub.IssuedAt < u.RevokedBefore.Unix()) {
+	if !revoked {
+		if revoked, err = p.signedOut(ctx, u, sub.IssuedAt, sub.OriginJTI); err != nil {
+			return res, err
+		}
+	}
+	if revoked {
 		return res, oauthErr("invalid_request", "subject_token has been revoked")
 	}
 	if ma := sub.MayAct; ma != nil && ma.Subject != x.Client.ClientID && ma.ClientID != x.Client.ClientID {

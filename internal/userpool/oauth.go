@@ -105,14 +105,19 @@ func contains(list []string, s string) bool {
 // Introspection is an RFC 7662 answer.
 type Introspection map[string]any
 
-// Introspect reports whether a token of this pool is active, and its
-// claims: JWTs are verified and checked for revocation, refresh tokens
-// looked up.
-func (p *Pool) Introspect(ctx context.Context, raw string) Introspection {
+// Introspect reports to the authenticated client caller whether a token
+// of this pool is active, and its claims: JWTs are verified and checked
+// for revocation, refresh tokens looked up. Any client may introspect an
+// access token (resource servers must), but a refresh token or an ID
+// token only its own client: for any other it is inactive (RFC 7662 §4).
+func (p *Pool) Introspect(ctx context.Context, caller store.Client, raw string) Introspection {
 	inactive := Introspection{"active": false}
 	if strings.Count(raw, ".") == 2 {
 		c, err := p.verifier.Verify(ctx, raw)
 		if err != nil {
+			return inactive
+		}
+		if c.TokenUse == token.UseID && !c.Audience.Contains(caller.ClientID) {
 			return inactive
 		}
 		if revoked, err := p.originRevoked(ctx, c.OriginJTI); err != nil || revoked {
@@ -120,7 +125,10 @@ func (p *Pool) Introspect(ctx context.Context, raw string) Introspection {
 		}
 		if c.Subject != c.ClientID {
 			u, err := p.st().GetUserBySub(ctx, c.Subject)
-			if err != nil || !u.Enabled || (!u.RevokedBefore.IsZero() && c.IssuedAt < u.RevokedBefore.Unix()) {
+			if err != nil || !u.Enabled {
+				return inactive
+			}
+			if out, err := p.signedOut(ctx, u, c.IssuedAt, c.OriginJTI); err != nil || out {
 				return inactive
 			}
 		}
@@ -131,7 +139,7 @@ func (p *Pool) Introspect(ctx context.Context, raw string) Introspection {
 		return out
 	}
 	rt, err := p.st().GetRefreshToken(ctx, hashID(raw))
-	if err != nil || rt.PoolID != p.cfg.ID || rt.Revoked || !p.now().Before(rt.ExpiresAt) || !rt.UsedAt.IsZero() {
+	if err != nil || rt.PoolID != p.cfg.ID || rt.ClientID != caller.ClientID || rt.Revoked || !p.now().Before(rt.ExpiresAt) || !rt.UsedAt.IsZero() {
 		return inactive
 	}
 	return Introspection{"active": true, "token_type": "refresh_token", "client_id": rt.ClientID, "sub": rt.Sub,
@@ -144,14 +152,21 @@ func (p *Pool) UserInfo(ctx context.Context, raw string) (map[string]any, error)
 	if err != nil {
 		return nil, &OAuthError{Code: "invalid_token", Description: "the access token is invalid or expired", Cause: err}
 	}
-	if c.TokenUse != token.UseAccess || !(c.HasScope("openid") || c.HasScope(ScopeAdmin)) {
+	if c.TokenUse != token.UseAccess {
+		// An ID token is no credential for a resource (RFC 6750 §3.1).
+		return nil, oauthErr("invalid_token", "the token is not an access token")
+	}
+	if !(c.HasScope("openid") || c.HasScope(ScopeAdmin)) {
 		return nil, oauthErr("insufficient_scope", "the access token does not allow userInfo")
 	}
 	u, err := p.st().GetUserBySub(ctx, c.Subject)
 	if err != nil || u.PoolID != p.cfg.ID || !u.Enabled {
 		return nil, oauthErr("invalid_token", "the access token is invalid")
 	}
-	if revoked, err := p.originRevoked(ctx, c.OriginJTI); err != nil || revoked || (!u.RevokedBefore.IsZero() && c.IssuedAt < u.RevokedBefore.Unix()) {
+	if revoked, err := p.originRevoked(ctx, c.OriginJTI); err != nil || revoked {
+		return nil, oauthErr("invalid_token", "the access token has been revoked")
+	}
+	if out, err := p.signedOut(ctx, u, c.IssuedAt, c.OriginJTI); err != nil || out {
 		return nil, oauthErr("invalid_token", "the access token has been revoked")
 	}
 	out := map[string]any{"sub": u.Sub, "username": u.Username}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,8 +48,15 @@ func (p *Pool) Issue(ctx context.Context, g Grant) (Tokens, error) {
 	if err != nil {
 		return Tokens{}, err
 	}
-	t, rt, err := p.mint(ctx, key, g)
+	if g.OriginJTI == "" {
+		g.OriginJTI = uuid.NewString()
+	}
+	now := p.now()
+	t, rt, err := p.mint(ctx, key, g, now)
 	if err != nil {
+		return Tokens{}, err
+	}
+	if err := p.markAfterSignOut(ctx, g.User, g.OriginJTI, now); err != nil {
 		return Tokens{}, err
 	}
 	if g.Refresh {
@@ -57,6 +65,45 @@ func (p *Pool) Issue(ctx context.Context, g Grant) (Tokens, error) {
 		}
 	}
 	return t, nil
+}
+
+// afterSignOutKey names the record of sign-in originJTI of u made after
+// u's current sign-out; a later sign-out changes the key.
+func afterSignOutKey(u store.User, originJTI string) string {
+	return "after-sign-out/" + u.Sub + "/" + strconv.FormatInt(u.RevokedBefore.UnixMilli(), 10) + "/" + originJTI
+}
+
+// markAfterSignOut records sign-in originJTI of u, issued at now, when now
+// is in the second of u's sign-out and not before it.
+func (p *Pool) markAfterSignOut(ctx context.Context, u store.User, originJTI string, now time.Time) error {
+	rb := u.RevokedBefore
+	if rb.IsZero() || now.Unix() != rb.Unix() || now.Before(rb) {
+		return nil
+	}
+	if _, err := p.st().Incr(ctx, afterSignOutKey(u, originJTI), p.longestToken()+time.Minute, now); err != nil {
+		return internal(err)
+	}
+	return nil
+}
+
+// signedOut reports whether a token of u issued at iat by sign-in
+// originJTI predates u's last sign-out (RevokedBefore). As iat is in whole
+// seconds, it cannot tell before from after within the sign-out's own
+// second: there a token is valid only if its sign-in was recorded by
+// markAfterSignOut when issued.
+func (p *Pool) signedOut(ctx context.Context, u store.User, iat int64, originJTI string) (bool, error) {
+	rb := u.RevokedBefore
+	switch {
+	case rb.IsZero() || iat > rb.Unix():
+		return false, nil
+	case iat < rb.Unix() || originJTI == "":
+		return true, nil
+	}
+	n, err := p.st().Count(ctx, afterSignOutKey(u, originJTI), p.now())
+	if err != nil {
+		return true, internal(err)
+	}
+	return n == 0, nil
 }
 
 // signer returns the pool's current signing key.
@@ -68,12 +115,11 @@ func (p *Pool) signer(ctx context.Context) (token.Signer, error) {
 	return key, nil
 }
 
-// mint signs the tokens with key and prepares (but does not store) the
-// refresh token row when g.Refresh. It does not touch the store, so it may
+// mint signs the tokens of g, issued at now, with key and prepares (but
+// does not store) the refresh token row when g.Refresh. It does not touch the store, so it may
 // run inside a transaction.
-func (p *Pool) mint(ctx context.Context, key token.Signer, g Grant) (Tokens, store.RefreshToken, error) {
+func (p *Pool) mint(ctx context.Context, key token.Signer, g Grant, now time.Time) (Tokens, store.RefreshToken, error) {
 	var err error
-	now := p.now()
 	lt := p.cfg.Tokens
 	iat := now.Unix()
 	if g.OriginJTI == "" {
@@ -163,10 +209,10 @@ func (p *Pool) Refresh(ctx context.Context, c store.Client, refreshToken string)
 		return Tokens{}, err
 	}
 	var out Tokens
-	var revokeFamily string
+	var revokeFamily, revokeOriginJTI string
 	var userForAudit store.User
 	err = p.st().InTx(ctx, func(tx store.Tx) error {
-		out, revokeFamily = Tokens{}, ""
+		out, revokeFamily, revokeOriginJTI = Tokens{}, "", ""
 		rt, err := tx.GetRefreshToken(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
 			return newErr(CodeNotAuthorized, "Invalid Refresh Token")
@@ -209,12 +255,13 @@ func (p *Pool) Refresh(ctx context.Context, c store.Client, refreshToken string)
 					}
 				}
 			}
-			revokeFamily = rt.FamilyID
+			revokeFamily, revokeOriginJTI = rt.FamilyID, rt.OriginJTI
 			return nil
 		}
-		g := Grant{Client: c, User: u, Scope: strings.Fields(rt.Scope), IDToken: true, AuthTime: rt.AuthTime,
+		scope := strings.Fields(rt.Scope)
+		g := Grant{Client: c, User: u, Scope: scope, IDToken: refreshGetsIDToken(scope), AuthTime: rt.AuthTime,
 			AMR: rt.AMR, OriginJTI: rt.OriginJTI, Refresh: rotate}
-		t, next, err := p.mint(ctx, key, g)
+		t, next, err := p.mint(ctx, key, g, now)
 		if err != nil {
 			return err
 		}
@@ -247,6 +294,10 @@ func (p *Pool) Refresh(ctx context.Context, c store.Client, refreshToken string)
 		if _, err := p.st().RevokeRefreshFamily(ctx, revokeFamily); err != nil {
 			return Tokens{}, internal(err)
 		}
+		// The sign-in is compromised: its access and ID tokens go too.
+		if err := p.revokeOrigin(ctx, revokeOriginJTI); err != nil {
+			return Tokens{}, err
+		}
 		err := newErr(CodeNotAuthorized, "Refresh Token has been revoked")
 		p.record(ctx, auditFor("RefreshToken", c, userForAudit, &Error{Code: err.Code, Message: err.Message,
 			Cause: errors.New("reuse of a rotated refresh token: family revoked")}))
@@ -254,6 +305,14 @@ func (p *Pool) Refresh(ctx context.Context, c store.Client, refreshToken string)
 	}
 	p.record(ctx, auditFor("RefreshToken", c, userForAudit, nil))
 	return out, nil
+}
+
+// refreshGetsIDToken reports whether refreshing a family of the given
+// scope returns an ID token: a sign-in through the Cognito API (scope
+// ScopeAdmin) always had one, an OAuth sign-in only when it was granted
+// openid (OpenID Connect Core §12.2).
+func refreshGetsIDToken(scope []string) bool {
+	return contains(scope, "openid") || contains(scope, ScopeAdmin)
 }
 
 // RevokeRefresh revokes the family of a refresh token issued to client c
@@ -285,14 +344,15 @@ func (p *Pool) revokeOrigin(ctx context.Context, originJTI string) error {
 	if originJTI == "" {
 		return nil
 	}
-	life := p.cfg.Tokens.Access
-	if p.cfg.Tokens.ID > life {
-		life = p.cfg.Tokens.ID
-	}
-	if _, err := p.st().Incr(ctx, "revoked-origin/"+originJTI, life+time.Minute, p.now()); err != nil {
+	if _, err := p.st().Incr(ctx, "revoked-origin/"+originJTI, p.longestToken()+time.Minute, p.now()); err != nil {
 		return internal(err)
 	}
 	return nil
+}
+
+// longestToken is the lifetime of the pool's longest-lived JWT.
+func (p *Pool) longestToken() time.Duration {
+	return max(p.cfg.Tokens.Access, p.cfg.Tokens.ID)
 }
 
 func (p *Pool) originRevoked(ctx context.Context, originJTI string) (bool, error) {
@@ -328,7 +388,12 @@ func (p *Pool) AccessUser(ctx context.Context, raw string) (*token.Claims, store
 	if err != nil {
 		return nil, store.User{}, internal(err)
 	}
-	if revoked || (!u.RevokedBefore.IsZero() && c.IssuedAt < u.RevokedBefore.Unix()) {
+	if !revoked {
+		if revoked, err = p.signedOut(ctx, u, c.IssuedAt, c.OriginJTI); err != nil {
+			return nil, store.User{}, err
+		}
+	}
+	if revoked {
 		return nil, store.User{}, newErr(CodeNotAuthorized, "Access Token has been revoked")
 	}
 	return c, u, nil
