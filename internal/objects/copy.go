@@ -122,7 +122,7 @@ func (h *Handler) copyObject(w http.ResponseWriter, r *http.Request, c *caller, 
 			}
 		}
 	}
-	nm, err := h.disk.put(bucket, key, f, m, nil)
+	nm, err := h.disk.put(bucket, key, f, m, nil, nil)
 	if errors.Is(err, errNoBucket) {
 		return errNoSuchBucket()
 	}

@@ -34,6 +34,13 @@ const (
 // key, for what the SDK will not send: missing or wrong digests.
 func (f *fx) raw(method, path string, body []byte, hdr map[string]string) (int, string) {
 	f.t.Helper()
+	resp, b := f.rawResp(method, path, body, hdr)
+	return resp.StatusCode, b
+}
+
+// rawResp is raw, answering the response (its body read and closed) too.
+func (f *fx) rawResp(method, path string, body []byte, hdr map[string]string) (*http.Response, string) {
+	f.t.Helper()
 	req, err := http.NewRequest(method, f.App.URL(app.Objects)+path, bytes.NewReader(body))
 	if err != nil {
 		f.t.Fatal(err)
@@ -54,7 +61,7 @@ func (f *fx) raw(method, path string, body []byte, hdr map[string]string) (int, 
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	return resp, string(b)
 }
 
 // withRequestID sends the SDK call under a request id, to find its audit events.

@@ -44,6 +44,9 @@ type Handler struct {
 	maxSize  int64
 	// policies are the bucket policies of the configuration, parsed.
 	policies map[string]*iam.Policy
+	// publicHost is the host (lower-case, no port) of the objects
+	// listener's public URL, "" when none is configured.
+	publicHost string
 }
 
 // New prepares the buckets of cfg under dataDir/objects.
@@ -58,6 +61,11 @@ func New(cfg *config.Config, opts Options) (*Handler, error) {
 		verifier: &sigv4.Verifier{Service: "s3", S3: true, Regions: []string{cfg.Region}, Now: opts.Now,
 			Source: sts.Source{STS: opts.STS, Users: cfg.IAM.Users}}}
 	h.policies = map[string]*iam.Policy{}
+	if l := cfg.Serve.Objects; l != nil && l.PublicURL != "" {
+		if u, err := url.Parse(l.PublicURL); err == nil {
+			h.publicHost = strings.ToLower(u.Hostname())
+		}
+	}
 	for b, doc := range cfg.Objects.BucketPolicies {
 		p, err := iam.ParseKind(doc.Bytes(), iam.Resource)
 		if err != nil {
@@ -177,17 +185,60 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // split finds bucket and key in a virtual-hosted or path-style request.
+// Which of the two a request is follows from its Host alone (never from
+// whether a bucket of that name exists, so that a request for a missing
+// bucket is not served as one for another bucket): see vhostBucket.
 func (h *Handler) split(r *http.Request) (bucket, key string) {
-	host := r.Host
-	if hh, _, err := net.SplitHostPort(host); err == nil {
-		host = hh
-	}
-	if i := strings.IndexByte(host, '.'); i > 0 && net.ParseIP(host) == nil && h.disk.bucketExists(host[:i]) {
-		return host[:i], strings.TrimPrefix(r.URL.Path, "/")
+	if b, ok := h.vhostBucket(r.Host); ok {
+		return b, strings.TrimPrefix(r.URL.Path, "/")
 	}
 	p := strings.TrimPrefix(r.URL.Path, "/")
 	bucket, key, _ = strings.Cut(p, "/")
 	return bucket, key
+}
+
+// vhostBucket returns the bucket a virtual-hosted request's Host names, and
+// false for the store's own host (a path-style request). The Host (port
+// dropped, case ignored) names bucket b when it is
+//   - b.<host of objects.public_url>, when the public URL names a host;
+//   - b.s3.<anything>: the labels before the last label "s3", as AWS's own
+//     endpoints (s3.amazonaws.com, s3.<region>.amazonaws.com) and most S3
+//     emulators' are named;
+//   - b.localhost (what clients of an endpoint http://localhost:port send:
+//     *.localhost resolves to the loopback address).
+//
+// An IP address, the public URL's host itself, localhost, a host whose first
+// label is "s3" and every other host are the store's own host.
+func (h *Handler) vhostBucket(host string) (string, bool) {
+	if hh, _, err := net.SplitHostPort(host); err == nil {
+		host = hh
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "" || net.ParseIP(strings.Trim(host, "[]")) != nil {
+		return "", false
+	}
+	if pub := h.publicHost; pub != "" && net.ParseIP(pub) == nil {
+		if host == pub {
+			return "", false
+		}
+		if b, ok := strings.CutSuffix(host, "."+pub); ok {
+			return b, true
+		}
+	}
+	labels := strings.Split(host, ".")
+	for i := len(labels) - 1; i >= 0; i-- {
+		if labels[i] == "s3" {
+			// The last one: a bucket name may hold a label "s3" too.
+			if i == 0 {
+				return "", false
+			}
+			return strings.Join(labels[:i], "."), true
+		}
+	}
+	if b, ok := strings.CutSuffix(host, ".localhost"); ok {
+		return b, true
+	}
+	return "", false
 }
 
 func sourceIP(r *http.Request) string {
@@ -199,25 +250,30 @@ func sourceIP(r *http.Request) string {
 }
 
 var s3Codes = map[string]*s3Error{
-	"MissingAuthenticationToken":        errAccessDenied,
-	"IncompleteSignature":               s3err(http.StatusBadRequest, "AuthorizationHeaderMalformed", "The authorization header is malformed"),
-	"AuthorizationHeaderMalformed":      s3err(http.StatusBadRequest, "AuthorizationHeaderMalformed", "The authorization header is malformed"),
-	"AuthorizationQueryParametersError": s3err(http.StatusBadRequest, "AuthorizationQueryParametersError", "Error parsing the X-Amz-Credential parameter"),
-	"InvalidAccessKeyId":                s3err(http.StatusForbidden, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records."),
-	"InvalidToken":                      s3err(http.StatusBadRequest, "InvalidToken", "The provided token is malformed or otherwise invalid."),
-	"ExpiredToken":                      s3err(http.StatusBadRequest, "ExpiredToken", "The provided token has expired."),
-	"SignatureDoesNotMatch":             s3err(http.StatusForbidden, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided."),
-	"RequestTimeTooSkewed":              s3err(http.StatusForbidden, "RequestTimeTooSkewed", "The difference between the request time and the current time is too large."),
-	"AccessDenied":                      s3err(http.StatusForbidden, "AccessDenied", "Request has expired"),
+	"MissingAuthenticationToken":   errAccessDenied,
+	"IncompleteSignature":          s3err(http.StatusBadRequest, "AuthorizationHeaderMalformed", "The authorization header is malformed"),
+	"AuthorizationHeaderMalformed": s3err(http.StatusBadRequest, "AuthorizationHeaderMalformed", "The authorization header is malformed"),
+	"InvalidAccessKeyId":           s3err(http.StatusForbidden, "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records."),
+	"InvalidToken":                 s3err(http.StatusBadRequest, "InvalidToken", "The provided token is malformed or otherwise invalid."),
+	"ExpiredToken":                 s3err(http.StatusBadRequest, "ExpiredToken", "The provided token has expired."),
+	"SignatureDoesNotMatch":        s3err(http.StatusForbidden, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided."),
+	"RequestTimeTooSkewed":         s3err(http.StatusForbidden, "RequestTimeTooSkewed", "The difference between the request time and the current time is too large."),
+	"AccessDenied":                 s3err(http.StatusForbidden, "AccessDenied", "Request has expired"),
 }
 
 func (h *Handler) authenticate(r *http.Request) (*caller, error) {
+	if err := authorizationType(r.Header.Get("Authorization")); err != nil {
+		return nil, err
+	}
 	res, err := h.verifier.Verify(r)
 	if err != nil {
 		var e *sigv4.Error
 		if errors.As(err, &e) {
 			if se, ok := s3Codes[e.Code]; ok {
 				return nil, se
+			}
+			if e.Code == "AuthorizationQueryParametersError" {
+				return nil, s3err(http.StatusBadRequest, e.Code, presignProblem(r.URL.Query(), e.Message))
 			}
 			if e.Code == "InvalidArgument" {
 				return nil, s3err(http.StatusBadRequest, e.Code, e.Message)
@@ -243,6 +299,54 @@ func (h *Handler) authenticate(r *http.Request) (*caller, error) {
 		c.role = config.RoleARN(h.cfg.Account, sc.Session.Role)
 	}
 	return c, nil
+}
+
+// authorizationType refuses an Authorization header of a scheme other than
+// SigV4 as S3 does: SigV2 ("AWS AKID:signature") is InvalidRequest,
+// anything else (Bearer, Basic, ...) 400 InvalidArgument "Unsupported
+// Authorization Type".
+func authorizationType(auth string) error {
+	if auth == "" {
+		return nil
+	}
+	scheme, _, _ := strings.Cut(strings.TrimSpace(auth), " ")
+	switch scheme {
+	case "AWS4-HMAC-SHA256":
+		return nil
+	case "AWS":
+		return s3err(http.StatusBadRequest, "InvalidRequest", "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.")
+	}
+	return s3err(http.StatusBadRequest, "InvalidArgument", "Unsupported Authorization Type")
+}
+
+// presignProblem says, as S3 does, which query parameter of a presigned
+// request is wrong (checked in the order sigv4 checks them); fallback when
+// none is found.
+func presignProblem(q url.Values, fallback string) string {
+	if q.Get("X-Amz-Algorithm") != "AWS4-HMAC-SHA256" {
+		return `X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"`
+	}
+	cred := strings.Split(q.Get("X-Amz-Credential"), "/")
+	if len(cred) != 5 || cred[0] == "" || len(cred[1]) != 8 || cred[4] != "aws4_request" {
+		return `Error parsing the X-Amz-Credential parameter; the Credential is mal-formed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".`
+	}
+	if _, err := time.Parse("20060102T150405Z", q.Get("X-Amz-Date")); err != nil {
+		return `X-Amz-Date must be in the ISO8601 Long Format "yyyyMMdd'T'HHmmss'Z'"`
+	}
+	switch n, err := strconv.Atoi(q.Get("X-Amz-Expires")); {
+	case err != nil:
+		return "X-Amz-Expires should be a number"
+	case n < 0:
+		return "X-Amz-Expires must be non-negative"
+	case n > 604800:
+		return "X-Amz-Expires must be less than a week (in seconds) that is; 604800"
+	case n == 0:
+		return "X-Amz-Expires must be at least 1 second"
+	}
+	if q.Get("X-Amz-SignedHeaders") == "" {
+		return "Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters."
+	}
+	return fallback
 }
 
 // unsigned reports whether r carries no authentication at all (no
@@ -392,9 +496,23 @@ func (h *Handler) record(ctx context.Context, action, bucket, key string, c *cal
 func (h *Handler) route(w http.ResponseWriter, r *http.Request, c *caller, bucket, key string) error {
 	ctx := r.Context()
 	q := r.URL.Query()
+	// A sub-resource the store does not implement is refused before any
+	// base operation could run in its place.
+	if subresource(q) != "" {
+		return errNotImplemented()
+	}
 	if bucket != "" && !validBucket(bucket) {
 		// Also keeps "." and ".." from ever naming a directory.
 		return s3err(http.StatusBadRequest, "InvalidBucketName", "The specified bucket is not valid.")
+	}
+	if hasKey(q, "location") {
+		if r.Method != http.MethodGet || bucket == "" || key != "" {
+			return errNotImplemented()
+		}
+		return h.getBucketLocation(w, r, c, bucket)
+	}
+	if bucket != "" && misplaced(q, r.Method, key != "") {
+		return s3err(http.StatusMethodNotAllowed, "MethodNotAllowed", "The specified method is not allowed against this resource.")
 	}
 	switch {
 	case bucket == "":
@@ -535,104 +653,6 @@ func (h *Handler) listBuckets(w http.ResponseWriter) error {
 	return writeXML(w, v)
 }
 
-func (h *Handler) listObjects(w http.ResponseWriter, r *http.Request, c *caller, bucket string, q url.Values) error {
-	prefix, delim := q.Get("prefix"), q.Get("delimiter")
-	maxKeys := 1000
-	if s := q.Get("max-keys"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 0 {
-			return s3err(http.StatusBadRequest, "InvalidArgument", "max-keys must be a non-negative integer")
-		}
-		maxKeys = min(n, 1000)
-	}
-	extra := map[string]string{"s3:prefix": prefix, "s3:max-keys": strconv.Itoa(maxKeys)}
-	if delim != "" {
-		extra["s3:delimiter"] = delim
-	}
-	if err := h.authorize(r.Context(), c, "s3:ListBucket", bucket, "", extra); err != nil {
-		return err
-	}
-	all, err := h.disk.list(bucket)
-	if errors.Is(err, errNoBucket) {
-		return s3err(http.StatusNotFound, "NoSuchBucket", "The specified bucket does not exist")
-	}
-	if err != nil {
-		return err
-	}
-	after := q.Get("start-after")
-	if tok := q.Get("continuation-token"); tok != "" {
-		b, err := base64.RawURLEncoding.DecodeString(tok)
-		if err != nil {
-			return s3err(http.StatusBadRequest, "InvalidArgument", "The continuation token provided is incorrect")
-		}
-		after = string(b)
-	}
-	type contents struct {
-		Key          string `xml:"Key"`
-		LastModified string `xml:"LastModified"`
-		ETag         string `xml:"ETag"`
-		Size         int64  `xml:"Size"`
-		StorageClass string `xml:"StorageClass"`
-	}
-	v := struct {
-		XMLName               xml.Name    `xml:"ListBucketResult"`
-		NS                    string      `xml:"xmlns,attr"`
-		Name                  string      `xml:"Name"`
-		Prefix                string      `xml:"Prefix"`
-		Delimiter             string      `xml:"Delimiter,omitempty"`
-		MaxKeys               int         `xml:"MaxKeys"`
-		KeyCount              int         `xml:"KeyCount"`
-		IsTruncated           bool        `xml:"IsTruncated"`
-		ContinuationToken     string      `xml:"ContinuationToken,omitempty"`
-		NextContinuationToken string      `xml:"NextContinuationToken,omitempty"`
-		StartAfter            string      `xml:"StartAfter,omitempty"`
-		Contents              []contents  `xml:"Contents"`
-		CommonPrefixes        []prefixXML `xml:"CommonPrefixes"`
-	}{NS: s3NS, Name: bucket, Prefix: prefix, Delimiter: delim, MaxKeys: maxKeys, ContinuationToken: q.Get("continuation-token"), StartAfter: q.Get("start-after")}
-	seen := map[string]bool{}
-	last := ""
-	for _, m := range all {
-		if !strings.HasPrefix(m.Key, prefix) || m.Key <= after {
-			continue
-		}
-		if v.KeyCount >= maxKeys {
-			v.IsTruncated = true
-			v.NextContinuationToken = base64.RawURLEncoding.EncodeToString([]byte(last))
-			break
-		}
-		if cp := commonPrefix(m.Key, prefix, delim); cp != "" {
-			if !seen[cp] {
-				seen[cp] = true
-				v.CommonPrefixes = append(v.CommonPrefixes, prefixXML{cp})
-				v.KeyCount++
-			}
-			last = m.Key
-			continue
-		}
-		v.Contents = append(v.Contents, contents{Key: m.Key, LastModified: m.LastModified.UTC().Format(time.RFC3339), ETag: m.ETag, Size: m.Size, StorageClass: "STANDARD"})
-		v.KeyCount++
-		last = m.Key
-	}
-	return writeXML(w, v)
-}
-
-// prefixXML is one CommonPrefixes entry of a listing.
-type prefixXML struct {
-	Prefix string `xml:"Prefix"`
-}
-
-// commonPrefix returns the common prefix a listing rolls key up into (key
-// up to and including the first delim after prefix), or "" when none.
-func commonPrefix(key, prefix, delim string) string {
-	if delim == "" {
-		return ""
-	}
-	if i := strings.Index(key[len(prefix):], delim); i >= 0 {
-		return key[:len(prefix)+i+len(delim)]
-	}
-	return ""
-}
-
 func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, bucket, key string) error {
 	if len(key) > 1024 {
 		return s3err(http.StatusBadRequest, "KeyTooLongError", "Your key is too long")
@@ -643,6 +663,21 @@ func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, bucket, key 
 	}
 	if r.ContentLength > h.maxSize {
 		return s3err(http.StatusBadRequest, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
+	}
+	cond, err := writeConditions(r, bucket, key)
+	if err != nil {
+		return err
+	}
+	if cond != nil {
+		// Refused before the body is read when it already fails; checked
+		// again, atomically with the write, once the body is on disk.
+		cur, err := h.disk.head(bucket, key)
+		if errors.Is(err, errNoBucket) {
+			return errNoSuchBucket()
+		}
+		if err := cond(cur, err); err != nil {
+			return err
+		}
 	}
 	m := meta{ContentType: r.Header.Get("Content-Type"), LastModified: h.opts.Now().UTC(), UserMeta: map[string]string{}}
 	for k, vs := range r.Header {
@@ -657,7 +692,7 @@ func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, bucket, key 
 			return s3err(http.StatusBadRequest, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
 		}
 		return d.check()
-	})
+	}, cond)
 	if errors.Is(err, errNoBucket) {
 		return s3err(http.StatusNotFound, "NoSuchBucket", "The specified bucket does not exist")
 	}
@@ -668,42 +703,5 @@ func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, bucket, key 
 	if d.alg != "" {
 		w.Header().Set("x-amz-checksum-"+d.alg, base64.StdEncoding.EncodeToString(d.sum.Sum(nil)))
 	}
-	return nil
-}
-
-func (h *Handler) getObject(w http.ResponseWriter, r *http.Request, c *caller, bucket, key string) error {
-	f, m, err := h.disk.open(bucket, key)
-	switch {
-	case errors.Is(err, errNoBucket):
-		return s3err(http.StatusNotFound, "NoSuchBucket", "The specified bucket does not exist")
-	case errors.Is(err, errNoKey):
-		// Say the key is missing only to callers who may list the bucket.
-		if h.authorize(r.Context(), c, "s3:ListBucket", bucket, "", map[string]string{"s3:prefix": key}) != nil {
-			return errAccessDenied
-		}
-		return &s3Error{status: http.StatusNotFound, code: "NoSuchKey", message: "The specified key does not exist.", resource: "/" + bucket + "/" + key}
-	case err != nil:
-		return err
-	}
-	defer f.Close()
-	hd := w.Header()
-	ct := m.ContentType
-	if ct == "" {
-		ct = "binary/octet-stream"
-	}
-	hd.Set("Content-Type", ct)
-	hd.Set("ETag", m.ETag)
-	for k, v := range m.UserMeta {
-		hd.Set("x-amz-meta-"+k, v)
-	}
-	if inm := r.Header.Get("If-None-Match"); inm != "" && inm == m.ETag {
-		w.WriteHeader(http.StatusNotModified)
-		return nil
-	}
-	if im := r.Header.Get("If-Match"); im != "" && im != m.ETag {
-		return s3err(http.StatusPreconditionFailed, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
-	}
-	// http.ServeContent handles Range, If-Modified-Since and HEAD.
-	http.ServeContent(w, r, "", m.LastModified, f)
 	return nil
 }

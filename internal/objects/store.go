@@ -80,8 +80,12 @@ func (d *disk) buckets() ([]string, error) {
 // removed. A crash leaves the old object or the new one, never a mix (and
 // at most a temporary file, which sweep removes). verify, when given, is
 // called with the size once every byte is read and synced, before anything
-// is visible: an error from it leaves nothing behind.
-func (d *disk) put(bucket, key string, r io.Reader, m meta, verify func(size int64) error) (meta, error) {
+// is visible: an error from it leaves nothing behind. cond, when given, is
+// called under the write lock with the current object (or errNoKey) just
+// before the new one replaces it: an error from it leaves the current
+// object as it is, so a conditional write's check and its write are atomic
+// against every other write of the process.
+func (d *disk) put(bucket, key string, r io.Reader, m meta, verify func(size int64) error, cond func(cur meta, err error) error) (meta, error) {
 	dir := d.bucketDir(bucket)
 	if !d.bucketExists(bucket) {
 		return meta{}, errNoBucket
@@ -113,7 +117,12 @@ func (d *disk) put(bucket, key string, r io.Reader, m meta, verify func(size int
 	mb, _ := json.Marshal(m)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	old, _ := d.headLocked(bucket, key)
+	old, err := d.headLocked(bucket, key)
+	if cond != nil {
+		if err := cond(old, err); err != nil {
+			return meta{}, err
+		}
+	}
 	if err := os.Rename(tmp.Name(), filepath.Join(dir, m.Data)); err != nil {
 		return meta{}, err
 	}

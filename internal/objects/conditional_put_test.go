@@ -1,0 +1,116 @@
+package objects_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/writ-id/writ/internal/apptest"
+)
+
+// TestConditionalPutObject: PutObject with If-None-Match: * or If-Match
+// writes only when the condition holds, and otherwise answers 412 (404
+// NoSuchKey for If-Match without an object) leaving the object as it was.
+func TestConditionalPutObject(t *testing.T) {
+	f := &fx{Env: apptest.Start(t), t: t, ctx: context.Background()}
+	admin := f.client(adminAK, adminSecret, "", true)
+	put := func(key, body string, in s3.PutObjectInput) (*s3.PutObjectOutput, error) {
+		in.Bucket, in.Key, in.Body = aws.String(bucket), aws.String(key), strings.NewReader(body)
+		return admin.PutObject(f.ctx, &in)
+	}
+	first, err := put("cond", "first", s3.PutObjectInput{IfNoneMatch: aws.String("*")})
+	if err != nil {
+		t.Fatalf("If-None-Match: * on a new key: %v", err)
+	}
+	etag := aws.ToString(first.ETag)
+	refused := []struct {
+		name string
+		in   s3.PutObjectInput
+	}{
+		{"If-None-Match: * on an existing key", s3.PutObjectInput{IfNoneMatch: aws.String("*")}},
+		{"If-Match another ETag", s3.PutObjectInput{IfMatch: aws.String(`"0123456789abcdef0123456789abcdef"`)}},
+		{"If-Match a list without it", s3.PutObjectInput{IfMatch: aws.String(`"aa", "bb"`)}},
+	}
+	for _, c := range refused {
+		if _, err := put("cond", "overwritten", c.in); code(err) != "PreconditionFailed" || httpStatus(err) != 412 {
+			t.Errorf("%s: %v, want 412 PreconditionFailed", c.name, err)
+		}
+		if got, _ := f.read(admin, bucket, "cond"); got != "first" {
+			t.Fatalf("%s: the object now holds %q", c.name, got)
+		}
+	}
+	if _, err := put("missing", "x", s3.PutObjectInput{IfMatch: aws.String(etag)}); code(err) != "NoSuchKey" || httpStatus(err) != 404 {
+		t.Errorf("If-Match without an object: %v, want 404 NoSuchKey", err)
+	}
+	if f.exists(admin, bucket, "missing") {
+		t.Error("If-Match without an object wrote it")
+	}
+	if _, err := put("cond", "x", s3.PutObjectInput{IfNoneMatch: aws.String(etag)}); code(err) != "NotImplemented" {
+		t.Errorf("If-None-Match with an ETag: %v, want NotImplemented", err)
+	}
+	// If-Match that names the current ETag: quoted, bare, in a list, or *.
+	forms := []func(string) string{
+		func(e string) string { return e },
+		func(e string) string { return strings.Trim(e, `"`) },
+		func(e string) string { return `"aa", ` + e },
+		func(string) string { return "*" },
+	}
+	for i, form := range forms {
+		im := form(etag)
+		out, err := put("cond", fmt.Sprint("body ", i), s3.PutObjectInput{IfMatch: aws.String(im)})
+		if err != nil {
+			t.Fatalf("If-Match %s: %v", im, err)
+		}
+		etag = aws.ToString(out.ETag)
+		if got, _ := f.read(admin, bucket, "cond"); got != fmt.Sprint("body ", i) {
+			t.Errorf("If-Match %s: the object holds %q", im, got)
+		}
+	}
+}
+
+// TestConcurrentIfNoneMatchPuts: of concurrent If-None-Match: * writes of
+// one key, exactly one succeeds and its bytes are the object's.
+func TestConcurrentIfNoneMatchPuts(t *testing.T) {
+	f := &fx{Env: apptest.Start(t), t: t, ctx: context.Background()}
+	admin := f.client(adminAK, adminSecret, "", true)
+	const writers = 6
+	for round := 0; round < 4; round++ {
+		key := fmt.Sprint("race-", round)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var won []int
+		start := make(chan struct{})
+		for i := 0; i < writers; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				body := bytes.Repeat([]byte{byte('a' + i)}, 256<<10)
+				<-start
+				_, err := admin.PutObject(f.ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(body), IfNoneMatch: aws.String("*")})
+				switch {
+				case err == nil:
+					mu.Lock()
+					won = append(won, i)
+					mu.Unlock()
+				case code(err) != "PreconditionFailed":
+					t.Errorf("writer %d: %v", i, err)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if len(won) != 1 {
+			t.Fatalf("round %d: %d writers succeeded (%v), want exactly one", round, len(won), won)
+		}
+		got, _ := f.read(admin, bucket, key)
+		if got != strings.Repeat(string(rune('a'+won[0])), 256<<10) {
+			t.Errorf("round %d: the object is not the winner's", round)
+		}
+	}
+}

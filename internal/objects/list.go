@@ -1,0 +1,157 @@
+package objects
+
+import (
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// listContents is one Contents entry of a listing.
+type listContents struct {
+	Key          string `xml:"Key"`
+	LastModified string `xml:"LastModified"`
+	ETag         string `xml:"ETag"`
+	Size         int64  `xml:"Size"`
+	StorageClass string `xml:"StorageClass"`
+}
+
+// listObjects serves ListObjectsV2 (list-type=2) and ListObjects (V1). A
+// page holds at most max-keys entries, keys and common prefixes counted
+// alike, and every common prefix appears on exactly one page: a page ends
+// at an entry (a key or a whole common prefix), and the next page resumes
+// after it. V2 resumes after its continuation token (the last entry of the
+// previous page) or else after start-after (a key); V1 after marker (a key
+// or a common prefix, as NextMarker gives).
+func (h *Handler) listObjects(w http.ResponseWriter, r *http.Request, c *caller, bucket string, q url.Values) error {
+	v2 := q.Get("list-type") == "2"
+	prefix, delim := q.Get("prefix"), q.Get("delimiter")
+	maxKeys := 1000
+	if s := q.Get("max-keys"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			return s3err(http.StatusBadRequest, "InvalidArgument", "max-keys must be a non-negative integer")
+		}
+		maxKeys = min(n, 1000)
+	}
+	extra := map[string]string{"s3:prefix": prefix, "s3:max-keys": strconv.Itoa(maxKeys)}
+	if delim != "" {
+		extra["s3:delimiter"] = delim
+	}
+	if err := h.authorize(r.Context(), c, "s3:ListBucket", bucket, "", extra); err != nil {
+		return err
+	}
+	all, err := h.disk.list(bucket)
+	if errors.Is(err, errNoBucket) {
+		return errNoSuchBucket()
+	}
+	if err != nil {
+		return err
+	}
+	// afterKey skips keys up to it; afterEntry skips entries (a key, or the
+	// common prefix it rolls up into) up to it.
+	var afterKey, afterEntry string
+	switch tok := q.Get("continuation-token"); {
+	case !v2:
+		afterEntry = q.Get("marker")
+	case tok != "":
+		b, err := base64.RawURLEncoding.DecodeString(tok)
+		if err != nil {
+			return s3err(http.StatusBadRequest, "InvalidArgument", "The continuation token provided is incorrect")
+		}
+		afterEntry = string(b)
+	default:
+		afterKey = q.Get("start-after")
+	}
+	var contents []listContents
+	var prefixes []prefixXML
+	truncated, last := false, ""
+	for _, m := range all {
+		if !strings.HasPrefix(m.Key, prefix) || m.Key <= afterKey {
+			continue
+		}
+		cp := commonPrefix(m.Key, prefix, delim)
+		entry := m.Key
+		if cp != "" {
+			entry = cp
+		}
+		// Keys are sorted and a common prefix sorts before (or as) every
+		// key it holds, so entries come in order: an entry up to the one
+		// resumed after, or the same as the last listed, is done.
+		if entry <= afterEntry || (cp != "" && cp == last) {
+			continue
+		}
+		if len(contents)+len(prefixes) >= maxKeys {
+			truncated = true
+			break
+		}
+		if cp != "" {
+			prefixes = append(prefixes, prefixXML{cp})
+		} else {
+			contents = append(contents, listContents{Key: m.Key, LastModified: m.LastModified.UTC().Format(time.RFC3339), ETag: m.ETag, Size: m.Size, StorageClass: "STANDARD"})
+		}
+		last = entry
+	}
+	if v2 {
+		v := struct {
+			XMLName               xml.Name       `xml:"ListBucketResult"`
+			NS                    string         `xml:"xmlns,attr"`
+			Name                  string         `xml:"Name"`
+			Prefix                string         `xml:"Prefix"`
+			Delimiter             string         `xml:"Delimiter,omitempty"`
+			MaxKeys               int            `xml:"MaxKeys"`
+			KeyCount              int            `xml:"KeyCount"`
+			IsTruncated           bool           `xml:"IsTruncated"`
+			ContinuationToken     string         `xml:"ContinuationToken,omitempty"`
+			NextContinuationToken string         `xml:"NextContinuationToken,omitempty"`
+			StartAfter            string         `xml:"StartAfter,omitempty"`
+			Contents              []listContents `xml:"Contents"`
+			CommonPrefixes        []prefixXML    `xml:"CommonPrefixes"`
+		}{NS: s3NS, Name: bucket, Prefix: prefix, Delimiter: delim, MaxKeys: maxKeys, KeyCount: len(contents) + len(prefixes),
+			IsTruncated: truncated, ContinuationToken: q.Get("continuation-token"), StartAfter: q.Get("start-after"),
+			Contents: contents, CommonPrefixes: prefixes}
+		if truncated {
+			v.NextContinuationToken = base64.RawURLEncoding.EncodeToString([]byte(last))
+		}
+		return writeXML(w, v)
+	}
+	v := struct {
+		XMLName        xml.Name       `xml:"ListBucketResult"`
+		NS             string         `xml:"xmlns,attr"`
+		Name           string         `xml:"Name"`
+		Prefix         string         `xml:"Prefix"`
+		Marker         string         `xml:"Marker"`
+		NextMarker     string         `xml:"NextMarker,omitempty"`
+		Delimiter      string         `xml:"Delimiter,omitempty"`
+		MaxKeys        int            `xml:"MaxKeys"`
+		IsTruncated    bool           `xml:"IsTruncated"`
+		Contents       []listContents `xml:"Contents"`
+		CommonPrefixes []prefixXML    `xml:"CommonPrefixes"`
+	}{NS: s3NS, Name: bucket, Prefix: prefix, Marker: q.Get("marker"), Delimiter: delim, MaxKeys: maxKeys,
+		IsTruncated: truncated, Contents: contents, CommonPrefixes: prefixes}
+	if truncated {
+		v.NextMarker = last
+	}
+	return writeXML(w, v)
+}
+
+// prefixXML is one CommonPrefixes entry of a listing.
+type prefixXML struct {
+	Prefix string `xml:"Prefix"`
+}
+
+// commonPrefix returns the common prefix a listing rolls key up into (key
+// up to and including the first delim after prefix), or "" when none.
+func commonPrefix(key, prefix, delim string) string {
+	if delim == "" {
+		return ""
+	}
+	if i := strings.Index(key[len(prefix):], delim); i >= 0 {
+		return key[:len(prefix)+i+len(delim)]
+	}
+	return ""
+}

@@ -1,0 +1,143 @@
+package objects_test
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/writ-id/writ/internal/apptest"
+)
+
+var listKeys = []string{"lst/a/1", "lst/a/2", "lst/a/3", "lst/b/1", "lst/b/2", "lst/c", "lst/d", "other"}
+
+func (f *fx) listingBucket() *s3.Client {
+	f.t.Helper()
+	admin := f.client(adminAK, adminSecret, "", true)
+	if _, err := admin.CreateBucket(f.ctx, &s3.CreateBucketInput{Bucket: aws.String("listing")}); err != nil {
+		f.t.Fatal(err)
+	}
+	for _, k := range listKeys {
+		if _, err := admin.PutObject(f.ctx, &s3.PutObjectInput{Bucket: aws.String("listing"), Key: aws.String(k), Body: strings.NewReader(k)}); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	return admin
+}
+
+// TestListObjectsV2PagesWithDelimiter: through the SDK's paginator, each
+// common prefix appears on exactly one page, MaxKeys counts keys and common
+// prefixes alike, and the next page resumes after the whole prefix.
+func TestListObjectsV2PagesWithDelimiter(t *testing.T) {
+	f := &fx{Env: apptest.Start(t), t: t, ctx: context.Background()}
+	admin := f.listingBucket()
+	cases := []struct {
+		delim string
+		max   int32
+		want  []string
+	}{
+		{"/", 1, []string{"lst/a/", "lst/b/", "lst/c", "lst/d"}},
+		{"/", 2, []string{"lst/a/", "lst/b/", "lst/c", "lst/d"}},
+		{"/", 3, []string{"lst/a/", "lst/b/", "lst/c", "lst/d"}},
+		{"", 2, []string{"lst/a/1", "lst/a/2", "lst/a/3", "lst/b/1", "lst/b/2", "lst/c", "lst/d"}},
+	}
+	for _, c := range cases {
+		in := &s3.ListObjectsV2Input{Bucket: aws.String("listing"), Prefix: aws.String("lst/"), MaxKeys: aws.Int32(c.max)}
+		if c.delim != "" {
+			in.Delimiter = aws.String(c.delim)
+		}
+		p := s3.NewListObjectsV2Paginator(admin, in)
+		var got []string
+		pages := 0
+		for p.HasMorePages() && pages < 20 {
+			page, err := p.NextPage(f.ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			pages++
+			n := len(page.Contents) + len(page.CommonPrefixes)
+			if n > int(c.max) || int(aws.ToInt32(page.KeyCount)) != n {
+				t.Errorf("delimiter %q max %d: page %d has %d entries, KeyCount %d", c.delim, c.max, pages, n, aws.ToInt32(page.KeyCount))
+			}
+			got = append(got, entries(page.Contents, page.CommonPrefixes)...)
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("delimiter %q max %d: listed %v in %d pages, want %v", c.delim, c.max, got, pages, c.want)
+		}
+		if want := (len(c.want) + int(c.max) - 1) / int(c.max); pages != want {
+			t.Errorf("delimiter %q max %d: %d pages, want %d", c.delim, c.max, pages, want)
+		}
+	}
+	// StartAfter is a key: the rest of a common prefix after it is listed.
+	l, err := admin.ListObjectsV2(f.ctx, &s3.ListObjectsV2Input{Bucket: aws.String("listing"), Prefix: aws.String("lst/"), Delimiter: aws.String("/"), StartAfter: aws.String("lst/a/2")})
+	if got := entries(l.Contents, l.CommonPrefixes); err != nil || !slices.Equal(got, []string{"lst/a/", "lst/b/", "lst/c", "lst/d"}) {
+		t.Errorf("StartAfter lst/a/2: %v %v", err, got)
+	}
+}
+
+// TestListObjectsV1Marker: ListObjects (V1) honours marker and returns
+// NextMarker when truncated, so paging ends and lists everything once.
+func TestListObjectsV1Marker(t *testing.T) {
+	f := &fx{Env: apptest.Start(t), t: t, ctx: context.Background()}
+	admin := f.listingBucket()
+	for _, c := range []struct {
+		delim string
+		max   int32
+		want  []string
+	}{
+		{"/", 1, []string{"lst/a/", "lst/b/", "lst/c", "lst/d"}},
+		{"/", 3, []string{"lst/a/", "lst/b/", "lst/c", "lst/d"}},
+		{"", 2, []string{"lst/a/1", "lst/a/2", "lst/a/3", "lst/b/1", "lst/b/2", "lst/c", "lst/d"}},
+		{"", 1000, []string{"lst/a/1", "lst/a/2", "lst/a/3", "lst/b/1", "lst/b/2", "lst/c", "lst/d"}},
+	} {
+		var got []string
+		marker := ""
+		for pages := 0; ; pages++ {
+			if pages == 20 {
+				t.Fatalf("delimiter %q max %d: paging does not end: %v", c.delim, c.max, got)
+			}
+			in := &s3.ListObjectsInput{Bucket: aws.String("listing"), Prefix: aws.String("lst/"), MaxKeys: aws.Int32(c.max), Marker: aws.String(marker)}
+			if c.delim != "" {
+				in.Delimiter = aws.String(c.delim)
+			}
+			page, err := admin.ListObjects(f.ctx, in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if aws.ToString(page.Marker) != marker {
+				t.Errorf("Marker %q, sent %q", aws.ToString(page.Marker), marker)
+			}
+			got = append(got, entries(page.Contents, page.CommonPrefixes)...)
+			if !aws.ToBool(page.IsTruncated) {
+				if page.NextMarker != nil {
+					t.Errorf("NextMarker %q on the last page", aws.ToString(page.NextMarker))
+				}
+				break
+			}
+			marker = aws.ToString(page.NextMarker)
+			if marker == "" {
+				t.Fatalf("delimiter %q max %d: truncated without NextMarker", c.delim, c.max)
+			}
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("delimiter %q max %d: listed %v, want %v", c.delim, c.max, got, c.want)
+		}
+	}
+}
+
+// entries is a listing page's keys and common prefixes, in order.
+func entries(cs []s3types.Object, ps []s3types.CommonPrefix) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, aws.ToString(c.Key))
+	}
+	for _, p := range ps {
+		out = append(out, aws.ToString(p.Prefix))
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,107 @@
+package objects
+
+import (
+	"encoding/xml"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// unimplementedSubresources are the S3 sub-resources (query keys, with or
+// without a value, compared without regard to case) of operations the store
+// does not implement: ACLs, tagging, policies, versioning, configuration of
+// every kind, object lock, restore, select, attributes. A request naming one
+// is refused with 501 NotImplemented before anything else is decided: were
+// the key ignored, PUT ?tagging would overwrite the object with the tag XML,
+// DELETE ?tagging or ?policy would delete the object or the bucket, and GET
+// ?acl would answer the object's bytes.
+var unimplementedSubresources = map[string]bool{
+	"abac": true, "accelerate": true, "acl": true, "analytics": true, "attributes": true,
+	"cors": true, "encryption": true, "intelligent-tiering": true, "inventory": true,
+	"legal-hold": true, "lifecycle": true, "logging": true,
+	"metadataconfiguration": true, "metadatainventorytable": true, "metadatajournaltable": true, "metadatatable": true,
+	"metrics": true, "notification": true, "object-lock": true, "ownershipcontrols": true,
+	"policy": true, "policystatus": true, "publicaccessblock": true, "renameobject": true,
+	"replication": true, "requestpayment": true, "restore": true, "retention": true,
+	"select": true, "select-type": true, "session": true, "tagging": true, "torrent": true,
+	"versioning": true, "versions": true, "website": true,
+}
+
+// errNotImplemented is S3's answer to a request for functionality it (here:
+// the store) does not implement.
+func errNotImplemented() *s3Error {
+	return s3err(http.StatusNotImplemented, "NotImplemented", "A header you provided implies functionality that is not implemented.")
+}
+
+// subresource returns the first sub-resource query key of q the store does
+// not implement, or "".
+func subresource(q url.Values) string {
+	for k := range q {
+		if unimplementedSubresources[strings.ToLower(k)] {
+			return k
+		}
+	}
+	return ""
+}
+
+// hasKey reports whether q has the key k, compared without regard to case.
+func hasKey(q url.Values, k string) bool {
+	for kk := range q {
+		if strings.EqualFold(kk, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// subresourceUses lists, per method, the implemented sub-resources (query
+// keys) a bucket's or an object's operations consume.
+var subresourceUses = map[bool]map[string][]string{
+	false: { // bucket
+		http.MethodGet:  {"uploads"},
+		http.MethodPost: {"delete"},
+	},
+	true: { // object
+		http.MethodPut:    {"uploadId", "partNumber"},
+		http.MethodPost:   {"uploads", "uploadId"},
+		http.MethodGet:    {"uploadId", "partNumber"},
+		http.MethodHead:   {"uploadId", "partNumber"},
+		http.MethodDelete: {"uploadId"},
+	},
+}
+
+// misplaced reports whether q names an implemented sub-resource (uploads,
+// uploadId, partNumber, delete) that no operation of method on a bucket or
+// an object consumes, or names one in another case than S3's: served, it
+// would be the base operation instead (PUT ?uploads overwriting the object,
+// DELETE ?delete deleting the bucket).
+func misplaced(q url.Values, method string, object bool) bool {
+	for _, k := range []string{"uploads", "uploadId", "partNumber", "delete"} {
+		// A key in another case is no key of the operation either.
+		if hasKey(q, k) && (!q.Has(k) || !slices.Contains(subresourceUses[object][method], k)) {
+			return true
+		}
+	}
+	return false
+}
+
+// getBucketLocation serves GetBucketLocation (GET /bucket?location): the
+// region the bucket is in, empty for us-east-1 as S3 answers.
+func (h *Handler) getBucketLocation(w http.ResponseWriter, r *http.Request, c *caller, bucket string) error {
+	if err := h.authorize(r.Context(), c, "s3:GetBucketLocation", bucket, "", nil); err != nil {
+		return err
+	}
+	if !h.disk.hasBucket(bucket) {
+		return errNoSuchBucket()
+	}
+	region := h.cfg.Region
+	if region == "us-east-1" || region == "" {
+		region = ""
+	}
+	return writeXML(w, struct {
+		XMLName xml.Name `xml:"LocationConstraint"`
+		NS      string   `xml:"xmlns,attr"`
+		Region  string   `xml:",chardata"`
+	}{NS: s3NS, Region: region})
+}
