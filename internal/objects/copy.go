@@ -15,11 +15,15 @@ const s3Time = "2006-01-02T15:04:05.000Z"
 var errPrecondition = s3err(http.StatusPreconditionFailed, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold")
 
 // copySource parses x-amz-copy-source: "bucket/key" URL-encoded, with an
-// optional leading slash and an optional ?versionId= (ignored: buckets are
-// not versioned).
+// optional leading slash and an optional ?versionId=, which must be "null"
+// (buckets are not versioned).
 func copySource(v string) (bucket, key string, err error) {
 	v = strings.TrimPrefix(v, "/")
 	if i := strings.Index(v, "?"); i >= 0 {
+		q, qerr := url.ParseQuery(v[i+1:])
+		if vid, ok := q["versionId"]; qerr != nil || ok && (len(vid) != 1 || vid[0] != "null") {
+			return "", "", errInvalidVersion()
+		}
 		v = v[:i]
 	}
 	p, uerr := url.PathUnescape(v)
@@ -28,6 +32,12 @@ func copySource(v string) (bucket, key string, err error) {
 		return "", "", s3err(http.StatusBadRequest, "InvalidArgument", "Copy Source must mention the source bucket and key: sourcebucket/sourcekey")
 	}
 	return bucket, key, nil
+}
+
+// errInvalidVersion answers a version id other than "null": buckets are not
+// versioned.
+func errInvalidVersion() *s3Error {
+	return s3err(http.StatusBadRequest, "InvalidArgument", "Invalid version id specified")
 }
 
 // etagMatches reports whether an If-Match / If-None-Match value (a list of

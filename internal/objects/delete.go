@@ -125,6 +125,8 @@ func (h *Handler) deleteObjects(w http.ResponseWriter, r *http.Request, c *calle
 		switch {
 		case len(key) > 1024:
 			se = s3err(http.StatusBadRequest, "KeyTooLongError", "Your key is too long")
+		case o.VersionID != "" && o.VersionID != "null":
+			se = errInvalidVersion() // not the current object's version
 		case h.authorize(r.Context(), c, "s3:DeleteObject", bucket, key, nil) != nil:
 			se = errAccessDenied
 		default:

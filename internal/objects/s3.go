@@ -501,6 +501,11 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, c *caller, bucke
 	if subresource(q) != "" {
 		return errNotImplemented()
 	}
+	// Buckets are not versioned: every object's version is "null", and an
+	// operation on any other version must not act on the current object.
+	if v, ok := q["versionId"]; ok && (len(v) != 1 || v[0] != "null") {
+		return errInvalidVersion()
+	}
 	if bucket != "" && !validBucket(bucket) {
 		// Also keeps "." and ".." from ever naming a directory.
 		return s3err(http.StatusBadRequest, "InvalidBucketName", "The specified bucket is not valid.")
