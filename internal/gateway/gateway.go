@@ -265,8 +265,21 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		raw = sdk.Bearer(r)
+		// Refused tokens count against their source address: a flood of
+		// bad tokens from one address is throttled before it costs a
+		// signature check each.
+		from := "ip:" + audit.Request(ctx).SourceIP
+		if rt.limit != nil {
+			if wait, empty := rt.limit.empty(from); empty {
+				g.tooMany(ctx, w, rt, nil, wait)
+				return
+			}
+		}
 		var aerr *authError
 		claims, aerr = g.authorizers[rt.cfg.Authorizer].authorize(ctx, raw, rt.cfg.Scopes)
+		if aerr != nil && aerr.status == http.StatusUnauthorized && rt.limit != nil {
+			rt.limit.allow(from)
+		}
 		if claims != nil && g.opts.Tracer != nil {
 			tracing.SetIdentity(ctx, tracing.Identity{Sub: claims.Subject, ClientID: claims.ClientID, ActorChain: claims.Act.Chain()})
 		}
@@ -289,9 +302,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			who = "sub:" + claims.Subject
 		}
 		if wait, ok := rt.limit.allow(who); !ok {
-			g.record(ctx, rt, claims, audit.Deny, "rate limit exceeded")
-			w.Header().Set("Retry-After", fmt.Sprint(int((wait+time.Second-1)/time.Second)))
-			writeMessage(w, http.StatusTooManyRequests, "Too Many Requests")
+			g.tooMany(ctx, w, rt, claims, wait)
 			return
 		}
 	}
@@ -338,6 +349,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.trace = tracing.Traceparent(span.SpanContext())
 	}
 	rt.proxy.ServeHTTP(w, r.WithContext(context.WithValue(ctx, ctxKey{}, f)))
+}
+
+// tooMany refuses a request over its route's rate limit (429, with when to
+// try again).
+func (g *Gateway) tooMany(ctx context.Context, w http.ResponseWriter, rt *route, claims *token.Claims, wait time.Duration) {
+	g.record(ctx, rt, claims, audit.Deny, "rate limit exceeded")
+	w.Header().Set("Retry-After", fmt.Sprint(int((wait+time.Second-1)/time.Second)))
+	writeMessage(w, http.StatusTooManyRequests, "Too Many Requests")
 }
 
 // bufferBody reads a body of unknown length (chunked) whole, when it is at
