@@ -56,6 +56,14 @@ type Env struct {
 // Option changes the configuration before start.
 type Option func(*config.Config)
 
+// ClassicFlow enables the basic (classic) flow on every identity pool
+// (GetOpenIdToken, then AssumeRoleWithWebIdentity), off by default.
+func ClassicFlow(c *config.Config) {
+	for i := range c.IdentityPools {
+		c.IdentityPools[i].AllowClassicFlow = true
+	}
+}
+
 // CheapArgon2 keeps tests fast; the parameters are stored in each hash, so
 // verification is exercised exactly as in production.
 var CheapArgon2 = userpool.Argon2Params{Memory: 256, Time: 1, Threads: 1}

@@ -210,12 +210,18 @@ type User struct {
 
 // IdentityPool is a Cognito identity pool.
 type IdentityPool struct {
-	ID                   string             `yaml:"id"`
-	Name                 string             `yaml:"name"`
-	AllowUnauthenticated bool               `yaml:"allow_unauthenticated"`
-	Providers            []IdentityProvider `yaml:"providers"`
-	AuthenticatedRole    string             `yaml:"authenticated_role"`
-	UnauthenticatedRole  string             `yaml:"unauthenticated_role"`
+	ID                   string `yaml:"id"`
+	Name                 string `yaml:"name"`
+	AllowUnauthenticated bool   `yaml:"allow_unauthenticated"`
+	// AllowClassicFlow enables the basic (classic) flow: GetOpenIdToken,
+	// whose token the client takes to AssumeRoleWithWebIdentity for a role
+	// of its choosing, which the role's trust policy alone then limits.
+	// Off by default, as on new Cognito identity pools: the enhanced flow
+	// (GetCredentialsForIdentity) applies the pool's role mapping.
+	AllowClassicFlow    bool               `yaml:"allow_classic_flow"`
+	Providers           []IdentityProvider `yaml:"providers"`
+	AuthenticatedRole   string             `yaml:"authenticated_role"`
+	UnauthenticatedRole string             `yaml:"unauthenticated_role"`
 	// PrincipalTags maps session tag -> token claim.
 	PrincipalTags map[string]string `yaml:"principal_tags"`
 }

@@ -12,6 +12,10 @@ type Principal struct {
 	// ID is an ARN, a federated provider (e.g. cognito-identity.amazonaws.com
 	// or an OIDC provider ARN), or a service name.
 	ID string
+	// Aliases are other names a policy may give the same principal: for a
+	// role session its role's ARN, for any principal of an account the
+	// account (arn:aws:iam::<account>:root, or the bare account id).
+	Aliases []string
 }
 
 // Request is what is being decided.
@@ -121,10 +125,17 @@ func (st *Statement) matchPrincipal(p *Principal) bool {
 	if _, any := st.principals["*"]; any {
 		m = true
 	} else if p != nil {
+	match:
 		for _, v := range st.principals[p.Type] {
 			if v == "*" || globMatch(v, p.ID, false) {
 				m = true
 				break
+			}
+			for _, a := range p.Aliases {
+				if globMatch(v, a, false) {
+					m = true
+					break match
+				}
 			}
 		}
 	}

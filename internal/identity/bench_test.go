@@ -14,12 +14,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/writ-id/writ/internal/app"
+	"github.com/writ-id/writ/internal/apptest"
 	"github.com/writ-id/writ/internal/benchutil"
 )
 
 // benchSetup signs bob in and returns his identity, logins and OpenID token.
 func benchSetup(b *testing.B) (*fx, *ci.GetIdOutput, map[string]string, *ci.GetOpenIdTokenOutput) {
-	f := start(b)
+	f := start(b, apptest.ClassicFlow)
 	logins := map[string]string{f.loginKey(): f.signIn("bob", "Bob-Passw0rd1")}
 	id, err := f.ci.GetId(f.ctx, &ci.GetIdInput{IdentityPoolId: aws.String(identPool), Logins: logins})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -254,7 +255,23 @@ func truncate(s string, n int) string {
 	return s
 }
 
+// idRE is the form of identity pool and identity ids (<region>:<uuid>).
+var idRE = regexp.MustCompile(`^[\w-]+:[0-9a-f-]+$`)
+
+// validID refuses an id that is not of the form AWS's API model requires,
+// as the service does before looking it up.
+func validID(name, id string) error {
+	if len(id) < 1 || len(id) > 55 || !idRE.MatchString(id) {
+		return awsjson.Errorf("InvalidParameterException", "1 validation error detected: Value at '"+name+
+			"' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w-]+:[0-9a-f-]+")
+	}
+	return nil
+}
+
 func (h *Handler) pool(id string) (*config.IdentityPool, error) {
+	if err := validID("identityPoolId", id); err != nil {
+		return nil, err
+	}
 	for i := range h.cfg.IdentityPools {
 		if h.cfg.IdentityPools[i].ID == id {
 			return &h.cfg.IdentityPools[i], nil
@@ -308,8 +325,8 @@ func (h *Handler) identityFor(ctx context.Context, pool *config.IdentityPool, lo
 // resolve checks that the logins belong to the identity, and returns the
 // (single) verified login, if any.
 func (h *Handler) resolve(ctx context.Context, identityID string, logins map[string]string) (*config.IdentityPool, *login, error) {
-	if identityID == "" || len(identityID) > 55 {
-		return nil, nil, awsjson.Errorf("InvalidParameterException", "IdentityId is required")
+	if err := validID("identityId", identityID); err != nil {
+		return nil, nil, err
 	}
 	poolID, key, err := h.identityLogin(ctx, identityID)
 	if err != nil {
@@ -349,6 +366,9 @@ func (h *Handler) getOpenIDToken(ctx context.Context, r *http.Request, body []by
 	pool, l, err := h.resolve(ctx, in.IdentityId, in.Logins)
 	if err != nil {
 		return nil, err
+	}
+	if !pool.AllowClassicFlow {
+		return nil, awsjson.Errorf("InvalidParameterException", "Basic (classic) flow is not enabled, please use enhanced flow.")
 	}
 	key, err := h.opts.Keys.Signer(ctx, keyPool)
 	if err != nil {
@@ -458,15 +478,10 @@ func (h *Handler) chooseRole(pool *config.IdentityPool, l *login, custom string)
 	}
 	switch l.pool.RoleResolution {
 	case "token":
-		if pr, ok := l.claims.Raw["cognito:preferred_role"].(string); ok {
-			if r, ok := h.opts.STS.Role(pr); ok {
-				if custom != "" && custom != r.ARN {
-					return "", "", notAuthorized("CustomRoleArn is not the role the token names")
-				}
-				return r.Name, "cognito:preferred_role", nil
-			}
-		}
-		if roles, ok := l.claims.Raw["cognito:roles"].([]any); ok && custom != "" {
+		// A CustomRoleArn must be one of the token's cognito:roles; without
+		// one, cognito:preferred_role decides.
+		if custom != "" {
+			roles, _ := l.claims.Raw["cognito:roles"].([]any)
 			for _, x := range roles {
 				if s, _ := x.(string); s == custom {
 					if r, ok := h.opts.STS.Role(s); ok {
@@ -474,14 +489,21 @@ func (h *Handler) chooseRole(pool *config.IdentityPool, l *login, custom string)
 					}
 				}
 			}
+			return "", "", notAuthorized("CustomRoleArn is not among the roles the token names")
+		}
+		if pr, ok := l.claims.Raw["cognito:preferred_role"].(string); ok {
+			if r, ok := h.opts.STS.Role(pr); ok {
+				return r.Name, "cognito:preferred_role", nil
+			}
 		}
 		return ambiguous("no usable role in the token")
 	case "rules":
 		for _, rule := range l.pool.Rules {
-			v := fmt.Sprint(l.claims.Raw[rule.Claim])
-			if _, present := l.claims.Raw[rule.Claim]; !present {
-				v = ""
+			raw, present := l.claims.Raw[rule.Claim]
+			if !present {
+				continue // a rule's claim must be in the token, whatever the match
 			}
+			v := fmt.Sprint(raw)
 			var m bool
 			switch rule.Match {
 			case "Equals":

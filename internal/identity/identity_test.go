@@ -76,12 +76,20 @@ func (f *fx) loginKey() string {
 	return strings.TrimPrefix(f.App.URL(app.IDP), "http://") + "/" + poolID
 }
 
-func wantCode(t testing.TB, err error, code string) {
+func wantCode(t testing.TB, err error, want string) {
 	t.Helper()
-	var ae smithy.APIError
-	if !errors.As(err, &ae) || ae.ErrorCode() != code {
-		t.Fatalf("want %s, got %v", code, err)
+	if code(err) != want {
+		t.Fatalf("want %s, got %v", want, err)
 	}
+}
+
+// code is the AWS error code of err ("" when none).
+func code(err error) string {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode()
+	}
+	return ""
 }
 
 func TestEnhancedFlowChoosesRoleFromToken(t *testing.T) {
@@ -154,8 +162,23 @@ func TestIdentityRefusals(t *testing.T) {
 	wantCode(t, err, "NotAuthorizedException") // forged
 	_, err = f.ci.GetId(f.ctx, &ci.GetIdInput{IdentityPoolId: aws.String(identPool), Logins: map[string]string{"accounts.example.com": idTok}})
 	wantCode(t, err, "NotAuthorizedException") // not a provider of the pool
-	_, err = f.ci.GetCredentialsForIdentity(f.ctx, &ci.GetCredentialsForIdentityInput{IdentityId: aws.String("us-east-1:nope")})
+	_, err = f.ci.GetCredentialsForIdentity(f.ctx, &ci.GetCredentialsForIdentityInput{IdentityId: aws.String("us-east-1:00000000-0000-0000-0000-000000000000")})
 	wantCode(t, err, "ResourceNotFoundException")
+	// Ids not of the API's form are refused as the service does, before
+	// any lookup.
+	_, err = f.ci.GetCredentialsForIdentity(f.ctx, &ci.GetCredentialsForIdentityInput{IdentityId: aws.String("us-east-1:nope")})
+	wantCode(t, err, "InvalidParameterException")
+	_, err = f.ci.GetId(f.ctx, &ci.GetIdInput{IdentityPoolId: aws.String("not a pool id!!"), Logins: map[string]string{f.loginKey(): idTok}})
+	wantCode(t, err, "InvalidParameterException")
+	// The basic (classic) flow is off unless the pool allows it: bob's
+	// token would otherwise buy any role whose trust policy checks only
+	// the pool (demo-staff's), whatever the pool's role mapping says.
+	id, err := f.ci.GetId(f.ctx, &ci.GetIdInput{IdentityPoolId: aws.String(identPool), Logins: map[string]string{f.loginKey(): idTok}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.ci.GetOpenIdToken(f.ctx, &ci.GetOpenIdTokenInput{IdentityId: id.IdentityId, Logins: map[string]string{f.loginKey(): idTok}})
+	wantCode(t, err, "InvalidParameterException")
 	f.Clock.Advance(2 * time.Hour)
 	_, err = f.ci.GetId(f.ctx, &ci.GetIdInput{IdentityPoolId: aws.String(identPool), Logins: map[string]string{f.loginKey(): idTok}})
 	wantCode(t, err, "NotAuthorizedException") // expired
@@ -168,7 +191,7 @@ func TestClientNotInProviderClientIDs(t *testing.T) {
 }
 
 func TestBasicFlowAndSTS(t *testing.T) {
-	f := start(t)
+	f := start(t, apptest.ClassicFlow)
 	idTok := f.signIn("bob", "Bob-Passw0rd1")
 	logins := map[string]string{f.loginKey(): idTok}
 	id, err := f.ci.GetId(f.ctx, &ci.GetIdInput{IdentityPoolId: aws.String(identPool), Logins: logins})

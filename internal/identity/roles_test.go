@@ -56,7 +56,10 @@ func TestRulesRoleResolution(t *testing.T) {
 		{"Equals on a custom attribute", "", []config.RoleRule{staff("custom:department", "Equals", "engineering")}, "demo-staff", "demo-user"},
 		{"Contains on the groups claim", "", []config.RoleRule{staff("cognito:groups", "Contains", "staff")}, "demo-staff", "demo-user"},
 		{"StartsWith on the email", "", []config.RoleRule{staff("email", "StartsWith", "bob@")}, "demo-user", "demo-staff"},
-		{"NotEqual on a missing claim matches", "", []config.RoleRule{staff("custom:department", "NotEqual", "engineering")}, "demo-user", "demo-staff"},
+		// A rule's claim must be in the token: NotEqual on a missing claim
+		// does not match (bob has no department).
+		{"NotEqual on another value matches", "", []config.RoleRule{staff("custom:department", "NotEqual", "sales")}, "demo-staff", "demo-user"},
+		{"NotEqual on a missing claim does not match", "deny", []config.RoleRule{staff("custom:department", "NotEqual", "engineering")}, "", ""},
 		{"first match wins", "", []config.RoleRule{
 			{Claim: "email", Match: "Contains", Value: "@example.com", Role: "demo-user"},
 			staff("custom:department", "Equals", "engineering")}, "demo-user", "demo-user"},
@@ -90,6 +93,7 @@ func TestUnauthenticatedFlow(t *testing.T) {
 	    "ForAnyValue:StringLike": {"cognito-identity.amazonaws.com:amr": "unauthenticated"}}}]}`
 	guest := func(c *config.Config) {
 		c.IdentityPools[0].AllowUnauthenticated = true
+		c.IdentityPools[0].AllowClassicFlow = true
 		c.IdentityPools[0].UnauthenticatedRole = "demo-guest"
 		c.IAM.Roles = append(c.IAM.Roles, config.Role{Name: "demo-guest", Trust: config.NewPolicyDoc([]byte(guestTrust)),
 			Policy: config.NewPolicyDoc([]byte(`{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::writ-demo/public/*"}]}`))})
@@ -149,4 +153,40 @@ func TestUnauthenticatedFlow(t *testing.T) {
 	f3 := start(t)
 	_, err = f3.ci.GetId(f3.ctx, &ci.GetIdInput{IdentityPoolId: aws.String(identPool)})
 	wantCode(t, err, "NotAuthorizedException")
+}
+
+// TestCustomRoleArnAmongTokenRoles: with token role resolution, a
+// CustomRoleArn may name any role of the token's cognito:roles (carol is in
+// staff and customers); one outside them is refused; without one,
+// cognito:preferred_role decides.
+func TestCustomRoleArnAmongTokenRoles(t *testing.T) {
+	f := start(t, func(c *config.Config) {
+		c.UserPools[0].Users = append(c.UserPools[0].Users, config.User{Username: "carol", Password: config.NewSecret("Carol-Passw0rd1"),
+			Email: "carol@example.com", EmailVerified: true, Groups: []string{"staff", "customers"}})
+	})
+	logins := map[string]string{f.loginKey(): f.signIn("carol", "Carol-Passw0rd1")}
+	id, err := f.ci.GetId(f.ctx, &ci.GetIdInput{IdentityPoolId: aws.String(identPool), Logins: logins})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roleOf := func(custom string) (string, error) {
+		in := &ci.GetCredentialsForIdentityInput{IdentityId: id.IdentityId, Logins: logins}
+		if custom != "" {
+			in.CustomRoleArn = aws.String(custom)
+		}
+		out, err := f.ci.GetCredentialsForIdentity(f.ctx, in)
+		if err != nil {
+			return "", err
+		}
+		s, err := f.App.STS.Open(aws.ToString(out.Credentials.AccessKeyId), aws.ToString(out.Credentials.SessionToken))
+		return s.Role, err
+	}
+	for custom, want := range map[string]string{"": "demo-staff", userRole: "demo-user", "arn:aws:iam::000000000000:role/demo-staff": "demo-staff"} {
+		if got, err := roleOf(custom); err != nil || got != want {
+			t.Errorf("CustomRoleArn %q: %q %v, want %q", custom, got, err, want)
+		}
+	}
+	if _, err := roleOf("arn:aws:iam::000000000000:role/ops"); code(err) != "NotAuthorizedException" {
+		t.Errorf("a CustomRoleArn outside cognito:roles: %v", err)
+	}
 }

@@ -1,6 +1,8 @@
 package identity_test
 
 import (
+	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -8,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	ci "github.com/aws/aws-sdk-go-v2/service/cognitoidentity"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	ststypes "github.com/aws/aws-sdk-go-v2/service/sts/types"
 
 	"github.com/writ-id/writ/internal/app"
 	"github.com/writ-id/writ/internal/config"
@@ -88,4 +91,96 @@ func TestSignedSTS(t *testing.T) {
 	if _, err := f.App.STS.Open(aws.ToString(ar.Credentials.AccessKeyId), aws.ToString(ar.Credentials.SessionToken)); err == nil {
 		t.Fatal("expired session opened")
 	}
+}
+
+// TestAssumeRoleTrustContext: what a trust policy can ask of an AssumeRole
+// caller, as IAM does: an ExternalId (sts:ExternalId), the role (its ARN
+// names every session of it: role chaining) or the account (root), and
+// session tags (sts:TagSession), which become aws:PrincipalTag/* of the
+// session and, when transitive, of the sessions it assumes in turn.
+func TestAssumeRoleTrustContext(t *testing.T) {
+	doc := func(s string) config.PolicyDoc { return config.NewPolicyDoc([]byte(s)) }
+	all := doc(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["sts:AssumeRole","sts:TagSession","s3:*"],"Resource":"*"}]}`)
+	f := start(t, func(c *config.Config) {
+		c.IAM.Roles = append(c.IAM.Roles,
+			config.Role{Name: "vendor", MaxSession: time.Hour, Policy: all, Trust: doc(`{"Version":"2012-10-17","Statement":[
+				{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:user/admin"},"Action":"sts:AssumeRole",
+				 "Condition":{"StringEquals":{"sts:ExternalId":"ext-123"}}}]}`)},
+			config.Role{Name: "hop", MaxSession: time.Hour, Policy: all, Trust: doc(`{"Version":"2012-10-17","Statement":[
+				{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::000000000000:user/admin","arn:aws:iam::000000000000:role/hop"]},
+				 "Action":["sts:AssumeRole","sts:TagSession"]}]}`)},
+			config.Role{Name: "account-wide", MaxSession: time.Hour, Policy: all, Trust: doc(`{"Version":"2012-10-17","Statement":[
+				{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:root"},"Action":"sts:AssumeRole"}]}`)})
+	})
+	admin := f.stsWith("AKIAWRITDEMOADMIN001", "writ-demo-admin-secret", "")
+	assume := func(c *sts.Client, in *sts.AssumeRoleInput) (*sts.Client, error) {
+		t.Helper()
+		out, err := c.AssumeRole(f.ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		return f.stsWith(aws.ToString(out.Credentials.AccessKeyId), aws.ToString(out.Credentials.SecretAccessKey), aws.ToString(out.Credentials.SessionToken)), nil
+	}
+	role := func(name string) *string { return aws.String("arn:aws:iam::000000000000:role/" + name) }
+
+	// ExternalId.
+	for ext, want := range map[string]string{"ext-123": "", "ext-999": "AccessDenied", "": "AccessDenied"} {
+		in := &sts.AssumeRoleInput{RoleArn: role("vendor"), RoleSessionName: aws.String("vendor-s")}
+		if ext != "" {
+			in.ExternalId = aws.String(ext)
+		}
+		if _, err := assume(admin, in); want == "" && err != nil || want != "" && code(err) != want {
+			t.Errorf("ExternalId %q: %v", ext, err)
+		}
+	}
+	// The account's root names every principal of the account.
+	if _, err := assume(admin, &sts.AssumeRoleInput{RoleArn: role("account-wide"), RoleSessionName: aws.String("acct")}); err != nil {
+		t.Errorf("trust in the account: %v", err)
+	}
+	// Session tags, one transitive; the chained session inherits it.
+	first, err := assume(admin, &sts.AssumeRoleInput{RoleArn: role("hop"), RoleSessionName: aws.String("first"),
+		Tags:              []ststypes.Tag{{Key: aws.String("team"), Value: aws.String("blue")}, {Key: aws.String("cost"), Value: aws.String("42")}},
+		TransitiveTagKeys: []string{"team"}})
+	if err != nil {
+		t.Fatalf("AssumeRole with tags: %v", err)
+	}
+	sess, err := f.App.STS.Open(credsOf(t, first))
+	if err != nil || sess.Tags["team"] != "blue" || sess.Tags["cost"] != "42" {
+		t.Fatalf("first session's tags: %v %v", sess.Tags, err)
+	}
+	// A trust policy naming the role admits its sessions (role chaining).
+	second, err := assume(first, &sts.AssumeRoleInput{RoleArn: role("hop"), RoleSessionName: aws.String("second")})
+	if err != nil {
+		t.Fatalf("chaining through a trust policy that names the role: %v", err)
+	}
+	if sess, err := f.App.STS.Open(credsOf(t, second)); err != nil || sess.Tags["team"] != "blue" || sess.Tags["cost"] != "" {
+		t.Fatalf("chained session's tags: %v %v (want only the transitive team)", sess.Tags, err)
+	}
+	// The chained session cannot change an inherited transitive tag.
+	_, err = assume(second, &sts.AssumeRoleInput{RoleArn: role("hop"), RoleSessionName: aws.String("third"),
+		Tags: []ststypes.Tag{{Key: aws.String("Team"), Value: aws.String("red")}}})
+	if code(err) != "InvalidParameterValue" {
+		t.Errorf("replacing a transitive tag: %v", err)
+	}
+	// Tags need sts:TagSession in the trust policy: vendor's has none.
+	_, err = assume(admin, &sts.AssumeRoleInput{RoleArn: role("vendor"), RoleSessionName: aws.String("vendor-s"), ExternalId: aws.String("ext-123"),
+		Tags: []ststypes.Tag{{Key: aws.String("team"), Value: aws.String("blue")}}})
+	if code(err) != "AccessDenied" {
+		t.Errorf("tags without sts:TagSession in the trust policy: %v", err)
+	}
+	// A session policy is at most 2048 characters.
+	long := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::` + strings.Repeat("b", 2100) + `"}]}`
+	if _, err := assume(admin, &sts.AssumeRoleInput{RoleArn: role("hop"), RoleSessionName: aws.String("pol"), Policy: aws.String(long)}); code(err) != "ValidationError" {
+		t.Errorf("a 2,200-character session policy: %v", err)
+	}
+}
+
+// credsOf returns the access key id and session token a client signs with.
+func credsOf(t *testing.T, c *sts.Client) (string, string) {
+	t.Helper()
+	cr, err := c.Options().Credentials.Retrieve(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cr.AccessKeyID, cr.SessionToken
 }

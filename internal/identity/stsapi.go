@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/writ-id/writ/internal/audit"
 	"github.com/writ-id/writ/internal/awsjson"
@@ -126,6 +127,24 @@ type assumeRoleWithWebIdentityResponse struct {
 
 var sessionNameRE = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
 
+// maxSessionPolicy is the longest session policy STS takes (characters).
+const maxSessionPolicy = 2048
+
+// sessionPolicyOf checks an AssumeRole* Policy parameter: at most 2048
+// characters of a valid policy ("" is none).
+func sessionPolicyOf(p string) (json.RawMessage, error) {
+	switch {
+	case p == "":
+		return nil, nil
+	case utf8.RuneCountInString(p) > maxSessionPolicy:
+		return nil, senderErr("ValidationError", "1 validation error detected: Value at 'policy' failed to satisfy constraint: Member must have length less than or equal to 2048")
+	}
+	if _, err := iam.Parse([]byte(p)); err != nil {
+		return nil, senderErr("MalformedPolicyDocument", err.Error())
+	}
+	return json.RawMessage(p), nil
+}
+
 func (h *Handler) assumeRoleWithWebIdentity(ctx context.Context, r *http.Request) (any, error) {
 	f := r.Form
 	roleARN, sessionName, raw := f.Get("RoleArn"), f.Get("RoleSessionName"), f.Get("WebIdentityToken")
@@ -151,12 +170,9 @@ func (h *Handler) assumeRoleWithWebIdentity(ctx context.Context, r *http.Request
 	if dur > role.MaxSession {
 		return nil, senderErr("ValidationError", "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.")
 	}
-	var sessionPolicy json.RawMessage
-	if p := f.Get("Policy"); p != "" {
-		if _, err := iam.Parse([]byte(p)); err != nil {
-			return nil, senderErr("MalformedPolicyDocument", err.Error())
-		}
-		sessionPolicy = json.RawMessage(p)
+	sessionPolicy, err := sessionPolicyOf(f.Get("Policy"))
+	if err != nil {
+		return nil, err
 	}
 	// Verify the token with its issuer's keys.
 	iss, _ := token.UnverifiedIssuer(raw)

@@ -2,15 +2,17 @@ package identity
 
 import (
 	"context"
-	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"net/http"
+	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/writ-id/writ/internal/audit"
+	"github.com/writ-id/writ/internal/config"
 	"github.com/writ-id/writ/internal/iam"
 	"github.com/writ-id/writ/internal/sigv4"
 	"github.com/writ-id/writ/internal/sts"
@@ -22,6 +24,8 @@ type caller struct {
 	policies    iam.Set
 	limits      []iam.Set
 	session     *sts.Session
+	context     iam.MapContext // the condition keys the caller brings (aws:PrincipalTag/…)
+	aliases     []string       // other names of the caller a policy may use (iam.Principal)
 }
 
 // stsCodes maps verifier codes to STS's (query protocol) names and statuses.
@@ -61,7 +65,13 @@ func (h *Handler) authenticate(r *http.Request) (*caller, error) {
 	if !ok {
 		return nil, &stsError{http.StatusForbidden, "InvalidClientTokenId", "The security token included in the request is invalid"}
 	}
-	return &caller{arn: sc.ARN, userID: sc.UserID, policies: sc.Sets[0], limits: sc.Sets[1:], session: sc.Session}, nil
+	c := &caller{arn: sc.ARN, userID: sc.UserID, policies: sc.Sets[0], limits: sc.Sets[1:], session: sc.Session, context: sc.Context,
+		aliases: []string{"arn:aws:iam::" + h.opts.STS.Account() + ":root", h.opts.STS.Account()}}
+	if sc.Session != nil {
+		// A policy naming the role names each of its sessions.
+		c.aliases = append(c.aliases, config.RoleARN(h.opts.STS.Account(), sc.Session.Role))
+	}
+	return c, nil
 }
 
 type getCallerIdentityResponse struct {
@@ -131,20 +141,47 @@ func (h *Handler) assumeRole(ctx context.Context, r *http.Request) (any, error) 
 	if dur > role.MaxSession || (c.session != nil && dur > time.Hour) {
 		return nil, senderErr("ValidationError", "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.")
 	}
-	var sessionPolicy json.RawMessage
-	if p := f.Get("Policy"); p != "" {
-		if _, err := iam.Parse([]byte(p)); err != nil {
-			return nil, senderErr("MalformedPolicyDocument", err.Error())
-		}
-		sessionPolicy = json.RawMessage(p)
+	sessionPolicy, err := sessionPolicyOf(f.Get("Policy"))
+	if err != nil {
+		return nil, err
+	}
+	externalID := f.Get("ExternalId")
+	if externalID != "" && (len(externalID) < 2 || len(externalID) > 1224 || !externalIDRE.MatchString(externalID)) {
+		return nil, senderErr("ValidationError", "ExternalId must be 2 to 1224 characters of [\\w+=,.@:/-]")
+	}
+	tags, transitive, err := h.sessionTags(f, c.session)
+	if err != nil {
+		return nil, err
 	}
 	cx := iam.MapContext{}
+	for k, v := range c.context {
+		cx.Set(k, v...)
+	}
 	cx.Set("aws:SourceIp", sourceIP(r))
-	cx.Set("aws:PrincipalArn", c.arn)
 	cx.Set("aws:CurrentTime", h.opts.Now().UTC().Format(time.RFC3339))
+	cx.Set("sts:RoleSessionName", sessionName)
+	if externalID != "" {
+		cx.Set("sts:ExternalId", externalID)
+	}
+	var tagKeys []string
+	for k, v := range tags {
+		cx.Set("aws:RequestTag/"+k, v)
+		tagKeys = append(tagKeys, k)
+	}
+	if len(tagKeys) > 0 {
+		cx.Set("aws:TagKeys", tagKeys...)
+	}
+	principal := &iam.Principal{Type: "AWS", ID: c.arn, Aliases: c.aliases}
 	allowed := iam.Authorize(&iam.Request{Action: "sts:AssumeRole", Resource: role.ARN, Context: cx}, c.policies, c.limits...)
-	trust := iam.Authorize(&iam.Request{Action: "sts:AssumeRole", Principal: &iam.Principal{Type: "AWS", ID: c.arn}, Context: cx},
+	trust := iam.Authorize(&iam.Request{Action: "sts:AssumeRole", Principal: principal, Context: cx},
 		iam.Set{Name: "trust", Policies: []*iam.Policy{role.Trust}})
+	if len(tags) > 0 && allowed.Effect == iam.Allow && trust.Effect == iam.Allow {
+		// Session tags need sts:TagSession from the caller's policies and
+		// the role's trust policy too.
+		allowed = iam.Authorize(&iam.Request{Action: "sts:TagSession", Resource: role.ARN, Context: cx}, c.policies, c.limits...)
+		trust = iam.Authorize(&iam.Request{Action: "sts:TagSession", Principal: principal, Context: cx},
+			iam.Set{Name: "trust", Policies: []*iam.Policy{role.Trust}})
+	}
 	if allowed.Effect != iam.Allow || trust.Effect != iam.Allow {
 		reason := allowed.Reason
 		if allowed.Effect == iam.Allow {
@@ -156,7 +193,8 @@ func (h *Handler) assumeRole(ctx context.Context, r *http.Request) (any, error) 
 		return nil, &stsError{http.StatusForbidden, "AccessDenied", "User: " + c.arn + " is not authorized to perform: sts:AssumeRole on resource: " + role.ARN}
 	}
 	exp := h.opts.Now().Add(dur)
-	sess := sts.Session{Role: role.Name, SessionName: sessionName, Subject: c.arn, Provider: "sts", SessionPolicy: sessionPolicy, Expires: exp}
+	sess := sts.Session{Role: role.Name, SessionName: sessionName, Subject: c.arn, Provider: "sts", SessionPolicy: sessionPolicy, Expires: exp,
+		Tags: tags, Transitive: transitive}
 	if c.session != nil {
 		sess.ActorChain = append([]string{c.arn}, c.session.ActorChain...)
 	}
@@ -176,4 +214,66 @@ func (h *Handler) assumeRole(ctx context.Context, r *http.Request) (any, error) 
 	out.Result.AssumedRoleUser.AssumedRoleID = "AROA" + strings.ToUpper(strings.ReplaceAll(role.Name, "-", "")) + ":" + sessionName
 	out.Metadata.RequestID = audit.Request(ctx).ID
 	return out, nil
+}
+
+// externalIDRE is what AssumeRole accepts as ExternalId (2 to 1224 of
+// these).
+var externalIDRE = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
+
+// tagKeyRE is what a session tag key may hold (AWS: 1-128 letters, digits,
+// spaces and _.:/=+-@).
+var tagKeyRE = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,128}$`)
+
+// maxSessionTags bounds the session tags of one AssumeRole (AWS's limit).
+const maxSessionTags = 50
+
+// sessionTags reads AssumeRole's Tags.member.N.{Key,Value} and
+// TransitiveTagKeys.member.N, and adds the transitive tags of the calling
+// role session, which a request cannot change. It returns the session's
+// tags and its transitive keys.
+func (h *Handler) sessionTags(f url.Values, from *sts.Session) (map[string]string, []string, error) {
+	tags := map[string]string{}
+	lower := map[string]string{} // tag keys are unique regardless of case
+	for i := 1; ; i++ {
+		k, hasKey := f["Tags.member."+strconv.Itoa(i)+".Key"]
+		if !hasKey {
+			break
+		}
+		v := f.Get("Tags.member." + strconv.Itoa(i) + ".Value")
+		if len(k) != 1 || !tagKeyRE.MatchString(k[0]) || len(v) > 256 {
+			return nil, nil, senderErr("ValidationError", "a session tag key is 1 to 128 characters of letters, digits, spaces and _.:/=+-@, its value at most 256")
+		}
+		if _, dup := lower[strings.ToLower(k[0])]; dup {
+			return nil, nil, senderErr("InvalidParameterValue", "Duplicate tag keys found. Please note that Tag keys are case insensitive.")
+		}
+		tags[k[0]], lower[strings.ToLower(k[0])] = v, k[0]
+	}
+	var transitive []string
+	for i := 1; ; i++ {
+		k := f.Get("TransitiveTagKeys.member." + strconv.Itoa(i))
+		if k == "" {
+			break
+		}
+		key, ok := lower[strings.ToLower(k)]
+		if !ok {
+			return nil, nil, senderErr("InvalidParameterValue", "A transitive tag key must be one of the request's tags: "+truncate(k, 128))
+		}
+		transitive = append(transitive, key)
+	}
+	if from != nil {
+		for _, k := range from.Transitive {
+			if _, dup := lower[strings.ToLower(k)]; dup {
+				return nil, nil, senderErr("InvalidParameterValue", "A session tag cannot replace a transitive tag of the calling session: "+k)
+			}
+			tags[k], lower[strings.ToLower(k)] = from.Tags[k], k
+			transitive = append(transitive, k)
+		}
+	}
+	if len(tags) > maxSessionTags {
+		return nil, nil, senderErr("PackedPolicyTooLarge", "Too many session tags: at most 50, transitive ones included.")
+	}
+	if len(tags) == 0 {
+		return nil, nil, nil
+	}
+	return tags, transitive, nil
 }

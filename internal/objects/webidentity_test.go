@@ -49,7 +49,7 @@ func TestS3WithAssumeRoleWithWebIdentity(t *testing.T) {
 	const laptop = "arn:aws:sts::000000000000:assumed-role/demo-user/bob-laptop"
 	f := &fx{Env: apptest.Start(t, withBucketPolicy(`{"Version": "2012-10-17", "Statement": [
 		{"Effect": "Allow", "Principal": {"AWS": "`+laptop+`"}, "Action": "s3:GetObject", "Resource": "arn:aws:s3:::writ-demo/laptop/*"},
-		{"Effect": "Allow", "Principal": {"AWS": "`+userRoleARN+`"}, "Action": "s3:GetObject", "Resource": "arn:aws:s3:::writ-demo/team/*"}]}`)),
+		{"Effect": "Allow", "Principal": {"AWS": "`+userRoleARN+`"}, "Action": "s3:GetObject", "Resource": "arn:aws:s3:::writ-demo/team/*"}]}`), apptest.ClassicFlow),
 		t: t, ctx: context.Background()}
 	admin := f.client("AKIAWRITDEMOADMIN001", "writ-demo-admin-secret", "", true)
 	for _, k := range []string{"laptop/a.txt", "team/b.txt"} {

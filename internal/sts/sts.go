@@ -24,19 +24,22 @@ import (
 
 // Session is what a session token carries.
 type Session struct {
-	AccessKeyID   string            `json:"k"`
-	Secret        string            `json:"s"`
-	Role          string            `json:"r"`
-	SessionName   string            `json:"n"`
-	Subject       string            `json:"sub"`
-	IdentityID    string            `json:"id,omitempty"`
-	Provider      string            `json:"p"`
-	Audience      string            `json:"aud,omitempty"`
-	AMR           []string          `json:"amr,omitempty"`
-	Tags          map[string]string `json:"t,omitempty"`
-	SessionPolicy json.RawMessage   `json:"sp,omitempty"`
-	ActorChain    []string          `json:"act,omitempty"`
-	Expires       time.Time         `json:"e"`
+	AccessKeyID string            `json:"k"`
+	Secret      string            `json:"s"`
+	Role        string            `json:"r"`
+	SessionName string            `json:"n"`
+	Subject     string            `json:"sub"`
+	IdentityID  string            `json:"id,omitempty"`
+	Provider    string            `json:"p"`
+	Audience    string            `json:"aud,omitempty"`
+	AMR         []string          `json:"amr,omitempty"`
+	Tags        map[string]string `json:"t,omitempty"`
+	// Transitive are the keys of Tags that a role session assumed with
+	// these credentials inherits (AssumeRole's TransitiveTagKeys).
+	Transitive    []string        `json:"tt,omitempty"`
+	SessionPolicy json.RawMessage `json:"sp,omitempty"`
+	ActorChain    []string        `json:"act,omitempty"`
+	Expires       time.Time       `json:"e"`
 }
 
 // Credentials are issued temporary credentials.
