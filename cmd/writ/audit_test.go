@@ -51,10 +51,6 @@ func TestAuditVerifyAndQuery(t *testing.T) {
 		c.InitiateAuth(ctx, &cip.InitiateAuthInput{AuthFlow: types.AuthFlowTypeUserPasswordAuth, ClientId: aws.String("demo-web"),
 			AuthParameters: map[string]string{"USERNAME": "bob", "PASSWORD": "wrong-Passw0rd1"}})
 	}
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	if err := <-s.done; err != nil {
-		t.Fatalf("stop: %v", err)
-	}
 	bin := writBinary(t)
 	run := func(args ...string) (string, int) {
 		out, err := exec.Command(bin, args...).CombinedOutput()
@@ -66,7 +62,22 @@ func TestAuditVerifyAndQuery(t *testing.T) {
 		}
 		return string(out), 0
 	}
+	// While the server runs its stream is open but live: verify passes.
+	s.url("idp")
+	deadline := time.Now().Add(5 * time.Second)
 	out, code := run("audit", "verify", "-c", cfg)
+	for !strings.Contains(out, "LIVE: stream") && time.Now().Before(deadline) { // the writer lingers before it writes
+		time.Sleep(100 * time.Millisecond)
+		out, code = run("audit", "verify", "-c", cfg)
+	}
+	if code != 0 || !strings.Contains(out, "LIVE: stream") || !strings.Contains(out, "OK: every chain is intact, and closed or being written") {
+		t.Fatalf("verify while the server runs: %d\n%s", code, out)
+	}
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-s.done; err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	out, code = run("audit", "verify", "-c", cfg, "--live-within", "0") // stopped: every stream must be closed
 	if code != 0 || !strings.Contains(out, "OK: every chain is intact") || !strings.Contains(out, "1 signed checkpoints") {
 		t.Fatalf("verify on an intact trail: %d\n%s", code, out)
 	}
@@ -143,7 +154,7 @@ func TestAuditVerifyAndQuery(t *testing.T) {
 				t.Fatal(err)
 			}
 			db.Close()
-			out, code := run("audit", "verify", "-c", filepath.Join(d, "writ.yaml"))
+			out, code := run("audit", "verify", "-c", filepath.Join(d, "writ.yaml"), "--live-within", "0")
 			if code == 0 || !(strings.Contains(out, "BROKEN") || strings.Contains(out, "OPEN")) {
 				t.Fatalf("verify after the trail was %s: %d\n%s", name, code, out)
 			}

@@ -142,7 +142,7 @@ func TestOneRequestAcrossEveryHop(t *testing.T) {
 		t.Errorf("exchange actor chain %v", exchangeChain)
 	}
 	// The trail verifies (the writer is live, so its stream is still open).
-	rep, err := audit.Verify(ctx, env.App.Core.Store, app.AuditSigner(env.App.Core.Master), map[string]bool{env.App.Core.Audit.Stream(): true})
+	rep, err := audit.Verify(ctx, env.App.Core.Store, app.AuditSigner(env.App.Core.Master), audit.VerifyOptions{Live: map[string]bool{env.App.Core.Audit.Stream(): true}})
 	if err != nil || len(rep.Problems) != 0 || len(rep.Open) != 0 {
 		t.Fatalf("verify: %v %+v", err, rep)
 	}

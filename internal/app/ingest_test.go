@@ -197,7 +197,7 @@ func TestServiceEventsInTheTrail(t *testing.T) {
 	// The trail, services' stream included, verifies.
 	env.App.Core.Audit.Flush(ctx)
 	live := map[string]bool{env.App.Core.Audit.Stream(): true, env.App.Ingested.Stream(): true}
-	rep, err := audit.Verify(ctx, env.App.Core.Store, app.AuditSigner(env.App.Core.Master), live)
+	rep, err := audit.Verify(ctx, env.App.Core.Store, app.AuditSigner(env.App.Core.Master), audit.VerifyOptions{Live: live})
 	if err != nil || len(rep.Problems) != 0 || len(rep.Open) != 0 {
 		t.Fatalf("verify: %v %+v", err, rep)
 	}

@@ -94,7 +94,7 @@ func TestMasterKeyRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := audit.Verify(ctx, env2.App.Core.Store, app.AuditSigner(master), nil)
+	rep, err := audit.Verify(ctx, env2.App.Core.Store, app.AuditSigner(master), audit.VerifyOptions{})
 	if err != nil || len(rep.Problems) > 0 {
 		t.Fatalf("audit trail across the rotation: %v %v", err, rep.Problems)
 	}

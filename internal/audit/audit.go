@@ -108,8 +108,9 @@ type Writer struct {
 	wake    chan struct{} // capacity 1
 	stopped chan struct{}
 
-	seq  int64
-	prev []byte
+	seq    int64
+	prev   []byte
+	lastCP time.Time // when the writer last wrote a checkpoint
 }
 
 type item struct {
@@ -123,7 +124,7 @@ const maxBuffered = 8192
 // NewWriter returns a Writer appending to st under a fresh random stream
 // name, and starts its background loop. With a signer it writes signed
 // checkpoints (every 1000 events and at Close). Close flushes and stops it.
-func NewWriter(st store.AuditLog, signer *Signer, log *slog.Logger) *Writer {
+func NewWriter(st store.AuditLog, signer *Signer, log *slog.Logger, opts ...WriterOption) *Writer {
 	var b [8]byte
 	rand.Read(b[:])
 	w := &Writer{
@@ -135,10 +136,21 @@ func NewWriter(st store.AuditLog, signer *Signer, log *slog.Logger) *Writer {
 		wake:    make(chan struct{}, 1),
 		stopped: make(chan struct{}),
 	}
+	for _, o := range opts {
+		o(w)
+	}
 	w.space = sync.NewCond(&w.mu)
+	w.lastCP = w.now() // the first heartbeat comes a Heartbeat after the start
 	go w.run()
 	return w
 }
+
+// A WriterOption changes a Writer.
+type WriterOption func(*Writer)
+
+// WithClock makes the writer read the time (of events it stamps and of its
+// checkpoints) from now.
+func WithClock(now func() time.Time) WriterOption { return func(w *Writer) { w.now = now } }
 
 // Stream returns the writer's stream name.
 func (w *Writer) Stream() string { return w.stream }
@@ -241,8 +253,25 @@ func (w *Writer) run() {
 	var spare []item // the buffer before last, cleared: recorders fill it next
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
+	// An idle writer with a signer writes a heartbeat checkpoint every
+	// Heartbeat, so that Verify tells its stream (running) from one whose
+	// tail was cut.
+	heartbeat := time.NewTicker(Heartbeat)
+	defer heartbeat.Stop()
 	for {
-		<-w.wake
+		select {
+		case <-w.wake:
+		case <-heartbeat.C:
+			if w.signer != nil && w.seq > 0 && w.now().Sub(w.lastCP) >= Heartbeat {
+				w.mu.Lock()
+				idle := len(w.buf) == 0 && !w.closed
+				w.mu.Unlock()
+				if idle {
+					w.write(w.checkpoint(nil, CheckpointHeartbeat))
+				}
+			}
+			continue
+		}
 		// Linger for company unless a flush waits, the batch is full or
 		// the writer is closing.
 		w.mu.Lock()
@@ -305,10 +334,14 @@ func hasFlush(items []item) bool {
 }
 
 // writeBatch writes batch, with a signed checkpoint after every 1000th
-// event of the stream.
+// event of the stream, or when the last one is a Heartbeat old.
 func (w *Writer) writeBatch(batch []store.AuditEvent) {
-	if w.signer != nil && len(batch) > 0 && w.seq/1000 != (w.seq-int64(len(batch)))/1000 {
+	switch {
+	case w.signer == nil || len(batch) == 0:
+	case w.seq/1000 != (w.seq-int64(len(batch)))/1000:
 		batch = w.checkpoint(batch, CheckpointTimed)
+	case w.now().Sub(w.lastCP) >= Heartbeat:
+		batch = w.checkpoint(batch, CheckpointHeartbeat)
 	}
 	w.write(batch)
 }
@@ -316,11 +349,11 @@ func (w *Writer) writeBatch(batch []store.AuditEvent) {
 // checkpoint appends a signed checkpoint event to batch.
 func (w *Writer) checkpoint(batch []store.AuditEvent, kind string) []store.AuditEvent {
 	w.seq++
-	e := store.AuditEvent{Stream: w.stream, Seq: w.seq, Time: w.now().UTC(), Component: "audit", Action: ActionCheckpoint,
+	e := store.AuditEvent{Stream: w.stream, Seq: w.seq, Time: w.now().UTC().Truncate(time.Millisecond), Component: "audit", Action: ActionCheckpoint,
 		Outcome: Allow, Reason: kind, PrevHash: w.prev}
-	e.Explanation = w.signer.mac(e.Stream, e.Seq, e.PrevHash)
+	e.Explanation = w.signer.sign(e)
 	e.Hash = Hash(e)
-	w.prev = e.Hash
+	w.prev, w.lastCP = e.Hash, e.Time
 	e.PrevHash = nil // see add
 	return append(batch, e)
 }

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/writ-id/writ/internal/audit"
 	"github.com/writ-id/writ/internal/store"
@@ -40,7 +41,7 @@ func TestInvalidUTF8(t *testing.T) {
 	if evs[0].Reason != "bad \uFFFD( byte" || evs[0].ActorChain[0] != "svc-\uFFFDb" || evs[0].ActorChain[1] != "svc-a" {
 		t.Errorf("stored: reason %q, chain %q", evs[0].Reason, evs[0].ActorChain)
 	}
-	rep, err := audit.Verify(ctx, st, signer, nil)
+	rep, err := audit.Verify(ctx, st, signer, audit.VerifyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +93,7 @@ func TestVerifyLinks(t *testing.T) {
 		if _, err := st.AppendAudit(ctx, evs); err != nil {
 			t.Fatal(err)
 		}
-		rep, err := audit.Verify(ctx, st, signer, nil)
+		rep, err := audit.Verify(ctx, st, signer, audit.VerifyOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,4 +131,88 @@ func TestVerifyLinks(t *testing.T) {
 	}
 	legacy[1199].PrevHash = legacy[1197].Hash
 	problem(verify(legacy), 1200, "link to the previous event does not match")
+}
+
+// TestVerifyLiveOpenAndRelabeled: a stream without a closing checkpoint is
+// a running writer's while its last checkpoint (a heartbeat at the latest
+// every audit.Heartbeat, or its first event before any) is recent, and
+// open — crashed, or its tail cut — once it is not. A checkpoint's
+// signature covers its kind: a periodic checkpoint left last by a cut and
+// relabeled "close" (its hash recomputed) is refused.
+func TestVerifyLiveOpenAndRelabeled(t *testing.T) {
+	st := sqlite.OpenTest(t)
+	signer := audit.NewSigner([]byte("0123456789abcdef0123456789abcdef"))
+	now := time.Now()
+	clock := func() time.Time { return now }
+	w := audit.NewWriter(st, signer, slog.New(slog.DiscardHandler), audit.WithClock(clock))
+	ctx := context.Background()
+	record := func(n int) {
+		t.Helper()
+		for range n {
+			w.Record(ctx, audit.Event{Component: "orders", Action: "read", Outcome: audit.Allow})
+		}
+		if err := w.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	verify := func(at time.Time) audit.Report {
+		t.Helper()
+		rep, err := audit.Verify(ctx, st, signer, audit.VerifyOptions{Now: at, LiveWithin: audit.LiveWithin})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	record(3)
+	if rep := verify(now); len(rep.Live) != 1 || len(rep.Open) != 0 || len(rep.Problems) != 0 {
+		t.Fatalf("a young running stream: %+v", rep)
+	}
+	// Past a heartbeat, the next batch carries a checkpoint, which keeps
+	// the stream live for audit.LiveWithin more.
+	now = now.Add(audit.Heartbeat + time.Second)
+	record(1)
+	if rep := verify(now.Add(audit.LiveWithin - time.Second)); len(rep.Live) != 1 || rep.Checkpoints != 1 {
+		t.Fatalf("after a heartbeat: %+v", rep)
+	}
+	if rep := verify(now.Add(audit.LiveWithin + time.Second)); len(rep.Open) != 1 || len(rep.Live) != 0 {
+		t.Fatalf("a stream silent past audit.LiveWithin: %+v", rep)
+	}
+	// 1000 more events: a periodic checkpoint, then a few events and the
+	// close.
+	record(1000)
+	record(5)
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rep := verify(now.Add(time.Hour)); len(rep.Problems) != 0 || len(rep.Open) != 0 || len(rep.Live) != 0 {
+		t.Fatalf("a closed stream: %+v", rep)
+	}
+	// Cut the tail after the periodic checkpoint and relabel it "close".
+	all, _ := st.ListAudit(ctx, store.AuditFilter{})
+	cp := -1
+	for i, e := range all {
+		if e.Action == audit.ActionCheckpoint && e.Reason == audit.CheckpointTimed {
+			cp = i
+		}
+	}
+	if cp < 0 {
+		t.Fatal("no periodic checkpoint")
+	}
+	forged := slices.Clone(all[:cp+1])
+	last := &forged[cp]
+	last.Reason = audit.CheckpointClose
+	last.PrevHash = forged[cp-1].Hash
+	last.Hash = audit.Hash(*last)
+	last.PrevHash = nil
+	for i := range forged {
+		forged[i].ID = 0
+	}
+	st = sqlite.OpenTest(t)
+	if _, err := st.AppendAudit(ctx, forged); err != nil {
+		t.Fatal(err)
+	}
+	rep := verify(now.Add(time.Hour))
+	if len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0].What, "checkpoint signature is invalid") {
+		t.Fatalf("a periodic checkpoint relabeled as the close: %+v", rep)
+	}
 }

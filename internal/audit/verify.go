@@ -8,18 +8,35 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sort"
+	"strings"
+	"time"
 
 	"github.com/writ-id/writ/internal/store"
 )
 
 // Checkpoint actions. A checkpoint is itself a chained event of its stream
 // whose Explanation is an HMAC (key derived from the master key) over the
-// stream, its sequence number and the hash of the event before it, so that
-// nobody without the key can forge one after cutting the tail.
+// stream, its sequence number, the hash of the event before it, its kind
+// and its time ("v2:" and the hex), so that nobody without the key can
+// forge one after cutting the tail, nor turn a periodic checkpoint into a
+// closing one. Checkpoints written before v2 are a bare hex HMAC over the
+// first three.
 const (
 	ActionCheckpoint = "audit.checkpoint"
 	CheckpointClose  = "close"
 	CheckpointTimed  = "periodic"
+	// CheckpointHeartbeat is written by an idle writer every Heartbeat, so
+	// that Verify tells a running writer's stream from one whose tail was
+	// cut.
+	CheckpointHeartbeat = "heartbeat"
+)
+
+// Heartbeat is how often a running writer writes a checkpoint at the
+// latest, and LiveWithin how recent a stream's last checkpoint must be, by
+// default, for Verify to count its writer as running.
+const (
+	Heartbeat  = time.Minute
+	LiveWithin = 3 * Heartbeat
 )
 
 // Signer computes checkpoint MACs.
@@ -30,26 +47,38 @@ type Signer struct{ keys [][]byte }
 // checkpoints signed before a master-key rotation still verify.
 func NewSigner(keys ...[]byte) *Signer { return &Signer{keys: keys} }
 
-func (s *Signer) mac(stream string, seq int64, prev []byte) string {
-	return macWith(s.keys[0], stream, seq, prev)
+// sign returns the checkpoint e's MAC (v2).
+func (s *Signer) sign(e store.AuditEvent) string {
+	return "v2:" + macWith(s.keys[0], e, true)
 }
 
-// valid reports whether sig is the checkpoint MAC under any of the keys.
-func (s *Signer) valid(stream string, seq int64, prev []byte, sig string) bool {
+// valid reports whether e's Explanation is its checkpoint MAC under any of
+// the keys: of v2, or of v1 (written before v2; it does not cover the
+// checkpoint's kind and time).
+func (s *Signer) valid(e store.AuditEvent) bool {
+	sig, v2 := strings.CutPrefix(e.Explanation, "v2:")
 	ok := false
 	for _, k := range s.keys {
-		ok = hmac.Equal([]byte(macWith(k, stream, seq, prev)), []byte(sig)) || ok
+		ok = hmac.Equal([]byte(macWith(k, e, v2)), []byte(sig)) || ok
 	}
 	return ok
 }
 
-func macWith(key []byte, stream string, seq int64, prev []byte) string {
+func macWith(key []byte, e store.AuditEvent, v2 bool) string {
 	m := hmac.New(sha256.New, key)
-	m.Write([]byte(stream))
+	m.Write([]byte(e.Stream))
 	var n [8]byte
-	binary.BigEndian.PutUint64(n[:], uint64(seq))
+	binary.BigEndian.PutUint64(n[:], uint64(e.Seq))
 	m.Write(n[:])
-	m.Write(prev)
+	m.Write(e.PrevHash)
+	if v2 {
+		m.Write([]byte{0})
+		binary.BigEndian.PutUint64(n[:], uint64(len(e.Reason)))
+		m.Write(n[:])
+		m.Write([]byte(e.Reason))
+		binary.BigEndian.PutUint64(n[:], uint64(e.Time.UnixMilli()))
+		m.Write(n[:])
+	}
 	return hex.EncodeToString(m.Sum(nil))
 }
 
@@ -70,14 +99,30 @@ type Report struct {
 	Events, Streams, Checkpoints int
 	// Problems lists broken links, the first of each stream first.
 	Problems []Problem
-	// Open lists streams that do not end with a closing checkpoint: their
-	// writer is running or crashed, or their tail was cut.
+	// Open lists streams that do not end with a closing checkpoint and
+	// whose last checkpoint is older than LiveWithin: their writer
+	// crashed, or their tail was cut.
 	Open []string
+	// Live lists streams that do not end with a closing checkpoint but
+	// whose last checkpoint is at most LiveWithin old: their writer is
+	// running (it writes one every Heartbeat).
+	Live []string
 }
 
-// Verify checks every stream's hash chain and checkpoints. live names
-// streams still being written (not expected to be closed).
-func Verify(ctx context.Context, st store.AuditLog, s *Signer, live map[string]bool) (Report, error) {
+// VerifyOptions say which streams Verify takes for being written.
+type VerifyOptions struct {
+	// Now and LiveWithin: a stream without a closing checkpoint whose last
+	// checkpoint (or, before any, first event) is at most LiveWithin before
+	// Now is being written (Report.Live); 0 takes no stream for being
+	// written (a stopped server's trail).
+	Now        time.Time
+	LiveWithin time.Duration
+	// Live names streams being written whatever their checkpoints.
+	Live map[string]bool
+}
+
+// Verify checks every stream's hash chain and checkpoints.
+func Verify(ctx context.Context, st store.AuditLog, s *Signer, o VerifyOptions) (Report, error) {
 	var rep Report
 	streams := map[string][]store.AuditEvent{}
 	var after int64
@@ -104,7 +149,8 @@ func Verify(ctx context.Context, st store.AuditLog, s *Signer, live map[string]b
 	for _, name := range names {
 		evs := streams[name]
 		var prev []byte
-		var broken bool
+		var broken, closed bool
+		var lastCheckpoint time.Time
 		for i, e := range evs {
 			// An event is hashed with the hash of the one before it. Rows
 			// written before writ stopped storing it again carry it: it
@@ -122,8 +168,18 @@ func Verify(ctx context.Context, st store.AuditLog, s *Signer, live map[string]b
 				if len(stored) == 0 {
 					problem = "contents do not match its hash (the event, or the hash of the event before it, was altered)"
 				}
-			case e.Action == ActionCheckpoint && (s == nil || !s.valid(e.Stream, e.Seq, e.PrevHash, e.Explanation)):
-				problem = "checkpoint signature is invalid"
+			case e.Action == ActionCheckpoint:
+				if s == nil || !s.valid(e) {
+					problem = "checkpoint signature is invalid"
+					break
+				}
+				// A closing checkpoint closes the stream (one of v1, written
+				// before the signature covered the kind, is taken at its
+				// word); the last checkpoint vouches for the writer's life.
+				closed = e.Reason == CheckpointClose
+				lastCheckpoint = e.Time
+			default:
+				closed = false
 			}
 			if problem != "" {
 				rep.Problems = append(rep.Problems, Problem{Stream: name, Seq: e.Seq, ID: e.ID, What: problem})
@@ -135,8 +191,16 @@ func Verify(ctx context.Context, st store.AuditLog, s *Signer, live map[string]b
 			}
 			prev = e.Hash
 		}
-		last := evs[len(evs)-1]
-		if !broken && !live[name] && !(last.Action == ActionCheckpoint && last.Reason == CheckpointClose) {
+		if lastCheckpoint.IsZero() {
+			// A writer's first checkpoint comes at most a Heartbeat after
+			// its first event.
+			lastCheckpoint = evs[0].Time
+		}
+		switch {
+		case broken || closed || o.Live[name]:
+		case o.LiveWithin > 0 && o.Now.Sub(lastCheckpoint) <= o.LiveWithin:
+			rep.Live = append(rep.Live, name)
+		default:
 			rep.Open = append(rep.Open, name)
 		}
 	}

@@ -144,7 +144,7 @@ func checkMigratedAudit(t *testing.T, st store.Store, want []store.AuditEvent) {
 			t.Errorf("event %d after the migration:\n got %#v\nwant %#v", i, got[i], w)
 		}
 	}
-	rep, err := audit.Verify(context.Background(), st, nil, map[string]bool{"legacy": true})
+	rep, err := audit.Verify(context.Background(), st, nil, audit.VerifyOptions{Live: map[string]bool{"legacy": true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func tamperLegacyAudit(t *testing.T, db *sql.DB) {
 // tampered legacy table and that verification finds the edited event.
 func checkMigratedTamperedAudit(t *testing.T, st store.Store) {
 	t.Helper()
-	rep, err := audit.Verify(context.Background(), st, nil, map[string]bool{"legacy": true})
+	rep, err := audit.Verify(context.Background(), st, nil, audit.VerifyOptions{Live: map[string]bool{"legacy": true}})
 	if err != nil {
 		t.Fatal(err)
 	}
