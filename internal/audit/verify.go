@@ -16,11 +16,11 @@ import (
 
 // Checkpoint actions. A checkpoint is itself a chained event of its stream
 // whose Explanation is an HMAC (key derived from the master key) over the
-// stream, its sequence number, the hash of the event before it, its kind
-// and its time ("v2:" and the hex), so that nobody without the key can
-// forge one after cutting the tail, nor turn a periodic checkpoint into a
-// closing one. Checkpoints written before v2 are a bare hex HMAC over the
-// first three.
+// whole checkpoint — stream, sequence number, time, kind and the hash of
+// the event before it ("v2:" and the hex) — so that nobody without the key
+// can forge one after cutting the tail, nor turn a periodic checkpoint into
+// a closing one. Checkpoints written before v2 are a bare hex HMAC over the
+// stream, sequence number and previous hash.
 const (
 	ActionCheckpoint = "audit.checkpoint"
 	CheckpointClose  = "close"
@@ -64,21 +64,23 @@ func (s *Signer) valid(e store.AuditEvent) bool {
 	return ok
 }
 
+// macWith is a checkpoint's MAC under key: v2 over the hash of the whole
+// checkpoint (stream, sequence, time, kind, every field, and the hash
+// before it) without its own signature; v1 over the stream, sequence and
+// hash before it only.
 func macWith(key []byte, e store.AuditEvent, v2 bool) string {
 	m := hmac.New(sha256.New, key)
+	if v2 {
+		e.Explanation = ""
+		m.Write([]byte("writ-audit-checkpoint-v2"))
+		m.Write(Hash(e))
+		return hex.EncodeToString(m.Sum(nil))
+	}
 	m.Write([]byte(e.Stream))
 	var n [8]byte
 	binary.BigEndian.PutUint64(n[:], uint64(e.Seq))
 	m.Write(n[:])
 	m.Write(e.PrevHash)
-	if v2 {
-		m.Write([]byte{0})
-		binary.BigEndian.PutUint64(n[:], uint64(len(e.Reason)))
-		m.Write(n[:])
-		m.Write([]byte(e.Reason))
-		binary.BigEndian.PutUint64(n[:], uint64(e.Time.UnixMilli()))
-		m.Write(n[:])
-	}
 	return hex.EncodeToString(m.Sum(nil))
 }
 
