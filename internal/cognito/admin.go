@@ -105,10 +105,6 @@ func userType(u store.User, attrsKey string) map[string]any {
 }
 
 func (a *IDP) adminOps() map[string]awsjson.Op {
-	get := func(ctx context.Context, p *userpool.Pool, username string) (store.User, error) {
-		u, err := p.AdminUpdate(ctx, "AdminGetUser", username, func(*store.User) error { return nil })
-		return u, err
-	}
 	type userIn struct{ Username string }
 	decodeUser := func(body []byte) (string, error) {
 		var in userIn
@@ -146,7 +142,19 @@ func (a *IDP) adminOps() map[string]awsjson.Op {
 			if in.Username == "" {
 				return nil, missing("username")
 			}
-			u, err := p.AdminCreateUser(ctx, in.Username, in.TemporaryPassword, toAttrs(in.UserAttributes), in.MessageAction == "SUPPRESS")
+			var (
+				u   store.User
+				err error
+			)
+			switch in.MessageAction {
+			case "", "SUPPRESS":
+				u, err = p.AdminCreateUser(ctx, in.Username, in.TemporaryPassword, toAttrs(in.UserAttributes), in.MessageAction == "SUPPRESS")
+			case "RESEND":
+				u, err = p.AdminResendInvitation(ctx, in.Username, in.TemporaryPassword)
+			default:
+				return nil, awsjson.Errorf("InvalidParameterException", "1 validation error detected: Value '"+truncate(in.MessageAction, 40)+
+					"' at 'messageAction' failed to satisfy constraint: Member must satisfy enum value set: [RESEND, SUPPRESS]")
+			}
 			if err != nil {
 				return nil, err
 			}
@@ -157,7 +165,7 @@ func (a *IDP) adminOps() map[string]awsjson.Op {
 			if err != nil {
 				return nil, err
 			}
-			u, err := get(ctx, p, name)
+			u, err := p.AdminGetUser(ctx, name)
 			if err != nil {
 				return nil, err
 			}
@@ -219,8 +227,14 @@ func (a *IDP) adminOps() map[string]awsjson.Op {
 			}
 			return struct{}{}, nil
 		}),
-		"AdminDisableUser": simple("AdminDisableUser", func(u *store.User) error { u.Enabled = false; return nil }),
-		"AdminEnableUser":  simple("AdminEnableUser", func(u *store.User) error { u.Enabled = true; return nil }),
+		"AdminDisableUser": a.adminOp("AdminDisableUser", func(ctx context.Context, p *userpool.Pool, body []byte) (any, error) {
+			name, err := decodeUser(body)
+			if err != nil {
+				return nil, err
+			}
+			return struct{}{}, p.AdminDisableUser(ctx, name)
+		}),
+		"AdminEnableUser": simple("AdminEnableUser", func(u *store.User) error { u.Enabled = true; return nil }),
 		"AdminSetUserPassword": a.adminOp("AdminSetUserPassword", func(ctx context.Context, p *userpool.Pool, body []byte) (any, error) {
 			var in struct {
 				Username, Password string
@@ -248,7 +262,7 @@ func (a *IDP) adminOps() map[string]awsjson.Op {
 			if err != nil {
 				return nil, err
 			}
-			u, err := get(ctx, p, name)
+			u, err := p.AdminGetUser(ctx, name)
 			if err != nil {
 				return nil, err
 			}
@@ -265,7 +279,7 @@ func (a *IDP) adminOps() map[string]awsjson.Op {
 			if err != nil {
 				return nil, err
 			}
-			u, err := get(ctx, p, name)
+			u, err := p.AdminGetUser(ctx, name)
 			if err != nil {
 				return nil, err
 			}
@@ -290,7 +304,7 @@ func (a *IDP) adminOps() map[string]awsjson.Op {
 				return nil, awsjson.Errorf("InvalidParameterException", "ADMIN_USER_PASSWORD_AUTH flow not enabled for this client")
 			}
 			ap := in.AuthParameters
-			res, err := p.PasswordAuth(ctx, c, ap["USERNAME"], ap["PASSWORD"], ap["SECRET_HASH"], "admin-api")
+			res, err := p.AdminPasswordAuth(ctx, c, ap["USERNAME"], ap["PASSWORD"], ap["SECRET_HASH"])
 			if err != nil {
 				return nil, err
 			}

@@ -40,12 +40,33 @@ func setAttr(u *store.User, name, value string) {
 			u.EmailVerified = false
 		}
 	case "email_verified":
-		u.EmailVerified = value == "true"
+		u.EmailVerified = strings.EqualFold(value, "true")
 	default:
 		if u.Attributes == nil {
 			u.Attributes = map[string]string{}
 		}
+		switch name {
+		case "phone_number":
+			if value != u.Attributes[name] {
+				u.Attributes["phone_number_verified"] = "false"
+			}
+		case "phone_number_verified":
+			value = strings.ToLower(value)
+		}
 		u.Attributes[name] = value
+	}
+}
+
+// setAttrs applies attrs (checked by validateAttrs or validateAdminAttrs)
+// to u, the verification flags last so that they hold for an address set
+// in the same call whatever the order.
+func setAttrs(u *store.User, attrs []Attribute) {
+	for _, flags := range []bool{false, true} {
+		for _, a := range attrs {
+			if verifiedAttrs[a.Name] == flags {
+				setAttr(u, a.Name, a.Value)
+			}
+		}
 	}
 }
 
@@ -56,19 +77,38 @@ var standardAttrs = map[string]bool{
 	"updated_at": true, "email": true,
 }
 
-// validateAttrs checks attribute names and values a user may set.
-func validateAttrs(attrs []Attribute) error {
+// verifiedAttrs are the verification flags: only an administrator (or a
+// confirmation code) may set them.
+var verifiedAttrs = map[string]bool{"email_verified": true, "phone_number_verified": true}
+
+// validateAttrs checks attribute names and values a user may set (SignUp,
+// UpdateUserAttributes, the NEW_PASSWORD_REQUIRED challenge): writable
+// schema attributes only (standard ones and custom:*), within the length
+// limits. sub and the verification flags are refused with Cognito's
+// NotAuthorizedException, any other name (cognito:* included) with
+// InvalidParameterException.
+func validateAttrs(attrs []Attribute) error { return checkAttrs(attrs, false) }
+
+// validateAdminAttrs is validateAttrs for an administrator (AdminCreateUser),
+// who may also set email_verified and phone_number_verified to true or false.
+func validateAdminAttrs(attrs []Attribute) error { return checkAttrs(attrs, true) }
+
+func checkAttrs(attrs []Attribute, admin bool) error {
 	if len(attrs) > 50 {
 		return newErr(CodeInvalidParameter, "Too many attributes")
 	}
 	for _, a := range attrs {
 		switch {
-		case a.Name == "sub" || a.Name == "email_verified" || a.Name == "phone_number_verified":
-			return newErr(CodeNotAuthorized, "A client attempted to write unauthorized attribute")
-		case !standardAttrs[a.Name] && !strings.HasPrefix(a.Name, "custom:"):
-			return newErr(CodeInvalidParameter, "Attribute does not exist in the schema: "+a.Name)
 		case len(a.Name) > 32+7 || len(a.Value) > 2048:
 			return newErr(CodeInvalidParameter, "Attribute name or value too long")
+		case admin && verifiedAttrs[a.Name]:
+			if !strings.EqualFold(a.Value, "true") && !strings.EqualFold(a.Value, "false") {
+				return newErr(CodeInvalidParameter, "Invalid value for attribute "+a.Name+": must be true or false")
+			}
+		case a.Name == "sub" || verifiedAttrs[a.Name]:
+			return newErr(CodeNotAuthorized, "A client attempted to write unauthorized attribute")
+		case !standardAttrs[a.Name] && (!strings.HasPrefix(a.Name, "custom:") || a.Name == "custom:"):
+			return newErr(CodeInvalidParameter, "Attribute does not exist in the schema: "+a.Name)
 		case a.Name == "email" && !strings.Contains(a.Value, "@"):
 			return newErr(CodeInvalidParameter, "Invalid email address format.")
 		}
@@ -183,9 +223,7 @@ func (p *Pool) signUp(ctx context.Context, c store.Client, username, password, s
 	u := store.User{PoolID: p.cfg.ID, Username: username, Sub: uuid.NewString(), Attributes: map[string]string{},
 		Status: store.StatusUnconfirmed, Enabled: true, PasswordHash: HashPassword(password, p.svc.deps.Argon2),
 		CreatedAt: now, UpdatedAt: now}
-	for _, a := range attrs {
-		setAttr(&u, a.Name, a.Value)
-	}
+	setAttrs(&u, attrs)
 	if err := p.st().CreateUser(ctx, u); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return store.User{}, CodeDelivery{}, newErr(CodeUsernameExists, "User already exists")
@@ -262,7 +300,9 @@ func (p *Pool) ResendConfirmationCode(ctx context.Context, c store.Client, usern
 	return p.sendCode(ctx, "confirm", u, codeLifetime, "Your verification code", "Your confirmation code is %s")
 }
 
-// ForgotPassword mails a reset code. An unknown user gets the same answer.
+// ForgotPassword mails a reset code to the user's verified email address.
+// An unknown user gets the same answer as a known one; a user without a
+// verified address gets InvalidParameterException, as in Cognito.
 func (p *Pool) ForgotPassword(ctx context.Context, c store.Client, username, secretHash string) (CodeDelivery, error) {
 	if err := p.checkSecretHash(c, username, secretHash); err != nil {
 		return CodeDelivery{}, err
@@ -277,6 +317,13 @@ func (p *Pool) ForgotPassword(ctx context.Context, c store.Client, username, sec
 	}
 	if !u.Enabled {
 		return CodeDelivery{}, newErr(CodeNotAuthorized, "User is disabled.")
+	}
+	if u.Email == "" || !u.EmailVerified {
+		// Codes go by email only (writ sends no SMS): without a verified
+		// address there is nowhere safe to send one, as Cognito answers.
+		err := newErr(CodeInvalidParameter, "Cannot reset password for the user as there is no registered/verified email or phone_number")
+		p.record(ctx, auditFor("ForgotPassword", c, u, err))
+		return CodeDelivery{}, err
 	}
 	d, err := p.sendCode(ctx, "reset", u, resetLifetime, "Your password reset code", "Your password reset code is %s")
 	p.record(ctx, auditFor("ForgotPassword", c, u, err))
@@ -318,7 +365,10 @@ func (p *Pool) confirmForgot(ctx context.Context, c store.Client, username, code
 	if err != nil {
 		return internal(err)
 	}
-	return p.st().ResetCounter(ctx, "login-user/"+p.cfg.ID+"/"+username)
+	if err := p.st().ResetCounter(ctx, p.userLockKey(username)); err != nil {
+		return internal(err)
+	}
+	return nil
 }
 
 // ChangePassword changes the signed-in user's password.
@@ -333,7 +383,7 @@ func (p *Pool) ChangePassword(ctx context.Context, accessToken, previous, propos
 }
 
 func (p *Pool) changePassword(ctx context.Context, u store.User, previous, proposed string) error {
-	userKey := "login-user/" + p.cfg.ID + "/" + u.Username
+	userKey := p.userLockKey(u.Username)
 	if n, err := p.st().Count(ctx, userKey, p.now()); err != nil {
 		return internal(err)
 	} else if p.cfg.Lockout.MaxFailures > 0 && n >= p.cfg.Lockout.MaxFailures {
@@ -369,9 +419,7 @@ func (p *Pool) UpdateAttributes(ctx context.Context, accessToken string, attrs [
 		return err
 	}
 	_, err = p.st().UpdateUser(ctx, p.cfg.ID, u.Username, func(x *store.User) error {
-		for _, a := range attrs {
-			setAttr(x, a.Name, a.Value)
-		}
+		setAttrs(x, attrs)
 		x.UpdatedAt = p.now()
 		return nil
 	})

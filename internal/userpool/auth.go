@@ -79,21 +79,40 @@ func auditFor(action string, c store.Client, u store.User, err error) audit.Even
 	return auditEvent(action, c.ClientID, u.Username, u.Sub, err)
 }
 
-// PasswordAuth runs USER_PASSWORD_AUTH (and ADMIN_USER_PASSWORD_AUTH) for
-// client c from source address src.
+// signIn says how a password sign-in was asked for.
+type signIn struct {
+	// src is the caller's address, for the per-source throttle.
+	src string
+	// admin marks the admin flow, which has no per-source throttle.
+	admin bool
+	// web marks the hosted pages (no SECRET_HASH, ends with Result.Done).
+	web bool
+}
+
+// PasswordAuth runs USER_PASSWORD_AUTH for client c from source address
+// src: the per-source throttle and the per-user lockout apply.
 func (p *Pool) PasswordAuth(ctx context.Context, c store.Client, username, password, secretHash, src string) (Result, error) {
-	return p.passwordAuthLogged(ctx, c, username, password, secretHash, src, false)
+	return p.passwordAuthLogged(ctx, "InitiateAuth", c, username, password, secretHash, signIn{src: src})
+}
+
+// AdminPasswordAuth runs ADMIN_USER_PASSWORD_AUTH (AdminInitiateAuth) for
+// client c. The caller is an authorized administrator, a server whose
+// address says nothing about the user signing in, so only the per-user
+// lockout applies, as in Cognito: a per-source throttle would let failures
+// for some users lock every user out of the admin flow.
+func (p *Pool) AdminPasswordAuth(ctx context.Context, c store.Client, username, password, secretHash string) (Result, error) {
+	return p.passwordAuthLogged(ctx, "AdminInitiateAuth", c, username, password, secretHash, signIn{admin: true})
 }
 
 // WebPasswordAuth is PasswordAuth for the hosted pages: the same checks,
 // challenges and throttling, ending with Result.Done instead of tokens.
 func (p *Pool) WebPasswordAuth(ctx context.Context, c store.Client, username, password, src string) (Result, error) {
-	return p.passwordAuthLogged(ctx, c, username, password, "", src, true)
+	return p.passwordAuthLogged(ctx, "InitiateAuth", c, username, password, "", signIn{src: src, web: true})
 }
 
-func (p *Pool) passwordAuthLogged(ctx context.Context, c store.Client, username, password, secretHash, src string, web bool) (Result, error) {
-	r, err := p.passwordAuth(ctx, c, username, password, secretHash, src, web)
-	ev := auditFor("InitiateAuth", c, r.User, err)
+func (p *Pool) passwordAuthLogged(ctx context.Context, action string, c store.Client, username, password, secretHash string, how signIn) (Result, error) {
+	r, err := p.passwordAuth(ctx, c, username, password, secretHash, how)
+	ev := auditFor(action, c, r.User, err)
 	if r.User.Username == "" {
 		ev.Username = username
 	}
@@ -104,37 +123,39 @@ func (p *Pool) passwordAuthLogged(ctx context.Context, c store.Client, username,
 	return r, err
 }
 
-func (p *Pool) passwordAuth(ctx context.Context, c store.Client, username, password, secretHash, src string, web bool) (Result, error) {
+func (p *Pool) passwordAuth(ctx context.Context, c store.Client, username, password, secretHash string, how signIn) (Result, error) {
 	if username == "" || password == "" {
 		return Result{}, newErr(CodeInvalidParameter, "Missing required parameter USERNAME or PASSWORD")
 	}
-	if !web {
+	if !how.web {
 		if err := p.checkSecretHash(c, username, secretHash); err != nil {
 			return Result{}, err
 		}
 	}
 	now := p.now()
 	window := p.cfg.Lockout.Window
-	srcKey := "login-src/" + p.cfg.ID + "/" + src
-	userKey := "login-user/" + p.cfg.ID + "/" + username
-	if n, err := p.st().Count(ctx, srcKey, now); err != nil {
-		return Result{}, internal(err)
-	} else if n >= p.svc.sourceLimit {
-		return Result{}, newErr(CodeTooManyRequests, "Too many failed sign-in attempts from this address; try again later.")
+	srcKey := ""
+	if !how.admin {
+		srcKey = "login-src/" + p.cfg.ID + "/" + how.src
+		if n, err := p.st().Count(ctx, srcKey, now); err != nil {
+			return Result{}, internal(err)
+		} else if n >= p.svc.sourceLimit {
+			return Result{}, newErr(CodeTooManyRequests, "Too many failed sign-in attempts from this address; try again later.")
+		}
 	}
-	if n, err := p.st().Count(ctx, userKey, now); err != nil {
-		return Result{}, internal(err)
-	} else if p.cfg.Lockout.MaxFailures > 0 && n >= p.cfg.Lockout.MaxFailures {
+	if err := p.checkLockout(ctx, username); err != nil {
 		// Burn the same time as a real check so lockout is not a timing oracle.
 		VerifyPassword(p.svc.dummyHash, password)
-		return Result{}, &Error{Code: CodeNotAuthorized, Message: "Password attempts exceeded", Cause: errors.New("user locked out")}
+		return Result{}, err
 	}
 	fail := func(cause string) (Result, error) {
-		if _, err := p.st().Incr(ctx, srcKey, window, now); err != nil {
-			return Result{}, internal(err)
+		if srcKey != "" {
+			if _, err := p.st().Incr(ctx, srcKey, window, now); err != nil {
+				return Result{}, internal(err)
+			}
 		}
-		if _, err := p.st().Incr(ctx, userKey, window, now); err != nil {
-			return Result{}, internal(err)
+		if err := p.countFailure(ctx, username); err != nil {
+			return Result{}, err
 		}
 		e := errBadCredentials()
 		e.Cause = errors.New(cause)
@@ -151,9 +172,8 @@ func (p *Pool) passwordAuth(ctx context.Context, c store.Client, username, passw
 	if u.PasswordHash == "" || !VerifyPassword(u.PasswordHash, password) {
 		return fail("wrong password")
 	}
-	if err := p.st().ResetCounter(ctx, userKey); err != nil {
-		return Result{}, internal(err)
-	}
+	// The failure counter is reset only when the sign-in completes
+	// (finish): a right password alone must not wipe out wrong MFA codes.
 	if !u.Enabled {
 		return Result{User: u}, newErr(CodeNotAuthorized, "User is disabled.")
 	}
@@ -163,7 +183,7 @@ func (p *Pool) passwordAuth(ctx context.Context, c store.Client, username, passw
 	case store.StatusResetRequired:
 		return Result{User: u}, newErr("PasswordResetRequiredException", "Password reset required for the user")
 	}
-	st := authState{Username: u.Username, Sub: u.Sub, AuthTime: now.Unix(), AMR: []string{"pwd"}, Web: web}
+	st := authState{Username: u.Username, Sub: u.Sub, AuthTime: now.Unix(), AMR: []string{"pwd"}, Web: how.web}
 	if u.Status == store.StatusForceChangePassword {
 		return p.challenge(ctx, c, u, st, ChallengeNewPassword)
 	}
@@ -181,7 +201,41 @@ func (p *Pool) afterPassword(ctx context.Context, c store.Client, u store.User, 
 	return p.finish(ctx, c, u, st)
 }
 
+// userLockKey names the counter of a user's failed sign-in steps (wrong
+// passwords and wrong MFA codes) within the pool's lockout window.
+func (p *Pool) userLockKey(username string) string {
+	return "login-user/" + p.cfg.ID + "/" + username
+}
+
+// checkLockout refuses a user with lockout.max_failures failed sign-in
+// steps within the window, as Cognito does after five wrong passwords or
+// MFA codes.
+func (p *Pool) checkLockout(ctx context.Context, username string) error {
+	n, err := p.st().Count(ctx, p.userLockKey(username), p.now())
+	if err != nil {
+		return internal(err)
+	}
+	if p.cfg.Lockout.MaxFailures > 0 && n >= p.cfg.Lockout.MaxFailures {
+		return &Error{Code: CodeNotAuthorized, Message: "Password attempts exceeded", Cause: errors.New("user locked out")}
+	}
+	return nil
+}
+
+// countFailure counts a failed sign-in step of a user toward lockout.
+func (p *Pool) countFailure(ctx context.Context, username string) error {
+	if _, err := p.st().Incr(ctx, p.userLockKey(username), p.cfg.Lockout.Window, p.now()); err != nil {
+		return internal(err)
+	}
+	return nil
+}
+
+// finish completes a sign-in whose every step succeeded: it clears the
+// user's failure counter and issues the tokens (or, for the hosted pages,
+// reports Done).
 func (p *Pool) finish(ctx context.Context, c store.Client, u store.User, st authState) (Result, error) {
+	if err := p.st().ResetCounter(ctx, p.userLockKey(u.Username)); err != nil {
+		return Result{}, internal(err)
+	}
 	if st.Web {
 		return Result{Done: true, User: u, AuthTime: time.Unix(st.AuthTime, 0), AMR: st.AMR}, nil
 	}
@@ -308,8 +362,19 @@ func (p *Pool) respond(ctx context.Context, c store.Client, challenge, session s
 	}
 	switch challenge {
 	case ChallengeSoftwareTokenMFA:
+		// Wrong codes count toward the user's lockout like wrong
+		// passwords, across sign-ins: a locked-out user's session is spent.
+		if err := p.checkLockout(ctx, u.Username); err != nil {
+			return Result{User: u}, err
+		}
 		code := responses["SOFTWARE_TOKEN_MFA_CODE"]
 		if err := p.checkTOTP(ctx, u, u.TOTPSecret, code); err != nil {
+			var ue *Error
+			if errors.As(err, &ue) && ue.Code == CodeCodeMismatch {
+				if cerr := p.countFailure(ctx, u.Username); cerr != nil {
+					return Result{User: u}, cerr
+				}
+			}
 			if st.Attempts+1 < maxChallengeAttempts {
 				st.Attempts++
 				if perr := p.putSession(ctx, session, c, st); perr != nil {
@@ -322,7 +387,19 @@ func (p *Pool) respond(ctx context.Context, c store.Client, challenge, session s
 		return p.finish(ctx, c, u, st)
 	case ChallengeNewPassword:
 		pw := responses["NEW_PASSWORD"]
-		if err := CheckPasswordPolicy(p.cfg.PasswordPolicy, pw); err != nil {
+		var attrs []Attribute
+		for k, v := range responses {
+			if name, ok := cutPrefix(k, "userAttributes."); ok {
+				attrs = append(attrs, Attribute{Name: name, Value: v})
+			}
+		}
+		// The user sets attributes here as with UpdateUserAttributes, under
+		// the same rules; a refusal changes nothing and keeps the session.
+		err := validateAttrs(attrs)
+		if err == nil {
+			err = CheckPasswordPolicy(p.cfg.PasswordPolicy, pw)
+		}
+		if err != nil {
 			if perr := p.putSession(ctx, session, c, st); perr != nil {
 				return Result{}, perr
 			}
@@ -332,11 +409,7 @@ func (p *Pool) respond(ctx context.Context, c store.Client, challenge, session s
 		u, err = p.st().UpdateUser(ctx, p.cfg.ID, u.Username, func(x *store.User) error {
 			x.PasswordHash = hash
 			x.Status = store.StatusConfirmed
-			for k, v := range responses {
-				if name, ok := cutPrefix(k, "userAttributes."); ok && name != "sub" && name != "email_verified" {
-					setAttr(x, name, v)
-				}
-			}
+			setAttrs(x, attrs)
 			x.UpdatedAt = p.now()
 			return nil
 		})
@@ -351,7 +424,8 @@ func (p *Pool) respond(ctx context.Context, c store.Client, challenge, session s
 }
 
 // checkTOTP verifies code against the sealed secret and marks its time
-// step used, so the same code is refused for the rest of its window.
+// step used for that secret, so the same code is refused for the rest of
+// its window.
 func (p *Pool) checkTOTP(ctx context.Context, u store.User, sealed []byte, code string) error {
 	if len(sealed) == 0 {
 		return newErr(CodeSoftwareTokenNotFound, "Software token MFA is not set up for the user.")
@@ -365,7 +439,10 @@ func (p *Pool) checkTOTP(ctx context.Context, u store.User, sealed []byte, code 
 	if !ok {
 		return newErr(CodeCodeMismatch, "Invalid code received for user")
 	}
-	key := fmt.Sprintf("totp/%s/%s/%d", p.cfg.ID, u.Sub, step)
+	// Replay is per secret: a code of a new secret being enrolled is not
+	// a replay of the old secret's code for the same step. The secret is
+	// named by a keyed hash, never stored in the clear.
+	key := fmt.Sprintf("totp/%s/%s/%x/%d", p.cfg.ID, u.Sub, p.svc.HashClientSecret("totp-replay:"+string(secret)), step)
 	expires := time.Unix(int64(step+2)*int64(totpStep/time.Second), 0)
 	if err := p.st().UseOnce(ctx, key, expires, now); err != nil {
 		if errors.Is(err, store.ErrConflict) {

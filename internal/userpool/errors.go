@@ -18,6 +18,8 @@ const (
 	CodeLimitExceeded         = "LimitExceededException"
 	CodeTooManyFailedAttempts = "TooManyFailedAttemptsException"
 	CodeUnsupportedTokenType  = "UnsupportedTokenTypeException"
+	CodeUnsupportedUserState  = "UnsupportedUserStateException"
+	CodeUserNotFound          = "UserNotFoundException"
 	CodeInternal              = "InternalErrorException"
 )
 

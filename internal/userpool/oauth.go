@@ -179,7 +179,9 @@ func (p *Pool) UserInfo(ctx context.Context, raw string) (map[string]any, error)
 	}
 	if all || c.HasScope("profile") {
 		for k, v := range u.Attributes {
-			out[k] = v
+			if _, taken := out[k]; !taken && !reservedClaim(k) {
+				out[k] = v
+			}
 		}
 	}
 	return out, nil
@@ -222,35 +224,96 @@ func (p *Pool) AdminCreateUser(ctx context.Context, username, tempPassword strin
 	if err := validUsername(username); err != nil {
 		return store.User{}, err
 	}
-	if err := validateAttrs(attrs); err != nil {
+	if err := validateAdminAttrs(attrs); err != nil {
 		return store.User{}, err
 	}
-	generated := tempPassword == ""
-	if generated {
-		tempPassword = "Tmp-" + randomToken(12) + "9a"
-	} else if err := CheckPasswordPolicy(p.cfg.PasswordPolicy, tempPassword); err != nil {
+	tempPassword, err := p.temporaryPassword(tempPassword)
+	if err != nil {
 		return store.User{}, err
 	}
 	now := p.now()
 	u := store.User{PoolID: p.cfg.ID, Username: username, Sub: uuid.NewString(), Attributes: map[string]string{},
 		Status: store.StatusForceChangePassword, Enabled: true, PasswordHash: HashPassword(tempPassword, p.svc.deps.Argon2),
 		CreatedAt: now, UpdatedAt: now}
-	for _, a := range attrs {
-		setAttr(&u, a.Name, a.Value)
-	}
+	setAttrs(&u, attrs)
 	if err := p.st().CreateUser(ctx, u); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return store.User{}, newErr(CodeUsernameExists, "User account already exists")
 		}
 		return store.User{}, internal(err)
 	}
-	if !suppress && u.Email != "" && p.svc.deps.Mailer != nil {
-		if err := p.svc.deps.Mailer.Send(ctx, u.Email, "Your temporary password",
-			"Your username is "+username+" and your temporary password is "+tempPassword); err != nil {
-			return u, &Error{Code: "CodeDeliveryFailureException", Message: "Unable to deliver the temporary password.", Cause: err}
+	if !suppress {
+		if err := p.sendInvitation(ctx, u, tempPassword); err != nil {
+			return u, err
 		}
 	}
 	p.record(ctx, audit.Event{Action: "AdminCreateUser", Outcome: audit.Allow, Username: username, Sub: u.Sub})
+	return u, nil
+}
+
+// AdminResendInvitation is AdminCreateUser with MessageAction RESEND: it
+// gives an existing user still in FORCE_CHANGE_PASSWORD a new temporary
+// password (tempPassword, generated when empty), which replaces the old
+// one, and mails the invitation again. UserNotFoundException when the user
+// does not exist; UnsupportedUserStateException, changing nothing, when it
+// has left FORCE_CHANGE_PASSWORD.
+func (p *Pool) AdminResendInvitation(ctx context.Context, username, tempPassword string) (store.User, error) {
+	tempPassword, err := p.temporaryPassword(tempPassword)
+	if err != nil {
+		return store.User{}, err
+	}
+	hash := HashPassword(tempPassword, p.svc.deps.Argon2)
+	u, err := p.AdminUpdate(ctx, "AdminCreateUser", username, func(u *store.User) error {
+		if u.Status != store.StatusForceChangePassword {
+			return newErr(CodeUnsupportedUserState, "Resend not possible. "+username+" status is "+u.Status)
+		}
+		u.PasswordHash = hash
+		return nil
+	})
+	if err != nil {
+		return store.User{}, err
+	}
+	if err := p.sendInvitation(ctx, u, tempPassword); err != nil {
+		return u, err
+	}
+	return u, nil
+}
+
+// temporaryPassword checks an administrator's temporary password against
+// the pool's policy, or generates one when it is empty.
+func (p *Pool) temporaryPassword(pw string) (string, error) {
+	if pw == "" {
+		return "Tmp-" + randomToken(12) + "9a", nil
+	}
+	if err := CheckPasswordPolicy(p.cfg.PasswordPolicy, pw); err != nil {
+		return "", err
+	}
+	return pw, nil
+}
+
+// sendInvitation mails u its username and temporary password (nothing
+// when u has no email address or no mailer is configured).
+func (p *Pool) sendInvitation(ctx context.Context, u store.User, tempPassword string) error {
+	if u.Email == "" || p.svc.deps.Mailer == nil {
+		return nil
+	}
+	if err := p.svc.deps.Mailer.Send(ctx, u.Email, "Your temporary password",
+		"Your username is "+u.Username+" and your temporary password is "+tempPassword); err != nil {
+		return &Error{Code: "CodeDeliveryFailureException", Message: "Unable to deliver the temporary password.", Cause: err}
+	}
+	return nil
+}
+
+// AdminGetUser returns a user (UserNotFoundException when absent). It only
+// reads: UserLastModifiedDate stays as it is.
+func (p *Pool) AdminGetUser(ctx context.Context, username string) (store.User, error) {
+	u, err := p.st().GetUser(ctx, p.cfg.ID, username)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.User{}, newErr(CodeUserNotFound, "User does not exist.")
+	}
+	if err != nil {
+		return store.User{}, internal(err)
+	}
 	return u, nil
 }
 
@@ -264,7 +327,7 @@ func (p *Pool) AdminUpdate(ctx context.Context, action, username string, fn func
 		return nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return store.User{}, newErr("UserNotFoundException", "User does not exist.")
+		return store.User{}, newErr(CodeUserNotFound, "User does not exist.")
 	}
 	var ue *Error
 	if errors.As(err, &ue) {
@@ -275,6 +338,26 @@ func (p *Pool) AdminUpdate(ctx context.Context, action, username string, fn func
 	}
 	p.record(ctx, audit.Event{Action: action, Outcome: audit.Allow, Username: username, Sub: u.Sub})
 	return u, nil
+}
+
+// AdminDisableUser disables a user and revokes all of its tokens, as
+// Cognito's AdminDisableUser does: its refresh tokens are revoked and its
+// access and ID tokens issued so far are refused in online checks (as
+// after AdminUserGlobalSignOut), so AdminEnableUser does not bring them
+// back.
+func (p *Pool) AdminDisableUser(ctx context.Context, username string) error {
+	now := p.now()
+	if _, err := p.AdminUpdate(ctx, "AdminDisableUser", username, func(u *store.User) error {
+		u.Enabled = false
+		u.RevokedBefore = now
+		return nil
+	}); err != nil {
+		return err
+	}
+	if _, err := p.st().RevokeUserRefreshTokens(ctx, p.cfg.ID, username); err != nil {
+		return internal(err)
+	}
+	return nil
 }
 
 // AdminSetPassword sets a user's password, permanent or temporary.
@@ -323,7 +406,7 @@ func (s *Service) DeleteUser(ctx context.Context, p *Pool, username string) erro
 	}
 	err := s.deps.Store.DeleteUser(ctx, p.cfg.ID, username)
 	if errors.Is(err, store.ErrNotFound) {
-		return newErr("UserNotFoundException", "User does not exist.")
+		return newErr(CodeUserNotFound, "User does not exist.")
 	}
 	if err != nil {
 		return internal(err)

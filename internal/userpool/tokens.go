@@ -169,9 +169,14 @@ func (p *Pool) mint(ctx context.Context, key token.Signer, g Grant, now time.Tim
 			it["email_verified"] = u.EmailVerified
 		}
 		for k, v := range u.Attributes {
-			if _, taken := it[k]; !taken {
-				it[k] = v
+			if _, taken := it[k]; taken || reservedClaim(k) {
+				continue
 			}
+			if k == "phone_number_verified" {
+				it[k] = v == "true"
+				continue
+			}
+			it[k] = v
 		}
 		if g.Nonce != "" {
 			it["nonce"] = g.Nonce
@@ -190,6 +195,25 @@ func (p *Pool) mint(ctx context.Context, key token.Signer, g Grant, now time.Tim
 		}
 	}
 	return out, rt, nil
+}
+
+// protocolClaims are the claims writ sets itself (RFC 7519 §4.1, OpenID
+// Connect Core §2 and §5.1, RFC 9068, Cognito's own) that a stored
+// attribute of the same name must never supply.
+var protocolClaims = map[string]bool{
+	"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true, "iat": true, "jti": true,
+	"auth_time": true, "nonce": true, "acr": true, "amr": true, "azp": true, "at_hash": true, "c_hash": true,
+	"sid": true, "token_use": true, "origin_jti": true, "event_id": true, "client_id": true, "scope": true,
+	"username": true, "identities": true, "email_verified": true, "act": true, "may_act": true, "cnf": true,
+}
+
+// reservedClaim reports whether an attribute name is reserved for claims
+// writ sets itself (the protocol claims and all of cognito:*), so that it
+// is never copied from a user's attributes into a token or userInfo:
+// attributes come from users, while cognito:preferred_role, for one,
+// chooses an IAM role.
+func reservedClaim(name string) bool {
+	return protocolClaims[name] || strings.HasPrefix(name, "cognito:")
 }
 
 // replayed is what a retried refresh within the grace period gets back.
