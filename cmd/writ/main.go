@@ -56,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usage)
 		return 2
 	}
+	con := &console{Writer: stderr}
+	stderr = con
 	var err error
 	switch args[0] {
 	case "serve":
@@ -91,6 +93,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
+	case con.usageShown:
+		// The flag package has printed the error and the usage.
+		return 2
 	case errors.Is(err, errUsage):
 		fmt.Fprintln(stderr, "writ:", strings.TrimPrefix(err.Error(), "usage: "))
 		return 2
@@ -107,14 +112,68 @@ func version() string {
 	return "dev"
 }
 
+// console is the stderr run gives a command. It notes when a FlagSet of
+// newFlags has shown its usage: that happens on -h and on a bad flag, which
+// the flag package prints with the usage; run then exits 2 without
+// printing the error again.
+type console struct {
+	io.Writer
+	usageShown bool
+}
+
+// newFlags returns a FlagSet that reports a bad flag (once, with the
+// usage) and returns its error for the command to return.
 func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
+		if c, ok := stderr.(*console); ok {
+			c.usageShown = true
+		}
 		fmt.Fprintf(stderr, "Usage: %s\n\n", synopsis)
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// parseInterspersed parses flags before, between and after positional
+// arguments (fs.Parse stops at the first positional argument) and returns
+// the positional arguments in order. Every argument after "--" is
+// positional.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if endsWithTerminator(fs, args[:len(args)-len(rest)]) || len(rest) == 0 {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// endsWithTerminator reports whether the flags fs parsed, parsed, end with
+// "--" that ends the flags (rather than being a flag's value).
+func endsWithTerminator(fs *flag.FlagSet, parsed []string) bool {
+	for i := 0; i < len(parsed); i++ {
+		a := parsed[i]
+		if a == "--" {
+			return i == len(parsed)-1
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if hasValue {
+			continue
+		}
+		if f := fs.Lookup(name); f != nil {
+			if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !ok || !b.IsBoolFlag() {
+				i++ // the next argument is its value
+			}
+		}
+	}
+	return false
 }
 
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {

@@ -48,7 +48,9 @@ func cmdUsers(args []string, stdout, stderr io.Writer) error {
 	email := fs.String("email", "", "email of a new user")
 	temp := fs.String("temp-password", "", "temporary password of a new user (default: generated and mailed)")
 	temporary := fs.Bool("temporary", false, "set-password: the user must change it at next sign-in")
-	if err := fs.Parse(args[1:]); err != nil {
+	// Flags may come after the positional arguments, as the usage shows.
+	rest, err := parseInterspersed(fs, args[1:])
+	if err != nil {
 		return err
 	}
 	if *file == "" {
@@ -84,7 +86,6 @@ func cmdUsers(args []string, stdout, stderr io.Writer) error {
 	c := cip.New(cip.Options{Region: cfg.Region, BaseEndpoint: aws.String(*endpoint), Credentials: creds, RetryMaxAttempts: 1})
 	ctx := context.Background()
 	p := aws.String(*pool)
-	rest := fs.Args()
 	need := func(n int) error {
 		if len(rest) != n {
 			return fmt.Errorf("%w: users %s takes %d argument(s)", errUsage, sub, n)

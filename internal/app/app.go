@@ -352,14 +352,43 @@ func (a *App) componentHandler(name string, op func(*http.Request) string) http.
 	return http.NotFoundHandler()
 }
 
+// idpOps are the Cognito IdP operations cognito.NewIDP dispatches, the only
+// X-Amz-Target operations that become metric labels (TestMetricsOperationLabels
+// checks the list against the server).
+var idpOps = map[string]bool{
+	"SignUp": true, "ConfirmSignUp": true, "ResendConfirmationCode": true, "InitiateAuth": true,
+	"RespondToAuthChallenge": true, "AssociateSoftwareToken": true, "VerifySoftwareToken": true,
+	"SetUserMFAPreference": true, "GetUser": true, "UpdateUserAttributes": true, "ChangePassword": true,
+	"ForgotPassword": true, "ConfirmForgotPassword": true, "GlobalSignOut": true, "RevokeToken": true,
+	"AdminCreateUser": true, "AdminGetUser": true, "ListUsers": true, "AdminDeleteUser": true,
+	"AdminDisableUser": true, "AdminEnableUser": true, "AdminSetUserPassword": true,
+	"AdminResetUserPassword": true, "AdminAddUserToGroup": true, "AdminRemoveUserFromGroup": true,
+	"AdminListGroupsForUser": true, "AdminUserGlobalSignOut": true, "AdminInitiateAuth": true,
+	"CreateGroup": true, "ListGroups": true,
+}
+
+// identityOps are the Cognito Identity operations the identity listener
+// dispatches.
+var identityOps = map[string]bool{"GetId": true, "GetCredentialsForIdentity": true, "GetOpenIdToken": true}
+
+// targetOperation is the operation of an X-Amz-Target header for metrics:
+// one of ops under prefix, else "unknown", so that a caller cannot create
+// series at will.
+func targetOperation(target, prefix string, ops map[string]bool) string {
+	if p, op, ok := strings.Cut(target, "."); ok && p == prefix && ops[op] {
+		return op
+	}
+	return "unknown"
+}
+
 // idpOperation names an idp request for metrics: the Cognito operation, or
 // the OIDC endpoint under the pool's issuer.
 func idpOperation(r *http.Request) string {
-	if t := r.Header.Get("X-Amz-Target"); t != "" {
-		if _, op, ok := strings.Cut(t, "."); ok && len(op) < 64 {
-			return op
+	if t := r.Header.Get("X-Amz-Target"); t != "" && r.URL.Path == "/" {
+		if r.Method != http.MethodPost {
+			return "unknown"
 		}
-		return "unknown"
+		return targetOperation(t, cognito.Prefix, idpOps)
 	}
 	parts := strings.SplitN(strings.TrimPrefix(r.URL.Path, "/"), "/", 2)
 	if len(parts) == 2 {
@@ -378,11 +407,8 @@ func identityOperation(r *http.Request) string {
 	if r.URL.Path == auditapi.Path {
 		return "audit.ingest"
 	}
-	if t := r.Header.Get("X-Amz-Target"); t != "" {
-		if _, op, ok := strings.Cut(t, "."); ok && len(op) < 64 {
-			return op
-		}
-		return "unknown"
+	if t := r.Header.Get("X-Amz-Target"); t != "" && r.Method == http.MethodPost && r.URL.Path == "/" {
+		return targetOperation(t, "AWSCognitoIdentityService", identityOps)
 	}
 	switch a := r.URL.Query().Get("Action"); a {
 	case "AssumeRoleWithWebIdentity", "AssumeRole", "GetCallerIdentity":

@@ -10,26 +10,13 @@ import (
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/writ-id/writ/internal/app"
 	"github.com/writ-id/writ/internal/apptest"
 )
 
 func scrape(t *testing.T, env *apptest.Env) map[string]*dto.MetricFamily {
-	t.Helper()
-	resp, err := http.Get(env.App.URL(app.Ops) + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("parse /metrics: %v", err)
-	}
-	return fams
+	return apptest.ScrapeMetrics(t, env.App.URL(app.Ops))
 }
 
 // value sums the samples of a family whose labels include want.

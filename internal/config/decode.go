@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"reflect"
 	"sort"
@@ -99,7 +100,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		dur, err := parseDuration(s)
 		if err != nil {
-			d.errorf(path, n, "not a duration: %q (use e.g. 15m, 1h, 30d)", s)
+			d.errorf(path, n, "want a duration (e.g. 15m, 1h, 30d), got %s", kindName(n))
 			return
 		}
 		v.SetInt(int64(dur))
@@ -200,7 +201,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		b, err := strconv.ParseBool(s)
 		if err != nil {
-			d.errorf(path, n, "want true or false, got %q", s)
+			d.errorf(path, n, "want true or false, got %s", kindName(n))
 			return
 		}
 		v.SetBool(b)
@@ -211,7 +212,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		i, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
-			d.errorf(path, n, "want an integer, got %q", s)
+			d.errorf(path, n, "want an integer, got %s", kindName(n))
 			return
 		}
 		v.SetInt(i)
@@ -221,8 +222,8 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		f, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			d.errorf(path, n, "want a number, got %q", s)
+		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+			d.errorf(path, n, "want a finite number, got %s", kindName(n))
 			return
 		}
 		v.SetFloat(f)
@@ -295,6 +296,9 @@ func (d *decoder) policy(n *yaml.Node, v reflect.Value, path string) {
 	v.Set(reflect.ValueOf(PolicyDoc{b: buf.Bytes()}))
 }
 
+// kindName says what kind of value n holds, for type errors. It never
+// quotes a scalar's value, which may be a secret in the wrong place (or
+// read from the environment).
 func kindName(n *yaml.Node) string {
 	switch n.Kind {
 	case yaml.MappingNode:
@@ -302,7 +306,17 @@ func kindName(n *yaml.Node) string {
 	case yaml.SequenceNode:
 		return "a list"
 	case yaml.ScalarNode:
-		return fmt.Sprintf("%q", n.Value)
+		switch n.ShortTag() {
+		case "!!int":
+			return "an integer"
+		case "!!float":
+			return "a number"
+		case "!!bool":
+			return "true or false"
+		case "!!null":
+			return "nothing"
+		}
+		return "a string"
 	}
 	return "something else"
 }

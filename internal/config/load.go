@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -238,10 +239,19 @@ func (v *validator) required(path, val string) bool {
 	return true
 }
 
-func (v *validator) listen(path, addr string) {
-	if _, port, err := net.SplitHostPort(addr); err != nil || port == "" {
+// listen checks a host:port listen address: the port 1 to 65535, or 0
+// for any free port.
+func (v *validator) listen(path, addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" {
 		v.errorf(path, "not a host:port listen address: %q", addr)
+		return false
 	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		v.errorf(path, "port %q is not 1 to 65535 (or 0 for any free port)", port)
+		return false
+	}
+	return true
 }
 
 func (v *validator) absURL(path, s string) {
@@ -315,11 +325,28 @@ func (c *Config) validate(v *validator) {
 	if r := *c.Tracing.SampleRatio; r < 0 || r > 1 {
 		v.errorf("tracing.sample_ratio", "must be 0 to 1, got %v", r)
 	}
-	for name, l := range map[string]*Listener{"idp": c.Serve.IDP, "identity": c.Serve.Identity, "objects": c.Serve.Objects, "gateway": c.Serve.Gateway, "ops": c.Serve.Ops} {
+	if c.StorePool.MaxOpen < 0 {
+		v.errorf("store_pool.max_open", "must not be negative (0 means the default, 10)")
+	}
+	if c.StorePool.MaxIdle < 0 {
+		v.errorf("store_pool.max_idle", "must not be negative (0 means the default, 5)")
+	}
+	if c.StorePool.MaxLifetime < 0 {
+		v.errorf("store_pool.max_lifetime", "must not be negative (0 means the default, 30m)")
+	}
+	listeners := []struct {
+		name string
+		l    *Listener
+	}{{"idp", c.Serve.IDP}, {"identity", c.Serve.Identity}, {"objects", c.Serve.Objects}, {"gateway", c.Serve.Gateway}, {"ops", c.Serve.Ops}}
+	// Two components may name the same address: each runs where
+	// `writ serve --only` puts it (one pod per component, all on :8080);
+	// run together, the second fails to bind and says so.
+	for _, sl := range listeners {
+		l := sl.l
 		if l == nil {
 			continue
 		}
-		p := "serve." + name
+		p := "serve." + sl.name
 		if v.required(p+".listen", l.Listen) {
 			v.listen(p+".listen", l.Listen)
 		}
@@ -343,6 +370,14 @@ func (c *Config) validate(v *validator) {
 		v.lifetime(p+".max_session", r.MaxSession, 15*time.Minute, 12*time.Hour)
 		if r.Trust.IsZero() {
 			v.errorf(p+".trust", "required")
+		} else {
+			v.policy(p+".trust", r.Trust, iam.Trust)
+		}
+		if !r.Policy.IsZero() {
+			v.policy(p+".policy", r.Policy, iam.Identity)
+		}
+		if !r.Boundary.IsZero() {
+			v.policy(p+".boundary", r.Boundary, iam.Identity)
 		}
 	}
 	keys, users := map[string]bool{}, map[string]bool{}
@@ -360,6 +395,9 @@ func (c *Config) validate(v *validator) {
 		keys[u.AccessKeyID] = true
 		if u.SecretAccessKey.IsZero() {
 			v.errorf(p+".secret_access_key", "required")
+		}
+		if !u.Policy.IsZero() {
+			v.policy(p+".policy", u.Policy, iam.Identity)
 		}
 	}
 	for i, o := range c.IAM.OIDCProviders {
@@ -455,6 +493,11 @@ func (c *Config) validate(v *validator) {
 				v.errorf(upath+".username", "duplicate username %q", u.Username)
 			}
 			names[u.Username] = true
+			if !u.Password.IsZero() {
+				if rule := up.PasswordPolicy.Violation(u.Password.Reveal()); rule != "" {
+					v.errorf(upath+".password", "breaks the pool's password_policy: %s", rule) // never the value
+				}
+			}
 			for k, g := range u.Groups {
 				if !groups[g] {
 					v.errorf(fmt.Sprintf("%s.groups[%d]", upath, k), "no group %q in this pool", g)
@@ -527,6 +570,9 @@ func (c *Config) validate(v *validator) {
 		}
 	}
 
+	if c.Objects.MaxObjectSize < 0 {
+		v.errorf("objects.max_object_size", "must not be negative (0 means the default, 5 GiB)")
+	}
 	for i, b := range c.Objects.Buckets {
 		if !bucketRE.MatchString(b) || strings.Contains(b, "..") {
 			v.errorf(fmt.Sprintf("objects.buckets[%d]", i), "invalid bucket name %q", b)
@@ -546,6 +592,14 @@ func (c *Config) validate(v *validator) {
 	}
 
 	c.validateGateway(v, pools)
+}
+
+// policy parses an IAM policy document of kind as writ serve will, and
+// reports the first problem with its JSON path under the YAML path.
+func (v *validator) policy(path string, doc PolicyDoc, kind iam.Kind) {
+	if _, err := iam.ParseKind(doc.Bytes(), kind); err != nil {
+		v.errorf(path, "%s", strings.TrimPrefix(err.Error(), "iam: "))
+	}
 }
 
 // validateBucketPolicy parses a bucket policy as IAM will (Principal
@@ -656,6 +710,12 @@ func (c *Config) validateGateway(v *validator, pools map[string]*UserPool) {
 			if g.Client.ClientID == "" {
 				v.errorf("gateway.client", "required by routes with propagate: exchange")
 			}
+		}
+		if r.MaxBody < 0 {
+			v.errorf(p+".max_body", "must not be negative (0 means the default, 10 MiB)")
+		}
+		if r.RateLimit < 0 {
+			v.errorf(p+".rate_limit", "must not be negative (requests per second; 0 means unlimited)")
 		}
 		for j, s := range r.Scopes {
 			if strings.TrimSpace(s) == "" {

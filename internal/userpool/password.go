@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"strings"
-	"unicode"
 
 	"golang.org/x/crypto/argon2"
 
@@ -62,38 +61,8 @@ func VerifyPassword(hash, pw string) bool {
 // CheckPasswordPolicy returns an InvalidPasswordException describing the
 // first rule pw breaks, or nil.
 func CheckPasswordPolicy(pp config.PasswordPolicy, pw string) error {
-	min := pp.MinLength
-	if min == 0 {
-		min = 8
-	}
-	if len([]rune(pw)) < min {
-		return newErr(CodeInvalidPassword, fmt.Sprintf("Password did not conform with policy: Password not long enough (minimum %d characters)", min))
-	}
-	if len(pw) > 256 {
-		return newErr(CodeInvalidPassword, "Password did not conform with policy: Password too long")
-	}
-	var lower, upper, digit, symbol bool
-	for _, r := range pw {
-		switch {
-		case unicode.IsLower(r):
-			lower = true
-		case unicode.IsUpper(r):
-			upper = true
-		case unicode.IsDigit(r):
-			digit = true
-		case unicode.IsPunct(r) || unicode.IsSymbol(r) || r == ' ':
-			symbol = true
-		}
-	}
-	switch {
-	case pp.RequireLowercase && !lower:
-		return newErr(CodeInvalidPassword, "Password did not conform with policy: Password must have lowercase characters")
-	case pp.RequireUppercase && !upper:
-		return newErr(CodeInvalidPassword, "Password did not conform with policy: Password must have uppercase characters")
-	case pp.RequireDigits && !digit:
-		return newErr(CodeInvalidPassword, "Password did not conform with policy: Password must have numeric characters")
-	case pp.RequireSymbols && !symbol:
-		return newErr(CodeInvalidPassword, "Password did not conform with policy: Password must have symbol characters")
+	if v := pp.Violation(pw); v != "" {
+		return newErr(CodeInvalidPassword, "Password did not conform with policy: "+v)
 	}
 	return nil
 }

@@ -16,7 +16,7 @@ import (
 // LISTEN/NOTIFY, so that replicas hear of changes at once.
 type Store struct {
 	*sqlstore.DB
-	dsn string
+	cfg *pgx.ConnConfig // with its connect timeout
 }
 
 var _ store.Notifier = (*Store)(nil)
@@ -31,7 +31,7 @@ func (s *Store) Notify(ctx context.Context, channel, payload string) error {
 func (s *Store) Listen(ctx context.Context, channel string, fn func(string)) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		conn, err := pgx.Connect(ctx, s.dsn)
+		conn, err := pgx.ConnectConfig(ctx, s.cfg)
 		if err == nil {
 			_, err = conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize())
 		}

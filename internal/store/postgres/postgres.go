@@ -12,13 +12,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/writ-id/writ/internal/store"
 	"github.com/writ-id/writ/internal/store/sqlstore"
@@ -29,8 +32,24 @@ type Options struct {
 	MaxOpen     int           // default 10
 	MaxIdle     int           // default 5
 	MaxLifetime time.Duration // default 30m
-	Log         *slog.Logger  // hears of migrations that wait (nil: none)
+	// ConnectTimeout bounds each attempt to connect (dial, TLS,
+	// authentication); default the DSN's connect_timeout, else
+	// DefaultConnectTimeout.
+	ConnectTimeout time.Duration
+	Log            *slog.Logger // hears of migrations and connections that wait (nil: none)
 }
+
+// DefaultConnectTimeout bounds an attempt to connect when neither Options
+// nor the DSN (connect_timeout) set a bound: a server that accepts the
+// connection and never answers fails Open instead of hanging it.
+const DefaultConnectTimeout = 10 * time.Second
+
+// Open logs that it waits for the store once it has worked for
+// waitLogFirst, then every waitLogEvery.
+const (
+	waitLogFirst = 2 * time.Second
+	waitLogEvery = 10 * time.Second
+)
 
 func pgCode(err error) string {
 	var pe *pgconn.PgError
@@ -54,11 +73,18 @@ var dialect = &sqlstore.Dialect{
 	MigrationSessionUnlock: "SELECT pg_advisory_unlock(7461246)",
 }
 
-// Open connects to dsn and migrates the schema.
+// Open connects to dsn and migrates the schema. Each attempt to connect
+// is bounded (see Options.ConnectTimeout); while connecting and migrating
+// take long, Open logs "waiting for the store".
 func Open(ctx context.Context, dsn string, o Options) (store.Store, error) {
-	db, err := sql.Open("pgx", dsn)
+	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("store: postgres: %w", err)
+	}
+	if o.ConnectTimeout > 0 {
+		cfg.ConnectTimeout = o.ConnectTimeout
+	} else if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
 	}
 	if o.MaxOpen == 0 {
 		o.MaxOpen = 10
@@ -69,15 +95,51 @@ func Open(ctx context.Context, dsn string, o Options) (store.Store, error) {
 	if o.MaxLifetime == 0 {
 		o.MaxLifetime = 30 * time.Minute
 	}
+	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(o.MaxOpen)
 	db.SetMaxIdleConns(o.MaxIdle)
 	db.SetConnMaxLifetime(o.MaxLifetime)
+	defer logWhileWaiting(o.Log, cfg)()
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: postgres: cannot connect to %s (each attempt bounded by %v): %w", where(cfg), cfg.ConnectTimeout, err)
+	}
 	s, err := sqlstore.New(ctx, db, dialect, o.Log)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: postgres: %w", err)
 	}
-	return &Store{DB: s, dsn: dsn}, nil
+	return &Store{DB: s, cfg: cfg}, nil
+}
+
+// where names the server of cfg, without credentials.
+func where(cfg *pgx.ConnConfig) string {
+	return net.JoinHostPort(cfg.Host, strconv.Itoa(int(cfg.Port)))
+}
+
+// logWhileWaiting logs "waiting for the store" after waitLogFirst, then
+// every waitLogEvery, until the returned function is called.
+func logWhileWaiting(log *slog.Logger, cfg *pgx.ConnConfig) (stop func()) {
+	if log == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	start := time.Now()
+	go func() {
+		t := time.NewTimer(waitLogFirst)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				log.Warn("waiting for the store", "store", "postgres", "server", where(cfg),
+					"waited", time.Since(start).Round(time.Second).String(), "connect_timeout", cfg.ConnectTimeout.String())
+				t.Reset(waitLogEvery)
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // TestDSN returns the DSN in WRIT_TEST_POSTGRES, or skips the test.
