@@ -45,6 +45,9 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := app.RequireStore(cfg); err != nil {
+		return err
+	}
 	ctx := context.Background()
 	st, err := app.OpenStore(ctx, cfg, newLogger(cfg, stderr))
 	if err != nil {

@@ -26,6 +26,8 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/writ-id/writ/examples"
+	"github.com/writ-id/writ/internal/app"
+	"github.com/writ-id/writ/internal/config"
 )
 
 var (
@@ -327,7 +329,33 @@ func TestCLI(t *testing.T) {
 	if _, code := run("frobnicate"); code != 2 {
 		t.Errorf("unknown command exit %d, want 2", code)
 	}
-	// keys rotate on a stopped server's data, then list shows two keys.
+	// Commands that inspect a deployment refuse a data_dir without a
+	// store, and do not create one there.
+	ref, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	typo := filepath.Join(dir, "typo.yaml")
+	os.WriteFile(typo, []byte(strings.Replace(string(ref), "data_dir: ./", "data_dir: ./typo-", 1)), 0o600)
+	for _, c := range [][]string{{"keys", "list", "-c", typo}, {"outbox", "-c", typo}, {"audit", "query", "-c", typo}, {"audit", "verify", "-c", typo}} {
+		if out, code := run(c...); code != 1 || !strings.Contains(out, "no store at") {
+			t.Errorf("%v on a data_dir without a store: %d %s", c, code, out)
+		}
+	}
+	if matches, _ := filepath.Glob(filepath.Join(dir, "typo-*")); len(matches) != 0 {
+		t.Errorf("commands created %v", matches)
+	}
+	// keys rotate on a stopped server's data (its store made here as
+	// writ serve makes it), then list shows two keys.
+	loaded, err := config.Load(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, err := app.OpenCore(context.Background(), loaded, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	core.Close(context.Background())
 	if out, code := run("keys", "rotate", "-c", cfg); code != 0 || !strings.Contains(out, "signs from") {
 		t.Fatalf("keys rotate: %d %s", code, out)
 	}

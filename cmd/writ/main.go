@@ -271,6 +271,9 @@ func cmdKeys(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := app.RequireStore(cfg); err != nil {
+		return err
+	}
 	ctx := context.Background()
 	core, err := app.OpenCore(ctx, cfg, newLogger(cfg, stderr), nil)
 	if err != nil {
@@ -338,6 +341,9 @@ func cmdOutbox(args []string, stdout, stderr io.Writer) error {
 	}
 	cfg, err := config.Load(*file)
 	if err != nil {
+		return err
+	}
+	if err := app.RequireStore(cfg); err != nil {
 		return err
 	}
 	ctx := context.Background()

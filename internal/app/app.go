@@ -74,6 +74,21 @@ func OpenStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store
 	return sqlite.Open(filepath.Join(cfg.DataDir, "writ.db"))
 }
 
+// RequireStore refuses a SQLite store that does not exist yet: commands
+// that inspect or manage a deployment (audit, keys, outbox) must not create
+// an empty one, with a master key, at a mistyped data_dir and report on it
+// as if it were the deployment.
+func RequireStore(cfg *config.Config) error {
+	if cfg.Store != "" {
+		return nil
+	}
+	path := filepath.Join(cfg.DataDir, "writ.db")
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("app: no store at %s (writ serve creates it): is data_dir right?", path)
+	}
+	return nil
+}
+
 // Core is what the commands share: store, keys, audit and user pools.
 type Core struct {
 	Cfg    *config.Config
