@@ -35,6 +35,8 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 	until := fs.String("until", "", "only events before this time (RFC 3339, or a duration ago)")
 	asJSON := fs.Bool("json", false, "print JSON lines instead of a table")
 	liveWithin := fs.Duration("live-within", audit.LiveWithin, "verify: a stream without a closing checkpoint is being written when it checkpointed this recently (0: none is, the server is stopped)")
+	var anchors anchorList
+	fs.Var(&anchors, "anchor", "verify: an event (as an earlier verify printed it, ANCHOR: ...) that must still be in the trail; repeatable")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -63,7 +65,7 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 	}
 	switch sub {
 	case "verify":
-		return auditVerify(ctx, cfg, st, *liveWithin, stdout)
+		return auditVerify(ctx, cfg, st, *liveWithin, anchors, stdout)
 	case "query":
 		evs, err := listAll(ctx, st, f)
 		if err != nil {
@@ -159,7 +161,13 @@ func dash(s string) string {
 
 var errAuditBroken = errors.New("audit trail verification failed")
 
-func auditVerify(ctx context.Context, cfg *config.Config, st store.AuditLog, liveWithin time.Duration, stdout io.Writer) error {
+// anchorList is the repeatable --anchor flag.
+type anchorList []string
+
+func (a *anchorList) String() string     { return strings.Join(*a, ",") }
+func (a *anchorList) Set(v string) error { *a = append(*a, v); return nil }
+
+func auditVerify(ctx context.Context, cfg *config.Config, st store.AuditLog, liveWithin time.Duration, anchors []string, stdout io.Writer) error {
 	if cfg.MasterKey.IsZero() {
 		if _, err := os.Stat(cfg.DataDir + "/" + keys.MasterKeyFile); err != nil {
 			return fmt.Errorf("no master key (master_key or %s/%s): checkpoints cannot be checked", cfg.DataDir, keys.MasterKeyFile)
@@ -169,7 +177,7 @@ func auditVerify(ctx context.Context, cfg *config.Config, st store.AuditLog, liv
 	if err != nil {
 		return err
 	}
-	rep, err := audit.Verify(ctx, st, app.AuditSigner(master), audit.VerifyOptions{Now: time.Now(), LiveWithin: liveWithin})
+	rep, err := audit.Verify(ctx, st, app.AuditSigner(master), audit.VerifyOptions{Now: time.Now(), LiveWithin: liveWithin, Anchors: anchors})
 	if err != nil {
 		return err
 	}
@@ -185,6 +193,11 @@ func auditVerify(ctx context.Context, cfg *config.Config, st store.AuditLog, liv
 	}
 	if len(rep.Problems) > 0 || len(rep.Open) > 0 {
 		return errAuditBroken
+	}
+	if rep.Anchor != "" {
+		// Kept elsewhere and given to a later verify (--anchor), it tells
+		// a trail cut back past it.
+		fmt.Fprintf(stdout, "ANCHOR: %s\n", rep.Anchor)
 	}
 	if len(rep.Live) > 0 {
 		fmt.Fprintln(stdout, "OK: every chain is intact, and closed or being written")

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -81,6 +82,7 @@ func TestAuditVerifyAndQuery(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "OK: every chain is intact") || !strings.Contains(out, "1 signed checkpoints") {
 		t.Fatalf("verify on an intact trail: %d\n%s", code, out)
 	}
+	verified := out
 	out, code = run("audit", "query", "-c", cfg, "--outcome", "deny", "--json")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if code != 0 || len(lines) != 3 {
@@ -142,6 +144,16 @@ func TestAuditVerifyAndQuery(t *testing.T) {
 			_, err := db.Exec(`DELETE FROM audit_events WHERE id > (SELECT MAX(id) - 2 FROM audit_events)`)
 			return err
 		},
+		// Every stream, whole: only the anchor an earlier verify printed
+		// tells (below, the verify is given it).
+		"emptied": func(db *sql.DB) error {
+			_, err := db.Exec(`DELETE FROM audit_events`)
+			return err
+		},
+	}
+	anchor := regexp.MustCompile(`ANCHOR: (\S+)`).FindStringSubmatch(verified)
+	if anchor == nil {
+		t.Fatalf("verify printed no anchor:\n%s", out)
 	}
 	for name, fn := range tamper {
 		t.Run(name, func(t *testing.T) {
@@ -154,7 +166,7 @@ func TestAuditVerifyAndQuery(t *testing.T) {
 				t.Fatal(err)
 			}
 			db.Close()
-			out, code := run("audit", "verify", "-c", filepath.Join(d, "writ.yaml"), "--live-within", "0")
+			out, code := run("audit", "verify", "-c", filepath.Join(d, "writ.yaml"), "--live-within", "0", "--anchor", anchor[1])
 			if code == 0 || !(strings.Contains(out, "BROKEN") || strings.Contains(out, "OPEN")) {
 				t.Fatalf("verify after the trail was %s: %d\n%s", name, code, out)
 			}

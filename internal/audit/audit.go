@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -111,6 +112,9 @@ type Writer struct {
 	seq    int64
 	prev   []byte
 	lastCP time.Time // when the writer last wrote a checkpoint
+	// after names the trail's last event when the writer started
+	// (Predecessor), for its first checkpoint; "" once written.
+	after string
 }
 
 type item struct {
@@ -248,6 +252,9 @@ const batchSize = 1024
 
 func (w *Writer) run() {
 	defer close(w.stopped)
+	if w.signer != nil {
+		w.after = w.predecessor()
+	}
 	var batch []store.AuditEvent
 	var flushes []chan struct{}
 	var spare []item // the buffer before last, cleared: recorders fill it next
@@ -350,12 +357,39 @@ func (w *Writer) writeBatch(batch []store.AuditEvent) {
 func (w *Writer) checkpoint(batch []store.AuditEvent, kind string) []store.AuditEvent {
 	w.seq++
 	e := store.AuditEvent{Stream: w.stream, Seq: w.seq, Time: w.now().UTC().Truncate(time.Millisecond), Component: "audit", Action: ActionCheckpoint,
-		Outcome: Allow, Reason: kind, PrevHash: w.prev}
+		Outcome: Allow, Reason: kind, PrevHash: w.prev, Resource: w.after}
+	w.after = ""
 	e.Explanation = w.signer.sign(e)
 	e.Hash = Hash(e)
 	w.prev, w.lastCP = e.Hash, e.Time
 	e.PrevHash = nil // see add
 	return append(batch, e)
+}
+
+// predecessor returns the reference (Reference) to the trail's last event
+// as the writer starts, which its first checkpoint carries, signed: a
+// stream that is removed whole breaks the reference of the stream that
+// began after it. "" when the trail is empty or cannot be read.
+func (w *Writer) predecessor() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	last, err := w.st.LastAuditID(ctx)
+	if err == nil && last > 0 {
+		var evs []store.AuditEvent
+		if evs, err = w.st.ListAudit(ctx, store.AuditFilter{AfterID: last - 1, Limit: 1}); err == nil && len(evs) == 1 {
+			return Reference(evs[0])
+		}
+	}
+	if err != nil {
+		w.log.Warn("audit: cannot read the trail's last event; this stream's first checkpoint names none", "err", err)
+	}
+	return ""
+}
+
+// Reference names event e of the trail (stream, sequence number and hash)
+// as a checkpoint's predecessor or an anchor: "<stream>/<seq>/<hash hex>".
+func Reference(e store.AuditEvent) string {
+	return e.Stream + "/" + strconv.FormatInt(e.Seq, 10) + "/" + hex.EncodeToString(e.Hash)
 }
 
 func (w *Writer) add(batch *[]store.AuditEvent, flushes *[]chan struct{}, it item) {

@@ -216,3 +216,72 @@ func TestVerifyLiveOpenAndRelabeled(t *testing.T) {
 		t.Fatalf("a periodic checkpoint relabeled as the close: %+v", rep)
 	}
 }
+
+// TestVerifyRemovedStreams: a stream's first checkpoint names the trail's
+// last event when its writer began, so a stream removed whole is seen by
+// the stream that began after it; an anchor a verification gave catches a
+// trail cut back across every stream.
+func TestVerifyRemovedStreams(t *testing.T) {
+	ctx := context.Background()
+	signer := audit.NewSigner([]byte("0123456789abcdef0123456789abcdef"))
+	st := sqlite.OpenTest(t)
+	var streams []string
+	for i := range 3 {
+		w := audit.NewWriter(st, signer, slog.New(slog.DiscardHandler))
+		for j := range 5 {
+			w.Record(ctx, audit.Event{Component: "orders", Action: "read", Outcome: audit.Allow, RequestID: fmt.Sprint(i, "-", j)})
+		}
+		if err := w.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		streams = append(streams, w.Stream())
+	}
+	all, err := st.ListAudit(ctx, store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	verify := func(evs []store.AuditEvent, anchors ...string) audit.Report {
+		t.Helper()
+		st := sqlite.OpenTest(t)
+		evs = slices.Clone(evs)
+		for i := range evs {
+			evs[i].ID = 0
+		}
+		if len(evs) > 0 {
+			if _, err := st.AppendAudit(ctx, evs); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rep, err := audit.Verify(ctx, st, signer, audit.VerifyOptions{Anchors: anchors})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	without := func(stream string) []store.AuditEvent {
+		return slices.DeleteFunc(slices.Clone(all), func(e store.AuditEvent) bool { return e.Stream == stream })
+	}
+	rep := verify(all)
+	if len(rep.Problems) != 0 || len(rep.Open) != 0 || rep.Streams != 3 || rep.Anchor != audit.Reference(all[len(all)-1]) {
+		t.Fatalf("intact: %+v", rep)
+	}
+	anchor := rep.Anchor
+	// The first or the middle stream removed whole: the next one says so.
+	for _, gone := range streams[:2] {
+		rep := verify(without(gone))
+		if len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0].What, "stream "+gone+", which is missing") {
+			t.Errorf("stream %s removed: %+v", gone, rep)
+		}
+	}
+	// The last one removed: only the anchor of an earlier verification
+	// tells; so does it when the whole trail is gone.
+	if rep := verify(without(streams[2])); len(rep.Problems) != 0 {
+		t.Errorf("the newest stream removed, no anchor: %+v", rep.Problems)
+	}
+	for name, evs := range map[string][]store.AuditEvent{"the newest stream": without(streams[2]), "every stream": nil} {
+		rep := verify(evs, anchor)
+		if len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0].What, "the anchor "+anchor) {
+			t.Errorf("%s removed, with the anchor: %+v", name, rep.Problems)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -109,6 +110,9 @@ type Report struct {
 	// whose last checkpoint is at most LiveWithin old: their writer is
 	// running (it writes one every Heartbeat).
 	Live []string
+	// Anchor is the trail's last event (Reference), to keep elsewhere and
+	// give a later verification (VerifyOptions.Anchors).
+	Anchor string
 }
 
 // VerifyOptions say which streams Verify takes for being written.
@@ -121,6 +125,10 @@ type VerifyOptions struct {
 	LiveWithin time.Duration
 	// Live names streams being written whatever their checkpoints.
 	Live map[string]bool
+	// Anchors are events (Reference) that must still be in the trail, as
+	// a verification recorded them (Report.Anchor): a trail cut back past
+	// them, across every stream, is caught.
+	Anchors []string
 }
 
 // Verify checks every stream's hash chain and checkpoints.
@@ -140,6 +148,7 @@ func Verify(ctx context.Context, st store.AuditLog, s *Signer, o VerifyOptions) 
 			streams[e.Stream] = append(streams[e.Stream], e)
 			after = e.ID
 		}
+		rep.Anchor = Reference(evs[len(evs)-1])
 		rep.Events += len(evs)
 	}
 	names := make([]string, 0, len(streams))
@@ -153,6 +162,7 @@ func Verify(ctx context.Context, st store.AuditLog, s *Signer, o VerifyOptions) 
 		var prev []byte
 		var broken, closed bool
 		var lastCheckpoint time.Time
+		firstCheckpoint := true
 		for i, e := range evs {
 			// An event is hashed with the hash of the one before it. Rows
 			// written before writ stopped storing it again carry it: it
@@ -175,6 +185,16 @@ func Verify(ctx context.Context, st store.AuditLog, s *Signer, o VerifyOptions) 
 					problem = "checkpoint signature is invalid"
 					break
 				}
+				// A stream's first checkpoint names the trail's last event
+				// when its writer began: removing the stream it is in,
+				// whole, does not go unseen.
+				if firstCheckpoint && e.Resource != "" {
+					if what := missing(streams, e.Resource); what != "" {
+						problem = "the event this stream's writer found last in the trail when it began, " + what
+						break
+					}
+				}
+				firstCheckpoint = false
 				// A closing checkpoint closes the stream (one of v1, written
 				// before the signature covered the kind, is taken at its
 				// word); the last checkpoint vouches for the writer's life.
@@ -206,5 +226,33 @@ func Verify(ctx context.Context, st store.AuditLog, s *Signer, o VerifyOptions) 
 			rep.Open = append(rep.Open, name)
 		}
 	}
+	for _, a := range o.Anchors {
+		if what := missing(streams, a); what != "" {
+			stream, _, _ := strings.Cut(a, "/")
+			rep.Problems = append(rep.Problems, Problem{Stream: stream, What: "the anchor " + a + ", " + what})
+		}
+	}
 	return rep, nil
+}
+
+// missing says what is wrong with the event ref (Reference) names: its
+// stream is missing, or the event, or it was altered; "" when it is there.
+func missing(streams map[string][]store.AuditEvent, ref string) string {
+	parts := strings.Split(ref, "/")
+	if len(parts) != 3 {
+		return "is not a reference <stream>/<seq>/<hash>"
+	}
+	evs, ok := streams[parts[0]]
+	if !ok {
+		return "is in stream " + parts[0] + ", which is missing: its events were removed"
+	}
+	for _, e := range evs {
+		if strconv.FormatInt(e.Seq, 10) == parts[1] {
+			if hex.EncodeToString(e.Hash) != parts[2] {
+				return "seq " + parts[1] + " of stream " + parts[0] + ", was altered"
+			}
+			return ""
+		}
+	}
+	return "seq " + parts[1] + " of stream " + parts[0] + ", is missing: events were removed"
 }
