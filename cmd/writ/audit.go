@@ -37,11 +37,16 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 	liveWithin := fs.Duration("live-within", audit.LiveWithin, "verify: a stream without a closing checkpoint is being written when it checkpointed this recently (0: none is, the server is stopped)")
 	var anchors anchorList
 	fs.Var(&anchors, "anchor", "verify: an event (as an earlier verify printed it, ANCHOR: ...) that must still be in the trail; repeatable")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
 	if *file == "" {
 		return fmt.Errorf("%w: audit %s needs -c FILE", errUsage, sub)
+	}
+	switch *outcome {
+	case "", audit.Allow, audit.Deny, audit.Error:
+	default:
+		return fmt.Errorf("%w: --outcome is allow, deny or error", errUsage)
 	}
 	cfg, err := config.Load(*file)
 	if err != nil {

@@ -34,8 +34,11 @@ func cmdBench(args []string, stdout, stderr io.Writer) error {
 	pg := fs.String("postgres", os.Getenv("WRIT_TEST_POSTGRES"), "also measure on PostgreSQL at this DSN (a temporary schema is created and dropped)")
 	dur := fs.Duration("duration", 5*time.Second, "how long each measurement runs")
 	conc := fs.Int("concurrency", 4, "concurrent clients")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *dur <= 0 || *conc < 1 {
+		return fmt.Errorf("%w: bench needs a positive --duration and --concurrency", errUsage)
 	}
 	ctx := context.Background()
 	type row struct {

@@ -34,7 +34,7 @@ func cmdBenchGateway(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench gateway", "writ bench gateway [--duration 5s] [--concurrency 16]", stderr)
 	dur := fs.Duration("duration", 5*time.Second, "how long each throughput measurement runs")
 	conc := fs.Int("concurrency", 16, "concurrent clients")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))

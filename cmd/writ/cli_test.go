@@ -121,6 +121,23 @@ func TestFlagErrorsAreUsageErrors(t *testing.T) {
 	if _, errs, code := runWrit(t, "serve", "--help"); code != 0 || !strings.Contains(errs, "Usage: writ serve") {
 		t.Errorf("serve --help: exit %d\n%s", code, errs)
 	}
+	// Arguments a command does not take, and values it cannot use, are
+	// usage errors too, not ignored.
+	for _, c := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"serve", "-c", cfg, "extra"}, `serve takes no argument "extra"`},
+		{[]string{"version", "extra"}, `version takes no argument "extra"`},
+		{[]string{"outbox", "-c", cfg, "extra"}, `outbox takes no argument "extra"`},
+		{[]string{"audit", "query", "-c", cfg, "--outcome", "bogus"}, "--outcome is allow, deny or error"},
+		{[]string{"bench", "--duration", "0s"}, "bench needs a positive --duration and --concurrency"},
+		{[]string{"bench", "--concurrency", "0"}, "bench needs a positive --duration and --concurrency"},
+	} {
+		if out, errs, code := runWrit(t, c.args...); code != 2 || !strings.Contains(errs, c.msg) {
+			t.Errorf("%v: exit %d, want 2 with %q\n%s%s", c.args, code, c.msg, out, errs)
+		}
+	}
 }
 
 // writ users takes flags before and after its positional arguments, as

@@ -47,7 +47,7 @@ func cmdDemo(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("demo", "writ demo [--serve] [--data DIR]", stderr)
 	serve := fs.Bool("serve", false, "keep serving the demo environment after the walkthrough (until Ctrl-C)")
 	dataDir := fs.String("data", "", "data directory (default: a fresh temporary directory, removed afterwards)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	dir := *dataDir

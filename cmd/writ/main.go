@@ -79,6 +79,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "users":
 		err = cmdUsers(args[1:], stdout, stderr)
 	case "version", "--version", "-v":
+		if len(args) > 1 {
+			fmt.Fprintf(stderr, "writ: version takes no argument %q\n", args[1])
+			return 2
+		}
 		fmt.Fprintln(stdout, "writ", version())
 		return 0
 	case "help", "-h", "--help":
@@ -134,6 +138,18 @@ func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// parseFlags parses the flags of a command that takes no positional
+// argument: one left over is a usage error, not silently ignored.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: %s takes no argument %q", errUsage, fs.Name(), fs.Arg(0))
+	}
+	return nil
 }
 
 // parseInterspersed parses flags before, between and after positional
@@ -199,7 +215,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", "writ serve -c FILE [--only COMPONENT[,COMPONENT]]", stderr)
 	file := fs.String("c", "", "configuration file (required)")
 	only := fs.String("only", "", "run only these components (comma-separated: idp, identity, objects, gateway, ops)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *file == "" {
@@ -261,7 +277,7 @@ func cmdKeys(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("keys "+sub, "writ keys "+sub+" -c FILE [--pool ID]", stderr)
 	file := fs.String("c", "", "configuration file (required)")
 	pool := fs.String("pool", "", "only this user pool (default: every pool)")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
 	if *file == "" {
@@ -333,7 +349,7 @@ func fmtTime(t time.Time) string {
 func cmdOutbox(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("outbox", "writ outbox -c FILE", stderr)
 	file := fs.String("c", "", "configuration file (required)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *file == "" {

@@ -42,7 +42,7 @@ func cmdPolicy(args []string, stdout, stderr io.Writer) error {
 	resource := fs.String("resource", "", "resource ARN (required)")
 	var ctxs multiFlag
 	fs.Var(&ctxs, "context", "condition key=value (repeat; repeat a key for several values)")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
 	if *policy == "" || *action == "" || *resource == "" {
