@@ -379,7 +379,10 @@ var idpOps = map[string]bool{
 	"AdminDisableUser": true, "AdminEnableUser": true, "AdminSetUserPassword": true,
 	"AdminResetUserPassword": true, "AdminAddUserToGroup": true, "AdminRemoveUserFromGroup": true,
 	"AdminListGroupsForUser": true, "AdminUserGlobalSignOut": true, "AdminInitiateAuth": true,
-	"CreateGroup": true, "ListGroups": true,
+	"CreateGroup": true, "ListGroups": true, "AdminRespondToAuthChallenge": true,
+	"GetUserAttributeVerificationCode": true, "VerifyUserAttribute": true, "DeleteUserAttributes": true,
+	"DeleteUser": true, "ListUsersInGroup": true, "AdminUpdateUserAttributes": true,
+	"AdminDeleteUserAttributes": true,
 }
 
 // identityOps are the Cognito Identity operations the identity listener

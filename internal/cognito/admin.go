@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"regexp"
-	"strconv"
-	"strings"
 
 	"github.com/writ-id/writ/internal/awsjson"
 	"github.com/writ-id/writ/internal/iam"
@@ -178,45 +175,8 @@ func (a *IDP) adminOps() map[string]awsjson.Op {
 			}
 			return out, nil
 		}),
-		"ListUsers": a.adminOp("ListUsers", func(ctx context.Context, p *userpool.Pool, body []byte) (any, error) {
-			var in struct {
-				Filter          string
-				Limit           int
-				PaginationToken string
-			}
-			if err := awsjson.Decode(body, &in); err != nil {
-				return nil, err
-			}
-			match, err := parseFilter(in.Filter)
-			if err != nil {
-				return nil, err
-			}
-			limit := in.Limit
-			if limit <= 0 || limit > 60 {
-				limit = 60
-			}
-			us, err := a.svc.ListUsers(ctx, p, in.PaginationToken)
-			if err != nil {
-				return nil, err
-			}
-			out := []map[string]any{}
-			next := ""
-			for _, u := range us {
-				if !match(u) {
-					continue
-				}
-				if len(out) == limit {
-					next = out[len(out)-1]["Username"].(string)
-					break
-				}
-				out = append(out, userType(u, "Attributes"))
-			}
-			res := map[string]any{"Users": out}
-			if next != "" {
-				res["PaginationToken"] = next
-			}
-			return res, nil
-		}),
+		"ListUsers":        a.adminOp("ListUsers", a.listUsers),
+		"ListUsersInGroup": a.adminOp("ListUsersInGroup", a.listUsersInGroup),
 		"AdminDeleteUser": a.adminOp("AdminDeleteUser", func(ctx context.Context, p *userpool.Pool, body []byte) (any, error) {
 			name, err := decodeUser(body)
 			if err != nil {
@@ -310,6 +270,64 @@ func (a *IDP) adminOps() map[string]awsjson.Op {
 			}
 			return authResult(res), nil
 		}),
+		"AdminRespondToAuthChallenge": a.adminOp("AdminRespondToAuthChallenge", func(ctx context.Context, p *userpool.Pool, body []byte) (any, error) {
+			var in struct {
+				ClientId           string
+				ChallengeName      string
+				Session            string
+				ChallengeResponses map[string]string
+			}
+			if err := awsjson.Decode(body, &in); err != nil {
+				return nil, err
+			}
+			if in.ChallengeName == "" {
+				return nil, missing("challengeName")
+			}
+			if in.ClientId == "" {
+				return nil, missing("clientId")
+			}
+			c, err := p.Client(ctx, in.ClientId)
+			if err != nil {
+				return nil, err
+			}
+			res, err := p.AdminRespond(ctx, c, in.ChallengeName, in.Session, in.ChallengeResponses)
+			if err != nil {
+				return nil, err
+			}
+			return authResult(res), nil
+		}),
+		"AdminUpdateUserAttributes": a.adminOp("AdminUpdateUserAttributes", func(ctx context.Context, p *userpool.Pool, body []byte) (any, error) {
+			var in struct {
+				Username       string
+				UserAttributes []attributeType
+			}
+			if err := awsjson.Decode(body, &in); err != nil {
+				return nil, err
+			}
+			if in.Username == "" {
+				return nil, missing("username")
+			}
+			if in.UserAttributes == nil {
+				return nil, missing("userAttributes")
+			}
+			return struct{}{}, p.AdminUpdateAttributes(ctx, in.Username, toAttrs(in.UserAttributes))
+		}),
+		"AdminDeleteUserAttributes": a.adminOp("AdminDeleteUserAttributes", func(ctx context.Context, p *userpool.Pool, body []byte) (any, error) {
+			var in struct {
+				Username           string
+				UserAttributeNames []string
+			}
+			if err := awsjson.Decode(body, &in); err != nil {
+				return nil, err
+			}
+			if in.Username == "" {
+				return nil, missing("username")
+			}
+			if in.UserAttributeNames == nil {
+				return nil, missing("userAttributeNames")
+			}
+			return struct{}{}, p.AdminDeleteAttributes(ctx, in.Username, in.UserAttributeNames)
+		}),
 		"CreateGroup": a.adminOp("CreateGroup", func(ctx context.Context, p *userpool.Pool, body []byte) (any, error) {
 			var in struct {
 				GroupName, Description, RoleArn string
@@ -376,40 +394,4 @@ func (a *IDP) groupOp(op string, add bool) awsjson.Op {
 		}
 		return struct{}{}, nil
 	})
-}
-
-var filterRE = regexp.MustCompile(`^\s*([\w:]+)\s*(=|\^=)\s*"([^"]*)"\s*$`)
-
-// parseFilter parses ListUsers' Filter ("attribute = \"v\"" or "^=").
-func parseFilter(f string) (func(store.User) bool, error) {
-	if strings.TrimSpace(f) == "" {
-		return func(store.User) bool { return true }, nil
-	}
-	m := filterRE.FindStringSubmatch(f)
-	if m == nil {
-		return nil, awsjson.Errorf("InvalidParameterException", "Error while parsing filter.")
-	}
-	attr, op, val := m[1], m[2], m[3]
-	value := func(u store.User) string {
-		switch attr {
-		case "username":
-			return u.Username
-		case "email":
-			return u.Email
-		case "sub":
-			return u.Sub
-		case "status", "cognito:user_status":
-			return u.Status
-		case "enabled":
-			return strconv.FormatBool(u.Enabled)
-		}
-		return u.Attributes[attr]
-	}
-	return func(u store.User) bool {
-		v := value(u)
-		if op == "^=" {
-			return strings.HasPrefix(v, val)
-		}
-		return v == val
-	}, nil
 }

@@ -45,6 +45,11 @@ func NewIDP(svc *userpool.Service, admin *Admin, log *slog.Logger) http.Handler 
 			"ConfirmForgotPassword":  a.confirmForgotPassword,
 			"GlobalSignOut":          a.globalSignOut,
 			"RevokeToken":            a.revokeToken,
+
+			"GetUserAttributeVerificationCode": a.getUserAttributeVerificationCode,
+			"VerifyUserAttribute":              a.verifyUserAttribute,
+			"DeleteUserAttributes":             a.deleteUserAttributes,
+			"DeleteUser":                       a.deleteUser,
 		},
 	}
 	for name, op := range a.adminOps() {
@@ -414,10 +419,97 @@ func (a *IDP) updateUserAttributes(ctx context.Context, r *http.Request, body []
 	if err != nil {
 		return nil, err
 	}
-	if err := p.UpdateAttributes(ctx, in.AccessToken, toAttrs(in.UserAttributes)); err != nil {
+	ds, err := p.UpdateAttributes(ctx, in.AccessToken, toAttrs(in.UserAttributes))
+	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"CodeDeliveryDetailsList": []any{}}, nil
+	list := []*codeDeliveryDetails{}
+	for _, d := range ds {
+		list = append(list, delivery(d))
+	}
+	return map[string]any{"CodeDeliveryDetailsList": list}, nil
+}
+
+func (a *IDP) getUserAttributeVerificationCode(ctx context.Context, r *http.Request, body []byte) (any, error) {
+	var in struct{ AccessToken, AttributeName string }
+	if err := awsjson.Decode(body, &in); err != nil {
+		return nil, err
+	}
+	if in.AttributeName == "" {
+		return nil, missing("attributeName")
+	}
+	p, err := a.tokenPool(in.AccessToken)
+	if err != nil {
+		return nil, err
+	}
+	d, err := p.GetAttributeVerificationCode(ctx, in.AccessToken, in.AttributeName)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"CodeDeliveryDetails": delivery(d)}, nil
+}
+
+func (a *IDP) verifyUserAttribute(ctx context.Context, r *http.Request, body []byte) (any, error) {
+	var in struct{ AccessToken, AttributeName, Code string }
+	if err := awsjson.Decode(body, &in); err != nil {
+		return nil, err
+	}
+	if in.AttributeName == "" {
+		return nil, missing("attributeName")
+	}
+	if in.Code == "" {
+		return nil, missing("code")
+	}
+	p, err := a.tokenPool(in.AccessToken)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.VerifyAttribute(ctx, in.AccessToken, in.AttributeName, in.Code); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+func (a *IDP) deleteUserAttributes(ctx context.Context, r *http.Request, body []byte) (any, error) {
+	var in struct {
+		AccessToken        string
+		UserAttributeNames []string
+	}
+	if err := awsjson.Decode(body, &in); err != nil {
+		return nil, err
+	}
+	if in.UserAttributeNames == nil {
+		return nil, missing("userAttributeNames")
+	}
+	p, err := a.tokenPool(in.AccessToken)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.DeleteAttributes(ctx, in.AccessToken, in.UserAttributeNames); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+// withAccessToken serves an operation whose one member is AccessToken and
+// whose answer is empty: op runs on the token's pool.
+func (a *IDP) withAccessToken(body []byte, op func(p *userpool.Pool, token string) error) (any, error) {
+	var in struct{ AccessToken string }
+	if err := awsjson.Decode(body, &in); err != nil {
+		return nil, err
+	}
+	p, err := a.tokenPool(in.AccessToken)
+	if err != nil {
+		return nil, err
+	}
+	if err := op(p, in.AccessToken); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+func (a *IDP) deleteUser(ctx context.Context, r *http.Request, body []byte) (any, error) {
+	return a.withAccessToken(body, func(p *userpool.Pool, token string) error { return p.DeleteSelf(ctx, token) })
 }
 
 func (a *IDP) changePassword(ctx context.Context, r *http.Request, body []byte) (any, error) {
@@ -476,18 +568,7 @@ func (a *IDP) confirmForgotPassword(ctx context.Context, r *http.Request, body [
 }
 
 func (a *IDP) globalSignOut(ctx context.Context, r *http.Request, body []byte) (any, error) {
-	var in struct{ AccessToken string }
-	if err := awsjson.Decode(body, &in); err != nil {
-		return nil, err
-	}
-	p, err := a.tokenPool(in.AccessToken)
-	if err != nil {
-		return nil, err
-	}
-	if err := p.GlobalSignOut(ctx, in.AccessToken); err != nil {
-		return nil, err
-	}
-	return struct{}{}, nil
+	return a.withAccessToken(body, func(p *userpool.Pool, token string) error { return p.GlobalSignOut(ctx, token) })
 }
 
 func (a *IDP) revokeToken(ctx context.Context, r *http.Request, body []byte) (any, error) {

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Violation returns the first rule of the policy that pw breaks, worded as
@@ -14,10 +15,10 @@ func (pp PasswordPolicy) Violation(pw string) string {
 	if min == 0 {
 		min = 8
 	}
-	if len([]rune(pw)) < min {
+	if utf8.RuneCountInString(pw) < min {
 		return fmt.Sprintf("Password not long enough (minimum %d characters)", min)
 	}
-	if len(pw) > 256 {
+	if utf8.RuneCountInString(pw) > 256 {
 		return "Password too long"
 	}
 	var lower, upper, digit, symbol bool

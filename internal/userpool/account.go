@@ -8,6 +8,8 @@ import (
 	"math/big"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -70,6 +72,23 @@ func setAttrs(u *store.User, attrs []Attribute) {
 	}
 }
 
+// deleteAttr removes an attribute (checked by checkAttrNames) from u.
+// Removing an address removes its verification flag; removing a flag
+// marks the address unverified.
+func deleteAttr(u *store.User, name string) {
+	switch name {
+	case "email":
+		u.Email, u.EmailVerified = "", false
+	case "email_verified":
+		u.EmailVerified = false
+	case "phone_number":
+		delete(u.Attributes, name)
+		delete(u.Attributes, "phone_number_verified")
+	default:
+		delete(u.Attributes, name)
+	}
+}
+
 var standardAttrs = map[string]bool{
 	"name": true, "given_name": true, "family_name": true, "middle_name": true, "nickname": true,
 	"preferred_username": true, "profile": true, "picture": true, "website": true, "gender": true,
@@ -89,8 +108,9 @@ var verifiedAttrs = map[string]bool{"email_verified": true, "phone_number_verifi
 // InvalidParameterException.
 func validateAttrs(attrs []Attribute) error { return checkAttrs(attrs, false) }
 
-// validateAdminAttrs is validateAttrs for an administrator (AdminCreateUser),
-// who may also set email_verified and phone_number_verified to true or false.
+// validateAdminAttrs is validateAttrs for an administrator (AdminCreateUser,
+// AdminUpdateUserAttributes), who may also set email_verified and
+// phone_number_verified to true or false.
 func validateAdminAttrs(attrs []Attribute) error { return checkAttrs(attrs, true) }
 
 func checkAttrs(attrs []Attribute, admin bool) error {
@@ -98,19 +118,57 @@ func checkAttrs(attrs []Attribute, admin bool) error {
 		return newErr(CodeInvalidParameter, "Too many attributes")
 	}
 	for _, a := range attrs {
-		switch {
-		case len(a.Name) > 32+7 || len(a.Value) > 2048:
+		if utf8.RuneCountInString(a.Value) > maxAttrValue {
 			return newErr(CodeInvalidParameter, "Attribute name or value too long")
-		case admin && verifiedAttrs[a.Name]:
+		}
+		if err := checkAttrName(a.Name, admin); err != nil {
+			return err
+		}
+		switch {
+		case verifiedAttrs[a.Name]: // an administrator's
 			if !strings.EqualFold(a.Value, "true") && !strings.EqualFold(a.Value, "false") {
 				return newErr(CodeInvalidParameter, "Invalid value for attribute "+a.Name+": must be true or false")
 			}
-		case a.Name == "sub" || verifiedAttrs[a.Name]:
-			return newErr(CodeNotAuthorized, "A client attempted to write unauthorized attribute")
-		case !standardAttrs[a.Name] && (!strings.HasPrefix(a.Name, "custom:") || a.Name == "custom:"):
-			return newErr(CodeInvalidParameter, "Attribute does not exist in the schema: "+a.Name)
 		case a.Name == "email" && !strings.Contains(a.Value, "@"):
 			return newErr(CodeInvalidParameter, "Invalid email address format.")
+		}
+	}
+	return nil
+}
+
+// maxAttrValue is Cognito's limit on an attribute value, in characters.
+const maxAttrValue = 2048
+
+// checkAttrName checks that a user (or, with admin, an administrator) may
+// write or delete the attribute name: sub never, the verification flags
+// only an administrator, other names when in the schema (standard ones
+// and custom:*).
+func checkAttrName(name string, admin bool) error {
+	switch {
+	case len(name) > 32+7:
+		return newErr(CodeInvalidParameter, "Attribute name or value too long")
+	case name == "sub" || (!admin && verifiedAttrs[name]):
+		return newErr(CodeNotAuthorized, "A client attempted to write unauthorized attribute")
+	case verifiedAttrs[name]:
+		return nil
+	case !standardAttrs[name] && (!strings.HasPrefix(name, "custom:") || name == "custom:"):
+		return newErr(CodeInvalidParameter, "Attribute does not exist in the schema: "+name)
+	}
+	return nil
+}
+
+// checkAttrNames checks the names of DeleteUserAttributes (admin false)
+// or AdminDeleteUserAttributes (admin true).
+func checkAttrNames(names []string, admin bool) error {
+	if len(names) == 0 {
+		return newErr(CodeInvalidParameter, "1 validation error detected: Value at 'userAttributeNames' failed to satisfy constraint: Member must not be null")
+	}
+	if len(names) > 50 {
+		return newErr(CodeInvalidParameter, "Too many attributes")
+	}
+	for _, n := range names {
+		if err := checkAttrName(n, admin); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -147,11 +205,34 @@ const (
 	maxCodeAttempts = 5
 )
 
+// codePurposes are the purposes of mailed codes (the first part of their
+// store key).
+var codePurposes = []string{"confirm", "reset", purposeVerifyEmail}
+
+// purposeVerifyEmail is the purpose of a code verifying the user's email
+// address; such a code is bound to the address it was sent to.
+const purposeVerifyEmail = "verify-email"
+
+// codeSecret is what the stored hash of a code covers: the purpose, the
+// code and, when bind is set, what the code is bound to (an address).
+func codeSecret(purpose, bind, code string) string {
+	if bind == "" {
+		return purpose + ":" + code
+	}
+	return purpose + ":" + bind + ":" + code
+}
+
 func (p *Pool) sendCode(ctx context.Context, purpose string, u store.User, life time.Duration, subject, text string) (CodeDelivery, error) {
+	return p.sendBoundCode(ctx, purpose, "", u, life, subject, text)
+}
+
+// sendBoundCode mails u a new code for purpose, replacing any earlier one;
+// the code verifies only together with bind (see checkBoundCode).
+func (p *Pool) sendBoundCode(ctx context.Context, purpose, bind string, u store.User, life time.Duration, subject, text string) (CodeDelivery, error) {
 	code := newCode()
 	now := p.now()
 	if err := p.st().PutCode(ctx, store.Code{Key: purpose + "/" + p.cfg.ID + "/" + u.Username,
-		CodeHash: p.svc.HashClientSecret(purpose + ":" + code), CreatedAt: now, ExpiresAt: now.Add(life)}); err != nil {
+		CodeHash: p.svc.HashClientSecret(codeSecret(purpose, bind, code)), CreatedAt: now, ExpiresAt: now.Add(life)}); err != nil {
 		return CodeDelivery{}, internal(err)
 	}
 	if u.Email != "" && p.svc.deps.Mailer != nil {
@@ -164,6 +245,12 @@ func (p *Pool) sendCode(ctx context.Context, purpose string, u store.User, life 
 
 // checkCode verifies and consumes a code.
 func (p *Pool) checkCode(ctx context.Context, purpose, username, code string) error {
+	return p.checkBoundCode(ctx, purpose, "", username, code)
+}
+
+// checkBoundCode verifies and consumes a code sent by sendBoundCode with
+// the same bind. A wrong code counts toward the code's attempts limit.
+func (p *Pool) checkBoundCode(ctx context.Context, purpose, bind, username, code string) error {
 	key := purpose + "/" + p.cfg.ID + "/" + username
 	now := p.now()
 	var verdict error
@@ -173,7 +260,7 @@ func (p *Pool) checkCode(ctx context.Context, purpose, username, code string) er
 			verdict = newErr(CodeExpiredCode, "Invalid code provided, please request a code again.")
 		case c.Attempts >= maxCodeAttempts:
 			verdict = newErr(CodeTooManyFailedAttempts, "Too many failed attempts; request a new code.")
-		case !p.svc.checkHash(purpose+":"+code, c.CodeHash):
+		case !p.svc.checkHash(codeSecret(purpose, bind, code), c.CodeHash):
 			c.Attempts++
 			verdict = newErr(CodeCodeMismatch, "Invalid verification code provided, please try again.")
 		}
@@ -213,6 +300,9 @@ func (p *Pool) signUp(ctx context.Context, c store.Client, username, password, s
 	if err := p.checkSecretHash(c, username, secretHash); err != nil {
 		return store.User{}, CodeDelivery{}, err
 	}
+	if err := checkPasswordInput("password", password); err != nil {
+		return store.User{}, CodeDelivery{}, err
+	}
 	if err := validateAttrs(attrs); err != nil {
 		return store.User{}, CodeDelivery{}, err
 	}
@@ -235,9 +325,27 @@ func (p *Pool) signUp(ctx context.Context, c store.Client, username, password, s
 	return u, d, err
 }
 
+// maxUsername is Cognito's limit on a username, in characters.
+const maxUsername = 128
+
+// validUsername checks a new username against Cognito's constraints on
+// the Username member: 1 to 128 characters (not bytes), each a letter,
+// mark, symbol, number or punctuation ([\p{L}\p{M}\p{S}\p{N}\p{P}]+), so
+// no spaces, control characters (NUL included) or invisible format
+// characters such as U+200B.
 func validUsername(u string) error {
-	if u == "" || len(u) > 128 || strings.ContainsAny(u, " \t\r\n/") {
+	switch {
+	case u == "":
+		return newErr(CodeInvalidParameter, "1 validation error detected: Value at 'username' failed to satisfy constraint: Member must not be null")
+	case !utf8.ValidString(u):
 		return newErr(CodeInvalidParameter, "Invalid username")
+	case utf8.RuneCountInString(u) > maxUsername:
+		return newErr(CodeInvalidParameter, "1 validation error detected: Value at 'username' failed to satisfy constraint: Member must have length less than or equal to 128")
+	}
+	for _, r := range u {
+		if !unicode.In(r, unicode.L, unicode.M, unicode.S, unicode.N, unicode.P) {
+			return newErr(CodeInvalidParameter, "1 validation error detected: Value at 'username' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\p{L}\\p{M}\\p{S}\\p{N}\\p{P}]+")
+		}
 	}
 	return nil
 }
@@ -341,6 +449,9 @@ func (p *Pool) confirmForgot(ctx context.Context, c store.Client, username, code
 	if err := p.checkSecretHash(c, username, secretHash); err != nil {
 		return err
 	}
+	if err := checkPasswordInput("password", password); err != nil {
+		return err
+	}
 	if err := CheckPasswordPolicy(p.cfg.PasswordPolicy, password); err != nil {
 		return err
 	}
@@ -383,6 +494,9 @@ func (p *Pool) ChangePassword(ctx context.Context, accessToken, previous, propos
 }
 
 func (p *Pool) changePassword(ctx context.Context, u store.User, previous, proposed string) error {
+	if err := checkPasswordInput("proposedPassword", proposed); err != nil {
+		return err
+	}
 	userKey := p.userLockKey(u.Username)
 	if n, err := p.st().Count(ctx, userKey, p.now()); err != nil {
 		return internal(err)
@@ -409,25 +523,197 @@ func (p *Pool) changePassword(ctx context.Context, u store.User, previous, propo
 	return nil
 }
 
-// UpdateAttributes sets attributes of the signed-in user.
-func (p *Pool) UpdateAttributes(ctx context.Context, accessToken string, attrs []Attribute) error {
+// UpdateAttributes sets attributes of the signed-in user. A changed email
+// address is unverified until the user confirms it (VerifyUserAttribute)
+// with the code this mails to the new address; the deliveries are
+// returned (CodeDeliveryDetailsList).
+func (p *Pool) UpdateAttributes(ctx context.Context, accessToken string, attrs []Attribute) ([]CodeDelivery, error) {
 	_, u, err := p.AccessUser(ctx, accessToken)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := validateAttrs(attrs); err != nil {
-		return err
+		return nil, err
 	}
-	_, err = p.st().UpdateUser(ctx, p.cfg.ID, u.Username, func(x *store.User) error {
+	nu, err := p.st().UpdateUser(ctx, p.cfg.ID, u.Username, func(x *store.User) error {
 		setAttrs(x, attrs)
 		x.UpdatedAt = p.now()
 		return nil
 	})
 	if err != nil {
-		return internal(err)
+		return nil, internal(err)
 	}
 	p.record(ctx, auditEvent("UpdateUserAttributes", "", u.Username, u.Sub, nil))
+	return p.verifyChangedEmail(ctx, u, nu)
+}
+
+// verifyChangedEmail mails a verification code to the new address of a
+// user whose email changed from old to nu and is not verified.
+func (p *Pool) verifyChangedEmail(ctx context.Context, old, nu store.User) ([]CodeDelivery, error) {
+	if nu.Email == "" || nu.Email == old.Email || nu.EmailVerified {
+		return []CodeDelivery{}, nil
+	}
+	d, err := p.sendEmailVerification(ctx, nu)
+	if err != nil {
+		return nil, err
+	}
+	return []CodeDelivery{d}, nil
+}
+
+func (p *Pool) sendEmailVerification(ctx context.Context, u store.User) (CodeDelivery, error) {
+	return p.sendBoundCode(ctx, purposeVerifyEmail, u.Email, u, codeLifetime, "Your verification code",
+		"Your verification code is %s")
+}
+
+// verifiableAttr checks the AttributeName of GetUserAttributeVerificationCode
+// and VerifyUserAttribute: codes go by email only (writ sends no SMS), to
+// an address the user has.
+func verifiableAttr(u store.User, name string) error {
+	switch name {
+	case "email":
+		if u.Email == "" {
+			return newErr(CodeInvalidParameter, "The user has no email attribute to verify.")
+		}
+		return nil
+	case "phone_number":
+		return newErr(CodeInvalidParameter, "Phone numbers cannot be verified: this user pool sends no SMS.")
+	}
+	return newErr(CodeInvalidParameter, "Attribute "+truncate(name, 40)+" cannot be verified.")
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// GetAttributeVerificationCode mails the signed-in user a code verifying
+// its email address (GetUserAttributeVerificationCode), replacing any
+// earlier one.
+func (p *Pool) GetAttributeVerificationCode(ctx context.Context, accessToken, attr string) (CodeDelivery, error) {
+	_, u, err := p.AccessUser(ctx, accessToken)
+	if err != nil {
+		return CodeDelivery{}, err
+	}
+	if err := verifiableAttr(u, attr); err != nil {
+		return CodeDelivery{}, err
+	}
+	d, err := p.sendEmailVerification(ctx, u)
+	p.record(ctx, auditEvent("GetUserAttributeVerificationCode", "", u.Username, u.Sub, err))
+	return d, err
+}
+
+// VerifyAttribute marks the signed-in user's email address verified with a
+// code mailed to that very address (VerifyUserAttribute). A wrong code is
+// CodeMismatchException and counts toward the code's attempts limit; an
+// expired, used or superseded code, or one sent to another address, is
+// refused.
+func (p *Pool) VerifyAttribute(ctx context.Context, accessToken, attr, code string) error {
+	_, u, err := p.AccessUser(ctx, accessToken)
+	if err != nil {
+		return err
+	}
+	err = p.verifyAttribute(ctx, u, attr, code)
+	p.record(ctx, auditEvent("VerifyUserAttribute", "", u.Username, u.Sub, err))
+	return err
+}
+
+func (p *Pool) verifyAttribute(ctx context.Context, u store.User, attr, code string) error {
+	if err := verifiableAttr(u, attr); err != nil {
+		return err
+	}
+	if err := p.checkBoundCode(ctx, purposeVerifyEmail, u.Email, u.Username, code); err != nil {
+		return err
+	}
+	_, err := p.st().UpdateUser(ctx, p.cfg.ID, u.Username, func(x *store.User) error {
+		if x.Email != u.Email {
+			// Changed since the check: the code was for the old address.
+			return newErr(CodeCodeMismatch, "Invalid verification code provided, please try again.")
+		}
+		x.EmailVerified = true
+		x.UpdatedAt = p.now()
+		return nil
+	})
+	var ue *Error
+	if errors.As(err, &ue) {
+		return ue
+	}
+	if err != nil {
+		return internal(err)
+	}
 	return nil
+}
+
+// DeleteAttributes deletes attributes of the signed-in user
+// (DeleteUserAttributes): writable ones only, as for UpdateAttributes.
+func (p *Pool) DeleteAttributes(ctx context.Context, accessToken string, names []string) error {
+	_, u, err := p.AccessUser(ctx, accessToken)
+	if err != nil {
+		return err
+	}
+	if err := checkAttrNames(names, false); err != nil {
+		return err
+	}
+	if _, err := p.st().UpdateUser(ctx, p.cfg.ID, u.Username, func(x *store.User) error {
+		for _, n := range names {
+			deleteAttr(x, n)
+		}
+		x.UpdatedAt = p.now()
+		return nil
+	}); err != nil {
+		return internal(err)
+	}
+	p.record(ctx, auditEvent("DeleteUserAttributes", "", u.Username, u.Sub, nil))
+	return nil
+}
+
+// AdminUpdateAttributes sets a user's attributes for an administrator
+// (AdminUpdateUserAttributes), who may also set email_verified and
+// phone_number_verified. A changed email address is unverified, and gets
+// a verification code, unless email_verified is set in the same call.
+func (p *Pool) AdminUpdateAttributes(ctx context.Context, username string, attrs []Attribute) error {
+	if err := validateAdminAttrs(attrs); err != nil {
+		return err
+	}
+	var old store.User
+	nu, err := p.AdminUpdate(ctx, "AdminUpdateUserAttributes", username, func(x *store.User) error {
+		old = *x
+		setAttrs(x, attrs)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	_, err = p.verifyChangedEmail(ctx, old, nu)
+	return err
+}
+
+// AdminDeleteAttributes deletes a user's attributes for an administrator
+// (AdminDeleteUserAttributes), who may also delete the verification flags
+// (which marks the address unverified).
+func (p *Pool) AdminDeleteAttributes(ctx context.Context, username string, names []string) error {
+	if err := checkAttrNames(names, true); err != nil {
+		return err
+	}
+	_, err := p.AdminUpdate(ctx, "AdminDeleteUserAttributes", username, func(x *store.User) error {
+		for _, n := range names {
+			deleteAttr(x, n)
+		}
+		return nil
+	})
+	return err
+}
+
+// DeleteSelf deletes the signed-in user (DeleteUser): its account, its
+// refresh tokens and its pending codes. Its access tokens then fail
+// every online check.
+func (p *Pool) DeleteSelf(ctx context.Context, accessToken string) error {
+	_, u, err := p.AccessUser(ctx, accessToken)
+	if err != nil {
+		return err
+	}
+	return p.svc.deleteUser(ctx, p, "DeleteUser", u.Username)
 }
 
 // GlobalSignOut revokes every refresh token of the signed-in user and

@@ -324,8 +324,21 @@ func (p *Pool) takeSession(ctx context.Context, c store.Client, raw string, chal
 
 // Respond answers a challenge (RespondToAuthChallenge).
 func (p *Pool) Respond(ctx context.Context, c store.Client, challenge, session string, responses map[string]string) (Result, error) {
+	return p.respondLogged(ctx, "RespondToAuthChallenge", c, challenge, session, responses)
+}
+
+// AdminRespond answers a challenge for an authorized administrator
+// (AdminRespondToAuthChallenge), with the semantics of Respond: the same
+// challenges, single-use sessions bound to client c, SECRET_HASH for a
+// confidential client, and wrong MFA codes counting toward the user's
+// lockout.
+func (p *Pool) AdminRespond(ctx context.Context, c store.Client, challenge, session string, responses map[string]string) (Result, error) {
+	return p.respondLogged(ctx, "AdminRespondToAuthChallenge", c, challenge, session, responses)
+}
+
+func (p *Pool) respondLogged(ctx context.Context, action string, c store.Client, challenge, session string, responses map[string]string) (Result, error) {
 	r, err := p.respond(ctx, c, challenge, session, responses)
-	ev := auditFor("RespondToAuthChallenge", c, r.User, err)
+	ev := auditFor(action, c, r.User, err)
 	if ev.Username == "" {
 		ev.Username = responses["USERNAME"]
 	}

@@ -285,6 +285,9 @@ func (p *Pool) temporaryPassword(pw string) (string, error) {
 	if pw == "" {
 		return "Tmp-" + randomToken(12) + "9a", nil
 	}
+	if err := checkPasswordInput("temporaryPassword", pw); err != nil {
+		return "", err
+	}
 	if err := CheckPasswordPolicy(p.cfg.PasswordPolicy, pw); err != nil {
 		return "", err
 	}
@@ -362,6 +365,9 @@ func (p *Pool) AdminDisableUser(ctx context.Context, username string) error {
 
 // AdminSetPassword sets a user's password, permanent or temporary.
 func (p *Pool) AdminSetPassword(ctx context.Context, username, password string, permanent bool) error {
+	if err := checkPasswordInput("password", password); err != nil {
+		return err
+	}
 	if err := CheckPasswordPolicy(p.cfg.PasswordPolicy, password); err != nil {
 		return err
 	}
@@ -390,17 +396,15 @@ func (p *Pool) AdminResetPassword(ctx context.Context, username string) error {
 	return err
 }
 
-// ListUsers lists a pool's users after the username `after`.
-func (s *Service) ListUsers(ctx context.Context, p *Pool, after string) ([]store.User, error) {
-	us, err := s.deps.Store.ListUsers(ctx, p.cfg.ID, after, 0)
-	if err != nil {
-		return nil, internal(err)
-	}
-	return us, nil
+// DeleteUser deletes a user (AdminDeleteUser) and revokes its refresh
+// tokens.
+func (s *Service) DeleteUser(ctx context.Context, p *Pool, username string) error {
+	return s.deleteUser(ctx, p, "AdminDeleteUser", username)
 }
 
-// DeleteUser deletes a user and revokes its refresh tokens.
-func (s *Service) DeleteUser(ctx context.Context, p *Pool, username string) error {
+// deleteUser deletes a user, its refresh tokens and its pending codes (so
+// that none serves a new user of the same name), recording action.
+func (s *Service) deleteUser(ctx context.Context, p *Pool, action, username string) error {
 	if _, err := s.deps.Store.RevokeUserRefreshTokens(ctx, p.cfg.ID, username); err != nil {
 		return internal(err)
 	}
@@ -411,7 +415,12 @@ func (s *Service) DeleteUser(ctx context.Context, p *Pool, username string) erro
 	if err != nil {
 		return internal(err)
 	}
-	p.record(ctx, audit.Event{Action: "AdminDeleteUser", Outcome: audit.Allow, Username: username})
+	for _, purpose := range codePurposes {
+		if err := s.deps.Store.DeleteCode(ctx, purpose+"/"+p.cfg.ID+"/"+username); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return internal(err)
+		}
+	}
+	p.record(ctx, audit.Event{Action: action, Outcome: audit.Allow, Username: username})
 	return nil
 }
 

@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"fmt"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
 
@@ -58,10 +60,47 @@ func VerifyPassword(hash, pw string) bool {
 	return subtle.ConstantTimeCompare(got, want) == 1
 }
 
+// maxPassword is Cognito's limit on a password, in characters.
+const maxPassword = 256
+
+// passwordShape names the Cognito constraint a password breaks whatever
+// the pool's policy (at most 256 characters, not bytes; no whitespace at
+// either end), or returns "".
+func passwordShape(pw string) string {
+	if utf8.RuneCountInString(pw) > maxPassword {
+		return "Member must have length less than or equal to 256"
+	}
+	if r, _ := utf8.DecodeRuneInString(pw); unicode.IsSpace(r) {
+		return `Member must satisfy regular expression pattern: ^[\S]+.*[\S]+$`
+	}
+	if r, _ := utf8.DecodeLastRuneInString(pw); unicode.IsSpace(r) {
+		return `Member must satisfy regular expression pattern: ^[\S]+.*[\S]+$`
+	}
+	return ""
+}
+
+// checkPasswordInput checks a password given in the request member field
+// (password, proposedPassword, temporaryPassword) against passwordShape,
+// with the InvalidParameterException Cognito's request validation answers
+// before any policy applies. The pool's policy is checked separately
+// (CheckPasswordPolicy).
+func checkPasswordInput(field, pw string) error {
+	if v := passwordShape(pw); v != "" {
+		return newErr(CodeInvalidParameter, "1 validation error detected: Value at '"+field+"' failed to satisfy constraint: "+v)
+	}
+	return nil
+}
+
 // CheckPasswordPolicy returns an InvalidPasswordException describing the
-// first rule pw breaks, or nil.
+// first rule pw breaks, or nil. A password longer than 256 characters or
+// with whitespace at either end breaks it too (where no request member
+// carries the password, as with NEW_PASSWORD in a challenge response).
 func CheckPasswordPolicy(pp config.PasswordPolicy, pw string) error {
-	if v := pp.Violation(pw); v != "" {
+	v := pp.Violation(pw) // the rules seed passwords are checked by too
+	if v == "" {
+		v = passwordShape(pw)
+	}
+	if v != "" {
 		return newErr(CodeInvalidPassword, "Password did not conform with policy: "+v)
 	}
 	return nil

@@ -1,0 +1,99 @@
+package cognito_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
+	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
+)
+
+// Usernames, attribute values and passwords are checked as Cognito checks
+// them, counting characters, not bytes.
+func TestInputValidation(t *testing.T) {
+	f := start(t)
+	adm := f.adminClient("AKIAWRITDEMOADMIN001", "writ-demo-admin-secret", "")
+	pool := aws.String(poolID)
+	signUp := func(user, pw string, attrs ...types.AttributeType) error {
+		_, err := f.c.SignUp(f.ctx, &cip.SignUpInput{ClientId: aws.String("demo-web"), Username: aws.String(user), Password: aws.String(pw),
+			UserAttributes: attrs})
+		return err
+	}
+	create := func(user string) error {
+		_, err := adm.AdminCreateUser(f.ctx, &cip.AdminCreateUserInput{UserPoolId: pool, Username: aws.String(user),
+			MessageAction: types.MessageActionTypeSuppress})
+		return err
+	}
+	// Usernames: letters, marks, symbols, numbers and punctuation, up to
+	// 128 characters.
+	for _, u := range []string{"nul\x00byte", "bell\x07", "zero\u200bwidth", "bom\ufeff", "soft\u00adhyphen", "tab\tname", "two words",
+		"nbsp\u00a0name", "line\u2028sep", strings.Repeat("é", 129), strings.Repeat("a", 129)} {
+		wantCode(t, signUp(u, "Valid-Passw0rd1"), "InvalidParameterException")
+		wantCode(t, create(u), "InvalidParameterException")
+	}
+	for i, u := range []string{strings.Repeat("é", 128), "o'neil/ops", "ünïcödé", "user😀", "日本語ユーザー", "a+b@example.com"} {
+		if i%2 == 0 {
+			if err := signUp(u, "Valid-Passw0rd1"); err != nil {
+				t.Errorf("SignUp %q: %v", u, err)
+			}
+		} else if err := create(u); err != nil {
+			t.Errorf("AdminCreateUser %q: %v", u, err)
+		}
+	}
+
+	// Attribute values: up to 2048 characters.
+	if err := signUp("val1", "Valid-Passw0rd1", attr("name", strings.Repeat("é", 2048))); err != nil {
+		t.Errorf("2048-character value: %v", err)
+	}
+	wantCode(t, signUp("val2", "Valid-Passw0rd1", attr("name", strings.Repeat("é", 2049))), "InvalidParameterException")
+
+	// Passwords: up to 256 characters, no whitespace at either end.
+	long := "Aa1" + strings.Repeat("é", 253)
+	if err := signUp("pw1", long); err != nil {
+		t.Errorf("256-character password: %v", err)
+	}
+	for _, pw := range []string{long + "é", " Valid-Passw0rd1", "Valid-Passw0rd1 ", "\tValid-Passw0rd1", "Valid-Passw0rd1\n"} {
+		wantCode(t, signUp("pw2", pw), "InvalidParameterException")
+	}
+	if _, err := f.App.Core.Store.GetUser(f.ctx, poolID, "pw2"); err == nil {
+		t.Error("a refused sign-up created the user")
+	}
+	res, err := f.passwordAuth("bob", "Bob-Passw0rd1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pw := range []string{" Bob-New-Passw0rd", "Bob-New-Passw0rd ", "Aa1" + strings.Repeat("x", 254)} {
+		_, err = f.c.ChangePassword(f.ctx, &cip.ChangePasswordInput{AccessToken: res.AuthenticationResult.AccessToken,
+			PreviousPassword: aws.String("Bob-Passw0rd1"), ProposedPassword: aws.String(pw)})
+		wantCode(t, err, "InvalidParameterException")
+		_, err = adm.AdminSetUserPassword(f.ctx, &cip.AdminSetUserPasswordInput{UserPoolId: pool, Username: aws.String("bob"),
+			Password: aws.String(pw), Permanent: true})
+		wantCode(t, err, "InvalidParameterException")
+		_, err = adm.AdminCreateUser(f.ctx, &cip.AdminCreateUserInput{UserPoolId: pool, Username: aws.String("tmp"),
+			TemporaryPassword: aws.String(pw), MessageAction: types.MessageActionTypeSuppress})
+		wantCode(t, err, "InvalidParameterException")
+	}
+	if r, err := f.passwordAuth("bob", "Bob-Passw0rd1"); err != nil || r.AuthenticationResult == nil {
+		t.Fatalf("bob's password changed: %v", err)
+	}
+	// A new password in a challenge response: the policy refuses it.
+	f.createInvited("nina", "Temp-Passw0rd1")
+	out, err := f.passwordAuth("nina", "Temp-Passw0rd1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pw := range []string{"Nina-Passw0rd1 ", long + "é"} {
+		_, err = f.c.RespondToAuthChallenge(f.ctx, &cip.RespondToAuthChallengeInput{ClientId: aws.String("demo-web"), ChallengeName: out.ChallengeName,
+			Session: out.Session, ChallengeResponses: map[string]string{"USERNAME": "nina", "NEW_PASSWORD": pw}})
+		wantCode(t, err, "InvalidPasswordException")
+	}
+	r, err := f.c.RespondToAuthChallenge(f.ctx, &cip.RespondToAuthChallengeInput{ClientId: aws.String("demo-web"), ChallengeName: out.ChallengeName,
+		Session: out.Session, ChallengeResponses: map[string]string{"USERNAME": "nina", "NEW_PASSWORD": long}})
+	if err != nil || r.AuthenticationResult == nil {
+		t.Fatalf("256-character new password: %v", err)
+	}
+	if r, err := f.passwordAuth("nina", long); err != nil || r.AuthenticationResult == nil {
+		t.Fatalf("sign-in with a 256-character password: %v", err)
+	}
+}
