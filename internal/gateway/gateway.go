@@ -265,20 +265,17 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		raw = sdk.Bearer(r)
-		// Refused tokens count against their source address: a flood of
-		// bad tokens from one address is throttled before it costs a
-		// signature check each.
-		from := "ip:" + audit.Request(ctx).SourceIP
-		if rt.limit != nil {
-			if wait, empty := rt.limit.empty(from); empty {
+		var aerr *authError
+		claims, aerr = g.authorizers[rt.cfg.Authorizer].authorize(ctx, raw, rt.cfg.Scopes)
+		// Refused tokens count against their source address, past the
+		// route's rate a 429: a flood of bad tokens is throttled like any
+		// caller, while good tokens from the same address (a NAT, a load
+		// balancer) are limited by their own subject only.
+		if aerr != nil && aerr.status == http.StatusUnauthorized && rt.limit != nil {
+			if wait, ok := rt.limit.allow("ip:" + audit.Request(ctx).SourceIP); !ok {
 				g.tooMany(ctx, w, rt, nil, wait)
 				return
 			}
-		}
-		var aerr *authError
-		claims, aerr = g.authorizers[rt.cfg.Authorizer].authorize(ctx, raw, rt.cfg.Scopes)
-		if aerr != nil && aerr.status == http.StatusUnauthorized && rt.limit != nil {
-			rt.limit.allow(from)
 		}
 		if claims != nil && g.opts.Tracer != nil {
 			tracing.SetIdentity(ctx, tracing.Identity{Sub: claims.Subject, ClientID: claims.ClientID, ActorChain: claims.Act.Chain()})

@@ -43,24 +43,10 @@ func newLimiter(rate float64, now func() time.Time) *limiter {
 // allow takes a token from who's bucket; when there is none it returns how
 // long until there will be.
 func (l *limiter) allow(who string) (time.Duration, bool) {
-	return l.take(who, true)
-}
-
-// empty reports, without taking a token, whether who's bucket is empty,
-// and how long until it will not be.
-func (l *limiter) empty(who string) (time.Duration, bool) {
-	wait, ok := l.take(who, false)
-	return wait, !ok
-}
-
-func (l *limiter) take(who string, take bool) (time.Duration, bool) {
 	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.buckets[who]
-	if b == nil && !take {
-		return 0, true // a full bucket
-	}
 	if b == nil {
 		if len(l.buckets) >= maxBuckets {
 			l.prune(now)
@@ -73,9 +59,7 @@ func (l *limiter) take(who string, take bool) (time.Duration, bool) {
 		b.last = now
 	}
 	if b.tokens >= 1 {
-		if take {
-			b.tokens--
-		}
+		b.tokens--
 		return 0, true
 	}
 	return time.Duration((1 - b.tokens) / l.rate * float64(time.Second)), false
