@@ -78,8 +78,10 @@ func TestAuditVerifyAndQuery(t *testing.T) {
 	if err := <-s.done; err != nil {
 		t.Fatalf("stop: %v", err)
 	}
-	out, code = run("audit", "verify", "-c", cfg, "--live-within", "0") // stopped: every stream must be closed
-	if code != 0 || !strings.Contains(out, "OK: every chain is intact") || !strings.Contains(out, "1 signed checkpoints") {
+	// Stopped: every stream must be closed (its opening and closing
+	// checkpoints signed).
+	out, code = run("audit", "verify", "-c", cfg, "--live-within", "0")
+	if code != 0 || !strings.Contains(out, "OK: every chain is intact") || !strings.Contains(out, "2 signed checkpoints") {
 		t.Fatalf("verify on an intact trail: %d\n%s", code, out)
 	}
 	verified := out

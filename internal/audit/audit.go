@@ -112,9 +112,8 @@ type Writer struct {
 	seq    int64
 	prev   []byte
 	lastCP time.Time // when the writer last wrote a checkpoint
-	// after names the trail's last event when the writer started
-	// (Predecessor), for its first checkpoint; "" once written.
-	after string
+	opened bool      // the stream's opening checkpoint is written
+	refsAt time.Time // when a checkpoint last named the other streams
 }
 
 type item struct {
@@ -252,9 +251,6 @@ const batchSize = 1024
 
 func (w *Writer) run() {
 	defer close(w.stopped)
-	if w.signer != nil {
-		w.after = w.predecessor()
-	}
 	var batch []store.AuditEvent
 	var flushes []chan struct{}
 	var spare []item // the buffer before last, cleared: recorders fill it next
@@ -309,6 +305,13 @@ func (w *Writer) run() {
 		w.space.Broadcast()
 		w.mu.Unlock()
 		for _, it := range items {
+			if it.flush == nil && !w.opened && w.signer != nil {
+				// A stream begins with a signed checkpoint: its time vouches
+				// for the writer's life from the start, and it names the
+				// other streams (see references).
+				batch = w.checkpoint(batch, CheckpointOpen)
+				w.opened = true
+			}
 			w.add(&batch, &flushes, it)
 			if len(batch) >= batchSize {
 				w.writeBatch(batch)
@@ -357,8 +360,10 @@ func (w *Writer) writeBatch(batch []store.AuditEvent) {
 func (w *Writer) checkpoint(batch []store.AuditEvent, kind string) []store.AuditEvent {
 	w.seq++
 	e := store.AuditEvent{Stream: w.stream, Seq: w.seq, Time: w.now().UTC().Truncate(time.Millisecond), Component: "audit", Action: ActionCheckpoint,
-		Outcome: Allow, Reason: kind, PrevHash: w.prev, Resource: w.after}
-	w.after = ""
+		Outcome: Allow, Reason: kind, PrevHash: w.prev}
+	if kind == CheckpointOpen || e.Time.Sub(w.refsAt) >= Heartbeat {
+		e.Resource, w.refsAt = w.references(), e.Time
+	}
 	e.Explanation = w.signer.sign(e)
 	e.Hash = Hash(e)
 	w.prev, w.lastCP = e.Hash, e.Time
@@ -366,28 +371,44 @@ func (w *Writer) checkpoint(batch []store.AuditEvent, kind string) []store.Audit
 	return append(batch, e)
 }
 
-// predecessor returns the reference (Reference) to the trail's last event
-// as the writer starts, which its first checkpoint carries, signed: a
-// stream that is removed whole breaks the reference of the stream that
-// began after it. "" when the trail is empty or cannot be read.
-func (w *Writer) predecessor() string {
+// refWindow is how many of the trail's last events a checkpoint looks at
+// for the other streams' latest.
+const refWindow = 4096
+
+// references names (Reference, space-separated) the latest event of every
+// other stream among the trail's last refWindow events, for a checkpoint to
+// carry, signed: a stream's opening checkpoint, and one a Heartbeat at
+// least. A stream removed whole then breaks the checkpoints of the streams
+// that ran with it or began after it. "" when there is none or the trail
+// cannot be read.
+func (w *Writer) references() string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	last, err := w.st.LastAuditID(ctx)
+	var evs []store.AuditEvent
 	if err == nil && last > 0 {
-		var evs []store.AuditEvent
-		if evs, err = w.st.ListAudit(ctx, store.AuditFilter{AfterID: last - 1, Limit: 1}); err == nil && len(evs) == 1 {
-			return Reference(evs[0])
-		}
+		evs, err = w.st.ListAudit(ctx, store.AuditFilter{AfterID: max(0, last-refWindow), Limit: refWindow})
 	}
 	if err != nil {
-		w.log.Warn("audit: cannot read the trail's last event; this stream's first checkpoint names none", "err", err)
+		w.log.Warn("audit: cannot read the trail's last events; this checkpoint names no other stream", "err", err)
+		return ""
 	}
-	return ""
+	latest := map[string]store.AuditEvent{}
+	for _, e := range evs {
+		if e.Stream != w.stream {
+			latest[e.Stream] = e // in id order: the stream's latest last
+		}
+	}
+	refs := make([]string, 0, len(latest))
+	for _, e := range latest {
+		refs = append(refs, Reference(e))
+	}
+	slices.Sort(refs)
+	return strings.Join(refs, " ")
 }
 
 // Reference names event e of the trail (stream, sequence number and hash)
-// as a checkpoint's predecessor or an anchor: "<stream>/<seq>/<hash hex>".
+// for a checkpoint or as an anchor: "<stream>/<seq>/<hash hex>".
 func Reference(e store.AuditEvent) string {
 	return e.Stream + "/" + strconv.FormatInt(e.Seq, 10) + "/" + hex.EncodeToString(e.Hash)
 }

@@ -45,7 +45,7 @@ func TestInvalidUTF8(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Problems) != 0 || len(rep.Open) != 0 || rep.Events != 3 {
+	if len(rep.Problems) != 0 || len(rep.Open) != 0 || rep.Events != 4 { // the stream's opening checkpoint and 3 events
 		t.Fatalf("verify: %+v", rep)
 	}
 }
@@ -99,7 +99,7 @@ func TestVerifyLinks(t *testing.T) {
 		}
 		return rep
 	}
-	if rep := verify(slices.Clone(evs)); len(rep.Problems) != 0 || len(rep.Open) != 0 || rep.Events != 2503 || rep.Checkpoints != 3 {
+	if rep := verify(slices.Clone(evs)); len(rep.Problems) != 0 || len(rep.Open) != 0 || rep.Events != 2504 || rep.Checkpoints != 4 {
 		t.Fatalf("intact: %+v", rep)
 	}
 	problem := func(rep audit.Report, seq int64, what string) {
@@ -171,7 +171,7 @@ func TestVerifyLiveOpenAndRelabeled(t *testing.T) {
 	// the stream live for audit.LiveWithin more.
 	now = now.Add(audit.Heartbeat + time.Second)
 	record(1)
-	if rep := verify(now.Add(audit.LiveWithin - time.Second)); len(rep.Live) != 1 || rep.Checkpoints != 1 {
+	if rep := verify(now.Add(audit.LiveWithin - time.Second)); len(rep.Live) != 1 || rep.Checkpoints != 2 { // opening, heartbeat
 		t.Fatalf("after a heartbeat: %+v", rep)
 	}
 	if rep := verify(now.Add(audit.LiveWithin + time.Second)); len(rep.Open) != 1 || len(rep.Live) != 0 {
@@ -269,8 +269,13 @@ func TestVerifyRemovedStreams(t *testing.T) {
 	// The first or the middle stream removed whole: the next one says so.
 	for _, gone := range streams[:2] {
 		rep := verify(without(gone))
-		if len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0].What, "stream "+gone+", which is missing") {
+		if len(rep.Problems) == 0 {
 			t.Errorf("stream %s removed: %+v", gone, rep)
+		}
+		for _, p := range rep.Problems {
+			if !strings.Contains(p.What, "stream "+gone+", which is missing") {
+				t.Errorf("stream %s removed: %s", gone, p)
+			}
 		}
 	}
 	// The last one removed: only the anchor of an earlier verification
@@ -283,5 +288,122 @@ func TestVerifyRemovedStreams(t *testing.T) {
 		if len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0].What, "the anchor "+anchor) {
 			t.Errorf("%s removed, with the anchor: %+v", name, rep.Problems)
 		}
+	}
+}
+
+// TestVerifyForgedAndConcurrentStreams: a stream rewritten without its
+// signed checkpoints (renumbered, rehashed, its times put in the future)
+// is not taken for live; and a stream that ran alongside another, removed
+// whole, breaks the checkpoints of the streams that saw it.
+func TestVerifyForgedAndConcurrentStreams(t *testing.T) {
+	ctx := context.Background()
+	signer := audit.NewSigner([]byte("0123456789abcdef0123456789abcdef"))
+	st := sqlite.OpenTest(t)
+	a := audit.NewWriter(st, signer, slog.New(slog.DiscardHandler))
+	b := audit.NewWriter(st, signer, slog.New(slog.DiscardHandler))
+	for i := range 6 {
+		for _, w := range []*audit.Writer{a, b} {
+			w.Record(ctx, audit.Event{Component: "orders", Action: "read", Outcome: audit.Allow, RequestID: fmt.Sprint(w.Stream(), i)})
+			if err := w.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, w := range []*audit.Writer{a, b} {
+		if err := w.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := audit.NewWriter(st, signer, slog.New(slog.DiscardHandler))
+	c.Record(ctx, audit.Event{Component: "orders", Action: "read", Outcome: audit.Allow})
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	all, err := st.ListAudit(ctx, store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	verify := func(evs []store.AuditEvent) audit.Report {
+		t.Helper()
+		st := sqlite.OpenTest(t)
+		evs = slices.Clone(evs)
+		for i := range evs {
+			evs[i].ID = 0
+		}
+		if _, err := st.AppendAudit(ctx, evs); err != nil {
+			t.Fatal(err)
+		}
+		rep, err := audit.Verify(ctx, st, signer, audit.VerifyOptions{Now: time.Now(), LiveWithin: audit.LiveWithin})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	if rep := verify(all); len(rep.Problems) != 0 || len(rep.Open) != 0 || len(rep.Live) != 0 || rep.Streams != 3 {
+		t.Fatalf("intact: %+v", rep)
+	}
+	for _, gone := range []string{a.Stream(), b.Stream()} {
+		rep := verify(slices.DeleteFunc(slices.Clone(all), func(e store.AuditEvent) bool { return e.Stream == gone }))
+		if len(rep.Problems) == 0 {
+			t.Errorf("stream %s, which ran alongside another, removed whole: %+v", gone, rep)
+		}
+	}
+	// c's stream rewritten from its first event on, without checkpoints,
+	// its times a century ahead.
+	var forged []store.AuditEvent
+	var prev []byte
+	for _, e := range all {
+		if e.Stream != c.Stream() || e.Action == audit.ActionCheckpoint {
+			continue
+		}
+		e.Seq = int64(len(forged) + 1)
+		e.Time = e.Time.AddDate(100, 0, 0)
+		e.PrevHash = prev
+		e.Hash = audit.Hash(e)
+		prev, e.PrevHash = e.Hash, nil
+		forged = append(forged, e)
+	}
+	rest := slices.DeleteFunc(slices.Clone(all), func(e store.AuditEvent) bool { return e.Stream == c.Stream() })
+	rep := verify(append(rest, forged...))
+	if !slices.Contains(rep.Open, c.Stream()) || len(rep.Live) != 0 {
+		t.Fatalf("a stream rewritten without its checkpoints: %+v", rep)
+	}
+}
+
+// hidingLog answers its first read from the start without the events of
+// hidden ids, as a PostgreSQL trail answers while the batch holding them
+// has not committed yet, and every later read in full.
+type hidingLog struct {
+	store.AuditLog
+	hidden map[int64]bool
+}
+
+func (l *hidingLog) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, error) {
+	evs, err := l.AuditLog.ListAudit(ctx, f)
+	if f.AfterID == 0 {
+		evs = slices.DeleteFunc(evs, func(e store.AuditEvent) bool { return l.hidden[e.ID] })
+	}
+	return evs, err
+}
+
+// A batch that commits while Verify pages through the trail (out of id
+// order, on PostgreSQL) is read again, not reported as a gap.
+func TestVerifyRereadsLateBatches(t *testing.T) {
+	ctx := context.Background()
+	signer := audit.NewSigner([]byte("0123456789abcdef0123456789abcdef"))
+	st := sqlite.OpenTest(t)
+	w := audit.NewWriter(st, signer, slog.New(slog.DiscardHandler))
+	for i := range 20 {
+		w.Record(ctx, audit.Event{Component: "orders", Action: "read", Outcome: audit.Allow, RequestID: fmt.Sprint(i)})
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := audit.Verify(ctx, &hidingLog{AuditLog: st, hidden: map[int64]bool{8: true, 9: true, 10: true}}, signer, audit.VerifyOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Problems) != 0 || len(rep.Open) != 0 || rep.Events != 22 {
+		t.Fatalf("a batch committed while verify read: %+v", rep)
 	}
 }

@@ -1,12 +1,14 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,6 +32,8 @@ const (
 	// that Verify tells a running writer's stream from one whose tail was
 	// cut.
 	CheckpointHeartbeat = "heartbeat"
+	// CheckpointOpen begins a writer's stream.
+	CheckpointOpen = "open"
 )
 
 // Heartbeat is how often a running writer writes a checkpoint at the
@@ -134,7 +138,7 @@ type VerifyOptions struct {
 // Verify checks every stream's hash chain and checkpoints.
 func Verify(ctx context.Context, st store.AuditLog, s *Signer, o VerifyOptions) (Report, error) {
 	var rep Report
-	streams := map[string][]store.AuditEvent{}
+	var all []store.AuditEvent
 	var after int64
 	for {
 		evs, err := st.ListAudit(ctx, store.AuditFilter{AfterID: after, Limit: 5000})
@@ -144,12 +148,27 @@ func Verify(ctx context.Context, st store.AuditLog, s *Signer, o VerifyOptions) 
 		if len(evs) == 0 {
 			break
 		}
-		for _, e := range evs {
-			streams[e.Stream] = append(streams[e.Stream], e)
-			after = e.ID
-		}
-		rep.Anchor = Reference(evs[len(evs)-1])
-		rep.Events += len(evs)
+		all = append(all, evs...)
+		after = evs[len(evs)-1].ID
+	}
+	// Ids skipped while paging are read once more: on PostgreSQL a batch
+	// that took lower ids can commit after a later page was read, and its
+	// stream would show a gap that is not there.
+	late, err := reread(ctx, st, all)
+	if err != nil {
+		return rep, err
+	}
+	if len(late) > 0 {
+		all = append(all, late...)
+		slices.SortFunc(all, func(a, b store.AuditEvent) int { return cmp.Compare(a.ID, b.ID) })
+	}
+	streams := map[string][]store.AuditEvent{}
+	for _, e := range all {
+		streams[e.Stream] = append(streams[e.Stream], e)
+	}
+	rep.Events = len(all)
+	if len(all) > 0 {
+		rep.Anchor = Reference(all[len(all)-1])
 	}
 	names := make([]string, 0, len(streams))
 	for n := range streams {
@@ -162,7 +181,6 @@ func Verify(ctx context.Context, st store.AuditLog, s *Signer, o VerifyOptions) 
 		var prev []byte
 		var broken, closed bool
 		var lastCheckpoint time.Time
-		firstCheckpoint := true
 		for i, e := range evs {
 			// An event is hashed with the hash of the one before it. Rows
 			// written before writ stopped storing it again carry it: it
@@ -185,16 +203,18 @@ func Verify(ctx context.Context, st store.AuditLog, s *Signer, o VerifyOptions) 
 					problem = "checkpoint signature is invalid"
 					break
 				}
-				// A stream's first checkpoint names the trail's last event
-				// when its writer began: removing the stream it is in,
-				// whole, does not go unseen.
-				if firstCheckpoint && e.Resource != "" {
-					if what := missing(streams, e.Resource); what != "" {
-						problem = "the event this stream's writer found last in the trail when it began, " + what
+				// A checkpoint names the latest events of the other
+				// streams its writer saw: a stream removed whole does not
+				// go unseen.
+				for _, ref := range strings.Fields(e.Resource) {
+					if what := missing(streams, ref); what != "" {
+						problem = "the event of another stream this checkpoint names, " + what
 						break
 					}
 				}
-				firstCheckpoint = false
+				if problem != "" {
+					break
+				}
 				// A closing checkpoint closes the stream (one of v1, written
 				// before the signature covered the kind, is taken at its
 				// word); the last checkpoint vouches for the writer's life.
@@ -213,11 +233,6 @@ func Verify(ctx context.Context, st store.AuditLog, s *Signer, o VerifyOptions) 
 			}
 			prev = e.Hash
 		}
-		if lastCheckpoint.IsZero() {
-			// A writer's first checkpoint comes at most a Heartbeat after
-			// its first event.
-			lastCheckpoint = evs[0].Time
-		}
 		switch {
 		case broken || closed || o.Live[name]:
 		case o.LiveWithin > 0 && o.Now.Sub(lastCheckpoint) <= o.LiveWithin:
@@ -233,6 +248,41 @@ func Verify(ctx context.Context, st store.AuditLog, s *Signer, o VerifyOptions) 
 		}
 	}
 	return rep, nil
+}
+
+// reread reads the ids missing between those of all (in id order) once
+// more, in runs of nearby ids, and returns the events found.
+func reread(ctx context.Context, st store.AuditLog, all []store.AuditEvent) ([]store.AuditEvent, error) {
+	var found []store.AuditEvent
+	for i := 1; i < len(all); {
+		if all[i].ID == all[i-1].ID+1 {
+			i++
+			continue
+		}
+		from, to := all[i-1].ID, all[i].ID // the run lies between these
+		for i++; i < len(all) && all[i].ID-to <= 5000; i++ {
+			to = all[i].ID
+		}
+		for after := from; after < to; {
+			evs, err := st.ListAudit(ctx, store.AuditFilter{AfterID: after, Limit: 5000})
+			if err != nil {
+				return nil, err
+			}
+			for _, e := range evs {
+				if e.ID >= to {
+					break
+				}
+				if _, seen := slices.BinarySearchFunc(all, e.ID, func(x store.AuditEvent, id int64) int { return cmp.Compare(x.ID, id) }); !seen {
+					found = append(found, e)
+				}
+			}
+			if len(evs) < 5000 {
+				break
+			}
+			after = evs[len(evs)-1].ID
+		}
+	}
+	return found, nil
 }
 
 // missing says what is wrong with the event ref (Reference) names: its
