@@ -200,7 +200,8 @@ func (h *Handler) split(r *http.Request) (bucket, key string) {
 // vhostBucket returns the bucket a virtual-hosted request's Host names, and
 // false for the store's own host (a path-style request). The Host (port
 // dropped, case ignored) names bucket b when it is
-//   - b.<host of objects.public_url>, when the public URL names a host;
+//   - b.<host of objects.public_url>, when the public URL names a host (and
+//     then nothing else does);
 //   - b.s3.<anything>: the labels before the last label "s3", as AWS's own
 //     endpoints (s3.amazonaws.com, s3.<region>.amazonaws.com) and most S3
 //     emulators' are named;
@@ -218,12 +219,11 @@ func (h *Handler) vhostBucket(host string) (string, bool) {
 		return "", false
 	}
 	if pub := h.publicHost; pub != "" && net.ParseIP(pub) == nil {
-		if host == pub {
-			return "", false
-		}
-		if b, ok := strings.CutSuffix(host, "."+pub); ok {
-			return b, true
-		}
+		// With a public URL, it alone decides: a host such as
+		// objects.s3.svc.cluster.local (a namespace named s3) is then the
+		// store's own, not bucket "objects".
+		b, ok := strings.CutSuffix(host, "."+pub)
+		return b, ok && b != ""
 	}
 	labels := strings.Split(host, ".")
 	for i := len(labels) - 1; i >= 0; i-- {

@@ -43,6 +43,12 @@ func TestVirtualHostedMissingBucket(t *testing.T) {
 
 	g := &fx{Env: apptest.Start(t, func(c *config.Config) { c.Serve.Objects.PublicURL = "http://objects.example.test" }), t: t, ctx: context.Background()}
 	g.checkVirtualHosting(t, "http://objects.example.test", "c")
+	// With a public URL, it alone decides: a cluster-internal name with an
+	// s3 label (a namespace named s3) is path-style, not bucket "objects".
+	internal := g.clientAt("http://objects.s3.svc.cluster.local", true)
+	if _, err := internal.PutObject(g.ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("internal.txt"), Body: strings.NewReader("x")}); err != nil {
+		t.Errorf("path-style through objects.s3.svc.cluster.local: %v", err)
+	}
 }
 
 func (f *fx) checkVirtualHosting(t *testing.T, endpoint, suffix string) {
