@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/writ-id/writ/internal/apptest"
 )
@@ -112,5 +113,53 @@ func TestConcurrentIfNoneMatchPuts(t *testing.T) {
 		if got != strings.Repeat(string(rune('a'+won[0])), 256<<10) {
 			t.Errorf("round %d: the object is not the winner's", round)
 		}
+	}
+}
+
+// TestConditionalCompleteMultipartUpload: CompleteMultipartUpload honors
+// If-None-Match: * as PutObject does (transfer managers switch to multipart
+// for large objects): on an existing key it is 412, the object is left as
+// it was and the upload stays, to be completed without the condition.
+func TestConditionalCompleteMultipartUpload(t *testing.T) {
+	f := &fx{Env: apptest.Start(t), t: t, ctx: context.Background()}
+	admin := f.client(adminAK, adminSecret, "", true)
+	key := "cond-multipart"
+	upload := func() (*string, []s3types.CompletedPart) {
+		t.Helper()
+		cu, err := admin.CreateMultipartUpload(f.ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		up, err := admin.UploadPart(f.ctx, &s3.UploadPartInput{Bucket: aws.String(bucket), Key: aws.String(key), UploadId: cu.UploadId,
+			PartNumber: aws.Int32(1), Body: strings.NewReader("multipart body")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cu.UploadId, []s3types.CompletedPart{{ETag: up.ETag, PartNumber: aws.Int32(1)}}
+	}
+	complete := func(id *string, parts []s3types.CompletedPart, ifNoneMatch *string) error {
+		_, err := admin.CompleteMultipartUpload(f.ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String(key),
+			UploadId: id, MultipartUpload: &s3types.CompletedMultipartUpload{Parts: parts}, IfNoneMatch: ifNoneMatch})
+		return err
+	}
+	id, parts := upload()
+	if err := complete(id, parts, aws.String("*")); err != nil {
+		t.Fatalf("If-None-Match: * on a new key: %v", err)
+	}
+	if _, err := admin.PutObject(f.ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: strings.NewReader("newer")}); err != nil {
+		t.Fatal(err)
+	}
+	id, parts = upload()
+	if err := complete(id, parts, aws.String("*")); code(err) != "PreconditionFailed" {
+		t.Fatalf("If-None-Match: * on an existing key: %v", err)
+	}
+	if body, _ := f.read(admin, bucket, key); body != "newer" {
+		t.Fatalf("a refused completion replaced the object: %q", body)
+	}
+	if err := complete(id, parts, nil); err != nil {
+		t.Fatalf("the upload, completed without the condition: %v", err)
+	}
+	if body, _ := f.read(admin, bucket, key); body != "multipart body" {
+		t.Fatalf("after the completion: %q", body)
 	}
 }

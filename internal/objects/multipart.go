@@ -225,6 +225,18 @@ func (h *Handler) completeUpload(w http.ResponseWriter, r *http.Request, c *call
 	if _, err := h.findUpload(bucket, key, id); err != nil {
 		return err
 	}
+	// If-None-Match: * and If-Match hold for the completion as for a
+	// PutObject: checked before the parts are assembled, and again with
+	// the object installed.
+	cond, err := writeConditions(r, bucket, key)
+	if err != nil {
+		return err
+	}
+	if cond != nil {
+		if err := cond(h.disk.head(bucket, key)); err != nil {
+			return err
+		}
+	}
 	body, err := readSmall(r, maxCompleteBody, errMalformedXML(), false)
 	if err != nil {
 		return err
@@ -304,7 +316,7 @@ func (h *Handler) completeUpload(w http.ResponseWriter, r *http.Request, c *call
 	}
 	m := meta{Size: size, ETag: `"` + hex.EncodeToString(etags.Sum(nil)) + suffix + `"`, ContentType: u.ContentType,
 		UserMeta: u.UserMeta, LastModified: h.opts.Now().UTC()}
-	if _, err := h.disk.install(bucket, key, tmp, m); err != nil {
+	if _, err := h.disk.install(bucket, key, tmp, m, cond); err != nil {
 		os.Remove(tmp)
 		if errors.Is(err, errNoBucket) {
 			return errNoSuchBucket()

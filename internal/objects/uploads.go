@@ -344,7 +344,9 @@ func (d *disk) assemble(bucket, id string, ps []part, w io.Writer) (tmp string, 
 // install makes the complete, fsynced file tmp (in the bucket's directory)
 // the data of key with metadata m, as put does: the data is renamed to a
 // fresh name, then the metadata naming it replaces the old one atomically.
-func (d *disk) install(bucket, key, tmp string, m meta) (meta, error) {
+// cond, when not nil, decides on the current object first, under the
+// store's write lock (a conditional write).
+func (d *disk) install(bucket, key, tmp string, m meta, cond func(cur meta, err error) error) (meta, error) {
 	dir := d.bucketDir(bucket)
 	name := objName(key)
 	var rnd [6]byte
@@ -357,7 +359,12 @@ func (d *disk) install(bucket, key, tmp string, m meta) (meta, error) {
 	if !d.hasBucket(bucket) {
 		return meta{}, errNoBucket
 	}
-	old, _ := d.headLocked(bucket, key)
+	old, oerr := d.headLocked(bucket, key)
+	if cond != nil {
+		if err := cond(old, oerr); err != nil {
+			return meta{}, err
+		}
+	}
 	if err := os.Rename(tmp, filepath.Join(dir, m.Data)); err != nil {
 		return meta{}, err
 	}
