@@ -331,7 +331,7 @@ func (c *condition) matchAny(ctx Context, v string) bool {
 	case famStringEquals, famStringEqualsIC, famStringLike, famArn, famBool:
 		match := stringMatchers[c.family]
 		for i := range c.values {
-			if m, ok := c.values[i].resolveMatch(ctx, v, match); ok && m {
+			if m, ok := c.values[i].resolveMatch(ctx, v, match, c.family == famStringLike || c.family == famArn); ok && m {
 				return true
 			}
 		}

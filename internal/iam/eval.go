@@ -105,7 +105,7 @@ func (st *Statement) matchResource(req *Request) bool {
 	}
 	m := false
 	for i := range st.resources {
-		if r, ok := st.resources[i].resolveMatch(req.Context, req.Resource, matchResource); ok && r {
+		if r, ok := st.resources[i].resolveMatch(req.Context, req.Resource, matchResource, true); ok && r {
 			m = true
 			break
 		}

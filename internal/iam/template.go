@@ -75,9 +75,13 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }
 
 // resolveMatch substitutes variables from ctx into a pooled buffer and
 // returns match(pattern, value); ok is false when a variable has no value
-// and no default (the pattern then matches nothing). Passing the value and
-// a plain function (not a closure) keeps this allocation-free.
-func (t *template) resolveMatch(ctx Context, value string, match func(pattern, value string) bool) (result, ok bool) {
+// and no default (the pattern then matches nothing). With glob (match
+// treats '*' and '?' as wildcards) a substituted value's '*' and '?' are
+// literal: a value a caller chose (a session tag, a user attribute) must
+// never widen what the policy grants. Without it, ${*} and ${?} are the
+// plain characters. Passing the value and a plain function (not a
+// closure) keeps this allocation-free.
+func (t *template) resolveMatch(ctx Context, value string, match func(pattern, value string) bool, glob bool) (result, ok bool) {
 	if t.plain {
 		return match(t.raw, value), true
 	}
@@ -85,13 +89,23 @@ func (t *template) resolveMatch(ctx Context, value string, match func(pattern, v
 	b := (*bp)[:0]
 	for _, p := range t.parts {
 		if p.key == "" {
-			b = append(b, p.lit...)
+			if glob || len(p.lit) != 1 || (p.lit[0] != litStar && p.lit[0] != litQuestion) {
+				b = append(b, p.lit...)
+			} else if p.lit[0] == litStar {
+				b = append(b, '*')
+			} else {
+				b = append(b, '?')
+			}
 			continue
 		}
 		vs, found := ctx.Get(p.key)
 		switch {
+		case found && len(vs) > 0 && glob:
+			b = appendLiteral(b, vs[0])
 		case found && len(vs) > 0:
 			b = append(b, vs[0]...)
+		case p.hasDefault && glob:
+			b = appendLiteral(b, p.def)
 		case p.hasDefault:
 			b = append(b, p.def...)
 		default:
@@ -104,4 +118,20 @@ func (t *template) resolveMatch(ctx Context, value string, match func(pattern, v
 	*bp = b
 	bufPool.Put(bp)
 	return r, true
+}
+
+// appendLiteral appends v to a glob pattern with its '*' and '?' made
+// literal (the sentinels globMatch matches only those characters with).
+func appendLiteral(b []byte, v string) []byte {
+	for i := 0; i < len(v); i++ {
+		switch v[i] {
+		case '*':
+			b = append(b, litStar)
+		case '?':
+			b = append(b, litQuestion)
+		default:
+			b = append(b, v[i])
+		}
+	}
+	return b
 }

@@ -168,6 +168,15 @@ func TestAssumeRoleTrustContext(t *testing.T) {
 	if code(err) != "AccessDenied" {
 		t.Errorf("tags without sts:TagSession in the trust policy: %v", err)
 	}
+	// Tag values are letters, digits, spaces and _.:/=+-@: a '*' would read
+	// as a wildcard where a policy names the tag.
+	for _, v := range []string{"*", "r?d"} {
+		_, err = assume(admin, &sts.AssumeRoleInput{RoleArn: role("hop"), RoleSessionName: aws.String("wild"),
+			Tags: []ststypes.Tag{{Key: aws.String("team"), Value: aws.String(v)}}})
+		if code(err) != "ValidationError" {
+			t.Errorf("tag value %q: %v", v, err)
+		}
+	}
 	// A session policy is at most 2048 characters.
 	long := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::` + strings.Repeat("b", 2100) + `"}]}`
 	if _, err := assume(admin, &sts.AssumeRoleInput{RoleArn: role("hop"), RoleSessionName: aws.String("pol"), Policy: aws.String(long)}); code(err) != "ValidationError" {

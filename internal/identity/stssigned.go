@@ -7,9 +7,11 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/writ-id/writ/internal/audit"
 	"github.com/writ-id/writ/internal/config"
@@ -220,9 +222,13 @@ func (h *Handler) assumeRole(ctx context.Context, r *http.Request) (any, error) 
 // these).
 var externalIDRE = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
 
-// tagKeyRE is what a session tag key may hold (AWS: 1-128 letters, digits,
-// spaces and _.:/=+-@).
-var tagKeyRE = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,128}$`)
+// tagKeyRE and tagValueRE are what a session tag key and value may hold
+// (AWS: letters, digits, spaces and _.:/=+-@; a key 1-128 of them). A value
+// with '*' or '?' would read as a wildcard where a policy names it.
+var (
+	tagKeyRE   = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,128}$`)
+	tagValueRE = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)
+)
 
 // maxSessionTags bounds the session tags of one AssumeRole (AWS's limit).
 const maxSessionTags = 50
@@ -234,14 +240,22 @@ const maxSessionTags = 50
 func (h *Handler) sessionTags(f url.Values, from *sts.Session) (map[string]string, []string, error) {
 	tags := map[string]string{}
 	lower := map[string]string{} // tag keys are unique regardless of case
-	for i := 1; ; i++ {
-		k, hasKey := f["Tags.member."+strconv.Itoa(i)+".Key"]
-		if !hasKey {
-			break
+	members := 0
+	for k := range f {
+		if strings.HasPrefix(k, "Tags.member.") && strings.HasSuffix(k, ".Key") {
+			members++
 		}
-		v := f.Get("Tags.member." + strconv.Itoa(i) + ".Value")
-		if len(k) != 1 || !tagKeyRE.MatchString(k[0]) || len(v) > 256 {
-			return nil, nil, senderErr("ValidationError", "a session tag key is 1 to 128 characters of letters, digits, spaces and _.:/=+-@, its value at most 256")
+	}
+	for i := 1; i <= members; i++ {
+		k, hasKey := f["Tags.member."+strconv.Itoa(i)+".Key"]
+		vs, hasValue := f["Tags.member."+strconv.Itoa(i)+".Value"]
+		if !hasKey || !hasValue {
+			return nil, nil, senderErr("ValidationError", "session tags are Tags.member.1 to N, each with a Key and a Value")
+		}
+		v := vs[0]
+		if len(k) != 1 || len(vs) != 1 || !tagKeyRE.MatchString(k[0]) || strings.HasPrefix(strings.ToLower(k[0]), "aws:") ||
+			utf8.RuneCountInString(v) > 256 || !tagValueRE.MatchString(v) {
+			return nil, nil, senderErr("ValidationError", "a session tag key is 1 to 128 characters, its value at most 256, of letters, digits, spaces and _.:/=+-@ (keys not starting with aws:)")
 		}
 		if _, dup := lower[strings.ToLower(k[0])]; dup {
 			return nil, nil, senderErr("InvalidParameterValue", "Duplicate tag keys found. Please note that Tag keys are case insensitive.")
@@ -258,7 +272,9 @@ func (h *Handler) sessionTags(f url.Values, from *sts.Session) (map[string]strin
 		if !ok {
 			return nil, nil, senderErr("InvalidParameterValue", "A transitive tag key must be one of the request's tags: "+truncate(k, 128))
 		}
-		transitive = append(transitive, key)
+		if !slices.Contains(transitive, key) {
+			transitive = append(transitive, key)
+		}
 	}
 	if from != nil {
 		for _, k := range from.Transitive {

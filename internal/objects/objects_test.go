@@ -23,6 +23,7 @@ import (
 
 	"github.com/writ-id/writ/internal/app"
 	"github.com/writ-id/writ/internal/apptest"
+	"github.com/writ-id/writ/internal/config"
 	"github.com/writ-id/writ/internal/userpool"
 )
 
@@ -280,5 +281,28 @@ func TestAdminAndErrors(t *testing.T) {
 	f.Clock.Advance(10 * time.Minute)
 	if s := get(req.URL); s != 403 {
 		t.Errorf("expired presigned URL: %d", s)
+	}
+}
+
+// TestWildcardInAPrincipalTag: a principal tag's value is literal where a
+// policy names it: alice, whose department attribute she set to "*", reads
+// the prefix teams/*/ and no team's.
+func TestWildcardInAPrincipalTag(t *testing.T) {
+	f := &fx{Env: apptest.Start(t, func(c *config.Config) {
+		c.UserPools[0].Users[0].Attributes = map[string]string{"custom:department": "*"}
+	}), t: t, ctx: context.Background()}
+	admin := f.client("AKIAWRITDEMOADMIN001", "writ-demo-admin-secret", "", true)
+	for _, k := range []string{"teams/engineering/plan.txt", "teams/*/plan.txt"} {
+		if _, err := admin.PutObject(f.ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(k), Body: strings.NewReader(k)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alice := f.credsFor("alice", "Alice-Passw0rd")
+	ac := f.client(alice.ak, alice.secret, alice.token, true)
+	if _, err := ac.GetObject(f.ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String("teams/engineering/plan.txt")}); code(err) != "AccessDenied" {
+		t.Errorf("department \"*\" reads engineering's file: %v", err)
+	}
+	if _, err := ac.GetObject(f.ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String("teams/*/plan.txt")}); err != nil {
+		t.Errorf("department \"*\" reads teams/*/: %v", err)
 	}
 }
