@@ -163,3 +163,32 @@ func TestConditionalCompleteMultipartUpload(t *testing.T) {
 		t.Fatalf("after the completion: %q", body)
 	}
 }
+
+// TestConditionalCopyObject: CopyObject honors the destination's
+// If-None-Match: * and If-Match as PutObject does.
+func TestConditionalCopyObject(t *testing.T) {
+	f := &fx{Env: apptest.Start(t), t: t, ctx: context.Background()}
+	admin := f.client(adminAK, adminSecret, "", true)
+	for k, body := range map[string]string{"cc/src": "source", "cc/dst": "destination"} {
+		if _, err := admin.PutObject(f.ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(k), Body: strings.NewReader(body)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyTo := func(key string, in s3.CopyObjectInput) error {
+		in.Bucket, in.Key, in.CopySource = aws.String(bucket), aws.String(key), aws.String(bucket+"/cc/src")
+		_, err := admin.CopyObject(f.ctx, &in)
+		return err
+	}
+	if err := copyTo("cc/dst", s3.CopyObjectInput{IfNoneMatch: aws.String("*")}); code(err) != "PreconditionFailed" {
+		t.Errorf("If-None-Match: * onto an existing key: %v", err)
+	}
+	if err := copyTo("cc/dst", s3.CopyObjectInput{IfMatch: aws.String(`"0123456789abcdef0123456789abcdef"`)}); code(err) != "PreconditionFailed" {
+		t.Errorf("If-Match another ETag: %v", err)
+	}
+	if body, _ := f.read(admin, bucket, "cc/dst"); body != "destination" {
+		t.Fatalf("a refused copy replaced the destination: %q", body)
+	}
+	if err := copyTo("cc/new", s3.CopyObjectInput{IfNoneMatch: aws.String("*")}); err != nil {
+		t.Errorf("If-None-Match: * onto a new key: %v", err)
+	}
+}

@@ -97,6 +97,12 @@ func (h *Handler) copyObject(w http.ResponseWriter, r *http.Request, c *caller, 
 	if err := h.authorize(ctx, c, "s3:PutObject", bucket, key, nil); err != nil {
 		return err
 	}
+	// The destination's If-None-Match: * and If-Match hold as for a
+	// PutObject, checked again under the write lock.
+	cond, err := writeConditions(r, bucket, key)
+	if err != nil {
+		return err
+	}
 	if !h.disk.hasBucket(sb) || !h.disk.hasBucket(bucket) {
 		return errNoSuchBucket()
 	}
@@ -132,7 +138,7 @@ func (h *Handler) copyObject(w http.ResponseWriter, r *http.Request, c *caller, 
 			}
 		}
 	}
-	nm, err := h.disk.put(bucket, key, f, m, nil, nil)
+	nm, err := h.disk.put(bucket, key, f, m, nil, cond)
 	if errors.Is(err, errNoBucket) {
 		return errNoSuchBucket()
 	}

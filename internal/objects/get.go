@@ -53,8 +53,16 @@ func (h *Handler) getObject(w http.ResponseWriter, r *http.Request, c *caller, b
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
-	start, n, ranged, err := byteRange(r, m, size)
-	if err != nil {
+	var start, n int64
+	var ranged bool
+	if pn := r.URL.Query().Get("partNumber"); pn != "" {
+		start, n, err = partRange(r, m, size, pn)
+		if err != nil {
+			return err
+		}
+		ranged = n > 0 // an empty object's one part is all of it
+		hd.Set("x-amz-mp-parts-count", strconv.Itoa(max(1, len(m.Parts))))
+	} else if start, n, ranged, err = byteRange(r, m, size); err != nil {
 		hd.Set("Content-Range", "bytes */"+strconv.FormatInt(size, 10))
 		return err
 	}
@@ -70,6 +78,34 @@ func (h *Handler) getObject(w http.ResponseWriter, r *http.Request, c *caller, b
 		io.Copy(w, io.NewSectionReader(f, start, n)) // an error here can only cut the response short
 	}
 	return nil
+}
+
+// partRange is the byte range of part pn of the object (GetObject and
+// HeadObject ?partNumber, as multipart downloaders ask): an object put
+// whole is its one part. With a Range header too it is InvalidRequest; a
+// part past the last is 416 InvalidPartNumber. A multipart object stored
+// before part sizes were kept has none: 501, rather than wrong bytes.
+func partRange(r *http.Request, m meta, size int64, pn string) (start, n int64, err error) {
+	num, perr := strconv.Atoi(pn)
+	switch {
+	case perr != nil || num < 1 || num > maxParts:
+		return 0, 0, s3err(http.StatusBadRequest, "InvalidArgument", "Part number must be an integer between 1 and 10000, inclusive")
+	case r.Header.Get("Range") != "":
+		return 0, 0, s3err(http.StatusBadRequest, "InvalidRequest", "Cannot specify both Range header and partNumber query parameter")
+	case len(m.Parts) == 0 && strings.Contains(m.ETag, "-"):
+		return 0, 0, errNotImplemented()
+	}
+	parts := m.Parts
+	if len(parts) == 0 {
+		parts = []int64{size}
+	}
+	if num > len(parts) {
+		return 0, 0, s3err(http.StatusRequestedRangeNotSatisfiable, "InvalidPartNumber", "The requested partnumber is not satisfiable")
+	}
+	for _, p := range parts[:num-1] {
+		start += p
+	}
+	return start, parts[num-1], nil
 }
 
 // getConditions applies GetObject's If-Match, If-Unmodified-Since,

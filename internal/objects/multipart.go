@@ -316,6 +316,9 @@ func (h *Handler) completeUpload(w http.ResponseWriter, r *http.Request, c *call
 	}
 	m := meta{Size: size, ETag: `"` + hex.EncodeToString(etags.Sum(nil)) + suffix + `"`, ContentType: u.ContentType,
 		UserMeta: u.UserMeta, LastModified: h.opts.Now().UTC()}
+	for _, p := range use {
+		m.Parts = append(m.Parts, p.Size)
+	}
 	if _, err := h.disk.install(bucket, key, tmp, m, cond); err != nil {
 		os.Remove(tmp)
 		if errors.Is(err, errNoBucket) {

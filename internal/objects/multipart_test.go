@@ -373,3 +373,67 @@ func TestListMultipartUploadsDelimiter(t *testing.T) {
 		t.Fatalf("second page: %v %+v", err, rest)
 	}
 }
+
+// TestGetObjectPartNumber: GetObject and HeadObject with a part number
+// serve that part of a multipart object (206, its Content-Range, the parts
+// count), as multipart downloaders read objects; an object put whole is
+// one part; a part past the last is InvalidPartNumber.
+func TestGetObjectPartNumber(t *testing.T) {
+	f := &fx{Env: apptest.Start(t), t: t, ctx: context.Background()}
+	admin := f.client(adminAK, adminSecret, "", true)
+	first, second := bytes.Repeat([]byte("1"), 5<<20), []byte("the last part")
+	cu, err := admin.CreateMultipartUpload(f.ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String("parts")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts []s3types.CompletedPart
+	for i, b := range [][]byte{first, second} {
+		up, err := admin.UploadPart(f.ctx, &s3.UploadPartInput{Bucket: aws.String(bucket), Key: aws.String("parts"), UploadId: cu.UploadId,
+			PartNumber: aws.Int32(int32(i + 1)), Body: bytes.NewReader(b)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, s3types.CompletedPart{ETag: up.ETag, PartNumber: aws.Int32(int32(i + 1))})
+	}
+	if _, err := admin.CompleteMultipartUpload(f.ctx, &s3.CompleteMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String("parts"),
+		UploadId: cu.UploadId, MultipartUpload: &s3types.CompletedMultipartUpload{Parts: parts}}); err != nil {
+		t.Fatal(err)
+	}
+	get := func(key string, n int32) ([]byte, *s3.GetObjectOutput, error) {
+		out, err := admin.GetObject(f.ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), PartNumber: aws.Int32(n)})
+		if err != nil {
+			return nil, nil, err
+		}
+		defer out.Body.Close()
+		b, err := io.ReadAll(out.Body)
+		return b, out, err
+	}
+	for n, want := range map[int32][]byte{1: first, 2: second} {
+		b, out, err := get("parts", n)
+		wantRange := fmt.Sprintf("bytes %d-%d/%d", map[int32]int{1: 0, 2: len(first)}[n], map[int32]int{1: len(first) - 1, 2: len(first) + len(second) - 1}[n], len(first)+len(second))
+		if err != nil || !bytes.Equal(b, want) || aws.ToInt32(out.PartsCount) != 2 || aws.ToString(out.ContentRange) != wantRange {
+			t.Fatalf("part %d: %d bytes, parts count %d, range %q, %v", n, len(b), aws.ToInt32(out.PartsCount), aws.ToString(out.ContentRange), err)
+		}
+	}
+	if _, _, err := get("parts", 3); code(err) != "InvalidPartNumber" {
+		t.Errorf("part 3 of 2: %v", err)
+	}
+	head, err := admin.HeadObject(f.ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String("parts"), PartNumber: aws.Int32(2)})
+	if err != nil || aws.ToInt64(head.ContentLength) != int64(len(second)) || aws.ToInt32(head.PartsCount) != 2 {
+		t.Errorf("HeadObject part 2: %+v %v", head, err)
+	}
+	// An object put whole is one part.
+	if _, err := admin.PutObject(f.ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("whole"), Body: strings.NewReader("whole body")}); err != nil {
+		t.Fatal(err)
+	}
+	if b, out, err := get("whole", 1); err != nil || string(b) != "whole body" || aws.ToInt32(out.PartsCount) != 1 {
+		t.Errorf("part 1 of an object put whole: %q %v", b, err)
+	}
+	if _, _, err := get("whole", 2); code(err) != "InvalidPartNumber" {
+		t.Errorf("part 2 of an object put whole: %v", err)
+	}
+	_, err = admin.GetObject(f.ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String("whole"), PartNumber: aws.Int32(1), Range: aws.String("bytes=0-1")})
+	if code(err) != "InvalidRequest" {
+		t.Errorf("part number and Range: %v", err)
+	}
+}

@@ -30,6 +30,9 @@ type meta struct {
 	ContentType  string            `json:"content_type,omitempty"`
 	LastModified time.Time         `json:"last_modified"`
 	UserMeta     map[string]string `json:"user_meta,omitempty"`
+	// Parts are the sizes of a multipart object's parts, in order (GetObject
+	// ?partNumber); none for an object put whole.
+	Parts []int64 `json:"parts,omitempty"`
 	// Data is the file holding the bytes (a fresh name per write, so the
 	// metadata always names complete data).
 	Data string `json:"data"`
