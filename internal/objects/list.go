@@ -38,6 +38,16 @@ func (h *Handler) listObjects(w http.ResponseWriter, r *http.Request, c *caller,
 		}
 		maxKeys = min(n, 1000)
 	}
+	// encoding-type=url: keys and prefixes come URL-encoded (XML cannot
+	// carry every byte a key may hold), as clients that ask decode them.
+	enc := func(s string) string { return s }
+	switch q.Get("encoding-type") {
+	case "":
+	case "url":
+		enc = url.QueryEscape
+	default:
+		return s3err(http.StatusBadRequest, "InvalidArgument", "Invalid Encoding Method specified in Request")
+	}
 	extra := map[string]string{"s3:prefix": prefix, "s3:max-keys": strconv.Itoa(maxKeys)}
 	if delim != "" {
 		extra["s3:delimiter"] = delim
@@ -86,13 +96,14 @@ func (h *Handler) listObjects(w http.ResponseWriter, r *http.Request, c *caller,
 			continue
 		}
 		if len(contents)+len(prefixes) >= maxKeys {
-			truncated = true
+			// max-keys 0 asks for no entry, not for pages: nothing follows.
+			truncated = maxKeys > 0
 			break
 		}
 		if cp != "" {
-			prefixes = append(prefixes, prefixXML{cp})
+			prefixes = append(prefixes, prefixXML{enc(cp)})
 		} else {
-			contents = append(contents, listContents{Key: m.Key, LastModified: m.LastModified.UTC().Format(time.RFC3339), ETag: m.ETag, Size: m.Size, StorageClass: "STANDARD"})
+			contents = append(contents, listContents{Key: enc(m.Key), LastModified: m.LastModified.UTC().Format(time.RFC3339), ETag: m.ETag, Size: m.Size, StorageClass: "STANDARD"})
 		}
 		last = entry
 	}
@@ -109,11 +120,12 @@ func (h *Handler) listObjects(w http.ResponseWriter, r *http.Request, c *caller,
 			ContinuationToken     string         `xml:"ContinuationToken,omitempty"`
 			NextContinuationToken string         `xml:"NextContinuationToken,omitempty"`
 			StartAfter            string         `xml:"StartAfter,omitempty"`
+			EncodingType          string         `xml:"EncodingType,omitempty"`
 			Contents              []listContents `xml:"Contents"`
 			CommonPrefixes        []prefixXML    `xml:"CommonPrefixes"`
-		}{NS: s3NS, Name: bucket, Prefix: prefix, Delimiter: delim, MaxKeys: maxKeys, KeyCount: len(contents) + len(prefixes),
-			IsTruncated: truncated, ContinuationToken: q.Get("continuation-token"), StartAfter: q.Get("start-after"),
-			Contents: contents, CommonPrefixes: prefixes}
+		}{NS: s3NS, Name: bucket, Prefix: enc(prefix), Delimiter: enc(delim), MaxKeys: maxKeys, KeyCount: len(contents) + len(prefixes),
+			IsTruncated: truncated, ContinuationToken: q.Get("continuation-token"), StartAfter: enc(q.Get("start-after")),
+			EncodingType: q.Get("encoding-type"), Contents: contents, CommonPrefixes: prefixes}
 		if truncated {
 			v.NextContinuationToken = base64.RawURLEncoding.EncodeToString([]byte(last))
 		}
@@ -129,12 +141,13 @@ func (h *Handler) listObjects(w http.ResponseWriter, r *http.Request, c *caller,
 		Delimiter      string         `xml:"Delimiter,omitempty"`
 		MaxKeys        int            `xml:"MaxKeys"`
 		IsTruncated    bool           `xml:"IsTruncated"`
+		EncodingType   string         `xml:"EncodingType,omitempty"`
 		Contents       []listContents `xml:"Contents"`
 		CommonPrefixes []prefixXML    `xml:"CommonPrefixes"`
-	}{NS: s3NS, Name: bucket, Prefix: prefix, Marker: q.Get("marker"), Delimiter: delim, MaxKeys: maxKeys,
-		IsTruncated: truncated, Contents: contents, CommonPrefixes: prefixes}
+	}{NS: s3NS, Name: bucket, Prefix: enc(prefix), Marker: enc(q.Get("marker")), Delimiter: enc(delim), MaxKeys: maxKeys,
+		IsTruncated: truncated, EncodingType: q.Get("encoding-type"), Contents: contents, CommonPrefixes: prefixes}
 	if truncated {
-		v.NextMarker = last
+		v.NextMarker = enc(last)
 	}
 	return writeXML(w, v)
 }
