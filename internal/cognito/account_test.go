@@ -1,6 +1,7 @@
 package cognito_test
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -10,16 +11,30 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
 )
 
-// ForgotPassword sends a code only to a verified email address; without
-// one it answers as Cognito does, and an unknown user still gets a
-// look-alike answer.
-func TestForgotPasswordNeedsVerifiedEmail(t *testing.T) {
+// ForgotPassword sends a code only to an enabled user's verified email
+// address; every other user (unknown, without a verified address,
+// disabled) gets an answer of the same shape, with a masked destination
+// that is the same for the same username, and no mail is sent.
+func TestForgotPasswordLooksAlikeForEveryUser(t *testing.T) {
 	f := start(t)
-	forgot := func(user string) error {
-		_, err := f.c.ForgotPassword(f.ctx, &cip.ForgotPasswordInput{ClientId: aws.String("demo-web"), Username: aws.String(user)})
-		return err
+	forgot := func(user string) string {
+		t.Helper()
+		out, err := f.c.ForgotPassword(f.ctx, &cip.ForgotPasswordInput{ClientId: aws.String("demo-web"), Username: aws.String(user)})
+		if err != nil {
+			t.Fatalf("ForgotPassword %s: %v", user, err)
+		}
+		d := out.CodeDeliveryDetails
+		if d == nil || !maskRE.MatchString(aws.ToString(d.Destination)) || d.DeliveryMedium != types.DeliveryMediumTypeEmail ||
+			aws.ToString(d.AttributeName) != "email" {
+			t.Fatalf("ForgotPassword %s: %+v", user, d)
+		}
+		return aws.ToString(d.Destination)
 	}
-	const msg = "Cannot reset password for the user as there is no registered/verified email or phone_number"
+	// A real send.
+	if d := forgot("alice"); d != "a***@e***" || len(f.mails("alice@example.com")) != 1 {
+		t.Fatalf("verified user: %s, %d mails", d, len(f.mails("alice@example.com")))
+	}
+	// An unverified address.
 	res, err := f.passwordAuth("bob", "Bob-Passw0rd1")
 	if err != nil {
 		t.Fatal(err)
@@ -28,32 +43,47 @@ func TestForgotPasswordNeedsVerifiedEmail(t *testing.T) {
 		UserAttributes: []types.AttributeType{attr("email", "bob.new@example.com")}}); err != nil {
 		t.Fatal(err)
 	}
-	if e := wantCode(t, forgot("bob"), "InvalidParameterException"); e.Message != msg {
-		t.Errorf("message %q", e.Message)
-	}
-	// The new address gets its verification code, and no reset code.
-	for _, m := range append(f.mails("bob.new@example.com"), f.mails("bob@example.com")...) {
-		if strings.Contains(m, "reset") {
-			t.Errorf("reset mail sent for an unverified address: %q", m)
-		}
-	}
-	// A user with no email at all.
+	bob := forgot("bob")
+	// No email at all.
 	f.createInvited("noemail", "Temp-Passw0rd1")
 	adm := f.adminClient("AKIAWRITDEMOADMIN001", "writ-demo-admin-secret", "")
 	if _, err := adm.AdminSetUserPassword(f.ctx, &cip.AdminSetUserPasswordInput{UserPoolId: aws.String(poolID), Username: aws.String("noemail"),
 		Password: aws.String("Noemail-Passw0rd1"), Permanent: true}); err != nil {
 		t.Fatal(err)
 	}
-	if e := wantCode(t, forgot("noemail"), "InvalidParameterException"); e.Message != msg {
-		t.Errorf("message %q", e.Message)
+	forgot("noemail")
+	// A disabled user with a verified address.
+	f.createInvited("dina", "Temp-Passw0rd1", attr("email", "dina@example.com"), attr("email_verified", "true"))
+	if _, err := adm.AdminDisableUser(f.ctx, &cip.AdminDisableUserInput{UserPoolId: aws.String(poolID), Username: aws.String("dina")}); err != nil {
+		t.Fatal(err)
 	}
-	if err := forgot("nobody"); err != nil {
-		t.Errorf("unknown user: %v", err)
+	forgot("dina")
+	// Unknown users.
+	nobody := forgot("nobody")
+	if again := forgot("nobody"); again != nobody {
+		t.Errorf("the same unknown user got %s, then %s", nobody, again)
 	}
-	if err := forgot("alice"); err != nil || len(f.mails("alice@example.com")) != 1 {
-		t.Errorf("verified user: %v", err)
+	if again := forgot("bob"); again != bob {
+		t.Errorf("the same unverified user got %s, then %s", bob, again)
+	}
+	masks := map[string]bool{}
+	for _, u := range []string{"nobody-1", "nobody-2", "nobody-3", "nobody-4", "nobody-5", "nobody-6"} {
+		masks[forgot(u)] = true
+	}
+	if len(masks) < 2 {
+		t.Errorf("six unknown users got one mask: %v", masks)
+	}
+	// Nothing was mailed but alice's code.
+	for _, addr := range []string{"bob.new@example.com", "bob@example.com", "dina@example.com"} {
+		for _, m := range f.mails(addr) {
+			if strings.Contains(m, "reset") {
+				t.Errorf("reset mail sent to %s: %q", addr, m)
+			}
+		}
 	}
 }
+
+var maskRE = regexp.MustCompile(`^[a-z]\*\*\*@[a-z]\*\*\*$`)
 
 // Re-enrolling TOTP in the same 30-second step as a sign-in with the old
 // secret accepts the new secret's code: replay protection is per secret.

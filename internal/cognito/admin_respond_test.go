@@ -2,6 +2,7 @@ package cognito_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
@@ -108,5 +109,43 @@ func TestAdminRespondToAuthChallengeMFASetup(t *testing.T) {
 	}
 	if out := f.adminAuth("bob", "Bob-Passw0rd1"); out.ChallengeName != types.ChallengeNameTypeSoftwareTokenMfa {
 		t.Fatalf("after setup: %q", out.ChallengeName)
+	}
+}
+
+// A refused answer to a challenge (for another client, another challenge
+// or another user) leaves the session to the right answer, in both the
+// admin and the public flow; so does AssociateSoftwareToken given a
+// session of another challenge.
+func TestRefusedChallengeResponseKeepsSession(t *testing.T) {
+	f := start(t, adminFlow)
+	adm := f.adminClient("AKIAWRITDEMOADMIN001", "writ-demo-admin-secret", "")
+	out := f.adminAuth("alice", "Alice-Passw0rd")
+	code := f.totp(aliceSecret)
+	answer := map[string]string{"USERNAME": "alice", "SOFTWARE_TOKEN_MFA_CODE": code}
+	_, err := adm.AdminRespondToAuthChallenge(f.ctx, &cip.AdminRespondToAuthChallengeInput{UserPoolId: aws.String(poolID),
+		ClientId: aws.String("files-service"), ChallengeName: out.ChallengeName, Session: out.Session, ChallengeResponses: answer})
+	wantCode(t, err, "NotAuthorizedException")
+	_, err = f.adminRespond(types.ChallengeNameTypeNewPasswordRequired, out.Session,
+		map[string]string{"USERNAME": "alice", "NEW_PASSWORD": "Alice-Other-Passw0rd1"})
+	wantCode(t, err, "NotAuthorizedException")
+	_, err = f.adminRespond(out.ChallengeName, out.Session, map[string]string{"USERNAME": "bob", "SOFTWARE_TOKEN_MFA_CODE": code})
+	wantCode(t, err, "NotAuthorizedException")
+	if r, err := f.adminRespond(out.ChallengeName, out.Session, answer); err != nil || r.AuthenticationResult == nil {
+		t.Fatalf("right answer after refused ones: %v", err)
+	}
+	f.Clock.Advance(30 * time.Second)
+
+	s := f.mfaChallenge()
+	answer["SOFTWARE_TOKEN_MFA_CODE"] = f.totp(aliceSecret)
+	_, err = f.c.RespondToAuthChallenge(f.ctx, &cip.RespondToAuthChallengeInput{ClientId: aws.String("files-service"),
+		ChallengeName: types.ChallengeNameTypeSoftwareTokenMfa, Session: s, ChallengeResponses: answer})
+	wantCode(t, err, "NotAuthorizedException")
+	_, err = f.c.RespondToAuthChallenge(f.ctx, &cip.RespondToAuthChallengeInput{ClientId: aws.String("demo-web"),
+		ChallengeName: types.ChallengeNameTypeMfaSetup, Session: s, ChallengeResponses: map[string]string{"USERNAME": "alice"}})
+	wantCode(t, err, "NotAuthorizedException")
+	_, err = f.c.AssociateSoftwareToken(f.ctx, &cip.AssociateSoftwareTokenInput{Session: s})
+	wantCode(t, err, "NotAuthorizedException")
+	if r, err := f.respondMFA("alice", s, answer["SOFTWARE_TOKEN_MFA_CODE"]); err != nil || r.AuthenticationResult == nil {
+		t.Fatalf("right answer after refused ones: %v", err)
 	}
 }

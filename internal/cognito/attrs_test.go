@@ -113,3 +113,32 @@ func TestNewPasswordChallengeAttributes(t *testing.T) {
 		t.Errorf("stored attributes overrode protocol claims: %v", id)
 	}
 }
+
+// An email address changed in the NEW_PASSWORD_REQUIRED challenge is
+// unverified and gets a verification code, as with UpdateUserAttributes.
+func TestNewPasswordChallengeEmailChangeSendsCode(t *testing.T) {
+	f := start(t)
+	f.createInvited("ivy", "Temp-Passw0rd1", attr("email", "ivy@example.com"), attr("email_verified", "true"))
+	out, err := f.passwordAuth("ivy", "Temp-Passw0rd1")
+	if err != nil || out.ChallengeName != types.ChallengeNameTypeNewPasswordRequired {
+		t.Fatalf("want NEW_PASSWORD_REQUIRED: %v", err)
+	}
+	r, err := f.c.RespondToAuthChallenge(f.ctx, &cip.RespondToAuthChallengeInput{ClientId: aws.String("demo-web"),
+		ChallengeName: types.ChallengeNameTypeNewPasswordRequired, Session: out.Session, ChallengeResponses: map[string]string{
+			"USERNAME": "ivy", "NEW_PASSWORD": "Ivy-Passw0rd12", "userAttributes.email": "ivy@example.org"}})
+	if err != nil || r.AuthenticationResult == nil {
+		t.Fatalf("new password: %v", err)
+	}
+	at := r.AuthenticationResult.AccessToken
+	if a := f.userAttrs(at); a["email"] != "ivy@example.org" || a["email_verified"] != "false" {
+		t.Fatalf("after the challenge: %v", a)
+	}
+	code := f.lastCode("ivy@example.org")
+	if _, err := f.c.VerifyUserAttribute(f.ctx, &cip.VerifyUserAttributeInput{AccessToken: at, AttributeName: aws.String("email"),
+		Code: aws.String(code)}); err != nil {
+		t.Fatalf("VerifyUserAttribute with the mailed code: %v", err)
+	}
+	if a := f.userAttrs(at); a["email_verified"] != "true" {
+		t.Errorf("after verifying: %v", a)
+	}
+}

@@ -172,7 +172,7 @@ func wantClaims(t *testing.T, name string, got, want map[string]any) {
 }
 
 func TestGetUserUpdateAttributesAndChangePassword(t *testing.T) {
-	f := start(t)
+	f := start(t, userWritable("custom:team"))
 	ar := f.signInAlice()
 	u, err := f.c.GetUser(f.ctx, &cip.GetUserInput{AccessToken: ar.AccessToken})
 	if err != nil {
@@ -189,7 +189,7 @@ func TestGetUserUpdateAttributesAndChangePassword(t *testing.T) {
 		t.Errorf("PreferredMfaSetting = %q", aws.ToString(u.PreferredMfaSetting))
 	}
 	_, err = f.c.UpdateUserAttributes(f.ctx, &cip.UpdateUserAttributesInput{AccessToken: ar.AccessToken,
-		UserAttributes: []types.AttributeType{{Name: aws.String("custom:department"), Value: aws.String("research")},
+		UserAttributes: []types.AttributeType{{Name: aws.String("custom:team"), Value: aws.String("research")},
 			{Name: aws.String("name"), Value: aws.String("Alice A.")}}})
 	if err != nil {
 		t.Fatal(err)
@@ -200,7 +200,7 @@ func TestGetUserUpdateAttributesAndChangePassword(t *testing.T) {
 	ar2 := f.signInAlice()
 	var claims map[string]any
 	decode(t, aws.ToString(ar2.IdToken), &claims)
-	if claims["custom:department"] != "research" || claims["name"] != "Alice A." {
+	if claims["custom:team"] != "research" || claims["name"] != "Alice A." || claims["custom:department"] != "engineering" {
 		t.Errorf("new ID token does not carry updated attributes: %v", claims)
 	}
 
@@ -258,11 +258,11 @@ func (f *fixture) lastCode(addr string) string {
 }
 
 func TestSignUpConfirmAndSignIn(t *testing.T) {
-	f := start(t)
+	f := start(t, userWritable("custom:team"))
 	in := &cip.SignUpInput{ClientId: aws.String("demo-web"), Username: aws.String("carol"),
 		Password: aws.String("Carol-Passw0rd"), UserAttributes: []types.AttributeType{
 			{Name: aws.String("email"), Value: aws.String("carol@example.com")},
-			{Name: aws.String("custom:department"), Value: aws.String("sales")}}}
+			{Name: aws.String("custom:team"), Value: aws.String("sales")}}}
 	out, err := f.c.SignUp(f.ctx, in)
 	if err != nil {
 		t.Fatal(err)
@@ -300,7 +300,7 @@ func TestSignUpConfirmAndSignIn(t *testing.T) {
 	}
 	var id map[string]any
 	decode(t, aws.ToString(res.AuthenticationResult.IdToken), &id)
-	if id["sub"] != aws.ToString(out.UserSub) || id["email_verified"] != true || id["custom:department"] != "sales" {
+	if id["sub"] != aws.ToString(out.UserSub) || id["email_verified"] != true || id["custom:team"] != "sales" {
 		t.Errorf("claims after sign-up: %v", id)
 	}
 

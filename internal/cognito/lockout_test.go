@@ -123,3 +123,23 @@ func TestAdminInitiateAuthNotThrottledPerSource(t *testing.T) {
 	_, err = f.passwordAuth("alice", "Alice-Passw0rd")
 	wantCode(t, err, "TooManyRequestsException")
 }
+
+// AdminDeleteUser clears the user's lockout counter: a new user of the
+// same name is not locked out by the old one's failures.
+func TestDeletedUsersLockoutDoesNotCarryOver(t *testing.T) {
+	f := start(t)
+	for range 5 {
+		_, err := f.passwordAuth("bob", "Wrong-Passw0rd1")
+		wantCode(t, err, "NotAuthorizedException")
+	}
+	_, err := f.passwordAuth("bob", "Bob-Passw0rd1")
+	wantLockedOut(t, err)
+	adm := f.adminClient("AKIAWRITDEMOADMIN001", "writ-demo-admin-secret", "")
+	if _, err := adm.AdminDeleteUser(f.ctx, &cip.AdminDeleteUserInput{UserPoolId: aws.String(poolID), Username: aws.String("bob")}); err != nil {
+		t.Fatal(err)
+	}
+	f.createInvited("bob", "Temp-Passw0rd1")
+	if out, err := f.passwordAuth("bob", "Temp-Passw0rd1"); err != nil || out.ChallengeName != types.ChallengeNameTypeNewPasswordRequired {
+		t.Fatalf("the new bob: %v", err)
+	}
+}

@@ -95,7 +95,7 @@ func TestDeleteUser(t *testing.T) {
 
 // DeleteUserAttributes deletes the caller's writable attributes only.
 func TestDeleteUserAttributes(t *testing.T) {
-	f := start(t)
+	f := start(t, userWritable("custom:team"))
 	res, err := f.passwordAuth("bob", "Bob-Passw0rd1")
 	if err != nil {
 		t.Fatal(err)

@@ -434,6 +434,11 @@ func (c *Config) validate(v *validator) {
 		if up.MaxActorChain < 1 || up.MaxActorChain > 20 {
 			v.errorf(p+".max_actor_chain", "must be 1 to 20")
 		}
+		for j, a := range up.UserWritableAttributes {
+			if n := strings.TrimPrefix(a, "custom:"); n == a || n == "" || len(n) > 32 {
+				v.errorf(fmt.Sprintf("%s.user_writable_attributes[%d]", p, j), "must be a custom attribute, custom:<1 to 32 characters>, got %q", a)
+			}
+		}
 		scopes := map[string]bool{}
 		for j, rs := range up.ResourceServers {
 			rp := fmt.Sprintf("%s.resource_servers[%d]", p, j)

@@ -131,6 +131,12 @@ type UserPool struct {
 	Groups          []Group          `yaml:"groups"`
 	Clients         []Client         `yaml:"clients"`
 	Users           []User           `yaml:"users"`
+	// UserWritableAttributes are the custom attributes (custom:NAME) that
+	// users may write themselves (SignUp, UpdateUserAttributes,
+	// DeleteUserAttributes, NEW_PASSWORD_REQUIRED). Every other custom
+	// attribute is written by administrators only (the admin API and seed
+	// users). Default: none.
+	UserWritableAttributes []string `yaml:"user_writable_attributes"`
 	// MaxActorChain bounds token-exchange act nesting; default 5.
 	MaxActorChain int `yaml:"max_actor_chain"`
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/writ-id/writ/internal/app"
 	"github.com/writ-id/writ/internal/config"
+	"github.com/writ-id/writ/internal/store"
 )
 
 // beginSignIn starts an authorization request in b and returns the
@@ -475,4 +476,41 @@ func TestGlobalSignOutWithinOneSecond(t *testing.T) {
 	f.Clock.Advance(time.Second)
 	check("the next second, the earlier sign-in", other, false)
 	check("the next second, the later sign-in", fresh, true)
+}
+
+// The hosted /forgot page answers every user alike, with its generic
+// notice: one with a verified address (who gets a code), one without, a
+// disabled one and an unknown one.
+func TestHostedForgotLooksAlikeForEveryUser(t *testing.T) {
+	f := start(t, func(c *config.Config) {
+		c.UserPools[0].Users = append(c.UserPools[0].Users,
+			config.User{Username: "uma", Password: config.NewSecret("Uma-Passw0rd12"), Email: "uma@example.com"},
+			config.User{Username: "dan", Password: config.NewSecret("Dan-Passw0rd12"), Email: "dan@example.com", EmailVerified: true})
+	})
+	if _, err := f.App.Core.Store.UpdateUser(f.ctx, poolID, "dan", func(u *store.User) error {
+		u.Enabled = false
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	verifier, _ := pkce()
+	authURL := f.webConfig().AuthCodeURL("s", oauth2.S256ChallengeOption(verifier))
+	for _, user := range []string{"alice", "uma", "dan", "nobody"} {
+		b := newBrowser(t)
+		_, tx := f.beginSignIn(b, authURL)
+		_, page := b.get(f.iss + "/forgot?tx=" + url.QueryEscape(tx))
+		form := hidden(page)
+		form.Set("username", user)
+		resp, page := b.post(f.iss+"/forgot", form)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(page, "If the account exists, we sent it a reset code.") ||
+			strings.Contains(page, `class="error"`) {
+			t.Errorf("%s: %d\n%s", user, resp.StatusCode, page)
+		}
+	}
+	ms, _ := f.App.Core.Store.ListMail(f.ctx, 0)
+	for _, m := range ms {
+		if m.To != "alice@example.com" {
+			t.Errorf("mail to %s", m.To)
+		}
+	}
 }

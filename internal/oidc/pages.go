@@ -124,6 +124,12 @@ func userMessage(err error) string {
 	return "Something went wrong; please try again."
 }
 
+// isLimit reports whether err is the user pool's LimitExceededException.
+func isLimit(err error) bool {
+	var ue *userpool.Error
+	return errors.As(err, &ue) && ue.Code == userpool.CodeLimitExceeded
+}
+
 // posted is a hosted-page form that passed its checks.
 type posted struct {
 	p   *userpool.Pool
@@ -395,7 +401,9 @@ func (h *Handler) forgotPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	username := strings.TrimSpace(r.PostFormValue("username"))
-	if _, err := f.p.ForgotPassword(f.ctx, f.c, username, f.p.HostedSecretHash(f.c, username)); err != nil {
+	// Every answer but the request limit (which holds for unknown users
+	// too) gets the same page: it must not tell whether the account exists.
+	if _, err := f.p.ForgotPassword(f.ctx, f.c, username, f.p.HostedSecretHash(f.c, username)); isLimit(err) {
 		pg := h.newPage(w, r, f.p, formForgot, f.tx, "Reset your password")
 		pg.Error, pg.Username = userMessage(err), username
 		h.render(w, http.StatusOK, formForgot, f.p, pg)

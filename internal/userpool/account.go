@@ -2,7 +2,9 @@ package userpool
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"math/big"
@@ -102,18 +104,19 @@ var verifiedAttrs = map[string]bool{"email_verified": true, "phone_number_verifi
 
 // validateAttrs checks attribute names and values a user may set (SignUp,
 // UpdateUserAttributes, the NEW_PASSWORD_REQUIRED challenge): writable
-// schema attributes only (standard ones and custom:*), within the length
-// limits. sub and the verification flags are refused with Cognito's
-// NotAuthorizedException, any other name (cognito:* included) with
-// InvalidParameterException.
-func validateAttrs(attrs []Attribute) error { return checkAttrs(attrs, false) }
+// schema attributes only (standard ones, and the custom:* ones the pool
+// lists in user_writable_attributes), within the length limits. sub, the
+// verification flags and unlisted custom:* attributes are refused with
+// Cognito's NotAuthorizedException, any other name (cognito:* included)
+// with InvalidParameterException.
+func (p *Pool) validateAttrs(attrs []Attribute) error { return p.checkAttrs(attrs, false) }
 
 // validateAdminAttrs is validateAttrs for an administrator (AdminCreateUser,
 // AdminUpdateUserAttributes), who may also set email_verified and
-// phone_number_verified to true or false.
-func validateAdminAttrs(attrs []Attribute) error { return checkAttrs(attrs, true) }
+// phone_number_verified to true or false, and any custom:* attribute.
+func (p *Pool) validateAdminAttrs(attrs []Attribute) error { return p.checkAttrs(attrs, true) }
 
-func checkAttrs(attrs []Attribute, admin bool) error {
+func (p *Pool) checkAttrs(attrs []Attribute, admin bool) error {
 	if len(attrs) > 50 {
 		return newErr(CodeInvalidParameter, "Too many attributes")
 	}
@@ -121,7 +124,7 @@ func checkAttrs(attrs []Attribute, admin bool) error {
 		if utf8.RuneCountInString(a.Value) > maxAttrValue {
 			return newErr(CodeInvalidParameter, "Attribute name or value too long")
 		}
-		if err := checkAttrName(a.Name, admin); err != nil {
+		if err := p.checkAttrName(a.Name, admin); err != nil {
 			return err
 		}
 		switch {
@@ -140,26 +143,35 @@ func checkAttrs(attrs []Attribute, admin bool) error {
 const maxAttrValue = 2048
 
 // checkAttrName checks that a user (or, with admin, an administrator) may
-// write or delete the attribute name: sub never, the verification flags
-// only an administrator, other names when in the schema (standard ones
-// and custom:*).
-func checkAttrName(name string, admin bool) error {
+// write or delete the attribute name: sub never; the verification flags
+// only an administrator; standard attributes anyone; custom:* attributes
+// an administrator, and a user only those in the pool's
+// user_writable_attributes (custom attributes, such as one mapped to a
+// principal tag, are the administrator's by default).
+func (p *Pool) checkAttrName(name string, admin bool) error {
+	custom := strings.HasPrefix(name, "custom:") && name != "custom:"
 	switch {
 	case len(name) > 32+7:
 		return newErr(CodeInvalidParameter, "Attribute name or value too long")
 	case name == "sub" || (!admin && verifiedAttrs[name]):
-		return newErr(CodeNotAuthorized, "A client attempted to write unauthorized attribute")
+		return errUnauthorizedAttr()
 	case verifiedAttrs[name]:
 		return nil
-	case !standardAttrs[name] && (!strings.HasPrefix(name, "custom:") || name == "custom:"):
+	case !standardAttrs[name] && !custom:
 		return newErr(CodeInvalidParameter, "Attribute does not exist in the schema: "+name)
+	case custom && !admin && !p.userWritable[name]:
+		return errUnauthorizedAttr()
 	}
 	return nil
 }
 
+func errUnauthorizedAttr() *Error {
+	return newErr(CodeNotAuthorized, "A client attempted to write unauthorized attribute")
+}
+
 // checkAttrNames checks the names of DeleteUserAttributes (admin false)
 // or AdminDeleteUserAttributes (admin true).
-func checkAttrNames(names []string, admin bool) error {
+func (p *Pool) checkAttrNames(names []string, admin bool) error {
 	if len(names) == 0 {
 		return newErr(CodeInvalidParameter, "1 validation error detected: Value at 'userAttributeNames' failed to satisfy constraint: Member must not be null")
 	}
@@ -167,7 +179,7 @@ func checkAttrNames(names []string, admin bool) error {
 		return newErr(CodeInvalidParameter, "Too many attributes")
 	}
 	for _, n := range names {
-		if err := checkAttrName(n, admin); err != nil {
+		if err := p.checkAttrName(n, admin); err != nil {
 			return err
 		}
 	}
@@ -203,7 +215,93 @@ const (
 	codeLifetime    = 24 * time.Hour
 	resetLifetime   = time.Hour
 	maxCodeAttempts = 5
+	// codeWindow is the window of the per-user limits on code requests
+	// (maxCodeSends) and wrong codes (maxCodeGuesses), each counted per
+	// purpose across codes: a new code does not start them over.
+	codeWindow     = time.Hour
+	maxCodeSends   = 5
+	maxCodeGuesses = 10
 )
+
+// codeSendKey names the counter of codes asked for username and purpose
+// within codeWindow.
+func (p *Pool) codeSendKey(purpose, username string) string {
+	return "code-send/" + purpose + "/" + p.cfg.ID + "/" + username
+}
+
+// codeGuessKey names the counter of wrong codes given for username and
+// purpose within codeWindow.
+func (p *Pool) codeGuessKey(purpose, username string) string {
+	return "code-guess/" + purpose + "/" + p.cfg.ID + "/" + username
+}
+
+func errAttemptLimit(cause string) *Error {
+	return &Error{Code: CodeLimitExceeded, Message: "Attempt limit exceeded, please try after some time.", Cause: errors.New(cause)}
+}
+
+// countSend counts a user's request for a code (ResendConfirmationCode,
+// ForgotPassword, GetUserAttributeVerificationCode, an email change) and
+// refuses it with LimitExceededException past maxCodeSends within
+// codeWindow. Requests that send nothing (an unknown user's) count alike,
+// so the limit tells nothing about whether an account exists.
+func (p *Pool) countSend(ctx context.Context, purpose, username string) error {
+	n, err := p.st().Incr(ctx, p.codeSendKey(purpose, username), codeWindow, p.now())
+	if err != nil {
+		return internal(err)
+	}
+	if n > maxCodeSends {
+		return errAttemptLimit("code send limit reached")
+	}
+	return nil
+}
+
+// checkGuesses refuses any code, the right one included, with
+// LimitExceededException once username has given maxCodeGuesses wrong
+// codes for purpose within codeWindow: asking for a new code does not
+// buy more guesses.
+func (p *Pool) checkGuesses(ctx context.Context, purpose, username string) error {
+	n, err := p.st().Count(ctx, p.codeGuessKey(purpose, username), p.now())
+	if err != nil {
+		return internal(err)
+	}
+	if n >= maxCodeGuesses {
+		return errAttemptLimit("wrong code limit reached")
+	}
+	return nil
+}
+
+// countGuess counts a wrong code toward checkGuesses.
+func (p *Pool) countGuess(ctx context.Context, purpose, username string) error {
+	if _, err := p.st().Incr(ctx, p.codeGuessKey(purpose, username), codeWindow, p.now()); err != nil {
+		return internal(err)
+	}
+	return nil
+}
+
+// wrongCodeForUnknown answers a code given for an unknown user as a wrong
+// code for a real one is answered, counting it alike.
+func (p *Pool) wrongCodeForUnknown(ctx context.Context, purpose, username string) error {
+	if err := p.checkGuesses(ctx, purpose, username); err != nil {
+		return err
+	}
+	if err := p.countGuess(ctx, purpose, username); err != nil {
+		return err
+	}
+	return newErr(CodeCodeMismatch, "Invalid verification code provided, please try again.")
+}
+
+// decoyDelivery is the answer to a code request that sends nothing (an
+// unknown or disabled user, or one without a verified address): a masked
+// destination shaped as maskEmail's, whose letters come from a keyed hash
+// of the pool and username, so that the same username always gets the
+// same one and it cannot be told from a real address's mask.
+func (p *Pool) decoyDelivery(username string) CodeDelivery {
+	m := hmac.New(sha256.New, p.svc.decoyKey)
+	m.Write([]byte(p.cfg.ID + "\x00" + username))
+	sum := m.Sum(nil)
+	letter := func(b byte) string { return string(rune('a' + int(b)%26)) }
+	return CodeDelivery{Destination: letter(sum[0]) + "***@" + letter(sum[1]) + "***", DeliveryMedium: "EMAIL", AttributeName: "email"}
+}
 
 // codePurposes are the purposes of mailed codes (the first part of their
 // store key).
@@ -249,11 +347,15 @@ func (p *Pool) checkCode(ctx context.Context, purpose, username, code string) er
 }
 
 // checkBoundCode verifies and consumes a code sent by sendBoundCode with
-// the same bind. A wrong code counts toward the code's attempts limit.
+// the same bind. A wrong code counts toward the code's attempts limit and
+// toward the user's limit of wrong codes for purpose (checkGuesses).
 func (p *Pool) checkBoundCode(ctx context.Context, purpose, bind, username, code string) error {
+	if err := p.checkGuesses(ctx, purpose, username); err != nil {
+		return err
+	}
 	key := purpose + "/" + p.cfg.ID + "/" + username
 	now := p.now()
-	var verdict error
+	var verdict *Error
 	_, err := p.st().UpdateCode(ctx, key, func(c *store.Code) error {
 		switch {
 		case !now.Before(c.ExpiresAt):
@@ -273,6 +375,11 @@ func (p *Pool) checkBoundCode(ctx context.Context, purpose, bind, username, code
 		return internal(err)
 	}
 	if verdict != nil {
+		if verdict.Code == CodeCodeMismatch {
+			if err := p.countGuess(ctx, purpose, username); err != nil {
+				return err
+			}
+		}
 		return verdict
 	}
 	if err := p.st().DeleteCode(ctx, key); err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -303,7 +410,7 @@ func (p *Pool) signUp(ctx context.Context, c store.Client, username, password, s
 	if err := checkPasswordInput("password", password); err != nil {
 		return store.User{}, CodeDelivery{}, err
 	}
-	if err := validateAttrs(attrs); err != nil {
+	if err := p.validateAttrs(attrs); err != nil {
 		return store.User{}, CodeDelivery{}, err
 	}
 	if err := CheckPasswordPolicy(p.cfg.PasswordPolicy, password); err != nil {
@@ -364,7 +471,7 @@ func (p *Pool) confirmSignUp(ctx context.Context, c store.Client, username, code
 	}
 	u, err := p.st().GetUser(ctx, p.cfg.ID, username)
 	if errors.Is(err, store.ErrNotFound) {
-		return newErr(CodeCodeMismatch, "Invalid verification code provided, please try again.")
+		return p.wrongCodeForUnknown(ctx, "confirm", username)
 	}
 	if err != nil {
 		return internal(err)
@@ -389,15 +496,19 @@ func (p *Pool) confirmSignUp(ctx context.Context, c store.Client, username, code
 	return nil
 }
 
-// ResendConfirmationCode mails a new confirmation code.
+// ResendConfirmationCode mails a new confirmation code, at most
+// maxCodeSends within codeWindow (LimitExceededException after).
 func (p *Pool) ResendConfirmationCode(ctx context.Context, c store.Client, username, secretHash string) (CodeDelivery, error) {
 	if err := p.checkSecretHash(c, username, secretHash); err != nil {
+		return CodeDelivery{}, err
+	}
+	if err := p.countSend(ctx, "confirm", username); err != nil {
 		return CodeDelivery{}, err
 	}
 	u, err := p.st().GetUser(ctx, p.cfg.ID, username)
 	if errors.Is(err, store.ErrNotFound) {
 		// Answer as for an existing user: no account enumeration.
-		return CodeDelivery{Destination: "u***@e***", DeliveryMedium: "EMAIL", AttributeName: "email"}, nil
+		return p.decoyDelivery(username), nil
 	}
 	if err != nil {
 		return CodeDelivery{}, internal(err)
@@ -408,30 +519,40 @@ func (p *Pool) ResendConfirmationCode(ctx context.Context, c store.Client, usern
 	return p.sendCode(ctx, "confirm", u, codeLifetime, "Your verification code", "Your confirmation code is %s")
 }
 
-// ForgotPassword mails a reset code to the user's verified email address.
-// An unknown user gets the same answer as a known one; a user without a
-// verified address gets InvalidParameterException, as in Cognito.
+// ForgotPassword mails a reset code to the user's verified email address,
+// at most maxCodeSends within codeWindow (LimitExceededException after).
+// When no code can be sent (an unknown or disabled user, or one without a
+// verified address) it sends nothing and answers exactly as for a sent
+// code, with a decoy destination (decoyDelivery): the answer never tells
+// whether an account exists.
 func (p *Pool) ForgotPassword(ctx context.Context, c store.Client, username, secretHash string) (CodeDelivery, error) {
 	if err := p.checkSecretHash(c, username, secretHash); err != nil {
 		return CodeDelivery{}, err
 	}
-	u, err := p.st().GetUser(ctx, p.cfg.ID, username)
-	if errors.Is(err, store.ErrNotFound) {
-		p.record(ctx, auditEvent("ForgotPassword", c.ClientID, username, "", newErr(CodeNotAuthorized, "unknown user")))
-		return CodeDelivery{Destination: "u***@e***", DeliveryMedium: "EMAIL", AttributeName: "email"}, nil
+	if err := p.countSend(ctx, "reset", username); err != nil {
+		p.record(ctx, auditEvent("ForgotPassword", c.ClientID, username, "", err))
+		return CodeDelivery{}, err
 	}
-	if err != nil {
+	u, err := p.st().GetUser(ctx, p.cfg.ID, username)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return CodeDelivery{}, internal(err)
 	}
-	if !u.Enabled {
-		return CodeDelivery{}, newErr(CodeNotAuthorized, "User is disabled.")
-	}
-	if u.Email == "" || !u.EmailVerified {
+	why := ""
+	switch {
+	case err != nil:
+		why = "unknown user"
+	case !u.Enabled:
+		why = "user is disabled"
+	case u.Email == "" || !u.EmailVerified:
 		// Codes go by email only (writ sends no SMS): without a verified
-		// address there is nowhere safe to send one, as Cognito answers.
-		err := newErr(CodeInvalidParameter, "Cannot reset password for the user as there is no registered/verified email or phone_number")
-		p.record(ctx, auditFor("ForgotPassword", c, u, err))
-		return CodeDelivery{}, err
+		// address there is nowhere safe to send one.
+		why = "no verified email address"
+	}
+	if why != "" {
+		ev := auditEvent("ForgotPassword", c.ClientID, username, u.Sub,
+			&Error{Code: CodeNotAuthorized, Message: "No code sent.", Cause: errors.New(why)})
+		p.record(ctx, ev)
+		return p.decoyDelivery(username), nil
 	}
 	d, err := p.sendCode(ctx, "reset", u, resetLifetime, "Your password reset code", "Your password reset code is %s")
 	p.record(ctx, auditFor("ForgotPassword", c, u, err))
@@ -457,7 +578,7 @@ func (p *Pool) confirmForgot(ctx context.Context, c store.Client, username, code
 	}
 	if _, err := p.st().GetUser(ctx, p.cfg.ID, username); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
-			return newErr(CodeCodeMismatch, "Invalid verification code provided, please try again.")
+			return p.wrongCodeForUnknown(ctx, "reset", username)
 		}
 		return internal(err)
 	}
@@ -532,8 +653,17 @@ func (p *Pool) UpdateAttributes(ctx context.Context, accessToken string, attrs [
 	if err != nil {
 		return nil, err
 	}
-	if err := validateAttrs(attrs); err != nil {
+	if err := p.validateAttrs(attrs); err != nil {
 		return nil, err
+	}
+	for _, a := range attrs {
+		if a.Name == "email" && a.Value != u.Email {
+			// The change mails a code: it counts toward the limit.
+			if err := p.countSend(ctx, purposeVerifyEmail, u.Username); err != nil {
+				return nil, err
+			}
+			break
+		}
 	}
 	nu, err := p.st().UpdateUser(ctx, p.cfg.ID, u.Username, func(x *store.User) error {
 		setAttrs(x, attrs)
@@ -599,6 +729,10 @@ func (p *Pool) GetAttributeVerificationCode(ctx context.Context, accessToken, at
 	if err := verifiableAttr(u, attr); err != nil {
 		return CodeDelivery{}, err
 	}
+	if err := p.countSend(ctx, purposeVerifyEmail, u.Username); err != nil {
+		p.record(ctx, auditEvent("GetUserAttributeVerificationCode", "", u.Username, u.Sub, err))
+		return CodeDelivery{}, err
+	}
 	d, err := p.sendEmailVerification(ctx, u)
 	p.record(ctx, auditEvent("GetUserAttributeVerificationCode", "", u.Username, u.Sub, err))
 	return d, err
@@ -606,7 +740,8 @@ func (p *Pool) GetAttributeVerificationCode(ctx context.Context, accessToken, at
 
 // VerifyAttribute marks the signed-in user's email address verified with a
 // code mailed to that very address (VerifyUserAttribute). A wrong code is
-// CodeMismatchException and counts toward the code's attempts limit; an
+// CodeMismatchException and counts toward the code's attempts limit and
+// the user's limit of wrong codes (checkGuesses); an
 // expired, used or superseded code, or one sent to another address, is
 // refused.
 func (p *Pool) VerifyAttribute(ctx context.Context, accessToken, attr, code string) error {
@@ -652,7 +787,7 @@ func (p *Pool) DeleteAttributes(ctx context.Context, accessToken string, names [
 	if err != nil {
 		return err
 	}
-	if err := checkAttrNames(names, false); err != nil {
+	if err := p.checkAttrNames(names, false); err != nil {
 		return err
 	}
 	if _, err := p.st().UpdateUser(ctx, p.cfg.ID, u.Username, func(x *store.User) error {
@@ -673,7 +808,7 @@ func (p *Pool) DeleteAttributes(ctx context.Context, accessToken string, names [
 // phone_number_verified. A changed email address is unverified, and gets
 // a verification code, unless email_verified is set in the same call.
 func (p *Pool) AdminUpdateAttributes(ctx context.Context, username string, attrs []Attribute) error {
-	if err := validateAdminAttrs(attrs); err != nil {
+	if err := p.validateAdminAttrs(attrs); err != nil {
 		return err
 	}
 	var old store.User
@@ -693,7 +828,7 @@ func (p *Pool) AdminUpdateAttributes(ctx context.Context, username string, attrs
 // (AdminDeleteUserAttributes), who may also delete the verification flags
 // (which marks the address unverified).
 func (p *Pool) AdminDeleteAttributes(ctx context.Context, username string, names []string) error {
-	if err := checkAttrNames(names, true); err != nil {
+	if err := p.checkAttrNames(names, true); err != nil {
 		return err
 	}
 	_, err := p.AdminUpdate(ctx, "AdminDeleteUserAttributes", username, func(x *store.User) error {

@@ -298,11 +298,34 @@ func (p *Pool) putSession(ctx context.Context, raw string, c store.Client, st au
 }
 
 // takeSession consumes a challenge session of client c expecting one of
-// the challenges.
+// the challenges. The session is checked before it is consumed, so a
+// request for another client or challenge leaves it usable.
 func (p *Pool) takeSession(ctx context.Context, c store.Client, raw string, challenges ...string) (authState, error) {
+	if _, err := p.peekSession(ctx, c, raw, challenges...); err != nil {
+		return authState{}, err
+	}
+	return p.consumeSession(ctx, c, raw, challenges...)
+}
+
+// peekSession returns the state of a live challenge session of client c
+// expecting one of the challenges, without consuming it.
+func (p *Pool) peekSession(ctx context.Context, c store.Client, raw string, challenges ...string) (authState, error) {
 	if raw == "" || len(raw) > 1024 {
 		return authState{}, errBadSession()
 	}
+	s, err := p.st().GetSession(ctx, hashID(raw), p.now())
+	if errors.Is(err, store.ErrNotFound) {
+		return authState{}, errBadSession()
+	}
+	if err != nil {
+		return authState{}, internal(err)
+	}
+	return p.sessionState(s, c, challenges)
+}
+
+// consumeSession consumes a session found by peekSession, checking it
+// again (another request may have consumed it in between).
+func (p *Pool) consumeSession(ctx context.Context, c store.Client, raw string, challenges ...string) (authState, error) {
 	s, err := p.st().ConsumeSession(ctx, hashID(raw), p.now())
 	if errors.Is(err, store.ErrNotFound) {
 		return authState{}, errBadSession()
@@ -310,6 +333,12 @@ func (p *Pool) takeSession(ctx context.Context, c store.Client, raw string, chal
 	if err != nil {
 		return authState{}, internal(err)
 	}
+	return p.sessionState(s, c, challenges)
+}
+
+// sessionState decodes s when it is a challenge session of this pool and
+// client c expecting one of the challenges.
+func (p *Pool) sessionState(s store.Session, c store.Client, challenges []string) (authState, error) {
 	var st authState
 	if s.Kind != kindAuth || s.PoolID != p.cfg.ID || s.ClientID != c.ClientID || json.Unmarshal(s.Data, &st) != nil {
 		return authState{}, errBadSession()
@@ -357,7 +386,9 @@ func (p *Pool) respond(ctx context.Context, c store.Client, challenge, session s
 	if challenge == ChallengeMFASetup {
 		want = "MFA_SETUP_VERIFIED"
 	}
-	st, err := p.takeSession(ctx, c, session, want)
+	// A request refused before the challenge is answered (another client,
+	// challenge or user, a wrong SECRET_HASH) leaves the session usable.
+	st, err := p.peekSession(ctx, c, session, want)
 	if err != nil {
 		return Result{}, err
 	}
@@ -368,6 +399,9 @@ func (p *Pool) respond(ctx context.Context, c store.Client, challenge, session s
 	}
 	if un := responses["USERNAME"]; un != "" && un != st.Username {
 		return Result{}, errBadSession()
+	}
+	if st, err = p.consumeSession(ctx, c, session, want); err != nil {
+		return Result{}, err
 	}
 	u, err := p.st().GetUser(ctx, p.cfg.ID, st.Username)
 	if err != nil || u.Sub != st.Sub || !u.Enabled {
@@ -408,7 +442,7 @@ func (p *Pool) respond(ctx context.Context, c store.Client, challenge, session s
 		}
 		// The user sets attributes here as with UpdateUserAttributes, under
 		// the same rules; a refusal changes nothing and keeps the session.
-		err := validateAttrs(attrs)
+		err := p.validateAttrs(attrs)
 		if err == nil {
 			err = CheckPasswordPolicy(p.cfg.PasswordPolicy, pw)
 		}
@@ -419,6 +453,7 @@ func (p *Pool) respond(ctx context.Context, c store.Client, challenge, session s
 			return Result{User: u}, err
 		}
 		hash := HashPassword(pw, p.svc.deps.Argon2)
+		old := u
 		u, err = p.st().UpdateUser(ctx, p.cfg.ID, u.Username, func(x *store.User) error {
 			x.PasswordHash = hash
 			x.Status = store.StatusConfirmed
@@ -428,6 +463,11 @@ func (p *Pool) respond(ctx context.Context, c store.Client, challenge, session s
 		})
 		if err != nil {
 			return Result{}, internal(err)
+		}
+		// A changed address is unverified: mail it a code, as
+		// UpdateUserAttributes does.
+		if _, err := p.verifyChangedEmail(ctx, old, u); err != nil {
+			return Result{User: u}, err
 		}
 		return p.afterPassword(ctx, c, u, st)
 	default: // MFA_SETUP, with the session from VerifySoftwareToken

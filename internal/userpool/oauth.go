@@ -224,7 +224,7 @@ func (p *Pool) AdminCreateUser(ctx context.Context, username, tempPassword strin
 	if err := validUsername(username); err != nil {
 		return store.User{}, err
 	}
-	if err := validateAdminAttrs(attrs); err != nil {
+	if err := p.validateAdminAttrs(attrs); err != nil {
 		return store.User{}, err
 	}
 	tempPassword, err := p.temporaryPassword(tempPassword)
@@ -402,8 +402,9 @@ func (s *Service) DeleteUser(ctx context.Context, p *Pool, username string) erro
 	return s.deleteUser(ctx, p, "AdminDeleteUser", username)
 }
 
-// deleteUser deletes a user, its refresh tokens and its pending codes (so
-// that none serves a new user of the same name), recording action.
+// deleteUser deletes a user, its refresh tokens, its pending codes and
+// its lockout and code counters (so that none serves or locks a new user
+// of the same name), recording action.
 func (s *Service) deleteUser(ctx context.Context, p *Pool, action, username string) error {
 	if _, err := s.deps.Store.RevokeUserRefreshTokens(ctx, p.cfg.ID, username); err != nil {
 		return internal(err)
@@ -417,6 +418,16 @@ func (s *Service) deleteUser(ctx context.Context, p *Pool, action, username stri
 	}
 	for _, purpose := range codePurposes {
 		if err := s.deps.Store.DeleteCode(ctx, purpose+"/"+p.cfg.ID+"/"+username); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return internal(err)
+		}
+	}
+	// Nor do its counters: a new user of the same name starts unlocked.
+	counters := []string{p.userLockKey(username)}
+	for _, purpose := range codePurposes {
+		counters = append(counters, p.codeSendKey(purpose, username), p.codeGuessKey(purpose, username))
+	}
+	for _, key := range counters {
+		if err := s.deps.Store.ResetCounter(ctx, key); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return internal(err)
 		}
 	}

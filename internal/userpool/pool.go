@@ -53,6 +53,9 @@ type Service struct {
 	replay      *keys.Sealer
 	dummyHash   string
 	sourceLimit int
+	// decoyKey keys the masked destinations answered when no code is
+	// sent (see decoyDelivery).
+	decoyKey []byte
 }
 
 // Pool is one user pool.
@@ -62,6 +65,9 @@ type Pool struct {
 	issuer   string
 	verifier *token.Verifier
 	roles    map[string]string // group -> role ARN
+	// userWritable are the custom attributes users may write themselves
+	// (user_writable_attributes).
+	userWritable map[string]bool
 }
 
 // New builds the Service for cfg's user pools. issuerBase is the idp's
@@ -85,11 +91,15 @@ func New(cfg *config.Config, issuerBase string, d Deps) *Service {
 		replay:      d.Master.Sealer("refresh-replay"),
 		dummyHash:   HashPassword("writ-dummy-password", d.Argon2),
 		sourceLimit: 100,
+		decoyKey:    d.Master.Derive("decoy-destination", 32),
 	}
 	issuerBase = strings.TrimRight(issuerBase, "/")
 	for i := range cfg.UserPools {
 		pc := &cfg.UserPools[i]
-		p := &Pool{svc: s, cfg: pc, issuer: issuerBase + "/" + pc.ID, roles: map[string]string{}}
+		p := &Pool{svc: s, cfg: pc, issuer: issuerBase + "/" + pc.ID, roles: map[string]string{}, userWritable: map[string]bool{}}
+		for _, a := range pc.UserWritableAttributes {
+			p.userWritable[a] = true
+		}
 		p.verifier = &token.Verifier{Issuer: p.issuer, Keys: d.Keys.Pool(pc.ID), Now: d.Now}
 		for _, g := range pc.Groups {
 			if g.Role != "" {

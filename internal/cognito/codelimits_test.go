@@ -1,0 +1,167 @@
+package cognito_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
+	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
+)
+
+const attemptLimitMsg = "Attempt limit exceeded, please try after some time."
+
+func wantAttemptLimit(t *testing.T, what string, err error) {
+	t.Helper()
+	if e := wantCode(t, err, "LimitExceededException"); e.Message != attemptLimitMsg {
+		t.Errorf("%s: message %q", what, e.Message)
+	}
+}
+
+// codeFlow is one kind of mailed code: send asks for a new one (to addr),
+// check gives one; renew, when set, runs after the clock has passed the
+// limits' window (a new access token).
+type codeFlow struct {
+	addr  string
+	send  func() error
+	check func(code string) error
+	renew func()
+}
+
+// checkCodeLimits asserts the per-user limits of a kind of code: wrong
+// codes count across codes (10 in an hour, then even the right code is
+// refused until the hour has passed), and so do requests for a code (5
+// in an hour, then refused with no mail sent).
+func (f *fixture) checkCodeLimits(t *testing.T, fl codeFlow) {
+	t.Helper()
+	send := func() string {
+		t.Helper()
+		if err := fl.send(); err != nil {
+			t.Fatalf("asking for a code: %v", err)
+		}
+		return f.lastCode(fl.addr)
+	}
+	// Five wrong codes spend a code.
+	code := send()
+	for range 5 {
+		wantCode(t, fl.check(wrongCode(code)), "CodeMismatchException")
+	}
+	wantCode(t, fl.check(code), "TooManyFailedAttemptsException")
+	// A new code gives five more guesses, not a fresh start: after ten
+	// wrong codes in the hour, even the right code is refused.
+	code = send()
+	for range 5 {
+		wantCode(t, fl.check(wrongCode(code)), "CodeMismatchException")
+	}
+	wantAttemptLimit(t, "right code after ten wrong ones", fl.check(code))
+	code = send()
+	wantAttemptLimit(t, "a new code after ten wrong ones", fl.check(code))
+	// Five codes an hour; a sixth request sends nothing.
+	send()
+	send()
+	n := len(f.mails(fl.addr))
+	wantAttemptLimit(t, "sixth request", fl.send())
+	if m := len(f.mails(fl.addr)); m != n {
+		t.Errorf("a refused request mailed a code (%d mails, want %d)", m, n)
+	}
+	// An hour later both limits have passed.
+	f.Clock.Advance(61 * time.Minute)
+	if fl.renew != nil {
+		fl.renew()
+	}
+	if err := fl.check(send()); err != nil {
+		t.Fatalf("right code after the window: %v", err)
+	}
+}
+
+// ForgotPassword + ConfirmForgotPassword cannot guess a reset code five
+// at a time: wrong codes and code requests are limited per user.
+func TestResetCodeLimits(t *testing.T) {
+	f := start(t)
+	f.checkCodeLimits(t, codeFlow{addr: "bob@example.com",
+		send: func() error {
+			_, err := f.c.ForgotPassword(f.ctx, &cip.ForgotPasswordInput{ClientId: aws.String("demo-web"), Username: aws.String("bob")})
+			return err
+		},
+		check: func(code string) error {
+			_, err := f.c.ConfirmForgotPassword(f.ctx, &cip.ConfirmForgotPasswordInput{ClientId: aws.String("demo-web"),
+				Username: aws.String("bob"), ConfirmationCode: aws.String(code), Password: aws.String("Bob-New-Passw0rd")})
+			return err
+		}})
+	if res, err := f.passwordAuth("bob", "Bob-New-Passw0rd"); err != nil || res.AuthenticationResult == nil {
+		t.Fatalf("sign-in after the reset: %v", err)
+	}
+
+	// An unknown user is answered alike: requests and wrong codes reach
+	// the same limits.
+	for range 5 {
+		if _, err := f.c.ForgotPassword(f.ctx, &cip.ForgotPasswordInput{ClientId: aws.String("demo-web"), Username: aws.String("nobody")}); err != nil {
+			t.Fatalf("ForgotPassword for an unknown user: %v", err)
+		}
+	}
+	_, err := f.c.ForgotPassword(f.ctx, &cip.ForgotPasswordInput{ClientId: aws.String("demo-web"), Username: aws.String("nobody")})
+	wantAttemptLimit(t, "unknown user's sixth request", err)
+	confirm := func() error {
+		_, err := f.c.ConfirmForgotPassword(f.ctx, &cip.ConfirmForgotPasswordInput{ClientId: aws.String("demo-web"),
+			Username: aws.String("nobody"), ConfirmationCode: aws.String("123456"), Password: aws.String("Nobody-Passw0rd1")})
+		return err
+	}
+	for range 10 {
+		wantCode(t, confirm(), "CodeMismatchException")
+	}
+	wantAttemptLimit(t, "unknown user's eleventh code", confirm())
+}
+
+// GetUserAttributeVerificationCode + VerifyUserAttribute have the same
+// limits.
+func TestVerificationCodeLimits(t *testing.T) {
+	f := start(t)
+	var at *string
+	signIn := func() {
+		res, err := f.passwordAuth("bob", "Bob-Passw0rd1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		at = res.AuthenticationResult.AccessToken
+	}
+	signIn()
+	if _, err := f.c.UpdateUserAttributes(f.ctx, &cip.UpdateUserAttributesInput{AccessToken: at,
+		UserAttributes: []types.AttributeType{attr("email", "robert@example.org")}}); err != nil {
+		t.Fatal(err)
+	}
+	f.Clock.Advance(61 * time.Minute) // the change's code is not part of the test
+	signIn()
+	f.checkCodeLimits(t, codeFlow{addr: "robert@example.org", renew: signIn,
+		send: func() error {
+			_, err := f.c.GetUserAttributeVerificationCode(f.ctx, &cip.GetUserAttributeVerificationCodeInput{AccessToken: at, AttributeName: aws.String("email")})
+			return err
+		},
+		check: func(code string) error {
+			_, err := f.c.VerifyUserAttribute(f.ctx, &cip.VerifyUserAttributeInput{AccessToken: at, AttributeName: aws.String("email"), Code: aws.String(code)})
+			return err
+		}})
+	if a := f.userAttrs(at); a["email_verified"] != "true" {
+		t.Errorf("after verifying: %v", a)
+	}
+}
+
+// ResendConfirmationCode + ConfirmSignUp have the same limits.
+func TestConfirmationCodeLimits(t *testing.T) {
+	f := start(t)
+	if _, err := f.c.SignUp(f.ctx, &cip.SignUpInput{ClientId: aws.String("demo-web"), Username: aws.String("carol"),
+		Password: aws.String("Carol-Passw0rd"), UserAttributes: []types.AttributeType{attr("email", "carol@example.com")}}); err != nil {
+		t.Fatal(err)
+	}
+	f.checkCodeLimits(t, codeFlow{addr: "carol@example.com",
+		send: func() error {
+			_, err := f.c.ResendConfirmationCode(f.ctx, &cip.ResendConfirmationCodeInput{ClientId: aws.String("demo-web"), Username: aws.String("carol")})
+			return err
+		},
+		check: func(code string) error {
+			_, err := f.c.ConfirmSignUp(f.ctx, &cip.ConfirmSignUpInput{ClientId: aws.String("demo-web"), Username: aws.String("carol"), ConfirmationCode: aws.String(code)})
+			return err
+		}})
+	if res, err := f.passwordAuth("carol", "Carol-Passw0rd"); err != nil || res.AuthenticationResult == nil {
+		t.Fatalf("sign-in after confirmation: %v", err)
+	}
+}
