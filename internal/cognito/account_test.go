@@ -112,3 +112,19 @@ func TestReEnrolTOTPInSameStep(t *testing.T) {
 		t.Fatalf("sign-in with the new secret: %v", err)
 	}
 }
+
+// TestConfirmForgotPasswordLooksAlike: ConfirmForgotPassword for a user
+// with no reset code pending answers as for an unknown user, so that it
+// does not tell the account exists.
+func TestConfirmForgotPasswordLooksAlike(t *testing.T) {
+	f := start(t)
+	confirm := func(user string) error {
+		_, err := f.c.ConfirmForgotPassword(f.ctx, &cip.ConfirmForgotPasswordInput{ClientId: aws.String("demo-web"), Username: aws.String(user),
+			ConfirmationCode: aws.String("123456"), Password: aws.String("Some-New-Passw0rd")})
+		return err
+	}
+	known, unknown := wantCode(t, confirm("bob"), "CodeMismatchException"), wantCode(t, confirm("nobody-at-all"), "CodeMismatchException")
+	if known.Message != unknown.Message {
+		t.Errorf("messages differ: %q and %q", known.Message, unknown.Message)
+	}
+}

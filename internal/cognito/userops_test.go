@@ -87,7 +87,7 @@ func TestDeleteUser(t *testing.T) {
 	f.createInvited("bob", "Temp-Passw0rd1", attr("email", "bob@example.com"), attr("email_verified", "true"))
 	_, err = f.c.ConfirmForgotPassword(f.ctx, &cip.ConfirmForgotPasswordInput{ClientId: aws.String("demo-web"), Username: aws.String("bob"),
 		ConfirmationCode: aws.String(reset), Password: aws.String("Mallory-Passw0rd1")})
-	wantCode(t, err, "ExpiredCodeException")
+	wantCode(t, err, "CodeMismatchException")
 	// Without a token.
 	_, err = f.c.DeleteUser(f.ctx, &cip.DeleteUserInput{AccessToken: aws.String("")})
 	wantCode(t, err, "InvalidParameterException")

@@ -60,7 +60,7 @@ func TestEmailChangeVerification(t *testing.T) {
 	if a := f.userAttrs(at); a["email_verified"] != "true" {
 		t.Fatalf("after verifying: %v", a)
 	}
-	wantCode(t, verify(code), "ExpiredCodeException") // used up
+	wantCode(t, verify(code), "CodeMismatchException") // used up: no code pending
 
 	// Other attributes send nothing.
 	up, err = f.c.UpdateUserAttributes(f.ctx, &cip.UpdateUserAttributesInput{AccessToken: at,

@@ -369,7 +369,12 @@ func (p *Pool) checkBoundCode(ctx context.Context, purpose, bind, username, code
 		return nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return newErr(CodeExpiredCode, "Invalid code provided, please request a code again.")
+		// No code pending: answered as a wrong code, as for an unknown
+		// user, so that the answer does not tell an account exists.
+		if err := p.countGuess(ctx, purpose, username); err != nil {
+			return err
+		}
+		return newErr(CodeCodeMismatch, "Invalid verification code provided, please try again.")
 	}
 	if err != nil {
 		return internal(err)
