@@ -241,3 +241,52 @@ func TestSDKAuditClientSendsOddEvents(t *testing.T) {
 		t.Errorf("odd event stored as %+v", e)
 	}
 }
+
+// TestIngestComponentsOfAClient: a client whose audit_components are set
+// posts events only as those components (an event as another service is
+// refused and nothing is stored); one without posts as any that writ does
+// not reserve.
+func TestIngestComponentsOfAClient(t *testing.T) {
+	env := apptest.Start(t, withAuditScope, func(c *config.Config) {
+		for i := range c.UserPools[0].Clients {
+			if c.UserPools[0].Clients[i].ClientID == "orders-service" {
+				c.UserPools[0].Clients[i].AuditComponents = []string{"orders"}
+			}
+		}
+	})
+	issuer := env.App.URL(app.IDP) + "/us-east-1_WritDemo1"
+	tok := clientToken(t, issuer+"/oauth2/token", "orders-service", "orders-demo-secret", sdk.AuditScope)
+	post := func(component, reqID string) int {
+		t.Helper()
+		body := `[{"component":"` + component + `","action":"x:Do","outcome":"allow","request_id":"` + reqID + `"}]`
+		req, _ := http.NewRequest("POST", env.App.URL(app.Identity)+"/audit/events", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := post("orders", "comp-own"); got != 200 {
+		t.Fatalf("as its own component: %d", got)
+	}
+	if got := post("files", "comp-other"); got != 403 {
+		t.Fatalf("as another service: %d, want 403", got)
+	}
+	ctx := context.Background()
+	if err := env.App.Ingested.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]int{"comp-own": 1, "comp-other": 0} {
+		if evs, err := env.App.Core.Store.ListAudit(ctx, store.AuditFilter{RequestID: id}); err != nil || len(evs) != want {
+			t.Errorf("events of %s: %d (%v), want %d", id, len(evs), err, want)
+		}
+	}
+	// The configuration refuses a reserved component.
+	if _, err := config.Parse([]byte("user_pools:\n  - id: us-east-1_X\n    clients:\n      - client_id: svc\n        secret: s3cret-s3cret\n        flows: [client_credentials]\n        audit_components: [gateway]\n"), "x.yaml"); err == nil ||
+		!strings.Contains(err.Error(), "audit_components[0]") {
+		t.Errorf("a reserved audit component: %v", err)
+	}
+}

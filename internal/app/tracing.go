@@ -45,8 +45,14 @@ func (t tracedRecorder) Record(ctx context.Context, e audit.Event) {
 func ingestPools(cfg *config.Config, idpURL string, km *keys.Manager, now func() time.Time) []auditapi.Pool {
 	var out []auditapi.Pool
 	for _, p := range cfg.UserPools {
+		comps := map[string][]string{}
+		for _, c := range p.Clients {
+			if len(c.AuditComponents) > 0 {
+				comps[c.ClientID] = c.AuditComponents
+			}
+		}
 		out = append(out, auditapi.Pool{ID: p.ID, Verifier: &token.Verifier{Issuer: strings.TrimRight(idpURL, "/") + "/" + p.ID,
-			Keys: km.Pool(p.ID), Now: now, Skew: 30 * time.Second}})
+			Keys: km.Pool(p.ID), Now: now, Skew: 30 * time.Second}, Components: comps})
 	}
 	return out
 }

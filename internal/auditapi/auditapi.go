@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,6 +51,9 @@ var Reserved = auditevent.Reserved
 type Pool struct {
 	ID       string
 	Verifier *token.Verifier // its Issuer names the pool's issuer
+	// Components maps a client to the components it may post events as;
+	// a client it does not list may post as any component not Reserved.
+	Components map[string][]string
 }
 
 // Options configure a Handler.
@@ -157,9 +161,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (int, int, error
 		return 0, 0, err
 	}
 	now := h.opts.Now()
+	allowed := pool.Components[claims.ClientID]
 	for i := range evs {
 		if err := validate(&evs[i], now); err != nil {
 			return 0, 0, invalidRequest("events[%d].%s", i, err)
+		}
+		if len(allowed) > 0 && !slices.Contains(allowed, evs[i].Component) {
+			return 0, 0, &apiError{status: http.StatusForbidden, code: "insufficient_scope",
+				desc: fmt.Sprintf("events[%d].component: this client posts events only as %s", i, strings.Join(allowed, ", "))}
 		}
 	}
 	ctx := context.Background() // the events carry their own request ids, not this call's

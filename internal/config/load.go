@@ -16,6 +16,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/writ-id/writ/internal/auditevent"
 	"github.com/writ-id/writ/internal/iam"
 )
 
@@ -520,6 +521,11 @@ func (c *Config) validate(v *validator) {
 			for k, a := range cl.ExchangeAudiences {
 				if a == "" {
 					v.errorf(fmt.Sprintf("user_pools[%d].clients[%d].exchange_audiences[%d]", i, j, k), "empty audience")
+				}
+			}
+			for k, comp := range cl.AuditComponents {
+				if err := auditevent.CheckComponent(comp); err != nil {
+					v.errorf(fmt.Sprintf("user_pools[%d].clients[%d].audit_components[%d]", i, j, k), "%s", strings.TrimPrefix(err.Error(), "component: "))
 				}
 			}
 		}

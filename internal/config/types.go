@@ -201,6 +201,10 @@ type Client struct {
 	ExchangeAudiences []string `yaml:"exchange_audiences"`
 	// JWKS is a JSON Web Key Set (inline JSON) for private_key_jwt.
 	JWKS string `yaml:"jwks"`
+	// AuditComponents are the components this client may post audit events
+	// as (POST /audit/events, scope writ/audit.write); none: any that writ
+	// does not reserve for itself.
+	AuditComponents []string `yaml:"audit_components"`
 }
 
 // User is a seed account, created at start when missing.
