@@ -27,18 +27,27 @@ type ClientCredentials struct {
 
 // Exchanger trades tokens (RFC 8693 token exchange) as one client for
 // tokens bound to another audience. Each result is cached per (subject
-// token, audience) until shortly before it expires, and concurrent calls
-// for the same pair share one exchange. The zero value is not usable: set
-// Credentials. An Exchanger is safe for concurrent use.
+// token, audience) until shortly before it expires, or MaxCache, whichever
+// comes first, and concurrent calls for the same pair share one exchange.
+// The zero value is not usable: set Credentials. An Exchanger is safe for
+// concurrent use.
 type Exchanger struct {
 	Credentials ClientCredentials
 	// HTTPClient reaches the token endpoint; default a 10s-timeout client.
 	HTTPClient *http.Client
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// MaxCache bounds how long an exchanged token is reused: the token
+	// endpoint refuses the exchange of a revoked subject token, which a
+	// cached result would hide until it expires. Default 5 minutes.
+	MaxCache time.Duration
 
 	cache flightCache[exchangeKey, string]
 }
+
+// DefaultMaxCache is how long an Exchanger reuses an exchanged token at
+// most, unless its MaxCache says otherwise.
+const DefaultMaxCache = 5 * time.Minute
 
 // ExchangeError is a refusal from the token endpoint (RFC 6749 §5.2).
 type ExchangeError struct {
@@ -141,5 +150,9 @@ func (x *Exchanger) post(ctx context.Context, subject, audience string) (string,
 		return "", time.Time{}, &ExchangeError{Status: resp.StatusCode, Code: body.Error, Description: body.ErrorDescription}
 	}
 	life := time.Duration(body.ExpiresIn) * time.Second
-	return body.AccessToken, start.Add(life - min(life/10, time.Minute)), nil
+	maxCache := x.MaxCache
+	if maxCache <= 0 {
+		maxCache = DefaultMaxCache
+	}
+	return body.AccessToken, start.Add(min(life-min(life/10, time.Minute), maxCache)), nil
 }

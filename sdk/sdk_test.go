@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/writ-id/writ/internal/app"
 	"github.com/writ-id/writ/internal/apptest"
@@ -218,6 +219,20 @@ func TestExchanger(t *testing.T) {
 	wg.Wait()
 	if posts.Load() != 1 || toks[0] == "" || toks[0] != toks[7] {
 		t.Fatalf("8 concurrent exchanges made %d requests", posts.Load())
+	}
+	// A result is reused for sdk.DefaultMaxCache at most (the token lives
+	// an hour), so that a revoked subject token is refused soon.
+	now := time.Now()
+	x.Now = func() time.Time { return now }
+	fresh := issue(t, env, "openid")
+	for _, after := range []time.Duration{0, sdk.DefaultMaxCache - time.Second, sdk.DefaultMaxCache + time.Second} {
+		now = now.Add(after)
+		if _, err := x.Exchange(context.Background(), fresh, "files-service"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := posts.Load(); got != 3 {
+		t.Fatalf("an hour's token exchanged again after %v: %d requests in all, want 3", sdk.DefaultMaxCache, got)
 	}
 	_, err := x.Exchange(context.Background(), subject, "somebody-else")
 	var ee *sdk.ExchangeError
