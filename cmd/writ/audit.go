@@ -35,8 +35,9 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 	until := fs.String("until", "", "only events before this time (RFC 3339, or a duration ago)")
 	asJSON := fs.Bool("json", false, "print JSON lines instead of a table")
 	liveWithin := fs.Duration("live-within", audit.LiveWithin, "verify: a stream without a closing checkpoint is being written when it checkpointed this recently (0: none is, the server is stopped)")
-	var anchors anchorList
+	var anchors, crashed anchorList
 	fs.Var(&anchors, "anchor", "verify: an event (as an earlier verify printed it, ANCHOR: ...) that must still be in the trail; repeatable")
+	fs.Var(&crashed, "crashed", "verify: a stream whose writer is known to have crashed: reported unclosed, not failed; repeatable")
 	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
@@ -70,7 +71,7 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 	}
 	switch sub {
 	case "verify":
-		return auditVerify(ctx, cfg, st, *liveWithin, anchors, stdout)
+		return auditVerify(ctx, cfg, st, *liveWithin, anchors, crashed, stdout)
 	case "query":
 		evs, err := listAll(ctx, st, f)
 		if err != nil {
@@ -166,13 +167,21 @@ func dash(s string) string {
 
 var errAuditBroken = errors.New("audit trail verification failed")
 
-// anchorList is the repeatable --anchor flag.
+func toSet(names []string) map[string]bool {
+	m := map[string]bool{}
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
+}
+
+// anchorList is a repeatable flag (--anchor, --crashed).
 type anchorList []string
 
 func (a *anchorList) String() string     { return strings.Join(*a, ",") }
 func (a *anchorList) Set(v string) error { *a = append(*a, v); return nil }
 
-func auditVerify(ctx context.Context, cfg *config.Config, st store.AuditLog, liveWithin time.Duration, anchors []string, stdout io.Writer) error {
+func auditVerify(ctx context.Context, cfg *config.Config, st store.AuditLog, liveWithin time.Duration, anchors, crashed []string, stdout io.Writer) error {
 	if cfg.MasterKey.IsZero() {
 		if _, err := os.Stat(cfg.DataDir + "/" + keys.MasterKeyFile); err != nil {
 			return fmt.Errorf("no master key (master_key or %s/%s): checkpoints cannot be checked", cfg.DataDir, keys.MasterKeyFile)
@@ -182,7 +191,7 @@ func auditVerify(ctx context.Context, cfg *config.Config, st store.AuditLog, liv
 	if err != nil {
 		return err
 	}
-	rep, err := audit.Verify(ctx, st, app.AuditSigner(master), audit.VerifyOptions{Now: time.Now(), LiveWithin: liveWithin, Anchors: anchors})
+	rep, err := audit.Verify(ctx, st, app.AuditSigner(master), audit.VerifyOptions{Now: time.Now(), LiveWithin: liveWithin, Anchors: anchors, Crashed: toSet(crashed)})
 	if err != nil {
 		return err
 	}
@@ -190,11 +199,14 @@ func auditVerify(ctx context.Context, cfg *config.Config, st store.AuditLog, liv
 	for _, p := range rep.Problems {
 		fmt.Fprintf(stdout, "BROKEN: %s\n", p)
 	}
+	for _, s := range rep.Crashed {
+		fmt.Fprintf(stdout, "CRASHED: stream %s is not closed, as --crashed says: the events after its last checkpoint may be lost\n", s)
+	}
 	for _, s := range rep.Live {
 		fmt.Fprintf(stdout, "LIVE: stream %s is being written: its writer checkpointed within %v\n", s, liveWithin)
 	}
 	for _, s := range rep.Open {
-		fmt.Fprintf(stdout, "OPEN: stream %s has no closing checkpoint (nor one within --live-within %v): its writer crashed, or its tail was cut\n", s, liveWithin)
+		fmt.Fprintf(stdout, "OPEN: stream %s has no closing checkpoint (nor one within --live-within %v): its writer crashed (say so with --crashed), or its tail was cut\n", s, liveWithin)
 	}
 	if len(rep.Problems) > 0 || len(rep.Open) > 0 {
 		return errAuditBroken

@@ -31,7 +31,7 @@ Usage:
   writ keys list -c FILE                              list signing keys and their schedule
   writ keys reseal -c FILE                            seal signing keys and TOTP secrets again under master_key (after a rotation)
   writ audit query -c FILE [--request-id ID] [--sub S] [--component C] [--outcome O] [--since T] [--until T] [--json]
-  writ audit verify -c FILE [--live-within D] [--anchor A]   check the audit trail's hash chains and signed checkpoints
+  writ audit verify -c FILE [--live-within D] [--anchor A] [--crashed S]   check the audit trail's hash chains and signed checkpoints
   writ audit tail -c FILE                             follow new audit events
   writ policy check [--trust] FILE                     validate an IAM policy document (every error with its JSON path)
   writ policy simulate --policy FILE --action A --resource R [--context k=v ...]   decide a request and say why

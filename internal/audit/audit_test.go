@@ -177,6 +177,12 @@ func TestVerifyLiveOpenAndRelabeled(t *testing.T) {
 	if rep := verify(now.Add(audit.LiveWithin + time.Second)); len(rep.Open) != 1 || len(rep.Live) != 0 {
 		t.Fatalf("a stream silent past audit.LiveWithin: %+v", rep)
 	}
+	// An operator who knows its writer crashed says so: reported, not failed.
+	rep, err := audit.Verify(ctx, st, signer, audit.VerifyOptions{Now: now.Add(time.Hour), LiveWithin: audit.LiveWithin,
+		Crashed: map[string]bool{w.Stream(): true}})
+	if err != nil || len(rep.Open) != 0 || !slices.Equal(rep.Crashed, []string{w.Stream()}) {
+		t.Fatalf("a stream said to have crashed: %+v %v", rep, err)
+	}
 	// 1000 more events: a periodic checkpoint, then a few events and the
 	// close.
 	record(1000)
@@ -211,7 +217,7 @@ func TestVerifyLiveOpenAndRelabeled(t *testing.T) {
 	if _, err := st.AppendAudit(ctx, forged); err != nil {
 		t.Fatal(err)
 	}
-	rep := verify(now.Add(time.Hour))
+	rep = verify(now.Add(time.Hour))
 	if len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0].What, "checkpoint signature is invalid") {
 		t.Fatalf("a periodic checkpoint relabeled as the close: %+v", rep)
 	}

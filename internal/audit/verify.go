@@ -117,6 +117,8 @@ type Report struct {
 	// Anchor is the trail's last event (Reference), to keep elsewhere and
 	// give a later verification (VerifyOptions.Anchors).
 	Anchor string
+	// Crashed lists the unclosed streams VerifyOptions.Crashed names.
+	Crashed []string
 }
 
 // VerifyOptions say which streams Verify takes for being written.
@@ -133,6 +135,9 @@ type VerifyOptions struct {
 	// a verification recorded them (Report.Anchor): a trail cut back past
 	// them, across every stream, is caught.
 	Anchors []string
+	// Crashed names streams an operator knows their writer crashed:
+	// unclosed, they are reported (Report.Crashed), not failed.
+	Crashed map[string]bool
 }
 
 // Verify checks every stream's hash chain and checkpoints.
@@ -235,6 +240,8 @@ func Verify(ctx context.Context, st store.AuditLog, s *Signer, o VerifyOptions) 
 		}
 		switch {
 		case broken || closed || o.Live[name]:
+		case o.Crashed[name]:
+			rep.Crashed = append(rep.Crashed, name)
 		case o.LiveWithin > 0 && o.Now.Sub(lastCheckpoint) <= o.LiveWithin:
 			rep.Live = append(rep.Live, name)
 		default:
