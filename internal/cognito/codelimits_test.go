@@ -106,10 +106,36 @@ func TestResetCodeLimits(t *testing.T) {
 			Username: aws.String("nobody"), ConfirmationCode: aws.String("123456"), Password: aws.String("Nobody-Passw0rd1")})
 		return err
 	}
-	for range 10 {
+	for range 5 {
 		wantCode(t, confirm(), "CodeMismatchException")
 	}
-	wantAttemptLimit(t, "unknown user's eleventh code", confirm())
+	wantCode(t, confirm(), "TooManyFailedAttemptsException") // as a real code's sixth guess
+}
+
+// Guesses at no code (none was sent) cannot lock a user out: after a
+// dozen of them for bob (answered as for an unknown user), his own reset
+// code still works.
+func TestBlindGuessesDoNotLockOut(t *testing.T) {
+	f := start(t)
+	confirm := func(code, pw string) error {
+		_, err := f.c.ConfirmForgotPassword(f.ctx, &cip.ConfirmForgotPasswordInput{ClientId: aws.String("demo-web"),
+			Username: aws.String("bob"), ConfirmationCode: aws.String(code), Password: aws.String(pw)})
+		return err
+	}
+	for i := range 12 {
+		want := "CodeMismatchException"
+		if i >= 5 {
+			want = "TooManyFailedAttemptsException"
+		}
+		wantCode(t, confirm("123456", "Bob-New-Passw0rd"), want)
+	}
+	if _, err := f.c.ForgotPassword(f.ctx, &cip.ForgotPasswordInput{ClientId: aws.String("demo-web"), Username: aws.String("bob")}); err != nil {
+		t.Fatal(err)
+	}
+	code := f.lastCode("bob@example.com")
+	if err := confirm(code, "Bob-New-Passw0rd"); err != nil {
+		t.Fatalf("bob's own code after a stranger's blind guesses: %v", err)
+	}
 }
 
 // GetUserAttributeVerificationCode + VerifyUserAttribute have the same

@@ -278,16 +278,27 @@ func (p *Pool) countGuess(ctx context.Context, purpose, username string) error {
 	return nil
 }
 
-// wrongCodeForUnknown answers a code given for an unknown user as a wrong
-// code for a real one is answered, counting it alike.
+// wrongCodeForUnknown answers a code given where none is pending (an
+// unknown user, or one with no code of purpose) as a wrong guess at a
+// pending code is answered: CodeMismatchException, and after
+// maxCodeAttempts guesses TooManyFailedAttemptsException, as a real code
+// would. The guesses are counted apart (decoyGuessKey), not toward the
+// user's wrong-code limit: guesses at no code cannot lock a user out.
 func (p *Pool) wrongCodeForUnknown(ctx context.Context, purpose, username string) error {
-	if err := p.checkGuesses(ctx, purpose, username); err != nil {
-		return err
+	n, err := p.st().Incr(ctx, p.decoyGuessKey(purpose, username), codeLifetime, p.now())
+	if err != nil {
+		return internal(err)
 	}
-	if err := p.countGuess(ctx, purpose, username); err != nil {
-		return err
+	if n > maxCodeAttempts {
+		return newErr(CodeTooManyFailedAttempts, "Too many failed attempts; request a new code.")
 	}
 	return newErr(CodeCodeMismatch, "Invalid verification code provided, please try again.")
+}
+
+// decoyGuessKey names the counter of guesses at no code (wrongCodeForUnknown);
+// a request for a code starts it over, as a new code does its attempts.
+func (p *Pool) decoyGuessKey(purpose, username string) string {
+	return "code-decoy/" + purpose + "/" + p.cfg.ID + "/" + username
 }
 
 // decoyDelivery is the answer to a code request that sends nothing (an
@@ -369,12 +380,9 @@ func (p *Pool) checkBoundCode(ctx context.Context, purpose, bind, username, code
 		return nil
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		// No code pending: answered as a wrong code, as for an unknown
-		// user, so that the answer does not tell an account exists.
-		if err := p.countGuess(ctx, purpose, username); err != nil {
-			return err
-		}
-		return newErr(CodeCodeMismatch, "Invalid verification code provided, please try again.")
+		// No code pending: answered as for an unknown user, so that the
+		// answer does not tell an account exists.
+		return p.wrongCodeForUnknown(ctx, purpose, username)
 	}
 	if err != nil {
 		return internal(err)
@@ -510,6 +518,9 @@ func (p *Pool) ResendConfirmationCode(ctx context.Context, c store.Client, usern
 	if err := p.countSend(ctx, "confirm", username); err != nil {
 		return CodeDelivery{}, err
 	}
+	if err := p.st().ResetCounter(ctx, p.decoyGuessKey("confirm", username)); err != nil {
+		return CodeDelivery{}, internal(err)
+	}
 	u, err := p.st().GetUser(ctx, p.cfg.ID, username)
 	if errors.Is(err, store.ErrNotFound) {
 		// Answer as for an existing user: no account enumeration.
@@ -537,6 +548,9 @@ func (p *Pool) ForgotPassword(ctx context.Context, c store.Client, username, sec
 	if err := p.countSend(ctx, "reset", username); err != nil {
 		p.record(ctx, auditEvent("ForgotPassword", c.ClientID, username, "", err))
 		return CodeDelivery{}, err
+	}
+	if err := p.st().ResetCounter(ctx, p.decoyGuessKey("reset", username)); err != nil {
+		return CodeDelivery{}, internal(err)
 	}
 	u, err := p.st().GetUser(ctx, p.cfg.ID, username)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
