@@ -101,12 +101,19 @@ func (t *template) resolveMatch(ctx Context, value string, match func(pattern, v
 		vs, found := ctx.Get(p.key)
 		switch {
 		case found && len(vs) > 0 && glob:
+			if strings.ContainsAny(vs[0], string([]byte{litStar, litQuestion})) {
+				// The bytes that stand for a literal '*' or '?' in a
+				// pattern: a value holding them matches nothing.
+				*bp = b
+				bufPool.Put(bp)
+				return false, true
+			}
 			b = appendLiteral(b, vs[0])
 		case found && len(vs) > 0:
 			b = append(b, vs[0]...)
-		case p.hasDefault && glob:
-			b = appendLiteral(b, p.def)
 		case p.hasDefault:
+			// The policy's author wrote the default: its wildcards are
+			// wildcards, as in the rest of the pattern.
 			b = append(b, p.def...)
 		default:
 			*bp = b
