@@ -249,8 +249,11 @@ func TestSDKAuditClientSendsOddEvents(t *testing.T) {
 func TestIngestComponentsOfAClient(t *testing.T) {
 	env := apptest.Start(t, withAuditScope, func(c *config.Config) {
 		for i := range c.UserPools[0].Clients {
-			if c.UserPools[0].Clients[i].ClientID == "orders-service" {
+			switch c.UserPools[0].Clients[i].ClientID {
+			case "orders-service":
 				c.UserPools[0].Clients[i].AuditComponents = []string{"orders"}
+			case "files-service":
+				c.UserPools[0].Clients[i].Scopes = append(c.UserPools[0].Clients[i].Scopes, sdk.AuditScope)
 			}
 		}
 	})
@@ -275,11 +278,22 @@ func TestIngestComponentsOfAClient(t *testing.T) {
 	if got := post("files", "comp-other"); got != 403 {
 		t.Fatalf("as another service: %d, want 403", got)
 	}
+	// A client without the list may not post as a component another
+	// client is given.
+	files := clientToken(t, issuer+"/oauth2/token", "files-service", "files-demo-secret", sdk.AuditScope)
+	tok, files = files, tok
+	if got := post("orders", "comp-claimed"); got != 403 {
+		t.Fatalf("files-service as orders: %d, want 403", got)
+	}
+	if got := post("files", "comp-unclaimed"); got != 200 {
+		t.Fatalf("files-service as files: %d", got)
+	}
+	tok = files
 	ctx := context.Background()
 	if err := env.App.Ingested.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for id, want := range map[string]int{"comp-own": 1, "comp-other": 0} {
+	for id, want := range map[string]int{"comp-own": 1, "comp-other": 0, "comp-claimed": 0, "comp-unclaimed": 1} {
 		if evs, err := env.App.Core.Store.ListAudit(ctx, store.AuditFilter{RequestID: id}); err != nil || len(evs) != want {
 			t.Errorf("events of %s: %d (%v), want %d", id, len(evs), err, want)
 		}

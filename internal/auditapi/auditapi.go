@@ -51,9 +51,12 @@ var Reserved = auditevent.Reserved
 type Pool struct {
 	ID       string
 	Verifier *token.Verifier // its Issuer names the pool's issuer
-	// Components maps a client to the components it may post events as;
-	// a client it does not list may post as any component not Reserved.
+	// Components maps a client to the components it may post events as. A
+	// client it does not list may post as any component not Reserved that
+	// no other client is given.
 	Components map[string][]string
+
+	claimed map[string]string // component -> the client given it (New)
 }
 
 // Options configure a Handler.
@@ -85,6 +88,12 @@ func New(opts Options) *Handler {
 	}
 	h := &Handler{opts: opts, pools: map[string]Pool{}}
 	for _, p := range opts.Pools {
+		p.claimed = map[string]string{}
+		for client, comps := range p.Components {
+			for _, c := range comps {
+				p.claimed[c] = client
+			}
+		}
 		h.pools[p.Verifier.Issuer] = p
 	}
 	return h
@@ -169,6 +178,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request) (int, int, error
 		if len(allowed) > 0 && !slices.Contains(allowed, evs[i].Component) {
 			return 0, 0, &apiError{status: http.StatusForbidden, code: "insufficient_scope",
 				desc: fmt.Sprintf("events[%d].component: this client posts events only as %s", i, strings.Join(allowed, ", "))}
+		}
+		if owner, ok := pool.claimed[evs[i].Component]; ok && owner != claims.ClientID {
+			return 0, 0, &apiError{status: http.StatusForbidden, code: "insufficient_scope",
+				desc: fmt.Sprintf("events[%d].component: %s is another client's", i, evs[i].Component)}
 		}
 	}
 	ctx := context.Background() // the events carry their own request ids, not this call's
