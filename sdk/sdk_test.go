@@ -222,11 +222,12 @@ func TestExchanger(t *testing.T) {
 	}
 	// A result is reused for sdk.DefaultMaxCache at most (the token lives
 	// an hour), so that a revoked subject token is refused soon.
-	now := time.Now()
+	start := time.Now()
+	now := start
 	x.Now = func() time.Time { return now }
 	fresh := issue(t, env, "openid")
 	for _, after := range []time.Duration{0, sdk.DefaultMaxCache - time.Second, sdk.DefaultMaxCache + time.Second} {
-		now = now.Add(after)
+		now = start.Add(after) // since the first exchange
 		if _, err := x.Exchange(context.Background(), fresh, "files-service"); err != nil {
 			t.Fatal(err)
 		}

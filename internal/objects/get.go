@@ -61,7 +61,9 @@ func (h *Handler) getObject(w http.ResponseWriter, r *http.Request, c *caller, b
 			return err
 		}
 		ranged = n > 0 // an empty object's one part is all of it
-		hd.Set("x-amz-mp-parts-count", strconv.Itoa(max(1, len(m.Parts))))
+		if len(m.Parts) > 0 {
+			hd.Set("x-amz-mp-parts-count", strconv.Itoa(len(m.Parts))) // S3 sends none for an object put whole
+		}
 	} else if start, n, ranged, err = byteRange(r, m, size); err != nil {
 		hd.Set("Content-Range", "bytes */"+strconv.FormatInt(size, 10))
 		return err

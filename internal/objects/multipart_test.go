@@ -426,7 +426,7 @@ func TestGetObjectPartNumber(t *testing.T) {
 	if _, err := admin.PutObject(f.ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("whole"), Body: strings.NewReader("whole body")}); err != nil {
 		t.Fatal(err)
 	}
-	if b, out, err := get("whole", 1); err != nil || string(b) != "whole body" || aws.ToInt32(out.PartsCount) != 1 {
+	if b, out, err := get("whole", 1); err != nil || string(b) != "whole body" || out.PartsCount != nil {
 		t.Errorf("part 1 of an object put whole: %q %v", b, err)
 	}
 	if _, _, err := get("whole", 2); code(err) != "InvalidPartNumber" {
