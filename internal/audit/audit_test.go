@@ -59,6 +59,28 @@ func TestHashKnownAnswer(t *testing.T) {
 	}
 }
 
+// verifyCopy stores evs (as another trail would hold them: fresh ids) in a
+// new store and verifies it with signer and o.
+func verifyCopy(t *testing.T, signer *audit.Signer, evs []store.AuditEvent, o audit.VerifyOptions) audit.Report {
+	t.Helper()
+	ctx := context.Background()
+	st := sqlite.OpenTest(t)
+	evs = slices.Clone(evs)
+	for i := range evs {
+		evs[i].ID = 0
+	}
+	if len(evs) > 0 {
+		if _, err := st.AppendAudit(ctx, evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := audit.Verify(ctx, st, signer, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
 // TestVerifyLinks: a writer's rows do not store the previous event's hash
 // again, and Verify takes it from that event. The chain verifies with its
 // signed checkpoints; an event altered with its hash recomputed breaks the
@@ -86,18 +108,7 @@ func TestVerifyLinks(t *testing.T) {
 	}
 	verify := func(evs []store.AuditEvent) audit.Report {
 		t.Helper()
-		st := sqlite.OpenTest(t)
-		for i := range evs {
-			evs[i].ID = 0
-		}
-		if _, err := st.AppendAudit(ctx, evs); err != nil {
-			t.Fatal(err)
-		}
-		rep, err := audit.Verify(ctx, st, signer, audit.VerifyOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rep
+		return verifyCopy(t, signer, evs, audit.VerifyOptions{})
 	}
 	if rep := verify(slices.Clone(evs)); len(rep.Problems) != 0 || len(rep.Open) != 0 || rep.Events != 2504 || rep.Checkpoints != 4 {
 		t.Fatalf("intact: %+v", rep)
@@ -210,14 +221,7 @@ func TestVerifyLiveOpenAndRelabeled(t *testing.T) {
 	last.PrevHash = forged[cp-1].Hash
 	last.Hash = audit.Hash(*last)
 	last.PrevHash = nil
-	for i := range forged {
-		forged[i].ID = 0
-	}
-	st = sqlite.OpenTest(t)
-	if _, err := st.AppendAudit(ctx, forged); err != nil {
-		t.Fatal(err)
-	}
-	rep = verify(now.Add(time.Hour))
+	rep = verifyCopy(t, signer, forged, audit.VerifyOptions{Now: now.Add(time.Hour), LiveWithin: audit.LiveWithin})
 	if len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0].What, "checkpoint signature is invalid") {
 		t.Fatalf("a periodic checkpoint relabeled as the close: %+v", rep)
 	}
@@ -248,21 +252,7 @@ func TestVerifyRemovedStreams(t *testing.T) {
 	}
 	verify := func(evs []store.AuditEvent, anchors ...string) audit.Report {
 		t.Helper()
-		st := sqlite.OpenTest(t)
-		evs = slices.Clone(evs)
-		for i := range evs {
-			evs[i].ID = 0
-		}
-		if len(evs) > 0 {
-			if _, err := st.AppendAudit(ctx, evs); err != nil {
-				t.Fatal(err)
-			}
-		}
-		rep, err := audit.Verify(ctx, st, signer, audit.VerifyOptions{Anchors: anchors})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rep
+		return verifyCopy(t, signer, evs, audit.VerifyOptions{Anchors: anchors})
 	}
 	without := func(stream string) []store.AuditEvent {
 		return slices.DeleteFunc(slices.Clone(all), func(e store.AuditEvent) bool { return e.Stream == stream })
@@ -331,19 +321,7 @@ func TestVerifyForgedAndConcurrentStreams(t *testing.T) {
 	}
 	verify := func(evs []store.AuditEvent) audit.Report {
 		t.Helper()
-		st := sqlite.OpenTest(t)
-		evs = slices.Clone(evs)
-		for i := range evs {
-			evs[i].ID = 0
-		}
-		if _, err := st.AppendAudit(ctx, evs); err != nil {
-			t.Fatal(err)
-		}
-		rep, err := audit.Verify(ctx, st, signer, audit.VerifyOptions{Now: time.Now(), LiveWithin: audit.LiveWithin})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return rep
+		return verifyCopy(t, signer, evs, audit.VerifyOptions{Now: time.Now(), LiveWithin: audit.LiveWithin})
 	}
 	if rep := verify(all); len(rep.Problems) != 0 || len(rep.Open) != 0 || len(rep.Live) != 0 || rep.Streams != 3 {
 		t.Fatalf("intact: %+v", rep)

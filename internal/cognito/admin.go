@@ -271,17 +271,9 @@ func (a *IDP) adminOps() map[string]awsjson.Op {
 			return authResult(res), nil
 		}),
 		"AdminRespondToAuthChallenge": a.adminOp("AdminRespondToAuthChallenge", func(ctx context.Context, p *userpool.Pool, body []byte) (any, error) {
-			var in struct {
-				ClientId           string
-				ChallengeName      string
-				Session            string
-				ChallengeResponses map[string]string
-			}
-			if err := awsjson.Decode(body, &in); err != nil {
+			in, err := decodeChallenge(body)
+			if err != nil {
 				return nil, err
-			}
-			if in.ChallengeName == "" {
-				return nil, missing("challengeName")
 			}
 			if in.ClientId == "" {
 				return nil, missing("clientId")

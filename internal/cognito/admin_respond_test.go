@@ -94,16 +94,8 @@ func TestAdminRespondToAuthChallengeMFASetup(t *testing.T) {
 	if out.ChallengeName != types.ChallengeNameTypeMfaSetup {
 		t.Fatalf("want MFA_SETUP, got %q", out.ChallengeName)
 	}
-	assoc, err := f.c.AssociateSoftwareToken(f.ctx, &cip.AssociateSoftwareTokenInput{Session: out.Session})
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret := aws.ToString(assoc.SecretCode)
-	v, err := f.c.VerifySoftwareToken(f.ctx, &cip.VerifySoftwareTokenInput{Session: assoc.Session, UserCode: aws.String(f.totp(secret))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := f.adminRespond(types.ChallengeNameTypeMfaSetup, v.Session, map[string]string{"USERNAME": "bob"})
+	vSession := f.enrolBySession(out.Session)
+	r, err := f.adminRespond(types.ChallengeNameTypeMfaSetup, vSession, map[string]string{"USERNAME": "bob"})
 	if err != nil || r.AuthenticationResult == nil {
 		t.Fatalf("MFA_SETUP completion: %v", err)
 	}

@@ -261,18 +261,30 @@ func (a *IDP) initiateAuth(ctx context.Context, r *http.Request, body []byte) (a
 	}
 }
 
-func (a *IDP) respondToAuthChallenge(ctx context.Context, r *http.Request, body []byte) (any, error) {
-	var in struct {
-		ClientId           string
-		ChallengeName      string
-		Session            string
-		ChallengeResponses map[string]string
-	}
+// challengeRequest is the body of RespondToAuthChallenge and
+// AdminRespondToAuthChallenge (which also names the pool).
+type challengeRequest struct {
+	ClientId           string
+	ChallengeName      string
+	Session            string
+	ChallengeResponses map[string]string
+}
+
+func decodeChallenge(body []byte) (challengeRequest, error) {
+	var in challengeRequest
 	if err := awsjson.Decode(body, &in); err != nil {
-		return nil, err
+		return in, err
 	}
 	if in.ChallengeName == "" {
-		return nil, missing("challengeName")
+		return in, missing("challengeName")
+	}
+	return in, nil
+}
+
+func (a *IDP) respondToAuthChallenge(ctx context.Context, r *http.Request, body []byte) (any, error) {
+	in, err := decodeChallenge(body)
+	if err != nil {
+		return nil, err
 	}
 	p, c, err := a.client(ctx, in.ClientId)
 	if err != nil {

@@ -97,6 +97,23 @@ func (f *fixture) signInAlice() *types.AuthenticationResultType {
 	return resp.AuthenticationResult
 }
 
+// enrolBySession enrols a TOTP secret during MFA_SETUP (the challenge's
+// session): AssociateSoftwareToken, then VerifySoftwareToken with a code.
+// It returns the session to answer the challenge with.
+func (f *fixture) enrolBySession(session *string) *string {
+	f.t.Helper()
+	assoc, err := f.c.AssociateSoftwareToken(f.ctx, &cip.AssociateSoftwareTokenInput{Session: session})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	secret := aws.ToString(assoc.SecretCode)
+	v, err := f.c.VerifySoftwareToken(f.ctx, &cip.VerifySoftwareTokenInput{Session: assoc.Session, UserCode: aws.String(f.totp(secret))})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return v.Session
+}
+
 func (f *fixture) issuer() string { return f.App.URL(app.IDP) + "/" + poolID }
 
 func TestSignInWithTOTPAndVerifyWithGoOIDC(t *testing.T) {
@@ -489,17 +506,9 @@ func TestMFARequiredYieldsMFASetup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	assoc, err := f.c.AssociateSoftwareToken(f.ctx, &cip.AssociateSoftwareTokenInput{Session: out.Session})
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret := aws.ToString(assoc.SecretCode)
-	v, err := f.c.VerifySoftwareToken(f.ctx, &cip.VerifySoftwareTokenInput{Session: assoc.Session, UserCode: aws.String(f.totp(secret))})
-	if err != nil {
-		t.Fatal(err)
-	}
+	vSession := f.enrolBySession(out.Session)
 	r, err := f.c.RespondToAuthChallenge(f.ctx, &cip.RespondToAuthChallengeInput{ClientId: aws.String("demo-web"),
-		ChallengeName: types.ChallengeNameTypeMfaSetup, Session: v.Session, ChallengeResponses: map[string]string{"USERNAME": "bob"}})
+		ChallengeName: types.ChallengeNameTypeMfaSetup, Session: vSession, ChallengeResponses: map[string]string{"USERNAME": "bob"}})
 	if err != nil || r.AuthenticationResult == nil {
 		t.Fatalf("MFA_SETUP completion: %v", err)
 	}
@@ -510,7 +519,7 @@ func TestMFARequiredYieldsMFASetup(t *testing.T) {
 	}
 	// The old sessions are spent.
 	_, err = f.c.RespondToAuthChallenge(f.ctx, &cip.RespondToAuthChallengeInput{ClientId: aws.String("demo-web"),
-		ChallengeName: types.ChallengeNameTypeMfaSetup, Session: v.Session, ChallengeResponses: map[string]string{"USERNAME": "bob"}})
+		ChallengeName: types.ChallengeNameTypeMfaSetup, Session: vSession, ChallengeResponses: map[string]string{"USERNAME": "bob"}})
 	wantCode(t, err, "NotAuthorizedException")
 }
 

@@ -8,8 +8,23 @@ import (
 	"time"
 
 	"github.com/writ-id/writ/internal/app"
+	"github.com/writ-id/writ/internal/config"
 	"github.com/writ-id/writ/internal/gateway"
 )
+
+// ownGateway runs a gateway of cfg in a server of its own (as `writ serve
+// --only gateway` would), with the idp at idpURL, and points f at it.
+func (f *fx) ownGateway(cfg *config.Config, idpURL string) *gateway.Gateway {
+	f.t.Helper()
+	gw, err := gateway.New(cfg, gateway.Options{IDPURL: idpURL})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	srv := httptest.NewServer(gw)
+	f.t.Cleanup(func() { srv.Close(); gw.Close() })
+	f.gw = srv.URL
+	return gw
+}
 
 // TestIssuerDown runs a gateway in its own server (as `writ serve --only
 // gateway` would), stops the idp, and checks that valid tokens whose keys
@@ -17,14 +32,7 @@ import (
 func TestIssuerDown(t *testing.T) {
 	up := newUpstream(t)
 	f := startWithUpstream(t, up.srv.URL)
-	gw, err := gateway.New(f.Cfg, gateway.Options{IDPURL: f.App.URL(app.IDP)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Close()
-	srv := httptest.NewServer(gw)
-	defer srv.Close()
-	f.gw = srv.URL
+	f.ownGateway(f.Cfg, f.App.URL(app.IDP))
 
 	seen := f.issue("demo-web", "alice", "https://api.demo.local/orders.read")
 	fresh := f.issue("demo-web", "bob", "https://api.demo.local/orders.read")
@@ -63,14 +71,7 @@ func TestIssuerNeverReached(t *testing.T) {
 	cfg := *f.Cfg
 	cfg.Gateway.Authorizers = slices.Clone(cfg.Gateway.Authorizers)
 	cfg.Gateway.Authorizers[0].Issuer = dead.URL + "/" + poolID
-	gw, err := gateway.New(&cfg, gateway.Options{IDPURL: dead.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer gw.Close()
-	srv := httptest.NewServer(gw)
-	defer srv.Close()
-	f.gw = srv.URL
+	gw := f.ownGateway(&cfg, dead.URL)
 	if err := gw.Ready(); err == nil {
 		t.Fatal("ready without the issuer's keys")
 	}
