@@ -7,6 +7,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
+
+	"github.com/writ-id/writ/internal/store"
 )
 
 const attemptLimitMsg = "Attempt limit exceeded, please try after some time."
@@ -189,5 +191,81 @@ func TestConfirmationCodeLimits(t *testing.T) {
 		}})
 	if res, err := f.passwordAuth("carol", "Carol-Passw0rd"); err != nil || res.AuthenticationResult == nil {
 		t.Fatalf("sign-in after confirmation: %v", err)
+	}
+}
+
+// The code an email change in the NEW_PASSWORD_REQUIRED challenge mails
+// counts toward the limit on verification codes. Past the limit the
+// response is refused as UpdateUserAttributes is (LimitExceededException),
+// changing and mailing nothing; the session then answers without the
+// change.
+func TestNewPasswordChallengeEmailChangeCodeLimit(t *testing.T) {
+	f := start(t)
+	respond := func(user string, session *string, pw, email string) (*cip.RespondToAuthChallengeOutput, error) {
+		r := map[string]string{"USERNAME": user, "NEW_PASSWORD": pw}
+		if email != "" {
+			r["userAttributes.email"] = email
+		}
+		return f.c.RespondToAuthChallenge(f.ctx, &cip.RespondToAuthChallengeInput{ClientId: aws.String("demo-web"),
+			ChallengeName: types.ChallengeNameTypeNewPasswordRequired, Session: session, ChallengeResponses: r})
+	}
+	codeFor := func(at *string) error {
+		_, err := f.c.GetUserAttributeVerificationCode(f.ctx, &cip.GetUserAttributeVerificationCodeInput{AccessToken: at, AttributeName: aws.String("email")})
+		return err
+	}
+	// The challenge's code is the first of five.
+	f.createInvited("ivy", "Temp-Passw0rd1", attr("email", "ivy@example.com"), attr("email_verified", "true"))
+	out, err := f.passwordAuth("ivy", "Temp-Passw0rd1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := respond("ivy", out.Session, "Ivy-Passw0rd12", "ivy@example.org")
+	if err != nil || r.AuthenticationResult == nil {
+		t.Fatalf("new password: %v", err)
+	}
+	for range 4 {
+		if err := codeFor(r.AuthenticationResult.AccessToken); err != nil {
+			t.Fatalf("asking for a code: %v", err)
+		}
+	}
+	wantAttemptLimit(t, "sixth code", codeFor(r.AuthenticationResult.AccessToken))
+
+	// Bob spends his five codes, then gets a temporary password.
+	res, err := f.passwordAuth("bob", "Bob-Passw0rd1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.c.UpdateUserAttributes(f.ctx, &cip.UpdateUserAttributesInput{AccessToken: res.AuthenticationResult.AccessToken,
+		UserAttributes: []types.AttributeType{attr("email", "robert@example.org")}}); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		if err := codeFor(res.AuthenticationResult.AccessToken); err != nil {
+			t.Fatalf("asking for a code: %v", err)
+		}
+	}
+	adm := f.adminClient("AKIAWRITDEMOADMIN001", "writ-demo-admin-secret", "")
+	if _, err := adm.AdminSetUserPassword(f.ctx, &cip.AdminSetUserPasswordInput{UserPoolId: aws.String(poolID), Username: aws.String("bob"),
+		Password: aws.String("Temp-Passw0rd1")}); err != nil {
+		t.Fatal(err)
+	}
+	out, err = f.passwordAuth("bob", "Temp-Passw0rd1")
+	if err != nil || out.ChallengeName != types.ChallengeNameTypeNewPasswordRequired {
+		t.Fatalf("want NEW_PASSWORD_REQUIRED: %v", err)
+	}
+	_, err = respond("bob", out.Session, "Bob-New-Passw0rd1", "bob@example.net")
+	wantAttemptLimit(t, "email change past the limit", err)
+	if n := len(f.mails("bob@example.net")); n != 0 {
+		t.Errorf("a refused change mailed %d codes", n)
+	}
+	if u, _ := f.App.Core.Store.GetUser(f.ctx, poolID, "bob"); u.Email != "robert@example.org" || u.Status != store.StatusForceChangePassword {
+		t.Errorf("a refused response changed the user: %s %s", u.Email, u.Status)
+	}
+	r, err = respond("bob", out.Session, "Bob-New-Passw0rd1", "")
+	if err != nil || r.AuthenticationResult == nil {
+		t.Fatalf("new password without the change: %v", err)
+	}
+	if a := f.userAttrs(r.AuthenticationResult.AccessToken); a["email"] != "robert@example.org" {
+		t.Errorf("after the challenge: %v", a)
 	}
 }

@@ -1,12 +1,15 @@
 package cognito_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
+
+	"github.com/writ-id/writ/internal/store"
 )
 
 // Usernames, attribute values and passwords are checked as Cognito checks
@@ -95,5 +98,97 @@ func TestInputValidation(t *testing.T) {
 	}
 	if r, err := f.passwordAuth("nina", long); err != nil || r.AuthenticationResult == nil {
 		t.Fatalf("sign-in with a 256-character password: %v", err)
+	}
+}
+
+// The email attribute is a bare, well-formed address of at most 256
+// characters: SignUp, AdminCreateUser, UpdateUserAttributes,
+// AdminUpdateUserAttributes and the NEW_PASSWORD_REQUIRED challenge refuse
+// anything else with InvalidParameterException, changing and mailing
+// nothing.
+func TestEmailAddressFormat(t *testing.T) {
+	f := start(t)
+	adm := f.adminClient("AKIAWRITDEMOADMIN001", "writ-demo-admin-secret", "")
+	pool := aws.String(poolID)
+	res, err := f.passwordAuth("bob", "Bob-Passw0rd1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := res.AuthenticationResult.AccessToken
+	f.createInvited("henry", "Temp-Passw0rd1", attr("email", "henry@example.com"))
+	out, err := f.passwordAuth("henry", "Temp-Passw0rd1")
+	if err != nil || out.ChallengeName != types.ChallengeNameTypeNewPasswordRequired {
+		t.Fatalf("want NEW_PASSWORD_REQUIRED: %v", err)
+	}
+	user := "dora" // of SignUp and AdminCreateUser
+	ops := []struct {
+		name string
+		call func(email string) error
+	}{
+		{"SignUp", func(email string) error {
+			_, err := f.c.SignUp(f.ctx, &cip.SignUpInput{ClientId: aws.String("demo-web"), Username: aws.String(user),
+				Password: aws.String("Dora-Passw0rd1"), UserAttributes: []types.AttributeType{attr("email", email)}})
+			return err
+		}},
+		{"AdminCreateUser", func(email string) error {
+			_, err := adm.AdminCreateUser(f.ctx, &cip.AdminCreateUserInput{UserPoolId: pool, Username: aws.String(user),
+				UserAttributes: []types.AttributeType{attr("email", email)}})
+			return err
+		}},
+		{"UpdateUserAttributes", func(email string) error {
+			_, err := f.c.UpdateUserAttributes(f.ctx, &cip.UpdateUserAttributesInput{AccessToken: at,
+				UserAttributes: []types.AttributeType{attr("email", email)}})
+			return err
+		}},
+		{"AdminUpdateUserAttributes", func(email string) error {
+			_, err := adm.AdminUpdateUserAttributes(f.ctx, &cip.AdminUpdateUserAttributesInput{UserPoolId: pool, Username: aws.String("bob"),
+				UserAttributes: []types.AttributeType{attr("email", email)}})
+			return err
+		}},
+		{"RespondToAuthChallenge", func(email string) error {
+			_, err := f.c.RespondToAuthChallenge(f.ctx, &cip.RespondToAuthChallengeInput{ClientId: aws.String("demo-web"),
+				ChallengeName: out.ChallengeName, Session: out.Session, ChallengeResponses: map[string]string{
+					"USERNAME": "henry", "NEW_PASSWORD": "Henry-Passw0rd1", "userAttributes.email": email}})
+			return err
+		}},
+	}
+	sent, _ := f.App.Core.Store.ListMail(f.ctx, 0)
+	for _, email := range []string{"dora@@example.com", "dora@example@example.com", "Dora <dora@example.com>", "<dora@example.com>",
+		"dora@example.com (Dora)", " dora@example.com", "dora@example.com\n", "dora @example.com", `"dora x"@example.com`,
+		"dora..x@example.com", ".dora@example.com", "dora@example..com", "dora@", "@example.com", "dora", "",
+		strings.Repeat("d", 245) + "@example.com"} {
+		for _, op := range ops {
+			if e := wantCode(t, op.call(email), "InvalidParameterException"); e.Message != "Invalid email address format." {
+				t.Errorf("%s %q: message %q", op.name, email, e.Message)
+			}
+		}
+	}
+	if _, err := f.App.Core.Store.GetUser(f.ctx, poolID, "dora"); err == nil {
+		t.Error("a refused address created the user")
+	}
+	if a := f.userAttrs(at); a["email"] != "bob@example.com" {
+		t.Errorf("a refused address changed bob's: %v", a)
+	}
+	if u, _ := f.App.Core.Store.GetUser(f.ctx, poolID, "henry"); u.Email != "henry@example.com" || u.Status != store.StatusForceChangePassword {
+		t.Errorf("a refused challenge response changed the user: %s %s", u.Email, u.Status)
+	}
+	if ms, _ := f.App.Core.Store.ListMail(f.ctx, 0); len(ms) != len(sent) {
+		t.Errorf("refused addresses mailed %d messages", len(ms)-len(sent))
+	}
+
+	// Unusual but well-formed addresses, up to 256 characters, pass.
+	for i, email := range []string{"dora+tag@example.com", "o'neil/ops@example.com", "dörte@exämple.de", strings.Repeat("d", 244) + "@example.com"} {
+		for j, op := range ops[:4] {
+			user = fmt.Sprintf("dora%d%d", i, j)
+			if err := op.call(email); err != nil {
+				t.Errorf("%s %q: %v", op.name, email, err)
+			}
+		}
+		if a := f.userAttrs(at); a["email"] != email {
+			t.Errorf("bob's address: %q, want %q", a["email"], email)
+		}
+	}
+	if err := ops[4].call("henry@example.org"); err != nil {
+		t.Fatalf("challenge response with a good address: %v", err)
 	}
 }

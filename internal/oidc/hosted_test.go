@@ -2,6 +2,7 @@ package oidc_test
 
 import (
 	"context"
+	"html"
 	"net/http"
 	"net/url"
 	"strings"
@@ -512,5 +513,42 @@ func TestHostedForgotLooksAlikeForEveryUser(t *testing.T) {
 		if m.To != "alice@example.com" {
 			t.Errorf("mail to %s", m.To)
 		}
+	}
+}
+
+// The hosted sign-up page refuses a malformed email address: it shows the
+// form again with the error and what was typed, creates no user and mails
+// nothing; the form it shows then signs up with a good address.
+func TestHostedSignUpRefusesMalformedEmail(t *testing.T) {
+	f := start(t)
+	b := newBrowser(t)
+	verifier, _ := pkce()
+	_, tx := f.beginSignIn(b, f.webConfig().AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)))
+	_, page := b.get(f.iss + "/signup?tx=" + url.QueryEscape(tx))
+	for _, email := range []string{"dora@@example.com", "dora@example..com", "Dora <dora@example.com>", "dora@"} {
+		form := hidden(page)
+		form.Set("username", "dora")
+		form.Set("email", email)
+		form.Set("password", "Dora-Passw0rd")
+		var resp *http.Response
+		resp, page = b.post(f.iss+"/signup", form)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(page, `action="/`+poolID+`/signup"`) ||
+			!strings.Contains(page, `role="alert">Invalid email address format.</p>`) ||
+			!strings.Contains(page, `value="`+html.EscapeString(email)+`"`) {
+			t.Fatalf("%q: %d\n%s", email, resp.StatusCode, page)
+		}
+	}
+	if _, err := f.App.Core.Store.GetUser(f.ctx, poolID, "dora"); err == nil {
+		t.Error("a malformed address created the user")
+	}
+	if ms, _ := f.App.Core.Store.ListMail(f.ctx, 0); len(ms) != 0 {
+		t.Errorf("a malformed address was mailed: %d messages", len(ms))
+	}
+	form := hidden(page)
+	form.Set("username", "dora")
+	form.Set("email", "dora@example.com")
+	form.Set("password", "Dora-Passw0rd")
+	if _, page = b.post(f.iss+"/signup", form); !strings.Contains(page, "Confirm your account") {
+		t.Fatalf("sign-up with a good address:\n%s", page)
 	}
 }

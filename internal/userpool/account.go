@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net/mail"
 	"strings"
 	"time"
 	"unicode"
@@ -105,10 +106,11 @@ var verifiedAttrs = map[string]bool{"email_verified": true, "phone_number_verifi
 // validateAttrs checks attribute names and values a user may set (SignUp,
 // UpdateUserAttributes, the NEW_PASSWORD_REQUIRED challenge): writable
 // schema attributes only (standard ones, and the custom:* ones the pool
-// lists in user_writable_attributes), within the length limits. sub, the
-// verification flags and unlisted custom:* attributes are refused with
-// Cognito's NotAuthorizedException, any other name (cognito:* included)
-// with InvalidParameterException.
+// lists in user_writable_attributes), within the length limits, an email
+// address well-formed (validEmail). sub, the verification flags and
+// unlisted custom:* attributes are refused with Cognito's
+// NotAuthorizedException, any other name (cognito:* included) with
+// InvalidParameterException.
 func (p *Pool) validateAttrs(attrs []Attribute) error { return p.checkAttrs(attrs, false) }
 
 // validateAdminAttrs is validateAttrs for an administrator (AdminCreateUser,
@@ -132,7 +134,7 @@ func (p *Pool) checkAttrs(attrs []Attribute, admin bool) error {
 			if !strings.EqualFold(a.Value, "true") && !strings.EqualFold(a.Value, "false") {
 				return newErr(CodeInvalidParameter, "Invalid value for attribute "+a.Name+": must be true or false")
 			}
-		case a.Name == "email" && !strings.Contains(a.Value, "@"):
+		case a.Name == "email" && !validEmail(a.Value):
 			return newErr(CodeInvalidParameter, "Invalid email address format.")
 		}
 	}
@@ -141,6 +143,22 @@ func (p *Pool) checkAttrs(attrs []Attribute, admin bool) error {
 
 // maxAttrValue is Cognito's limit on an attribute value, in characters.
 const maxAttrValue = 2048
+
+// maxEmail is Cognito's limit on the email attribute, in characters.
+const maxEmail = 256
+
+// validEmail reports whether s is a bare address, local@domain, as
+// net/mail reads it: one '@', neither part empty, no display name,
+// comment, angle brackets or surrounding space, at most maxEmail
+// characters.
+func validEmail(s string) bool {
+	local, domain, _ := strings.Cut(s, "@")
+	if local == "" || domain == "" || strings.Count(s, "@") != 1 || utf8.RuneCountInString(s) > maxEmail {
+		return false
+	}
+	a, err := mail.ParseAddress(s)
+	return err == nil && a.Address == s
+}
 
 // checkAttrName checks that a user (or, with admin, an administrator) may
 // write or delete the attribute name: sub never; the verification flags
@@ -675,14 +693,8 @@ func (p *Pool) UpdateAttributes(ctx context.Context, accessToken string, attrs [
 	if err := p.validateAttrs(attrs); err != nil {
 		return nil, err
 	}
-	for _, a := range attrs {
-		if a.Name == "email" && a.Value != u.Email {
-			// The change mails a code: it counts toward the limit.
-			if err := p.countSend(ctx, purposeVerifyEmail, u.Username); err != nil {
-				return nil, err
-			}
-			break
-		}
+	if err := p.countEmailChange(ctx, u, attrs); err != nil {
+		return nil, err
 	}
 	nu, err := p.st().UpdateUser(ctx, p.cfg.ID, u.Username, func(x *store.User) error {
 		setAttrs(x, attrs)
@@ -694,6 +706,19 @@ func (p *Pool) UpdateAttributes(ctx context.Context, accessToken string, attrs [
 	}
 	p.record(ctx, auditEvent("UpdateUserAttributes", "", u.Username, u.Sub, nil))
 	return p.verifyChangedEmail(ctx, u, nu)
+}
+
+// countEmailChange counts the verification code that a user's attrs will
+// mail by changing u's email address toward the limit on such codes
+// (countSend), as GetUserAttributeVerificationCode counts its own: past
+// the limit the change is refused, changing nothing.
+func (p *Pool) countEmailChange(ctx context.Context, u store.User, attrs []Attribute) error {
+	for _, a := range attrs {
+		if a.Name == "email" && a.Value != u.Email {
+			return p.countSend(ctx, purposeVerifyEmail, u.Username)
+		}
+	}
+	return nil
 }
 
 // verifyChangedEmail mails a verification code to the new address of a

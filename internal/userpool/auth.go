@@ -441,10 +441,14 @@ func (p *Pool) respond(ctx context.Context, c store.Client, challenge, session s
 			}
 		}
 		// The user sets attributes here as with UpdateUserAttributes, under
-		// the same rules; a refusal changes nothing and keeps the session.
+		// the same rules (a changed address's code counts toward the limit
+		// on codes); a refusal changes nothing and keeps the session.
 		err := p.validateAttrs(attrs)
 		if err == nil {
 			err = CheckPasswordPolicy(p.cfg.PasswordPolicy, pw)
+		}
+		if err == nil {
+			err = p.countEmailChange(ctx, u, attrs)
 		}
 		if err != nil {
 			if perr := p.putSession(ctx, session, c, st); perr != nil {
