@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -15,8 +16,13 @@ import (
 // single byte range a valid Range header asks for (206; 416 InvalidRange
 // when the range starts past the end). A Range header S3 ignores (not
 // bytes=, malformed, or several ranges: S3 never answers
-// multipart/byteranges) is ignored: the whole object is served.
+// multipart/byteranges) is ignored: the whole object is served. The
+// response-* query parameters override the headers served (see overrides).
 func (h *Handler) getObject(w http.ResponseWriter, r *http.Request, c *caller, bucket, key string) error {
+	over, err := overrides(r.URL.Query(), c)
+	if err != nil {
+		return err
+	}
 	f, m, err := h.disk.open(bucket, key)
 	switch {
 	case errors.Is(err, errNoBucket):
@@ -69,6 +75,9 @@ func (h *Handler) getObject(w http.ResponseWriter, r *http.Request, c *caller, b
 		return err
 	}
 	hd.Set("Content-Type", ct)
+	for k, v := range over {
+		hd.Set(k, v)
+	}
 	hd.Set("Content-Length", strconv.FormatInt(n, 10))
 	if ranged {
 		hd.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, start+n-1, size))
@@ -80,6 +89,40 @@ func (h *Handler) getObject(w http.ResponseWriter, r *http.Request, c *caller, b
 		io.Copy(w, io.NewSectionReader(f, start, n)) // an error here can only cut the response short
 	}
 	return nil
+}
+
+// responseHeaders are the query parameters of GetObject and HeadObject
+// that set a response header, and the header each sets.
+var responseHeaders = [...]struct{ param, header string }{
+	{"response-content-type", "Content-Type"},
+	{"response-content-language", "Content-Language"},
+	{"response-expires", "Expires"},
+	{"response-cache-control", "Cache-Control"},
+	{"response-content-disposition", "Content-Disposition"},
+	{"response-content-encoding", "Content-Encoding"},
+}
+
+// overrides returns the headers the response-* parameters of q ask a
+// successful GetObject or HeadObject to serve instead of the stored ones
+// (what is stored is unchanged). S3 refuses them on anonymous requests
+// (InvalidRequest); a value no header may carry (a control byte: CR or LF
+// would end the header) is InvalidArgument.
+func overrides(q url.Values, c *caller) (map[string]string, error) {
+	over := map[string]string{}
+	for _, p := range responseHeaders {
+		v := q.Get(p.param)
+		if v == "" {
+			continue
+		}
+		if c.who == anonymousID {
+			return nil, s3err(http.StatusBadRequest, "InvalidRequest", "Request specific response headers cannot be used for anonymous GET requests.")
+		}
+		if strings.ContainsFunc(v, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
+			return nil, s3err(http.StatusBadRequest, "InvalidArgument", "Invalid value for "+p.param)
+		}
+		over[p.header] = v
+	}
+	return over, nil
 }
 
 // partRange is the byte range of part pn of the object (GetObject and

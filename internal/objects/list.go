@@ -18,6 +18,23 @@ type listContents struct {
 	ETag         string `xml:"ETag"`
 	Size         int64  `xml:"Size"`
 	StorageClass string `xml:"StorageClass"`
+	// Owner is the account, as ListBuckets and ListMultipartUploads name
+	// it: objects are the account's, whoever put them.
+	Owner *ownerXML `xml:"Owner,omitempty"`
+}
+
+// encoding returns how a listing's keys and prefixes are sent:
+// encoding-type=url URL-encodes them (XML cannot carry every byte a key
+// may hold), as clients that ask decode them; else they are sent as they
+// are. Another encoding type is InvalidArgument.
+func encoding(q url.Values) (func(string) string, error) {
+	switch q.Get("encoding-type") {
+	case "":
+		return func(s string) string { return s }, nil
+	case "url":
+		return url.QueryEscape, nil
+	}
+	return nil, s3err(http.StatusBadRequest, "InvalidArgument", "Invalid Encoding Method specified in Request")
 }
 
 // listObjects serves ListObjectsV2 (list-type=2) and ListObjects (V1). A
@@ -38,15 +55,14 @@ func (h *Handler) listObjects(w http.ResponseWriter, r *http.Request, c *caller,
 		}
 		maxKeys = min(n, 1000)
 	}
-	// encoding-type=url: keys and prefixes come URL-encoded (XML cannot
-	// carry every byte a key may hold), as clients that ask decode them.
-	enc := func(s string) string { return s }
-	switch q.Get("encoding-type") {
-	case "":
-	case "url":
-		enc = url.QueryEscape
-	default:
-		return s3err(http.StatusBadRequest, "InvalidArgument", "Invalid Encoding Method specified in Request")
+	enc, err := encoding(q)
+	if err != nil {
+		return err
+	}
+	// V2 names each object's owner only when fetch-owner=true asks for it.
+	var owner *ownerXML
+	if v2 && q.Get("fetch-owner") == "true" {
+		owner = &ownerXML{h.cfg.Account, h.cfg.Account}
 	}
 	extra := map[string]string{"s3:prefix": prefix, "s3:max-keys": strconv.Itoa(maxKeys)}
 	if delim != "" {
@@ -103,7 +119,7 @@ func (h *Handler) listObjects(w http.ResponseWriter, r *http.Request, c *caller,
 		if cp != "" {
 			prefixes = append(prefixes, prefixXML{enc(cp)})
 		} else {
-			contents = append(contents, listContents{Key: enc(m.Key), LastModified: m.LastModified.UTC().Format(time.RFC3339), ETag: m.ETag, Size: m.Size, StorageClass: "STANDARD"})
+			contents = append(contents, listContents{Key: enc(m.Key), LastModified: m.LastModified.UTC().Format(time.RFC3339), ETag: m.ETag, Size: m.Size, StorageClass: "STANDARD", Owner: owner})
 		}
 		last = entry
 	}

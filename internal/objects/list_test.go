@@ -185,3 +185,44 @@ func TestListEncodingTypeURL(t *testing.T) {
 		t.Errorf("max-keys 0: %d keys, truncated %v, %v", len(zero.Contents), aws.ToBool(zero.IsTruncated), err)
 	}
 }
+
+// TestListObjectsV2FetchOwner: with fetch-owner=true every object of a
+// ListObjectsV2 page names its owner, the account ListBuckets names;
+// without it (S3's default for V2) none does.
+func TestListObjectsV2FetchOwner(t *testing.T) {
+	f := &fx{Env: apptest.Start(t), t: t, ctx: context.Background()}
+	admin := f.listingBucket()
+	lb, err := admin.ListBuckets(f.ctx, &s3.ListBucketsInput{})
+	if err != nil || lb.Owner == nil || aws.ToString(lb.Owner.ID) == "" {
+		t.Fatalf("ListBuckets: %v %+v", err, lb)
+	}
+	account := aws.ToString(lb.Owner.ID)
+	p := s3.NewListObjectsV2Paginator(admin, &s3.ListObjectsV2Input{Bucket: aws.String("listing"), MaxKeys: aws.Int32(3), FetchOwner: aws.Bool(true)})
+	n := 0
+	for p.HasMorePages() {
+		page, err := p.NextPage(f.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range page.Contents {
+			n++
+			if o.Owner == nil || aws.ToString(o.Owner.ID) != account || aws.ToString(o.Owner.DisplayName) != account {
+				t.Errorf("fetch-owner: %s has owner %+v, want %s", aws.ToString(o.Key), o.Owner, account)
+			}
+		}
+	}
+	if n != len(listKeys) {
+		t.Errorf("fetch-owner: listed %d objects, want %d", n, len(listKeys))
+	}
+	for _, fetch := range []*bool{nil, aws.Bool(false)} {
+		l, err := admin.ListObjectsV2(f.ctx, &s3.ListObjectsV2Input{Bucket: aws.String("listing"), FetchOwner: fetch})
+		if err != nil || len(l.Contents) != len(listKeys) {
+			t.Fatalf("FetchOwner %v: %v %+v", fetch, err, l)
+		}
+		for _, o := range l.Contents {
+			if o.Owner != nil {
+				t.Errorf("FetchOwner %v: %s has owner %+v", fetch, aws.ToString(o.Key), *o.Owner)
+			}
+		}
+	}
+}

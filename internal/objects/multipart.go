@@ -446,9 +446,14 @@ func intParam(q url.Values, name string, def int) (int, error) {
 }
 
 // listUploads serves ListMultipartUploads (GET /bucket?uploads): prefix,
-// delimiter, key-marker / upload-id-marker and max-uploads.
+// delimiter, key-marker / upload-id-marker, max-uploads and encoding-type
+// (keys, prefixes and key markers encoded as listObjects encodes them).
 func (h *Handler) listUploads(w http.ResponseWriter, r *http.Request, c *caller, bucket string, q url.Values) error {
 	prefix, delim := q.Get("prefix"), q.Get("delimiter")
+	enc, err := encoding(q)
+	if err != nil {
+		return err
+	}
 	extra := map[string]string{"s3:prefix": prefix}
 	if delim != "" {
 		extra["s3:delimiter"] = delim
@@ -490,9 +495,11 @@ func (h *Handler) listUploads(w http.ResponseWriter, r *http.Request, c *caller,
 		Delimiter          string      `xml:"Delimiter,omitempty"`
 		MaxUploads         int         `xml:"MaxUploads"`
 		IsTruncated        bool        `xml:"IsTruncated"`
+		EncodingType       string      `xml:"EncodingType,omitempty"`
 		Uploads            []uploadXML `xml:"Upload"`
 		CommonPrefixes     []prefixXML `xml:"CommonPrefixes"`
-	}{NS: s3NS, Bucket: bucket, KeyMarker: keyMarker, UploadIDMarker: idMarker, Prefix: prefix, Delimiter: delim, MaxUploads: min(maxN, 1000)}
+	}{NS: s3NS, Bucket: bucket, KeyMarker: enc(keyMarker), UploadIDMarker: idMarker, Prefix: enc(prefix), Delimiter: enc(delim),
+		MaxUploads: min(maxN, 1000), EncodingType: q.Get("encoding-type")}
 	seen := map[string]bool{}
 	n := 0
 	for i, u := range all {
@@ -516,16 +523,17 @@ func (h *Handler) listUploads(w http.ResponseWriter, r *http.Request, c *caller,
 		v.NextKeyMarker, v.NextUploadIDMarker = u.Key, u.ID
 		if cp != "" {
 			seen[cp] = true
-			v.CommonPrefixes = append(v.CommonPrefixes, prefixXML{cp})
+			v.CommonPrefixes = append(v.CommonPrefixes, prefixXML{enc(cp)})
 			continue
 		}
-		v.Uploads = append(v.Uploads, uploadXML{Key: u.Key, UploadID: u.ID, Initiator: ownerXML{u.Initiator, u.Initiator},
+		v.Uploads = append(v.Uploads, uploadXML{Key: enc(u.Key), UploadID: u.ID, Initiator: ownerXML{u.Initiator, u.Initiator},
 			Owner: ownerXML{h.cfg.Account, h.cfg.Account}, StorageClass: "STANDARD", Initiated: u.Initiated.UTC().Format(s3Time),
 			ChecksumAlg: checksumNames[u.ChecksumAlg], ChecksumType: u.ChecksumType})
 	}
 	if !v.IsTruncated {
 		v.NextKeyMarker, v.NextUploadIDMarker = "", ""
 	}
+	v.NextKeyMarker = enc(v.NextKeyMarker)
 	return writeXML(w, v)
 }
 
