@@ -202,6 +202,9 @@ func auditVerify(ctx context.Context, cfg *config.Config, st store.AuditLog, liv
 	for _, s := range rep.Crashed {
 		fmt.Fprintf(stdout, "CRASHED: stream %s is not closed, as --crashed says: the events after its last checkpoint may be lost\n", s)
 	}
+	for _, s := range rep.Recovered {
+		fmt.Fprintf(stdout, "RECOVERED: stream %s was sealed by a running writer after its own stopped writing (crashed, or lost the store): the events after its last checkpoint may be lost\n", s)
+	}
 	for _, s := range rep.Live {
 		fmt.Fprintf(stdout, "LIVE: stream %s is being written: its writer checkpointed within %v\n", s, liveWithin)
 	}

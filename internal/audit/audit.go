@@ -114,6 +114,11 @@ type Writer struct {
 	lastCP time.Time // when the writer last wrote a checkpoint
 	opened bool      // the stream's opening checkpoint is written
 	refsAt time.Time // when a checkpoint last named the other streams
+
+	// watch holds the latest event seen of other unclosed streams, for
+	// recover to seal those whose writer stopped.
+	watch      map[string]store.AuditEvent
+	recoverReq chan chan []string
 }
 
 type item struct {
@@ -128,16 +133,17 @@ const maxBuffered = 8192
 // name, and starts its background loop. With a signer it writes signed
 // checkpoints (every 1000 events and at Close). Close flushes and stops it.
 func NewWriter(st store.AuditLog, signer *Signer, log *slog.Logger, opts ...WriterOption) *Writer {
-	var b [8]byte
-	rand.Read(b[:])
 	w := &Writer{
 		st:      st,
 		signer:  signer,
-		stream:  hex.EncodeToString(b[:]),
+		stream:  newStream(),
 		log:     log,
 		now:     time.Now,
 		wake:    make(chan struct{}, 1),
 		stopped: make(chan struct{}),
+		watch:   map[string]store.AuditEvent{},
+
+		recoverReq: make(chan chan []string),
 	}
 	for _, o := range opts {
 		o(w)
@@ -146,6 +152,13 @@ func NewWriter(st store.AuditLog, signer *Signer, log *slog.Logger, opts ...Writ
 	w.lastCP = w.now() // the first heartbeat comes a Heartbeat after the start
 	go w.run()
 	return w
+}
+
+// newStream returns a fresh random stream name.
+func newStream() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // A WriterOption changes a Writer.
@@ -258,7 +271,7 @@ func (w *Writer) run() {
 	timer.Stop()
 	// An idle writer with a signer writes a heartbeat checkpoint every
 	// Heartbeat, so that Verify tells its stream (running) from one whose
-	// tail was cut.
+	// tail was cut, and seals the streams of writers that stopped.
 	heartbeat := time.NewTicker(Heartbeat)
 	defer heartbeat.Stop()
 	for {
@@ -273,6 +286,10 @@ func (w *Writer) run() {
 					w.write(w.checkpoint(nil, CheckpointHeartbeat))
 				}
 			}
+			w.recover()
+			continue
+		case reply := <-w.recoverReq:
+			reply <- w.recover()
 			continue
 		}
 		// Linger for company unless a flush waits, the batch is full or
@@ -382,6 +399,22 @@ const refWindow = 4096
 // that ran with it or began after it. "" when there is none or the trail
 // cannot be read.
 func (w *Writer) references() string {
+	latest, err := w.others()
+	if err != nil {
+		w.log.Warn("audit: cannot read the trail's last events; this checkpoint names no other stream", "err", err)
+		return ""
+	}
+	refs := make([]string, 0, len(latest))
+	for _, e := range latest {
+		refs = append(refs, Reference(e))
+	}
+	slices.Sort(refs)
+	return strings.Join(refs, " ")
+}
+
+// others returns the latest event of every other stream among the trail's
+// last refWindow events, and watches the unclosed ones (see recover).
+func (w *Writer) others() (map[string]store.AuditEvent, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	last, err := w.st.LastAuditID(ctx)
@@ -390,8 +423,7 @@ func (w *Writer) references() string {
 		evs, err = w.st.ListAudit(ctx, store.AuditFilter{AfterID: max(0, last-refWindow), Limit: refWindow})
 	}
 	if err != nil {
-		w.log.Warn("audit: cannot read the trail's last events; this checkpoint names no other stream", "err", err)
-		return ""
+		return nil, err
 	}
 	latest := map[string]store.AuditEvent{}
 	for _, e := range evs {
@@ -399,12 +431,103 @@ func (w *Writer) references() string {
 			latest[e.Stream] = e // in id order: the stream's latest last
 		}
 	}
-	refs := make([]string, 0, len(latest))
-	for _, e := range latest {
-		refs = append(refs, Reference(e))
+	for name, e := range latest {
+		switch seen, ok := w.watch[name]; {
+		case ends(e):
+			delete(w.watch, name)
+		case ok && seen.Seq >= e.Seq:
+		case ok || len(w.watch) < maxWatch:
+			w.watch[name] = e
+		}
 	}
-	slices.Sort(refs)
-	return strings.Join(refs, " ")
+	return latest, nil
+}
+
+// maxWatch bounds the streams a writer watches.
+const maxWatch = 1024
+
+// ends reports whether e ends its stream: a closing checkpoint, or the
+// seal of a recovery.
+func ends(e store.AuditEvent) bool {
+	return e.Component == "audit" && e.Action == ActionCheckpoint && (e.Reason == CheckpointClose || e.Reason == CheckpointRecovered)
+}
+
+// Recover seals, at once, the streams a writer stopped writing (see
+// recover) and returns their names; the writer does it every Heartbeat.
+func (w *Writer) Recover(ctx context.Context) ([]string, error) {
+	reply := make(chan []string, 1)
+	select {
+	case w.recoverReq <- reply:
+	case <-w.stopped:
+		return nil, errors.New("audit: writer closed")
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case sealed := <-reply:
+		return sealed, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// recover seals the streams it watches whose last event is more than
+// LiveWithin old, unclosed: their writer crashed, or lost the store for
+// longer than any running writer goes without a checkpoint. The seal is a
+// signed checkpoint of that stream, kind CheckpointRecovered, chained to
+// its last event and naming this stream's, so that Verify passes it as
+// ended and a tail cut after it is still caught. It takes the next
+// sequence number of the stream: should its writer write again, one of the
+// two fails on the store's uniqueness, and that writer goes on in a new
+// stream (see write). Without a signer it does nothing.
+func (w *Writer) recover() []string {
+	if w.signer == nil {
+		return nil
+	}
+	if _, err := w.others(); err != nil {
+		w.log.Warn("audit: cannot read the trail's last events to look for stopped writers", "err", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	now := w.now()
+	var sealed []string
+	for name, seen := range w.watch {
+		if now.Sub(seen.Time) <= LiveWithin {
+			continue
+		}
+		last, err := w.st.LastAuditEvent(ctx, name)
+		switch {
+		case errors.Is(err, store.ErrNotFound) || err == nil && ends(last):
+			delete(w.watch, name)
+			continue
+		case err != nil:
+			w.log.Warn("audit: cannot read a stream's last event", "stream", name, "err", err)
+			continue
+		case now.Sub(last.Time) <= LiveWithin:
+			w.watch[name] = last
+			continue
+		}
+		seal := store.AuditEvent{Stream: name, Seq: last.Seq + 1, Time: now.UTC().Truncate(time.Millisecond), Component: "audit",
+			Action: ActionCheckpoint, Outcome: Allow, Reason: CheckpointRecovered, PrevHash: last.Hash}
+		if w.seq > 0 {
+			seal.Resource = w.stream + "/" + strconv.FormatInt(w.seq, 10) + "/" + hex.EncodeToString(w.prev)
+		}
+		seal.Explanation = w.signer.sign(seal)
+		seal.Hash = Hash(seal)
+		seal.PrevHash = nil
+		if _, err := w.st.AppendAudit(ctx, []store.AuditEvent{seal}); err != nil {
+			if !errors.Is(err, store.ErrConflict) { // else its writer wrote on: still watched
+				w.log.Warn("audit: cannot seal a stopped writer's stream", "stream", name, "err", err)
+			}
+			continue
+		}
+		delete(w.watch, name)
+		w.log.Warn("audit: sealed the stream of a writer that stopped writing (crashed, or lost the store)",
+			"stream", name, "last_seq", last.Seq, "last_event", last.Time)
+		sealed = append(sealed, name)
+	}
+	slices.Sort(sealed)
+	return sealed
 }
 
 // Reference names event e of the trail (stream, sequence number and hash)
@@ -439,6 +562,12 @@ func (w *Writer) write(batch []store.AuditEvent) {
 		if err == nil {
 			return
 		}
+		if errors.Is(err, store.ErrConflict) && batch[0].Stream == w.stream {
+			if batch = w.restream(batch); len(batch) == 0 {
+				return
+			}
+			continue
+		}
 		if attempt >= 20 {
 			w.log.Error("audit: dropping events after repeated store failures", "events", len(batch), "err", err)
 			return
@@ -449,6 +578,39 @@ func (w *Writer) write(batch []store.AuditEvent) {
 			backoff *= 2
 		}
 	}
+}
+
+// restream moves the writer to a new stream after another writer sealed
+// its own (see recover): it was taken for stopped. It returns batch's
+// events chained anew in the new stream (after its opening checkpoint), its
+// checkpoints dropped but the close.
+func (w *Writer) restream(batch []store.AuditEvent) []store.AuditEvent {
+	old := w.stream
+	w.stream, w.seq, w.prev, w.opened, w.refsAt = newStream(), 0, nil, false, time.Time{}
+	w.log.Warn("audit: another writer sealed this writer's stream, taking it for stopped; going on in a new stream",
+		"stream", old, "new_stream", w.stream)
+	var out []store.AuditEvent
+	closing := false
+	for _, e := range batch {
+		if e.Component == "audit" && e.Action == ActionCheckpoint {
+			closing = e.Reason == CheckpointClose
+			continue
+		}
+		if !w.opened {
+			out = w.checkpoint(out, CheckpointOpen)
+			w.opened = true
+		}
+		w.seq++
+		e.Stream, e.Seq, e.PrevHash = w.stream, w.seq, w.prev
+		e.Hash = Hash(e)
+		w.prev = e.Hash
+		e.PrevHash = nil
+		out = append(out, e)
+	}
+	if closing && w.seq > 0 {
+		out = w.checkpoint(out, CheckpointClose)
+	}
+	return out
 }
 
 // toStore converts e, with every string made valid UTF-8 (invalid bytes

@@ -34,6 +34,9 @@ const (
 	CheckpointHeartbeat = "heartbeat"
 	// CheckpointOpen begins a writer's stream.
 	CheckpointOpen = "open"
+	// CheckpointRecovered ends the stream of a writer that stopped
+	// writing; another writer wrote it (Writer.Recover).
+	CheckpointRecovered = "recovered"
 )
 
 // Heartbeat is how often a running writer writes a checkpoint at the
@@ -119,6 +122,10 @@ type Report struct {
 	Anchor string
 	// Crashed lists the unclosed streams VerifyOptions.Crashed names.
 	Crashed []string
+	// Recovered lists the streams another writer sealed after their
+	// writer stopped writing (CheckpointRecovered): the events it had not
+	// yet stored are lost.
+	Recovered []string
 }
 
 // VerifyOptions say which streams Verify takes for being written.
@@ -184,7 +191,7 @@ func Verify(ctx context.Context, st store.AuditLog, s *Signer, o VerifyOptions) 
 	for _, name := range names {
 		evs := streams[name]
 		var prev []byte
-		var broken, closed bool
+		var broken, closed, recovered bool
 		var lastCheckpoint time.Time
 		for i, e := range evs {
 			// An event is hashed with the hash of the one before it. Rows
@@ -223,7 +230,8 @@ func Verify(ctx context.Context, st store.AuditLog, s *Signer, o VerifyOptions) 
 				// A closing checkpoint closes the stream (one of v1, written
 				// before the signature covered the kind, is taken at its
 				// word); the last checkpoint vouches for the writer's life.
-				closed = e.Reason == CheckpointClose
+				closed = e.Reason == CheckpointClose || e.Reason == CheckpointRecovered
+				recovered = e.Reason == CheckpointRecovered
 				lastCheckpoint = e.Time
 			default:
 				closed = false
@@ -239,6 +247,8 @@ func Verify(ctx context.Context, st store.AuditLog, s *Signer, o VerifyOptions) 
 			prev = e.Hash
 		}
 		switch {
+		case !broken && closed && recovered:
+			rep.Recovered = append(rep.Recovered, name)
 		case broken || closed || o.Live[name]:
 		case o.Crashed[name]:
 			rep.Crashed = append(rep.Crashed, name)

@@ -343,6 +343,9 @@ type AuditLog interface {
 	ListAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
 	// LastAuditID returns the id of the last event stored (0 if none).
 	LastAuditID(ctx context.Context) (int64, error)
+	// LastAuditEvent returns the event of stream with the highest
+	// sequence number, or ErrNotFound.
+	LastAuditEvent(ctx context.Context, stream string) (AuditEvent, error)
 }
 
 // Identities maps identity-pool logins to identity ids (Cognito Identity).

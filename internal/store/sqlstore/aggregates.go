@@ -965,6 +965,18 @@ func (c *conn) LastAuditID(ctx context.Context) (int64, error) {
 	return id.Int64, nil
 }
 
+func (c *conn) LastAuditEvent(ctx context.Context, stream string) (store.AuditEvent, error) {
+	// The (stream, seq) unique index finds it in one seek.
+	evs, err := list(c, ctx, scanAudit, `SELECT id, `+auditCols+` FROM audit_events WHERE stream = ? ORDER BY seq DESC LIMIT 1`, stream)
+	if err != nil {
+		return store.AuditEvent{}, fmt.Errorf("store: last audit event: %w", err)
+	}
+	if len(evs) == 0 {
+		return store.AuditEvent{}, fmt.Errorf("store: last audit event of %s: %w", stream, store.ErrNotFound)
+	}
+	return evs[0], nil
+}
+
 // --- identities ------------------------------------------------------------------
 
 func (c *conn) GetOrCreateIdentity(ctx context.Context, poolID, login, newID string, now time.Time) (string, bool, error) {

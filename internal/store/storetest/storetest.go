@@ -519,6 +519,11 @@ func testAudit(t *testing.T, s store.Store) {
 	check(store.AuditFilter{Until: t0.Add(time.Second)}, 1)
 	check(store.AuditFilter{AfterID: ids[0], Limit: 1}, 1)
 	check(store.AuditFilter{Stream: "w2"}, 1)
+	if last, err := s.LastAuditEvent(ctx, "w1"); err != nil || last.ID != ids[1] || last.Seq != 2 || last.Component != "gateway" || !bytes.Equal(last.Hash, []byte{3}) {
+		t.Fatalf("last event of w1: %+v, %v", last, err)
+	}
+	_, err = s.LastAuditEvent(ctx, "w3")
+	wantErr(t, err, store.ErrNotFound)
 
 	// Lookups by request id and subject seek bucket by bucket (4096 rows
 	// each): they find events in every bucket, in order, and page across
