@@ -26,6 +26,9 @@ type authError struct {
 	code        string
 	description string
 	scope       string
+	// expired: a token the issuer signed, refused only for its age. Its
+	// holder is to refresh it: not counted as a flood (see serve).
+	expired bool
 }
 
 func (e *authError) Error() string { return "gateway: " + e.code + ": " + e.description }
@@ -53,7 +56,9 @@ func (a *authorizer) authorize(ctx context.Context, raw string, scopes []string)
 		return nil, &authError{status: http.StatusServiceUnavailable, description: "the issuer's keys are unavailable"}
 	}
 	if err != nil {
-		return nil, unauthorized(describe(err))
+		e := unauthorized(describe(err))
+		e.expired = errors.Is(err, token.ErrExpired) // checked after the signature and issuer
+		return nil, e
 	}
 	req := token.Requirements{TokenUse: a.cfg.TokenUse, Audiences: a.cfg.Audiences, Scopes: scopes}
 	switch err := req.Check(c); {

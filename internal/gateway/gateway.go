@@ -270,8 +270,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Refused tokens count against their source address, past the
 		// route's rate a 429: a flood of bad tokens is throttled like any
 		// caller, while good tokens from the same address (a NAT, a load
-		// balancer) are limited by their own subject only.
-		if aerr != nil && aerr.status == http.StatusUnauthorized && rt.limit != nil {
+		// balancer) are limited by their own subject only, and expired
+		// ones get their 401 (refresh, not wait).
+		if aerr != nil && aerr.status == http.StatusUnauthorized && !aerr.expired && rt.limit != nil {
 			if wait, ok := rt.limit.allow("ip:" + audit.Request(ctx).SourceIP); !ok {
 				g.tooMany(ctx, w, rt, nil, wait)
 				return

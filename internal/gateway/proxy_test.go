@@ -100,6 +100,20 @@ func TestRateLimitOfRefusedTokens(t *testing.T) {
 	if fmt.Sprint(codes) != "[401 401 429 429 200 200 429]" || up.hits.Load() != 2 {
 		t.Fatalf("bad tokens, then good ones, from one address at 2/s: %v, %d upstream calls", codes, up.hits.Load())
 	}
+	// A token of the issuer that has expired is not counted, nor refused
+	// for the address's flood: its holder is told to refresh it (401
+	// invalid_token), not to wait.
+	bob := "Bearer " + f.issue("demo-web", "bob").AccessToken
+	f.Clock.Advance(2 * time.Hour)
+	codes = nil
+	for _, auth := range []string{bob, bob, bob, "Bearer forged.token.here", "Bearer forged.token.here", "Bearer forged.token.here", bob} {
+		codes = append(codes, f.do("GET", "/limited/1", auth, nil).StatusCode)
+	}
+	resp := f.do("GET", "/limited/1", bob, nil)
+	if fmt.Sprint(codes) != "[401 401 401 401 401 429 401]" || resp.StatusCode != 401 ||
+		!strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+		t.Fatalf("an expired token, among bad ones from its address: %v, then %d %q", codes, resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
 }
 
 func TestMaxBody(t *testing.T) {
