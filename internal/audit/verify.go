@@ -313,13 +313,21 @@ func missing(streams map[string][]store.AuditEvent, ref string) string {
 	if !ok {
 		return "is in stream " + parts[0] + ", which is missing: its events were removed"
 	}
-	for _, e := range evs {
-		if strconv.FormatInt(e.Seq, 10) == parts[1] {
-			if hex.EncodeToString(e.Hash) != parts[2] {
-				return "seq " + parts[1] + " of stream " + parts[0] + ", was altered"
-			}
-			return ""
-		}
+	seq, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil {
+		return "is not a reference <stream>/<seq>/<hash>"
 	}
-	return "seq " + parts[1] + " of stream " + parts[0] + ", is missing: events were removed"
+	// In an intact stream the event of seq n is its nth: look there
+	// first, then through the stream (a broken one).
+	i := int(seq - 1)
+	if seq < 1 || seq > int64(len(evs)) || evs[i].Seq != seq {
+		i = slices.IndexFunc(evs, func(e store.AuditEvent) bool { return e.Seq == seq })
+	}
+	if i < 0 {
+		return "seq " + parts[1] + " of stream " + parts[0] + ", is missing: events were removed"
+	}
+	if hex.EncodeToString(evs[i].Hash) != parts[2] {
+		return "seq " + parts[1] + " of stream " + parts[0] + ", was altered"
+	}
+	return ""
 }
