@@ -129,15 +129,14 @@ func (h *Handler) copyObject(w http.ResponseWriter, r *http.Request, c *caller, 
 	if sm.Size > h.maxSize {
 		return s3err(http.StatusBadRequest, "InvalidRequest", "The specified copy source is larger than the maximum allowable size for a copy source")
 	}
-	m := meta{ContentType: sm.ContentType, UserMeta: sm.UserMeta, LastModified: h.opts.Now().UTC()}
+	// COPY keeps the source's metadata; REPLACE stores the request's.
+	m := meta{ContentType: sm.ContentType, UserMeta: sm.UserMeta, Headers: sm.Headers}
 	if directive == "REPLACE" {
-		m.ContentType, m.UserMeta = r.Header.Get("Content-Type"), map[string]string{}
-		for k, vs := range r.Header {
-			if lk := strings.ToLower(k); strings.HasPrefix(lk, "x-amz-meta-") {
-				m.UserMeta[strings.TrimPrefix(lk, "x-amz-meta-")] = strings.Join(vs, ",")
-			}
+		if m, err = requestMeta(r); err != nil {
+			return err
 		}
 	}
+	m.LastModified = h.opts.Now().UTC()
 	nm, err := h.disk.put(bucket, key, f, m, nil, cond)
 	if errors.Is(err, errNoBucket) {
 		return errNoSuchBucket()

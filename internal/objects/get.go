@@ -16,7 +16,8 @@ import (
 // single byte range a valid Range header asks for (206; 416 InvalidRange
 // when the range starts past the end). A Range header S3 ignores (not
 // bytes=, malformed, or several ranges: S3 never answers
-// multipart/byteranges) is ignored: the whole object is served. The
+// multipart/byteranges) is ignored: the whole object is served, with the
+// Content-Type, storedHeaders and user metadata stored with it. The
 // response-* query parameters override the headers served (see overrides).
 func (h *Handler) getObject(w http.ResponseWriter, r *http.Request, c *caller, bucket, key string) error {
 	over, err := overrides(r.URL.Query(), c)
@@ -75,6 +76,11 @@ func (h *Handler) getObject(w http.ResponseWriter, r *http.Request, c *caller, b
 		return err
 	}
 	hd.Set("Content-Type", ct)
+	for _, k := range storedHeaders {
+		if v := m.Headers[k]; v != "" {
+			hd.Set(k, v)
+		}
+	}
 	for k, v := range over {
 		hd.Set(k, v)
 	}
@@ -117,12 +123,18 @@ func overrides(q url.Values, c *caller) (map[string]string, error) {
 		if c.who == anonymousID {
 			return nil, s3err(http.StatusBadRequest, "InvalidRequest", "Request specific response headers cannot be used for anonymous GET requests.")
 		}
-		if strings.ContainsFunc(v, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
+		if badValue(v) {
 			return nil, s3err(http.StatusBadRequest, "InvalidArgument", "Invalid value for "+p.param)
 		}
 		over[p.header] = v
 	}
 	return over, nil
+}
+
+// badValue reports whether v holds a byte no header value may carry: a
+// control byte other than tab (CR or LF would end the header).
+func badValue(v string) bool {
+	return strings.ContainsFunc(v, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f })
 }
 
 // partRange is the byte range of part pn of the object (GetObject and

@@ -59,10 +59,11 @@ func (h *Handler) listObjects(w http.ResponseWriter, r *http.Request, c *caller,
 	if err != nil {
 		return err
 	}
-	// V2 names each object's owner only when fetch-owner=true asks for it.
+	// V1 names each object's owner, V2 only when fetch-owner=true asks.
 	var owner *ownerXML
-	if v2 && q.Get("fetch-owner") == "true" {
-		owner = &ownerXML{h.cfg.Account, h.cfg.Account}
+	if !v2 || q.Get("fetch-owner") == "true" {
+		o := h.owner()
+		owner = &o
 	}
 	extra := map[string]string{"s3:prefix": prefix, "s3:max-keys": strconv.Itoa(maxKeys)}
 	if delim != "" {

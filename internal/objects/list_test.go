@@ -226,3 +226,25 @@ func TestListObjectsV2FetchOwner(t *testing.T) {
 		}
 	}
 }
+
+// TestListOwners: ListObjects (V1) names every object's owner, as S3
+// always does there, and ListBuckets its owner with a DisplayName too: the
+// account, as ListObjectsV2 with fetch-owner names it.
+func TestListOwners(t *testing.T) {
+	f := &fx{Env: apptest.Start(t), t: t, ctx: context.Background()}
+	admin := f.listingBucket()
+	account := f.Cfg.Account
+	lb, err := admin.ListBuckets(f.ctx, &s3.ListBucketsInput{})
+	if err != nil || lb.Owner == nil || aws.ToString(lb.Owner.ID) != account || aws.ToString(lb.Owner.DisplayName) != account {
+		t.Fatalf("ListBuckets owner: %v %+v", err, lb.Owner)
+	}
+	l, err := admin.ListObjects(f.ctx, &s3.ListObjectsInput{Bucket: aws.String("listing")})
+	if err != nil || len(l.Contents) != len(listKeys) {
+		t.Fatalf("ListObjects: %v %+v", err, l)
+	}
+	for _, o := range l.Contents {
+		if o.Owner == nil || aws.ToString(o.Owner.ID) != account || aws.ToString(o.Owner.DisplayName) != account {
+			t.Errorf("ListObjects: %s has owner %+v, want %s", aws.ToString(o.Key), o.Owner, account)
+		}
+	}
+}

@@ -80,13 +80,12 @@ func (h *Handler) createUpload(w http.ResponseWriter, r *http.Request, c *caller
 	default:
 		return s3err(http.StatusBadRequest, "InvalidRequest", "The "+typ+" checksum type cannot be used with the "+checksumNames[alg]+" checksum algorithm.")
 	}
-	u := upload{ID: newUploadID(), Key: key, Initiated: h.opts.Now().UTC(), Initiator: c.who,
-		ContentType: r.Header.Get("Content-Type"), UserMeta: map[string]string{}, ChecksumAlg: alg, ChecksumType: typ}
-	for k, vs := range r.Header {
-		if lk := strings.ToLower(k); strings.HasPrefix(lk, "x-amz-meta-") {
-			u.UserMeta[strings.TrimPrefix(lk, "x-amz-meta-")] = strings.Join(vs, ",")
-		}
+	rm, err := requestMeta(r) // the completed object's
+	if err != nil {
+		return err
 	}
+	u := upload{ID: newUploadID(), Key: key, Initiated: h.opts.Now().UTC(), Initiator: c.who,
+		ContentType: rm.ContentType, UserMeta: rm.UserMeta, Headers: rm.Headers, ChecksumAlg: alg, ChecksumType: typ}
 	if err := h.disk.createUpload(bucket, u); errors.Is(err, errNoBucket) {
 		return errNoSuchBucket()
 	} else if err != nil {
@@ -315,7 +314,7 @@ func (h *Handler) completeUpload(w http.ResponseWriter, r *http.Request, c *call
 		}
 	}
 	m := meta{Size: size, ETag: `"` + hex.EncodeToString(etags.Sum(nil)) + suffix + `"`, ContentType: u.ContentType,
-		UserMeta: u.UserMeta, LastModified: h.opts.Now().UTC()}
+		UserMeta: u.UserMeta, Headers: u.Headers, LastModified: h.opts.Now().UTC()}
 	for _, p := range use {
 		m.Parts = append(m.Parts, p.Size)
 	}
@@ -372,6 +371,10 @@ type ownerXML struct {
 	DisplayName string `xml:"DisplayName"`
 }
 
+// owner is the Owner of the store's buckets, objects and uploads: the
+// account, whoever created them.
+func (h *Handler) owner() ownerXML { return ownerXML{h.cfg.Account, h.cfg.Account} }
+
 // listParts serves ListParts (GET ?uploadId=X), with max-parts and
 // part-number-marker paging.
 func (h *Handler) listParts(w http.ResponseWriter, r *http.Request, c *caller, bucket, key string, q url.Values) error {
@@ -415,7 +418,7 @@ func (h *Handler) listParts(w http.ResponseWriter, r *http.Request, c *caller, b
 		ChecksumAlgorithm    string    `xml:"ChecksumAlgorithm,omitempty"`
 		ChecksumType         string    `xml:"ChecksumType,omitempty"`
 	}{NS: s3NS, Bucket: bucket, Key: key, UploadID: id, Initiator: ownerXML{u.Initiator, u.Initiator},
-		Owner: ownerXML{h.cfg.Account, h.cfg.Account}, StorageClass: "STANDARD", PartNumberMarker: marker,
+		Owner: h.owner(), StorageClass: "STANDARD", PartNumberMarker: marker,
 		MaxParts: min(maxN, 1000), ChecksumAlgorithm: checksumNames[u.ChecksumAlg], ChecksumType: u.ChecksumType}
 	for _, p := range ps {
 		if p.Number <= marker {
@@ -527,7 +530,7 @@ func (h *Handler) listUploads(w http.ResponseWriter, r *http.Request, c *caller,
 			continue
 		}
 		v.Uploads = append(v.Uploads, uploadXML{Key: enc(u.Key), UploadID: u.ID, Initiator: ownerXML{u.Initiator, u.Initiator},
-			Owner: ownerXML{h.cfg.Account, h.cfg.Account}, StorageClass: "STANDARD", Initiated: u.Initiated.UTC().Format(s3Time),
+			Owner: h.owner(), StorageClass: "STANDARD", Initiated: u.Initiated.UTC().Format(s3Time),
 			ChecksumAlg: checksumNames[u.ChecksumAlg], ChecksumType: u.ChecksumType})
 	}
 	if !v.IsTruncated {

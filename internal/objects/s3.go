@@ -648,10 +648,9 @@ func (h *Handler) listBuckets(w http.ResponseWriter) error {
 	v := struct {
 		XMLName xml.Name `xml:"ListAllMyBucketsResult"`
 		NS      string   `xml:"xmlns,attr"`
-		Owner   struct{ ID string }
+		Owner   ownerXML
 		Buckets []bucketXML `xml:"Buckets>Bucket"`
-	}{NS: s3NS}
-	v.Owner.ID = h.cfg.Account
+	}{NS: s3NS, Owner: h.owner()}
 	for _, b := range bs {
 		v.Buckets = append(v.Buckets, bucketXML{Name: b, CreationDate: time.Unix(0, 0).UTC().Format(time.RFC3339)})
 	}
@@ -662,6 +661,11 @@ func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, bucket, key 
 	if len(key) > 1024 {
 		return s3err(http.StatusBadRequest, "KeyTooLongError", "Your key is too long")
 	}
+	m, err := requestMeta(r)
+	if err != nil {
+		return err
+	}
+	m.LastModified = h.opts.Now().UTC()
 	d, err := newDigests(r, "", true)
 	if err != nil {
 		return err
@@ -684,12 +688,6 @@ func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, bucket, key 
 			return err
 		}
 	}
-	m := meta{ContentType: r.Header.Get("Content-Type"), LastModified: h.opts.Now().UTC(), UserMeta: map[string]string{}}
-	for k, vs := range r.Header {
-		if lk := strings.ToLower(k); strings.HasPrefix(lk, "x-amz-meta-") {
-			m.UserMeta[strings.TrimPrefix(lk, "x-amz-meta-")] = strings.Join(vs, ",")
-		}
-	}
 	// Nothing is visible unless every digest (and every chunk signature)
 	// holds once the last byte is on disk.
 	final, err := h.disk.put(bucket, key, d.wrap(io.LimitReader(r.Body, h.maxSize+1)), m, func(size int64) error {
@@ -709,4 +707,62 @@ func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, bucket, key 
 		w.Header().Set("x-amz-checksum-"+d.alg, base64.StdEncoding.EncodeToString(d.sum.Sum(nil)))
 	}
 	return nil
+}
+
+// storedHeaders are the headers besides Content-Type that S3 keeps with an
+// object as its write gave them, and serves back on GetObject and
+// HeadObject.
+var storedHeaders = [...]string{"Cache-Control", "Content-Disposition", "Content-Encoding", "Content-Language", "Expires"}
+
+// requestMeta is the metadata of r that PutObject, CreateMultipartUpload
+// and CopyObject with REPLACE store: Content-Type, the storedHeaders and
+// the x-amz-meta-* user metadata. aws-chunked is how the body was sent,
+// not how the object is encoded: S3 drops it from Content-Encoding, and so
+// does requestMeta. A value with a control byte is InvalidArgument rather
+// than stored (net/http refuses such a header from the network already;
+// this holds however the handler is reached).
+func requestMeta(r *http.Request) (meta, error) {
+	m := meta{ContentType: r.Header.Get("Content-Type"), UserMeta: map[string]string{}}
+	invalid := func(name string) error {
+		return s3err(http.StatusBadRequest, "InvalidArgument", "Invalid value for header "+name)
+	}
+	if badValue(m.ContentType) {
+		return meta{}, invalid("Content-Type")
+	}
+	for _, k := range storedHeaders {
+		v := strings.Join(r.Header.Values(k), ",")
+		if k == "Content-Encoding" {
+			v = withoutChunked(v)
+		}
+		if badValue(v) {
+			return meta{}, invalid(k)
+		}
+		if v != "" {
+			if m.Headers == nil {
+				m.Headers = map[string]string{}
+			}
+			m.Headers[k] = v
+		}
+	}
+	for k, vs := range r.Header {
+		if lk := strings.ToLower(k); strings.HasPrefix(lk, "x-amz-meta-") {
+			v := strings.Join(vs, ",")
+			if badValue(v) {
+				return meta{}, invalid(k)
+			}
+			m.UserMeta[strings.TrimPrefix(lk, "x-amz-meta-")] = v
+		}
+	}
+	return m, nil
+}
+
+// withoutChunked is the Content-Encoding list v without aws-chunked.
+func withoutChunked(v string) string {
+	var keep []string
+	for _, e := range strings.Split(v, ",") {
+		if e = strings.TrimSpace(e); e != "" && !strings.EqualFold(e, "aws-chunked") {
+			keep = append(keep, e)
+		}
+	}
+	return strings.Join(keep, ",")
 }

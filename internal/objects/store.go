@@ -30,6 +30,9 @@ type meta struct {
 	ContentType  string            `json:"content_type,omitempty"`
 	LastModified time.Time         `json:"last_modified"`
 	UserMeta     map[string]string `json:"user_meta,omitempty"`
+	// Headers are the storedHeaders given with the object, by canonical
+	// name; an object stored before they were kept has none.
+	Headers map[string]string `json:"headers,omitempty"`
 	// Parts are the sizes of a multipart object's parts, in order (GetObject
 	// ?partNumber); none for an object put whole.
 	Parts []int64 `json:"parts,omitempty"`

@@ -38,6 +38,7 @@ type upload struct {
 	Initiator   string            `json:"initiator,omitempty"`
 	ContentType string            `json:"content_type,omitempty"`
 	UserMeta    map[string]string `json:"user_meta,omitempty"`
+	Headers     map[string]string `json:"headers,omitempty"` // the completed object's storedHeaders
 	// ChecksumAlg is the lower-case x-amz-checksum-algorithm ("" if none);
 	// ChecksumType is COMPOSITE or FULL_OBJECT.
 	ChecksumAlg  string `json:"checksum_alg,omitempty"`
