@@ -54,6 +54,11 @@ type decoder struct {
 	// lines records the line of each decoded path, for later validation
 	// errors.
 	lines map[string]int
+	// written records the paths of the durations, integers and lists the
+	// file gives a value (not null, and decoded without error), so that a
+	// value written as 0 (or []) is told from one left out: only a
+	// left-out value gets its default.
+	written map[string]bool
 }
 
 func (d *decoder) errorf(path string, n *yaml.Node, format string, args ...any) {
@@ -104,6 +109,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		v.SetInt(int64(dur))
+		d.written[path] = true
 		return
 	case secretType:
 		if s, ok := d.scalar(n, path); ok {
@@ -170,6 +176,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			d.decode(item, s.Index(i), fmt.Sprintf("%s[%d]", path, i))
 		}
 		v.Set(s)
+		d.written[path] = true
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
 			d.errorf(path, n, "want a mapping, got %s", kindName(n))
@@ -216,6 +223,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		v.SetInt(i)
+		d.written[path] = true
 	case reflect.Float64:
 		s, ok := d.scalar(n, path)
 		if !ok {

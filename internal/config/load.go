@@ -41,11 +41,11 @@ func Parse(data []byte, path string) (*Config, error) {
 		return nil, &Errors{File: path, Fields: []FieldError{{Msg: "not valid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}}}
 	}
 	c := &Config{Path: abs, Dir: filepath.Dir(abs)}
-	d := &decoder{lines: map[string]int{}}
+	d := &decoder{lines: map[string]int{}, written: map[string]bool{}}
 	if root.Kind != 0 {
 		d.decode(&root, reflect.ValueOf(c).Elem(), "")
 	}
-	c.applyDefaults()
+	c.applyDefaults(d.written)
 	v := &validator{d: d}
 	c.validate(v)
 	if len(d.errs) > 0 {
@@ -112,17 +112,24 @@ func (p *UserPool) Client(id string) (*Client, bool) {
 	return nil, false
 }
 
-func (c *Config) applyDefaults() {
+// setDefault sets *p to v when the file left path out. A value written
+// as zero (0, 0s, []) is kept, for validate to take as zero where zero
+// means something (no grace, no skew) and to refuse where it does not.
+func setDefault[T comparable](written map[string]bool, path string, p *T, v T) {
+	var zero T
+	if *p == zero && !written[path] {
+		*p = v
+	}
+}
+
+func (c *Config) applyDefaults(written map[string]bool) {
 	def := func(s *string, v string) {
 		if *s == "" {
 			*s = v
 		}
 	}
-	defD := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
+	defD := func(path string, d *time.Duration, v time.Duration) { setDefault(written, path, d, v) }
+	defI := func(path string, i *int, v int) { setDefault(written, path, i, v) }
 	def(&c.Region, "us-east-1")
 	def(&c.Account, "000000000000")
 	def(&c.DataDir, "./writ-data")
@@ -132,7 +139,7 @@ func (c *Config) applyDefaults() {
 	def(&c.Log.Format, "text")
 	def(&c.Log.Level, "info")
 	def(&c.Mail.From, "no-reply@writ.local")
-	defD(&c.Keys.ActivationDelay, 10*time.Minute)
+	defD("keys.activation_delay", &c.Keys.ActivationDelay, 10*time.Minute)
 	def(&c.Tracing.ServiceName, "writ")
 	if c.Tracing.SampleRatio == nil {
 		one := 1.0
@@ -140,29 +147,24 @@ func (c *Config) applyDefaults() {
 	}
 	for i := range c.UserPools {
 		p := &c.UserPools[i]
+		path := fmt.Sprintf("user_pools[%d].", i)
 		def(&p.SigningAlg, "ES256")
 		def(&p.MFA, "optional")
 		if p.SelfSignup == nil {
 			t := true
 			p.SelfSignup = &t
 		}
-		if p.PasswordPolicy.MinLength == 0 {
-			p.PasswordPolicy.MinLength = 8
-		}
-		if p.Lockout.MaxFailures == 0 {
-			p.Lockout.MaxFailures = 5
-		}
-		defD(&p.Lockout.Window, 15*time.Minute)
+		defI(path+"password_policy.min_length", &p.PasswordPolicy.MinLength, 8)
+		defI(path+"lockout.max_failures", &p.Lockout.MaxFailures, 5)
+		defD(path+"lockout.window", &p.Lockout.Window, 15*time.Minute)
 		t := &p.Tokens
-		defD(&t.ID, time.Hour)
-		defD(&t.Access, time.Hour)
-		defD(&t.Refresh, 720*time.Hour)
-		defD(&t.RefreshGrace, 30*time.Second)
-		defD(&t.Session, 3*time.Minute)
-		defD(&t.Code, 5*time.Minute)
-		if p.MaxActorChain == 0 {
-			p.MaxActorChain = 5
-		}
+		defD(path+"tokens.id", &t.ID, time.Hour)
+		defD(path+"tokens.access", &t.Access, time.Hour)
+		defD(path+"tokens.refresh", &t.Refresh, 720*time.Hour)
+		defD(path+"tokens.refresh_grace", &t.RefreshGrace, 30*time.Second)
+		defD(path+"tokens.session", &t.Session, 3*time.Minute)
+		defD(path+"tokens.code", &t.Code, 5*time.Minute)
+		defI(path+"max_actor_chain", &p.MaxActorChain, 5)
 	}
 	for i := range c.IdentityPools {
 		for j := range c.IdentityPools[i].Providers {
@@ -170,32 +172,29 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	for i := range c.IAM.Roles {
-		defD(&c.IAM.Roles[i].MaxSession, time.Hour)
+		defD(fmt.Sprintf("iam.roles[%d].max_session", i), &c.IAM.Roles[i].MaxSession, time.Hour)
 	}
-	if c.Objects.MaxObjectSize == 0 {
-		c.Objects.MaxObjectSize = 5 << 30
-	}
+	setDefault(written, "objects.max_object_size", &c.Objects.MaxObjectSize, 5<<30)
 	for i := range c.Gateway.Authorizers {
 		a := &c.Gateway.Authorizers[i]
-		if len(a.TokenUse) == 0 {
+		path := fmt.Sprintf("gateway.authorizers[%d].", i)
+		if len(a.TokenUse) == 0 && !written[path+"token_use"] {
 			a.TokenUse = []string{"access"}
 		}
-		defD(&a.Skew, 30*time.Second)
+		defD(path+"skew", &a.Skew, 30*time.Second)
 	}
 	for i := range c.Gateway.Routes {
 		r := &c.Gateway.Routes[i]
+		path := fmt.Sprintf("gateway.routes[%d].", i)
 		def(&r.Propagate, "forward")
-		defD(&r.Timeout, 30*time.Second)
-		if r.MaxBody == 0 {
-			r.MaxBody = 10 << 20
-		}
+		defD(path+"timeout", &r.Timeout, 30*time.Second)
+		setDefault(written, path+"max_body", &r.MaxBody, 10<<20)
 	}
 	for i := range c.Gateway.Functions {
 		f := &c.Gateway.Functions[i]
-		defD(&f.Timeout, 3*time.Second)
-		if f.Concurrency == 0 {
-			f.Concurrency = 1
-		}
+		path := fmt.Sprintf("gateway.functions[%d].", i)
+		defD(path+"timeout", &f.Timeout, 3*time.Second)
+		defI(path+"concurrency", &f.Concurrency, 1)
 		if len(f.Command) > 0 && !filepath.IsAbs(f.Command[0]) && strings.ContainsRune(f.Command[0], '/') {
 			f.Command[0] = filepath.Join(c.Dir, f.Command[0])
 		}
@@ -266,6 +265,14 @@ func (v *validator) absURL(path, s string) {
 	}
 }
 
+// positive refuses a duration written as 0, which would mean nothing
+// useful: left out, the field gets its default, def.
+func (v *validator) positive(path string, d time.Duration, def string) {
+	if d <= 0 {
+		v.errorf(path, "must be more than 0 (leave it out for the default, %s)", def)
+	}
+}
+
 func (v *validator) lifetime(path string, d, min, max time.Duration) {
 	if d < min || d > max {
 		v.errorf(path, "%v is out of range (%v to %v)", d, min, max)
@@ -326,6 +333,9 @@ func (c *Config) validate(v *validator) {
 	if r := *c.Tracing.SampleRatio; r < 0 || r > 1 {
 		v.errorf("tracing.sample_ratio", "must be 0 to 1, got %v", r)
 	}
+	// Zero would publish a rotated key and sign with it at once, before
+	// verifiers holding the old JWKS can know it.
+	v.positive("keys.activation_delay", c.Keys.ActivationDelay, "10m")
 	if c.StorePool.MaxOpen < 0 {
 		v.errorf("store_pool.max_open", "must not be negative (0 means the default, 10)")
 	}
@@ -425,13 +435,16 @@ func (c *Config) validate(v *validator) {
 			v.errorf(p+".password_policy.min_length", "must be 6 to 99")
 		}
 		if up.Lockout.MaxFailures < 1 {
-			v.errorf(p+".lockout.max_failures", "must be at least 1")
+			v.errorf(p+".lockout.max_failures", "must be at least 1 (leave it out for the default, 5)")
 		}
+		v.positive(p+".lockout.window", up.Lockout.Window, "15m")
 		v.lifetime(p+".tokens.id", up.Tokens.ID, 5*time.Minute, 24*time.Hour)
 		v.lifetime(p+".tokens.access", up.Tokens.Access, 5*time.Minute, 24*time.Hour)
 		v.lifetime(p+".tokens.refresh", up.Tokens.Refresh, time.Hour, 87600*time.Hour)
 		v.lifetime(p+".tokens.session", up.Tokens.Session, time.Minute, 15*time.Minute)
+		// 0 is no grace: a rotated refresh token presented again is reuse.
 		v.lifetime(p+".tokens.refresh_grace", up.Tokens.RefreshGrace, 0, 5*time.Minute)
+		v.positive(p+".tokens.code", up.Tokens.Code, "5m")
 		if up.MaxActorChain < 1 || up.MaxActorChain > 20 {
 			v.errorf(p+".max_actor_chain", "must be 1 to 20")
 		}
@@ -581,8 +594,8 @@ func (c *Config) validate(v *validator) {
 		}
 	}
 
-	if c.Objects.MaxObjectSize < 0 {
-		v.errorf("objects.max_object_size", "must not be negative (0 means the default, 5 GiB)")
+	if c.Objects.MaxObjectSize < 1 {
+		v.errorf("objects.max_object_size", "must be at least 1 byte (leave it out for the default, 5 GiB)")
 	}
 	for i, b := range c.Objects.Buckets {
 		if !bucketRE.MatchString(b) || strings.Contains(b, "..") {
@@ -670,6 +683,9 @@ func (c *Config) validateGateway(v *validator, pools map[string]*UserPool) {
 		if v.required(p+".issuer", a.Issuer) {
 			v.absURL(p+".issuer", a.Issuer)
 		}
+		if len(a.TokenUse) == 0 {
+			v.errorf(p+".token_use", "must list access, id or both (leave it out for the default, [access])")
+		}
 		for j, u := range a.TokenUse {
 			v.oneOf(fmt.Sprintf("%s.token_use[%d]", p, j), u, "access", "id")
 		}
@@ -684,6 +700,7 @@ func (c *Config) validateGateway(v *validator, pools map[string]*UserPool) {
 		if len(f.Command) == 0 {
 			v.errorf(p+".command", "required")
 		}
+		v.positive(p+".timeout", f.Timeout, "3s")
 		if f.Concurrency < 1 || f.Concurrency > 64 {
 			v.errorf(p+".concurrency", "must be 1 to 64")
 		}
@@ -722,8 +739,9 @@ func (c *Config) validateGateway(v *validator, pools map[string]*UserPool) {
 				v.errorf("gateway.client", "required by routes with propagate: exchange")
 			}
 		}
-		if r.MaxBody < 0 {
-			v.errorf(p+".max_body", "must not be negative (0 means the default, 10 MiB)")
+		v.positive(p+".timeout", r.Timeout, "30s")
+		if r.MaxBody < 1 {
+			v.errorf(p+".max_body", "must be at least 1 byte (leave it out for the default, 10 MiB)")
 		}
 		if r.RateLimit < 0 {
 			v.errorf(p+".rate_limit", "must not be negative (requests per second; 0 means unlimited)")

@@ -3,7 +3,10 @@ package config
 import "time"
 
 // Config is the whole writ configuration file (see examples/writ.yaml).
-// Field comments state each default; Load fills defaults in.
+// Field comments state each default; Load fills defaults in for the keys
+// the file leaves out. A number or duration written as 0 is 0: Load
+// refuses it where 0 means nothing (a token lifetime of 0) rather than
+// take it for the default.
 type Config struct {
 	// Path is the file the configuration was loaded from (not a YAML key).
 	Path string `yaml:"-"`
@@ -160,6 +163,8 @@ type Lockout struct {
 
 // TokenLifetimes are token lifetimes. Defaults: id 1h, access 1h, refresh
 // 720h, rotate_refresh false, refresh_grace 30s, session 3m, code 5m.
+// RefreshGrace 0 is no grace: a rotated refresh token presented again is
+// always reuse, which revokes its family.
 type TokenLifetimes struct {
 	ID            time.Duration `yaml:"id"`
 	Access        time.Duration `yaml:"access"`
@@ -319,7 +324,7 @@ type Authorizer struct {
 	Audiences []string `yaml:"audiences"`
 	// TokenUse lists accepted token_use values; default [access].
 	TokenUse []string `yaml:"token_use"`
-	// Skew is the allowed clock skew for exp/nbf; default 30s.
+	// Skew is the allowed clock skew for exp/nbf; default 30s, 0 for none.
 	Skew time.Duration `yaml:"skew"`
 }
 
@@ -336,7 +341,7 @@ type Route struct {
 	Audience  string `yaml:"audience"`
 	// Timeout for the upstream; default 30s.
 	Timeout time.Duration `yaml:"timeout"`
-	// MaxBody bounds the request body in bytes; 0 = 10 MiB.
+	// MaxBody bounds the request body in bytes; default 10 MiB.
 	MaxBody int64 `yaml:"max_body"`
 	// RateLimit is requests per second per subject; 0 = unlimited.
 	RateLimit float64 `yaml:"rate_limit"`

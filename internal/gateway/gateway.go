@@ -103,7 +103,11 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 	jwksClient := &http.Client{Transport: opts.Transport, Timeout: 10 * time.Second}
 	for i := range cfg.Gateway.Authorizers {
 		ac := &cfg.Gateway.Authorizers[i]
-		v := jwks.NewVerifier(ac.Issuer, jwks.VerifierOptions{Options: jwks.Options{Client: jwksClient, Now: opts.Now}, Skew: ac.Skew})
+		skew := ac.Skew // config has filled in the default: 0 is no skew
+		if skew == 0 {
+			skew = -1 // jwks's "none" (its 0 is "the default")
+		}
+		v := jwks.NewVerifier(ac.Issuer, jwks.VerifierOptions{Options: jwks.Options{Client: jwksClient, Now: opts.Now}, Skew: skew})
 		v.Remote().Start(ctx)
 		g.authorizers[ac.Name] = &authorizer{cfg: ac, verifier: v}
 	}

@@ -11,6 +11,7 @@ type VerifierOptions struct {
 	// Options configure the Remote key set.
 	Options
 	// Skew is the clock skew allowed on exp, nbf and iat; default 30s.
+	// A negative value allows none.
 	Skew time.Duration
 	// CacheSize bounds the verified-token cache; default 100,000 tokens.
 	// A negative value disables the cache.
@@ -35,6 +36,8 @@ type Verifier struct {
 func NewVerifier(issuer string, opts VerifierOptions) *Verifier {
 	if opts.Skew == 0 {
 		opts.Skew = 30 * time.Second
+	} else if opts.Skew < 0 {
+		opts.Skew = 0
 	}
 	r := New(issuer, opts.Options)
 	return &Verifier{remote: r, CachingVerifier: token.NewCachingVerifier(

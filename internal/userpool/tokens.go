@@ -224,7 +224,8 @@ type replayed struct {
 // Refresh redeems a refresh token for client c. With rotation on, the
 // token is single use: a successor is issued, a retry within the grace
 // period (whose successor is still unused) gets the same tokens again,
-// and any other reuse revokes the whole family.
+// and any other reuse revokes the whole family. With a grace period of 0
+// every reuse revokes it.
 func (p *Pool) Refresh(ctx context.Context, c store.Client, refreshToken string) (Tokens, error) {
 	id := hashID(refreshToken)
 	now := p.now()
@@ -266,9 +267,11 @@ func (p *Pool) Refresh(ctx context.Context, c store.Client, refreshToken string)
 		}
 		rotate := p.cfg.Tokens.RotateRefresh
 		if !rt.UsedAt.IsZero() {
-			// A rotated token presented again.
+			// A rotated token presented again. A grace of 0 is none: even
+			// at the very instant of its first use, it is reuse.
 			succ, serr := tx.GetRefreshToken(ctx, rt.SuccessorID)
-			inGrace := now.Sub(rt.UsedAt) <= p.cfg.Tokens.RefreshGrace && serr == nil && succ.UsedAt.IsZero() && !succ.Revoked
+			grace := p.cfg.Tokens.RefreshGrace
+			inGrace := grace > 0 && now.Sub(rt.UsedAt) <= grace && serr == nil && succ.UsedAt.IsZero() && !succ.Revoked
 			if inGrace && len(rt.Replay) > 0 {
 				plain, err := p.svc.replay.Open(rt.Replay, []byte(rt.ID))
 				if err == nil {
