@@ -141,7 +141,7 @@ func (a *IDP) signUp(ctx context.Context, r *http.Request, body []byte) (any, er
 	if err != nil {
 		return nil, err
 	}
-	u, d, err := p.SignUp(ctx, c, in.Username, in.Password, in.SecretHash, toAttrs(in.UserAttributes))
+	u, d, err := p.SignUp(ctx, c, in.Username, in.Password, in.SecretHash, toAttrs(in.UserAttributes), awsjson.SourceIP(r))
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +162,7 @@ func (a *IDP) confirmSignUp(ctx context.Context, r *http.Request, body []byte) (
 	if err != nil {
 		return nil, err
 	}
-	if err := p.ConfirmSignUp(ctx, c, in.Username, in.ConfirmationCode, in.SecretHash); err != nil {
+	if err := p.ConfirmSignUp(ctx, c, in.Username, in.ConfirmationCode, in.SecretHash, awsjson.SourceIP(r)); err != nil {
 		return nil, err
 	}
 	return struct{}{}, nil
@@ -180,7 +180,7 @@ func (a *IDP) resendConfirmationCode(ctx context.Context, r *http.Request, body 
 	if err != nil {
 		return nil, err
 	}
-	d, err := p.ResendConfirmationCode(ctx, c, in.Username, in.SecretHash)
+	d, err := p.ResendConfirmationCode(ctx, c, in.Username, in.SecretHash, awsjson.SourceIP(r))
 	if err != nil {
 		return nil, err
 	}
@@ -454,7 +454,7 @@ func (a *IDP) getUserAttributeVerificationCode(ctx context.Context, r *http.Requ
 	if err != nil {
 		return nil, err
 	}
-	d, err := p.GetAttributeVerificationCode(ctx, in.AccessToken, in.AttributeName)
+	d, err := p.GetAttributeVerificationCode(ctx, in.AccessToken, in.AttributeName, awsjson.SourceIP(r))
 	if err != nil {
 		return nil, err
 	}
@@ -476,7 +476,7 @@ func (a *IDP) verifyUserAttribute(ctx context.Context, r *http.Request, body []b
 	if err != nil {
 		return nil, err
 	}
-	if err := p.VerifyAttribute(ctx, in.AccessToken, in.AttributeName, in.Code); err != nil {
+	if err := p.VerifyAttribute(ctx, in.AccessToken, in.AttributeName, in.Code, awsjson.SourceIP(r)); err != nil {
 		return nil, err
 	}
 	return struct{}{}, nil
@@ -554,7 +554,7 @@ func (a *IDP) forgotPassword(ctx context.Context, r *http.Request, body []byte) 
 	if err != nil {
 		return nil, err
 	}
-	d, err := p.ForgotPassword(ctx, c, in.Username, in.SecretHash)
+	d, err := p.ForgotPassword(ctx, c, in.Username, in.SecretHash, awsjson.SourceIP(r))
 	if err != nil {
 		return nil, err
 	}
@@ -573,7 +573,7 @@ func (a *IDP) confirmForgotPassword(ctx context.Context, r *http.Request, body [
 	if err != nil {
 		return nil, err
 	}
-	if err := p.ConfirmForgotPassword(ctx, c, in.Username, in.ConfirmationCode, in.Password, in.SecretHash); err != nil {
+	if err := p.ConfirmForgotPassword(ctx, c, in.Username, in.ConfirmationCode, in.Password, in.SecretHash, awsjson.SourceIP(r)); err != nil {
 		return nil, err
 	}
 	return struct{}{}, nil

@@ -124,10 +124,12 @@ func userMessage(err error) string {
 	return "Something went wrong; please try again."
 }
 
-// isLimit reports whether err is the user pool's LimitExceededException.
+// isLimit reports whether err is one of the user pool's request limits:
+// LimitExceededException (per user) or TooManyRequestsException (per
+// source address).
 func isLimit(err error) bool {
 	var ue *userpool.Error
-	return errors.As(err, &ue) && ue.Code == userpool.CodeLimitExceeded
+	return errors.As(err, &ue) && (ue.Code == userpool.CodeLimitExceeded || ue.Code == userpool.CodeTooManyRequests)
 }
 
 // posted is a hosted-page form that passed its checks.
@@ -366,7 +368,7 @@ func (h *Handler) signupPost(w http.ResponseWriter, r *http.Request) {
 	}
 	username, email := strings.TrimSpace(r.PostFormValue("username")), strings.TrimSpace(r.PostFormValue("email"))
 	_, _, err := f.p.SignUp(f.ctx, f.c, username, r.PostFormValue("password"), f.p.HostedSecretHash(f.c, username),
-		[]userpool.Attribute{{Name: "email", Value: email}})
+		[]userpool.Attribute{{Name: "email", Value: email}}, awsjson.SourceIP(r))
 	if err != nil {
 		pg := h.newPage(w, r, f.p, formSignup, f.tx, "Create an account")
 		pg.Error, pg.Username, pg.Email = userMessage(err), username, email
@@ -384,7 +386,7 @@ func (h *Handler) confirmPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	username := strings.TrimSpace(r.PostFormValue("username"))
-	if err := f.p.ConfirmSignUp(f.ctx, f.c, username, strings.TrimSpace(r.PostFormValue("code")), f.p.HostedSecretHash(f.c, username)); err != nil {
+	if err := f.p.ConfirmSignUp(f.ctx, f.c, username, strings.TrimSpace(r.PostFormValue("code")), f.p.HostedSecretHash(f.c, username), awsjson.SourceIP(r)); err != nil {
 		pg := h.newPage(w, r, f.p, formConfirm, f.tx, "Confirm your account")
 		pg.Error, pg.Username = userMessage(err), username
 		h.render(w, http.StatusOK, formConfirm, f.p, pg)
@@ -401,9 +403,10 @@ func (h *Handler) forgotPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	username := strings.TrimSpace(r.PostFormValue("username"))
-	// Every answer but the request limit (which holds for unknown users
-	// too) gets the same page: it must not tell whether the account exists.
-	if _, err := f.p.ForgotPassword(f.ctx, f.c, username, f.p.HostedSecretHash(f.c, username)); isLimit(err) {
+	// Every answer but the request limits (per user and per source, which
+	// hold for unknown users too) gets the same page: it must not tell
+	// whether the account exists.
+	if _, err := f.p.ForgotPassword(f.ctx, f.c, username, f.p.HostedSecretHash(f.c, username), awsjson.SourceIP(r)); isLimit(err) {
 		pg := h.newPage(w, r, f.p, formForgot, f.tx, "Reset your password")
 		pg.Error, pg.Username = userMessage(err), username
 		h.render(w, http.StatusOK, formForgot, f.p, pg)
@@ -421,7 +424,7 @@ func (h *Handler) resetPost(w http.ResponseWriter, r *http.Request) {
 	}
 	username := strings.TrimSpace(r.PostFormValue("username"))
 	err := f.p.ConfirmForgotPassword(f.ctx, f.c, username, strings.TrimSpace(r.PostFormValue("code")), r.PostFormValue("password"),
-		f.p.HostedSecretHash(f.c, username))
+		f.p.HostedSecretHash(f.c, username), awsjson.SourceIP(r))
 	if err != nil {
 		pg := h.newPage(w, r, f.p, formReset, f.tx, "Reset your password")
 		pg.Error, pg.Username = userMessage(err), username

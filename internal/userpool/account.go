@@ -420,15 +420,17 @@ func (p *Pool) checkBoundCode(ctx context.Context, purpose, bind, username, code
 }
 
 // SignUp registers a user (UNCONFIRMED) and mails a confirmation code.
-func (p *Pool) SignUp(ctx context.Context, c store.Client, username, password, secretHash string, attrs []Attribute) (store.User, CodeDelivery, error) {
-	u, d, err := p.signUp(ctx, c, username, password, secretHash, attrs)
+// A sign-up with an email address, which mails a code, counts toward the
+// per-source limit on code requests of src (throttleCodeSend).
+func (p *Pool) SignUp(ctx context.Context, c store.Client, username, password, secretHash string, attrs []Attribute, src string) (store.User, CodeDelivery, error) {
+	u, d, err := p.signUp(ctx, c, username, password, secretHash, attrs, src)
 	ev := auditFor("SignUp", c, u, err)
 	ev.Username = username
 	p.record(ctx, ev)
 	return u, d, err
 }
 
-func (p *Pool) signUp(ctx context.Context, c store.Client, username, password, secretHash string, attrs []Attribute) (store.User, CodeDelivery, error) {
+func (p *Pool) signUp(ctx context.Context, c store.Client, username, password, secretHash string, attrs []Attribute, src string) (store.User, CodeDelivery, error) {
 	if p.cfg.SelfSignup != nil && !*p.cfg.SelfSignup {
 		return store.User{}, CodeDelivery{}, newErr(CodeNotAuthorized, "SignUp is not permitted for this user pool")
 	}
@@ -447,6 +449,14 @@ func (p *Pool) signUp(ctx context.Context, c store.Client, username, password, s
 	if err := CheckPasswordPolicy(p.cfg.PasswordPolicy, password); err != nil {
 		return store.User{}, CodeDelivery{}, err
 	}
+	// Counted whether or not the username is taken. A sign-up without an
+	// address mails nothing (the code is only stored), so it does not
+	// count toward a limit on mail.
+	if mailsCode(attrs) {
+		if err := p.throttleCodeSend(ctx, src); err != nil {
+			return store.User{}, CodeDelivery{}, err
+		}
+	}
 	now := p.now()
 	u := store.User{PoolID: p.cfg.ID, Username: username, Sub: uuid.NewString(), Attributes: map[string]string{},
 		Status: store.StatusUnconfirmed, Enabled: true, PasswordHash: HashPassword(password, p.svc.deps.Argon2),
@@ -461,6 +471,18 @@ func (p *Pool) signUp(ctx context.Context, c store.Client, username, password, s
 	d, err := p.sendCode(ctx, "confirm", u, codeLifetime, "Your verification code",
 		"Your confirmation code is %s")
 	return u, d, err
+}
+
+// mailsCode reports whether a sign-up with attrs (checked by
+// validateAttrs) gives the user an email address, to which SignUp mails
+// the confirmation code.
+func mailsCode(attrs []Attribute) bool {
+	for _, a := range attrs {
+		if a.Name == "email" && a.Value != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // maxUsername is Cognito's limit on a username, in characters.
@@ -488,16 +510,20 @@ func validUsername(u string) error {
 	return nil
 }
 
-// ConfirmSignUp confirms a user with the mailed code.
-func (p *Pool) ConfirmSignUp(ctx context.Context, c store.Client, username, code, secretHash string) error {
-	err := p.confirmSignUp(ctx, c, username, code, secretHash)
+// ConfirmSignUp confirms a user with the mailed code. The attempt counts
+// toward the per-source limit on codes given from src (throttleCodeCheck).
+func (p *Pool) ConfirmSignUp(ctx context.Context, c store.Client, username, code, secretHash, src string) error {
+	err := p.confirmSignUp(ctx, c, username, code, secretHash, src)
 	ev := auditEvent("ConfirmSignUp", c.ClientID, username, "", err)
 	p.record(ctx, ev)
 	return err
 }
 
-func (p *Pool) confirmSignUp(ctx context.Context, c store.Client, username, code, secretHash string) error {
+func (p *Pool) confirmSignUp(ctx context.Context, c store.Client, username, code, secretHash, src string) error {
 	if err := p.checkSecretHash(c, username, secretHash); err != nil {
+		return err
+	}
+	if err := p.throttleCodeCheck(ctx, src); err != nil {
 		return err
 	}
 	u, err := p.st().GetUser(ctx, p.cfg.ID, username)
@@ -528,9 +554,14 @@ func (p *Pool) confirmSignUp(ctx context.Context, c store.Client, username, code
 }
 
 // ResendConfirmationCode mails a new confirmation code, at most
-// maxCodeSends within codeWindow (LimitExceededException after).
-func (p *Pool) ResendConfirmationCode(ctx context.Context, c store.Client, username, secretHash string) (CodeDelivery, error) {
+// maxCodeSends within codeWindow (LimitExceededException after), and
+// within the per-source limit on code requests of src (throttleCodeSend).
+func (p *Pool) ResendConfirmationCode(ctx context.Context, c store.Client, username, secretHash, src string) (CodeDelivery, error) {
 	if err := p.checkSecretHash(c, username, secretHash); err != nil {
+		return CodeDelivery{}, err
+	}
+	if err := p.throttleCodeSend(ctx, src); err != nil {
+		p.record(ctx, auditEvent("ResendConfirmationCode", c.ClientID, username, "", err))
 		return CodeDelivery{}, err
 	}
 	if err := p.countSend(ctx, "confirm", username); err != nil {
@@ -558,9 +589,14 @@ func (p *Pool) ResendConfirmationCode(ctx context.Context, c store.Client, usern
 // When no code can be sent (an unknown or disabled user, or one without a
 // verified address) it sends nothing and answers exactly as for a sent
 // code, with a decoy destination (decoyDelivery): the answer never tells
-// whether an account exists.
-func (p *Pool) ForgotPassword(ctx context.Context, c store.Client, username, secretHash string) (CodeDelivery, error) {
+// whether an account exists. Requests count toward the per-source limit
+// on code requests of src (throttleCodeSend), known users or not.
+func (p *Pool) ForgotPassword(ctx context.Context, c store.Client, username, secretHash, src string) (CodeDelivery, error) {
 	if err := p.checkSecretHash(c, username, secretHash); err != nil {
+		return CodeDelivery{}, err
+	}
+	if err := p.throttleCodeSend(ctx, src); err != nil {
+		p.record(ctx, auditEvent("ForgotPassword", c.ClientID, username, "", err))
 		return CodeDelivery{}, err
 	}
 	if err := p.countSend(ctx, "reset", username); err != nil {
@@ -597,13 +633,15 @@ func (p *Pool) ForgotPassword(ctx context.Context, c store.Client, username, sec
 }
 
 // ConfirmForgotPassword sets a new password with the mailed reset code.
-func (p *Pool) ConfirmForgotPassword(ctx context.Context, c store.Client, username, code, password, secretHash string) error {
-	err := p.confirmForgot(ctx, c, username, code, password, secretHash)
+// The attempt counts toward the per-source limit on codes given from src
+// (throttleCodeCheck).
+func (p *Pool) ConfirmForgotPassword(ctx context.Context, c store.Client, username, code, password, secretHash, src string) error {
+	err := p.confirmForgot(ctx, c, username, code, password, secretHash, src)
 	p.record(ctx, auditEvent("ConfirmForgotPassword", c.ClientID, username, "", err))
 	return err
 }
 
-func (p *Pool) confirmForgot(ctx context.Context, c store.Client, username, code, password, secretHash string) error {
+func (p *Pool) confirmForgot(ctx context.Context, c store.Client, username, code, password, secretHash, src string) error {
 	if err := p.checkSecretHash(c, username, secretHash); err != nil {
 		return err
 	}
@@ -611,6 +649,9 @@ func (p *Pool) confirmForgot(ctx context.Context, c store.Client, username, code
 		return err
 	}
 	if err := CheckPasswordPolicy(p.cfg.PasswordPolicy, password); err != nil {
+		return err
+	}
+	if err := p.throttleCodeCheck(ctx, src); err != nil {
 		return err
 	}
 	if _, err := p.st().GetUser(ctx, p.cfg.ID, username); err != nil {
@@ -764,8 +805,9 @@ func truncate(s string, n int) string {
 
 // GetAttributeVerificationCode mails the signed-in user a code verifying
 // its email address (GetUserAttributeVerificationCode), replacing any
-// earlier one.
-func (p *Pool) GetAttributeVerificationCode(ctx context.Context, accessToken, attr string) (CodeDelivery, error) {
+// earlier one. The request counts toward the per-source limit on code
+// requests of src (throttleCodeSend).
+func (p *Pool) GetAttributeVerificationCode(ctx context.Context, accessToken, attr, src string) (CodeDelivery, error) {
 	_, u, err := p.AccessUser(ctx, accessToken)
 	if err != nil {
 		return CodeDelivery{}, err
@@ -773,7 +815,11 @@ func (p *Pool) GetAttributeVerificationCode(ctx context.Context, accessToken, at
 	if err := verifiableAttr(u, attr); err != nil {
 		return CodeDelivery{}, err
 	}
-	if err := p.countSend(ctx, purposeVerifyEmail, u.Username); err != nil {
+	err = p.throttleCodeSend(ctx, src)
+	if err == nil {
+		err = p.countSend(ctx, purposeVerifyEmail, u.Username)
+	}
+	if err != nil {
 		p.record(ctx, auditEvent("GetUserAttributeVerificationCode", "", u.Username, u.Sub, err))
 		return CodeDelivery{}, err
 	}
@@ -787,19 +833,23 @@ func (p *Pool) GetAttributeVerificationCode(ctx context.Context, accessToken, at
 // CodeMismatchException and counts toward the code's attempts limit and
 // the user's limit of wrong codes (checkGuesses); an
 // expired, used or superseded code, or one sent to another address, is
-// refused.
-func (p *Pool) VerifyAttribute(ctx context.Context, accessToken, attr, code string) error {
+// refused. The attempt counts toward the per-source limit on codes given
+// from src (throttleCodeCheck).
+func (p *Pool) VerifyAttribute(ctx context.Context, accessToken, attr, code, src string) error {
 	_, u, err := p.AccessUser(ctx, accessToken)
 	if err != nil {
 		return err
 	}
-	err = p.verifyAttribute(ctx, u, attr, code)
+	err = p.verifyAttribute(ctx, u, attr, code, src)
 	p.record(ctx, auditEvent("VerifyUserAttribute", "", u.Username, u.Sub, err))
 	return err
 }
 
-func (p *Pool) verifyAttribute(ctx context.Context, u store.User, attr, code string) error {
+func (p *Pool) verifyAttribute(ctx context.Context, u store.User, attr, code, src string) error {
 	if err := verifiableAttr(u, attr); err != nil {
+		return err
+	}
+	if err := p.throttleCodeCheck(ctx, src); err != nil {
 		return err
 	}
 	if err := p.checkBoundCode(ctx, purposeVerifyEmail, u.Email, u.Username, code); err != nil {

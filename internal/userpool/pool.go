@@ -53,6 +53,10 @@ type Service struct {
 	replay      *keys.Sealer
 	dummyHash   string
 	sourceLimit int
+	// codeSendSourceLimit and codeCheckSourceLimit are the per-source
+	// limits on code requests and codes given (see throttle.go).
+	codeSendSourceLimit  int
+	codeCheckSourceLimit int
 	// decoyKey keys the masked destinations answered when no code is
 	// sent (see decoyDelivery).
 	decoyKey []byte
@@ -92,6 +96,9 @@ func New(cfg *config.Config, issuerBase string, d Deps) *Service {
 		dummyHash:   HashPassword("writ-dummy-password", d.Argon2),
 		sourceLimit: 100,
 		decoyKey:    d.Master.Derive("decoy-destination", 32),
+
+		codeSendSourceLimit:  defaultCodeSendSourceLimit,
+		codeCheckSourceLimit: defaultCodeCheckSourceLimit,
 	}
 	issuerBase = strings.TrimRight(issuerBase, "/")
 	for i := range cfg.UserPools {
