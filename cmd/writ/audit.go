@@ -202,8 +202,8 @@ func auditVerify(ctx context.Context, cfg *config.Config, st store.AuditLog, liv
 	for _, s := range rep.Crashed {
 		fmt.Fprintf(stdout, "CRASHED: stream %s is not closed, as --crashed says: the events after its last checkpoint may be lost\n", s)
 	}
-	for _, s := range rep.Recovered {
-		fmt.Fprintf(stdout, "RECOVERED: stream %s was sealed by a running writer after its own stopped writing (crashed, or lost the store): the events after its last checkpoint may be lost\n", s)
+	for _, r := range rep.Recovered {
+		fmt.Fprintf(stdout, "RECOVERED: stream %s was sealed by a running writer after its own stopped writing (crashed, or lost the store): intact to its last checkpoint; %d events after it are vouched for by no signature, and events its writer had not stored are lost\n", r.Stream, r.Unvouched)
 	}
 	for _, s := range rep.Live {
 		fmt.Fprintf(stdout, "LIVE: stream %s is being written: its writer checkpointed within %v\n", s, liveWithin)

@@ -292,7 +292,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 			a.Close(ctx)
 			return nil, err
 		}
-		a.Ingested = audit.NewWriter(core.Store, AuditSigner(core.Master), log)
+		a.Ingested = audit.NewWriter(core.Store, AuditSigner(core.Master), log, audit.WithoutRecovery()) // core.Audit recovers
 		a.ingest = auditapi.New(auditapi.Options{Pools: ingestPools(cfg, idpURL, core.Keys, opts.Now), Recorder: a.Ingested,
 			Flush: a.Ingested.Flush, Log: log, Now: opts.Now})
 	}

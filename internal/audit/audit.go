@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -115,10 +116,7 @@ type Writer struct {
 	opened bool      // the stream's opening checkpoint is written
 	refsAt time.Time // when a checkpoint last named the other streams
 
-	// watch holds the latest event seen of other unclosed streams, for
-	// recover to seal those whose writer stopped.
-	watch      map[string]store.AuditEvent
-	recoverReq chan chan []string
+	rec recovery // see recover.go
 }
 
 type item struct {
@@ -133,6 +131,9 @@ const maxBuffered = 8192
 // name, and starts its background loop. With a signer it writes signed
 // checkpoints (every 1000 events and at Close). Close flushes and stops it.
 func NewWriter(st store.AuditLog, signer *Signer, log *slog.Logger, opts ...WriterOption) *Writer {
+	if log == nil {
+		log = slog.Default()
+	}
 	w := &Writer{
 		st:      st,
 		signer:  signer,
@@ -141,9 +142,6 @@ func NewWriter(st store.AuditLog, signer *Signer, log *slog.Logger, opts ...Writ
 		now:     time.Now,
 		wake:    make(chan struct{}, 1),
 		stopped: make(chan struct{}),
-		watch:   map[string]store.AuditEvent{},
-
-		recoverReq: make(chan chan []string),
 	}
 	for _, o := range opts {
 		o(w)
@@ -151,6 +149,9 @@ func NewWriter(st store.AuditLog, signer *Signer, log *slog.Logger, opts ...Writ
 	w.space = sync.NewCond(&w.mu)
 	w.lastCP = w.now() // the first heartbeat comes a Heartbeat after the start
 	go w.run()
+	if signer != nil && !w.rec.off {
+		go w.recoverLoop()
+	}
 	return w
 }
 
@@ -164,12 +165,22 @@ func newStream() string {
 // A WriterOption changes a Writer.
 type WriterOption func(*Writer)
 
+// WithoutRecovery keeps the writer from looking for stopped writers every
+// Heartbeat (Recover still does it): for a second writer of a process
+// whose first one does.
+func WithoutRecovery() WriterOption { return func(w *Writer) { w.rec.off = true } }
+
 // WithClock makes the writer read the time (of events it stamps and of its
 // checkpoints) from now.
 func WithClock(now func() time.Time) WriterOption { return func(w *Writer) { w.now = now } }
 
 // Stream returns the writer's stream name.
-func (w *Writer) Stream() string { return w.stream }
+// It changes when another writer took this one for stopped (see restream).
+func (w *Writer) Stream() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stream
+}
 
 // Record queues e, filling Time and the request info from ctx when unset.
 func (w *Writer) Record(ctx context.Context, e Event) {
@@ -233,6 +244,11 @@ func (w *Writer) Flush(ctx context.Context) error {
 
 // Close flushes pending events and stops the writer.
 func (w *Writer) Close(ctx context.Context) error {
+	// No recovery outlives it (the store may close next): one under way
+	// is waited for.
+	w.rec.mu.Lock()
+	w.rec.closed = true
+	w.rec.mu.Unlock()
 	err := w.Flush(ctx)
 	w.mu.Lock()
 	w.closed = true
@@ -270,9 +286,10 @@ func (w *Writer) run() {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	// An idle writer with a signer writes a heartbeat checkpoint every
-	// Heartbeat, so that Verify tells its stream (running) from one whose
-	// tail was cut, and seals the streams of writers that stopped.
-	heartbeat := time.NewTicker(Heartbeat)
+	// Heartbeat (looking twice as often, so that no more than 1.5
+	// Heartbeat pass between two), so that Verify tells its stream
+	// (running) from one whose tail was cut.
+	heartbeat := time.NewTicker(Heartbeat / 2)
 	defer heartbeat.Stop()
 	for {
 		select {
@@ -286,10 +303,6 @@ func (w *Writer) run() {
 					w.write(w.checkpoint(nil, CheckpointHeartbeat))
 				}
 			}
-			w.recover()
-			continue
-		case reply := <-w.recoverReq:
-			reply <- w.recover()
 			continue
 		}
 		// Linger for company unless a flush waits, the batch is full or
@@ -399,7 +412,9 @@ const refWindow = 4096
 // that ran with it or began after it. "" when there is none or the trail
 // cannot be read.
 func (w *Writer) references() string {
-	latest, err := w.others()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	latest, err := latestOf(ctx, w.st, w.stream)
 	if err != nil {
 		w.log.Warn("audit: cannot read the trail's last events; this checkpoint names no other stream", "err", err)
 		return ""
@@ -410,124 +425,6 @@ func (w *Writer) references() string {
 	}
 	slices.Sort(refs)
 	return strings.Join(refs, " ")
-}
-
-// others returns the latest event of every other stream among the trail's
-// last refWindow events, and watches the unclosed ones (see recover).
-func (w *Writer) others() (map[string]store.AuditEvent, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	last, err := w.st.LastAuditID(ctx)
-	var evs []store.AuditEvent
-	if err == nil && last > 0 {
-		evs, err = w.st.ListAudit(ctx, store.AuditFilter{AfterID: max(0, last-refWindow), Limit: refWindow})
-	}
-	if err != nil {
-		return nil, err
-	}
-	latest := map[string]store.AuditEvent{}
-	for _, e := range evs {
-		if e.Stream != w.stream {
-			latest[e.Stream] = e // in id order: the stream's latest last
-		}
-	}
-	for name, e := range latest {
-		switch seen, ok := w.watch[name]; {
-		case ends(e):
-			delete(w.watch, name)
-		case ok && seen.Seq >= e.Seq:
-		case ok || len(w.watch) < maxWatch:
-			w.watch[name] = e
-		}
-	}
-	return latest, nil
-}
-
-// maxWatch bounds the streams a writer watches.
-const maxWatch = 1024
-
-// ends reports whether e ends its stream: a closing checkpoint, or the
-// seal of a recovery.
-func ends(e store.AuditEvent) bool {
-	return e.Component == "audit" && e.Action == ActionCheckpoint && (e.Reason == CheckpointClose || e.Reason == CheckpointRecovered)
-}
-
-// Recover seals, at once, the streams a writer stopped writing (see
-// recover) and returns their names; the writer does it every Heartbeat.
-func (w *Writer) Recover(ctx context.Context) ([]string, error) {
-	reply := make(chan []string, 1)
-	select {
-	case w.recoverReq <- reply:
-	case <-w.stopped:
-		return nil, errors.New("audit: writer closed")
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	select {
-	case sealed := <-reply:
-		return sealed, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-// recover seals the streams it watches whose last event is more than
-// LiveWithin old, unclosed: their writer crashed, or lost the store for
-// longer than any running writer goes without a checkpoint. The seal is a
-// signed checkpoint of that stream, kind CheckpointRecovered, chained to
-// its last event and naming this stream's, so that Verify passes it as
-// ended and a tail cut after it is still caught. It takes the next
-// sequence number of the stream: should its writer write again, one of the
-// two fails on the store's uniqueness, and that writer goes on in a new
-// stream (see write). Without a signer it does nothing.
-func (w *Writer) recover() []string {
-	if w.signer == nil {
-		return nil
-	}
-	if _, err := w.others(); err != nil {
-		w.log.Warn("audit: cannot read the trail's last events to look for stopped writers", "err", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	now := w.now()
-	var sealed []string
-	for name, seen := range w.watch {
-		if now.Sub(seen.Time) <= LiveWithin {
-			continue
-		}
-		last, err := w.st.LastAuditEvent(ctx, name)
-		switch {
-		case errors.Is(err, store.ErrNotFound) || err == nil && ends(last):
-			delete(w.watch, name)
-			continue
-		case err != nil:
-			w.log.Warn("audit: cannot read a stream's last event", "stream", name, "err", err)
-			continue
-		case now.Sub(last.Time) <= LiveWithin:
-			w.watch[name] = last
-			continue
-		}
-		seal := store.AuditEvent{Stream: name, Seq: last.Seq + 1, Time: now.UTC().Truncate(time.Millisecond), Component: "audit",
-			Action: ActionCheckpoint, Outcome: Allow, Reason: CheckpointRecovered, PrevHash: last.Hash}
-		if w.seq > 0 {
-			seal.Resource = w.stream + "/" + strconv.FormatInt(w.seq, 10) + "/" + hex.EncodeToString(w.prev)
-		}
-		seal.Explanation = w.signer.sign(seal)
-		seal.Hash = Hash(seal)
-		seal.PrevHash = nil
-		if _, err := w.st.AppendAudit(ctx, []store.AuditEvent{seal}); err != nil {
-			if !errors.Is(err, store.ErrConflict) { // else its writer wrote on: still watched
-				w.log.Warn("audit: cannot seal a stopped writer's stream", "stream", name, "err", err)
-			}
-			continue
-		}
-		delete(w.watch, name)
-		w.log.Warn("audit: sealed the stream of a writer that stopped writing (crashed, or lost the store)",
-			"stream", name, "last_seq", last.Seq, "last_event", last.Time)
-		sealed = append(sealed, name)
-	}
-	slices.Sort(sealed)
-	return sealed
 }
 
 // Reference names event e of the trail (stream, sequence number and hash)
@@ -562,11 +459,19 @@ func (w *Writer) write(batch []store.AuditEvent) {
 		if err == nil {
 			return
 		}
-		if errors.Is(err, store.ErrConflict) && batch[0].Stream == w.stream {
-			if batch = w.restream(batch); len(batch) == 0 {
+		if errors.Is(err, store.ErrConflict) {
+			// Another writer sealed this stream (recover), or an earlier
+			// attempt committed though its answer was lost.
+			last, lerr := w.st.LastAuditEvent(context.Background(), w.stream)
+			switch end := batch[len(batch)-1]; {
+			case lerr == nil && last.Seq == end.Seq && bytes.Equal(last.Hash, end.Hash):
 				return
+			case lerr == nil && last.Seq == batch[0].Seq && last.Reason == CheckpointRecovered && ends(last):
+				if batch = w.restream(batch); len(batch) == 0 {
+					return
+				}
+				continue
 			}
-			continue
 		}
 		if attempt >= 20 {
 			w.log.Error("audit: dropping events after repeated store failures", "events", len(batch), "err", err)
@@ -586,7 +491,10 @@ func (w *Writer) write(batch []store.AuditEvent) {
 // checkpoints dropped but the close.
 func (w *Writer) restream(batch []store.AuditEvent) []store.AuditEvent {
 	old := w.stream
-	w.stream, w.seq, w.prev, w.opened, w.refsAt = newStream(), 0, nil, false, time.Time{}
+	w.mu.Lock()
+	w.stream = newStream()
+	w.mu.Unlock()
+	w.seq, w.prev, w.opened, w.refsAt = 0, nil, false, time.Time{}
 	w.log.Warn("audit: another writer sealed this writer's stream, taking it for stopped; going on in a new stream",
 		"stream", old, "new_stream", w.stream)
 	var out []store.AuditEvent

@@ -123,9 +123,17 @@ type Report struct {
 	// Crashed lists the unclosed streams VerifyOptions.Crashed names.
 	Crashed []string
 	// Recovered lists the streams another writer sealed after their
-	// writer stopped writing (CheckpointRecovered): the events it had not
-	// yet stored are lost.
-	Recovered []string
+	// writer stopped writing (CheckpointRecovered).
+	Recovered []Recovery
+}
+
+// Recovery is a stream a running writer sealed after its own writer
+// stopped writing (see Writer.Recover): intact up to its last checkpoint,
+// and then Unvouched events no signature covers (a crash and a cut look
+// alike there), and the events its writer had not stored yet are lost.
+type Recovery struct {
+	Stream    string
+	Unvouched int
 }
 
 // VerifyOptions say which streams Verify takes for being written.
@@ -189,70 +197,17 @@ func Verify(ctx context.Context, st store.AuditLog, s *Signer, o VerifyOptions) 
 	sort.Strings(names)
 	rep.Streams = len(names)
 	for _, name := range names {
-		evs := streams[name]
-		var prev []byte
-		var broken, closed, recovered bool
-		var lastCheckpoint time.Time
-		for i, e := range evs {
-			// An event is hashed with the hash of the one before it. Rows
-			// written before writ stopped storing it again carry it: it
-			// must be that hash.
-			stored := e.PrevHash
-			e.PrevHash = prev
-			problem := ""
-			switch {
-			case e.Seq != int64(i+1):
-				problem = fmt.Sprintf("sequence gap or reorder: expected seq %d", i+1)
-			case len(stored) > 0 && !hmac.Equal(stored, prev):
-				problem = "link to the previous event does not match (an event before it was removed, reordered or altered)"
-			case !hmac.Equal(Hash(e), e.Hash):
-				problem = "contents do not match its hash (the event was altered)"
-				if len(stored) == 0 {
-					problem = "contents do not match its hash (the event, or the hash of the event before it, was altered)"
-				}
-			case e.Action == ActionCheckpoint:
-				if s == nil || !s.valid(e) {
-					problem = "checkpoint signature is invalid"
-					break
-				}
-				// A checkpoint names the latest events of the other
-				// streams its writer saw: a stream removed whole does not
-				// go unseen.
-				for _, ref := range strings.Fields(e.Resource) {
-					if what := missing(streams, ref); what != "" {
-						problem = "the event of another stream this checkpoint names, " + what
-						break
-					}
-				}
-				if problem != "" {
-					break
-				}
-				// A closing checkpoint closes the stream (one of v1, written
-				// before the signature covered the kind, is taken at its
-				// word); the last checkpoint vouches for the writer's life.
-				closed = e.Reason == CheckpointClose || e.Reason == CheckpointRecovered
-				recovered = e.Reason == CheckpointRecovered
-				lastCheckpoint = e.Time
-			default:
-				closed = false
-			}
-			if problem != "" {
-				rep.Problems = append(rep.Problems, Problem{Stream: name, Seq: e.Seq, ID: e.ID, What: problem})
-				broken = true
-				break // the first broken link of the stream is what matters
-			}
-			if e.Action == ActionCheckpoint {
-				rep.Checkpoints++
-			}
-			prev = e.Hash
-		}
+		c := checkChain(streams[name], s, func(ref string) string { return missing(streams, ref) })
+		rep.Checkpoints += c.checkpoints
 		switch {
-		case !broken && closed && recovered:
-			rep.Recovered = append(rep.Recovered, name)
-		case broken || closed || o.Live[name]:
+		case c.problem != nil:
+			rep.Problems = append(rep.Problems, *c.problem)
+		case c.recovered:
+			rep.Recovered = append(rep.Recovered, Recovery{Stream: name, Unvouched: c.unvouched})
+		case c.ended || o.Live[name]:
 		case o.Crashed[name]:
 			rep.Crashed = append(rep.Crashed, name)
-		case o.LiveWithin > 0 && o.Now.Sub(lastCheckpoint) <= o.LiveWithin:
+		case o.LiveWithin > 0 && o.Now.Sub(c.lastCheckpoint) <= o.LiveWithin:
 			rep.Live = append(rep.Live, name)
 		default:
 			rep.Open = append(rep.Open, name)
@@ -265,6 +220,86 @@ func Verify(ctx context.Context, st store.AuditLog, s *Signer, o VerifyOptions) 
 		}
 	}
 	return rep, nil
+}
+
+// chain is what checkChain found of a stream.
+type chain struct {
+	problem        *Problem // the first broken link; the rest is not looked at
+	checkpoints    int
+	opened         bool // it begins with a signed opening checkpoint
+	ended          bool // by a close or a recovery's seal
+	recovered      bool // by a recovery's seal
+	unvouched      int  // events after the last checkpoint (before the seal, when recovered)
+	lastCheckpoint time.Time
+}
+
+// checkChain checks a stream's events (in id order): each links to the one
+// before it and matches its hash, each checkpoint is signed and the events
+// of other streams it names are there (missing says what is wrong with
+// one; nil checks none), and nothing follows the stream's end.
+func checkChain(evs []store.AuditEvent, s *Signer, missing func(ref string) string) chain {
+	var c chain
+	var prev []byte
+	for i, e := range evs {
+		// An event is hashed with the hash of the one before it. Rows
+		// written before writ stopped storing it again carry it: it must
+		// be that hash.
+		stored := e.PrevHash
+		e.PrevHash = prev
+		problem := ""
+		switch {
+		case e.Seq != int64(i+1):
+			problem = fmt.Sprintf("sequence gap or reorder: expected seq %d", i+1)
+		case len(stored) > 0 && !hmac.Equal(stored, prev):
+			problem = "link to the previous event does not match (an event before it was removed, reordered or altered)"
+		case !hmac.Equal(Hash(e), e.Hash):
+			problem = "contents do not match its hash (the event was altered)"
+			if len(stored) == 0 {
+				problem = "contents do not match its hash (the event, or the hash of the event before it, was altered)"
+			}
+		case c.ended:
+			problem = "an event after the stream's end (its closing checkpoint or recovery seal): added after it"
+		case e.Action == ActionCheckpoint:
+			if s == nil || !s.valid(e) {
+				problem = "checkpoint signature is invalid"
+				break
+			}
+			// A checkpoint names the latest events of the other streams
+			// its writer saw: a stream removed whole does not go unseen.
+			for _, ref := range strings.Fields(e.Resource) {
+				if missing == nil {
+					break
+				}
+				if what := missing(ref); what != "" {
+					problem = "the event of another stream this checkpoint names, " + what
+					break
+				}
+			}
+			if problem != "" {
+				break
+			}
+			// A closing checkpoint ends the stream (one of v1, written
+			// before the signature covered the kind, is taken at its
+			// word), as a recovery's seal does; the last checkpoint vouches
+			// for the writer's life and the events before it.
+			c.opened = c.opened || i == 0 && e.Reason == CheckpointOpen
+			c.recovered = e.Reason == CheckpointRecovered
+			c.ended = e.Reason == CheckpointClose || c.recovered
+			c.checkpoints++
+			c.lastCheckpoint = e.Time
+			if !c.recovered {
+				c.unvouched = 0
+			}
+		default:
+			c.unvouched++
+		}
+		if problem != "" {
+			c.problem = &Problem{Stream: e.Stream, Seq: e.Seq, ID: e.ID, What: problem}
+			return c
+		}
+		prev = e.Hash
+	}
+	return c
 }
 
 // reread reads the ids missing between those of all (in id order) once
