@@ -21,6 +21,7 @@ import (
 
 	"github.com/writ-id/writ/internal/audit"
 	"github.com/writ-id/writ/internal/auditapi"
+	"github.com/writ-id/writ/internal/clientip"
 	"github.com/writ-id/writ/internal/cognito"
 	"github.com/writ-id/writ/internal/config"
 	"github.com/writ-id/writ/internal/gateway"
@@ -176,6 +177,7 @@ type App struct {
 	opts      Options
 	log       *slog.Logger
 	listeners map[string]net.Listener
+	trusted   map[string]clientip.Trusted // each listener's trusted_proxies
 	servers   map[string]*http.Server
 	urls      map[string]string
 	gateway   *gateway.Gateway
@@ -203,7 +205,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	a := &App{opts: opts, log: log, listeners: map[string]net.Listener{}, servers: map[string]*http.Server{}, urls: map[string]string{}}
+	a := &App{opts: opts, log: log, listeners: map[string]net.Listener{}, trusted: map[string]clientip.Trusted{}, servers: map[string]*http.Server{}, urls: map[string]string{}}
 	want := func(name string) bool {
 		if len(opts.Only) == 0 {
 			return true
@@ -227,6 +229,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 			log.Warn("component not available in this build yet; not started", "component", c.name)
 			continue
 		}
+		trusted, err := clientip.New(c.l.TrustedProxies)
+		if err != nil {
+			a.closeListeners()
+			return nil, fmt.Errorf("app: %s: %w", c.name, err)
+		}
+		a.trusted[c.name] = trusted
 		ln, err := net.Listen("tcp", c.l.Listen)
 		if err != nil {
 			a.closeListeners()
@@ -317,7 +325,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 var implemented = map[string]bool{IDP: true, Identity: true, Objects: true, Gateway: true, Ops: true}
 
 // handler is a component's handler, with a server span per request when
-// tracing is on.
+// tracing is on, behind the listener's trusted proxies (forwardedFor: the
+// span, and everything after it, sees the client's address).
 func (a *App) handler(name string) http.Handler {
 	var tp trace.TracerProvider
 	if a.tp != nil && name != Ops { // scrapes and probes are not traced
@@ -332,7 +341,8 @@ func (a *App) handler(name string) http.Handler {
 	case Gateway:
 		op = a.gatewayRoute
 	}
-	return tracing.Handler(tp, name, func(r *http.Request) string { return name + " " + op(r) }, a.componentHandler(name, op))
+	return forwardedFor(a.trusted[name],
+		tracing.Handler(tp, name, func(r *http.Request) string { return name + " " + op(r) }, a.componentHandler(name, op)))
 }
 
 func (a *App) gatewayRoute(r *http.Request) string {

@@ -146,7 +146,9 @@ func (s *Service) writeError(w http.ResponseWriter, r *http.Request, err error, 
 	w.Write(b)
 }
 
-// SourceIP returns the caller's address (the TCP peer).
+// SourceIP returns the caller's address: the host of r.RemoteAddr, which is
+// the TCP peer, or the client a trusted proxy forwarded for when the
+// listener has trusted_proxies (internal/app sets RemoteAddr to it).
 func SourceIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/writ-id/writ/internal/auditevent"
+	"github.com/writ-id/writ/internal/clientip"
 	"github.com/writ-id/writ/internal/iam"
 )
 
@@ -363,6 +364,11 @@ func (c *Config) validate(v *validator) {
 		}
 		if l.PublicURL != "" {
 			v.absURL(p+".public_url", l.PublicURL)
+		}
+		for i, e := range l.TrustedProxies {
+			if _, err := clientip.ParsePrefix(e); err != nil {
+				v.errorf(fmt.Sprintf("%s.trusted_proxies[%d]", p, i), "%v", err)
+			}
 		}
 	}
 

@@ -159,3 +159,68 @@ func TestTypeErrorsNeverQuoteValues(t *testing.T) {
 		}
 	}
 }
+
+// TestTrustedProxies: serve.<component>.trusted_proxies is optional (none
+// by default) and each entry must be an IP address or a CIDR prefix,
+// IPv4 or IPv6; every bad entry is named by its index.
+func TestTrustedProxies(t *testing.T) {
+	c, err := config.Parse(examples.ReferenceConfig, filepath.Join(t.TempDir(), "writ.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range []*config.Listener{c.Serve.IDP, c.Serve.Identity, c.Serve.Objects, c.Serve.Gateway, c.Serve.Ops} {
+		if l.TrustedProxies != nil {
+			t.Errorf("%s: trusted_proxies by default: %q", l.Listen, l.TrustedProxies)
+		}
+	}
+
+	src := `serve:
+  idp:
+    listen: 127.0.0.1:8400
+    trusted_proxies: [127.0.0.1, 10.0.0.0/8, "::1", fd00::/8, "::ffff:192.168.0.0/112"]
+  gateway: { listen: 127.0.0.1:8480, trusted_proxies: ["0.0.0.0/0", "::/0"] }
+  ops: { listen: 127.0.0.1:8490, trusted_proxies: [] }
+`
+	if c, err = config.Parse([]byte(src), "x.yaml"); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.Serve.IDP.TrustedProxies, " "); got != "127.0.0.1 10.0.0.0/8 ::1 fd00::/8 ::ffff:192.168.0.0/112" {
+		t.Errorf("idp: %s", got)
+	}
+	if len(c.Serve.Gateway.TrustedProxies) != 2 || len(c.Serve.Ops.TrustedProxies) != 0 {
+		t.Errorf("gateway %q, ops %q", c.Serve.Gateway.TrustedProxies, c.Serve.Ops.TrustedProxies)
+	}
+
+	bad := `serve:
+  idp:
+    listen: 127.0.0.1:8400
+    trusted_proxies:
+      - 10.0.0.0/8
+      - lb.internal
+      - 10.0.0.1/8
+      - 10.0.0.0/33
+  identity: { listen: 127.0.0.1:8401, trusted_proxies: ["fe80::1%eth0", "10.1.2.3:80"] }
+  objects: { listen: 127.0.0.1:8402, trusted_proxies: 10.0.0.0/8 }
+`
+	_, err = config.Parse([]byte(bad), "x.yaml")
+	var ce *config.Errors
+	if !errors.As(err, &ce) {
+		t.Fatalf("want *config.Errors, got %v", err)
+	}
+	got := err.Error()
+	for _, want := range []string{
+		`serve.idp.trusted_proxies[1]: not an IP address or CIDR prefix: "lb.internal" (line 6)`,
+		`serve.idp.trusted_proxies[2]: "10.0.0.1/8" has bits set past its prefix length (did you mean 10.0.0.0/8?) (line 7)`,
+		`serve.idp.trusted_proxies[3]: not an IP address or CIDR prefix: "10.0.0.0/33" (line 8)`,
+		`serve.identity.trusted_proxies[0]: "fe80::1%eth0" has an IPv6 zone: write the address without it (line 9)`,
+		`serve.identity.trusted_proxies[1]: not an IP address or CIDR prefix: "10.1.2.3:80" (line 9)`,
+		`serve.objects.trusted_proxies: want a list, got a string (line 10)`,
+	} {
+		if !strings.Contains(got, want+"\n") && !strings.HasSuffix(got, want) {
+			t.Errorf("missing %s", want)
+		}
+	}
+	if len(ce.Fields) != 6 {
+		t.Errorf("%d problems, want 6:\n%s", len(ce.Fields), got)
+	}
+}

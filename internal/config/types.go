@@ -115,6 +115,19 @@ type Listener struct {
 	Listen string `yaml:"listen"`
 	// PublicURL is how clients reach it; default http://<actual listen address>.
 	PublicURL string `yaml:"public_url"`
+	// TrustedProxies are the load balancers and reverse proxies in front of
+	// the listener, as IP addresses or CIDR prefixes (IPv4 or IPv6, e.g.
+	// 10.0.0.0/8, fd00::/8, 127.0.0.1). A request whose TCP peer is one of
+	// them has its client address taken from X-Forwarded-For: the rightmost
+	// entry that is not itself a trusted proxy (entries left of it are the
+	// client's to write). Every use of the client's address follows it: the
+	// per-source sign-in and code throttles, the gateway's per-address rate
+	// limit, aws:SourceIp, the audit trail's source_ip, the span's
+	// client.address and the X-Forwarded-For the gateway sends upstream.
+	// Default: none, and X-Forwarded-For is ignored: the client is the TCP
+	// peer. List only proxies that set X-Forwarded-For themselves: a
+	// trusted address may claim to forward for any client.
+	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
 // UserPool is one user pool.

@@ -1,0 +1,29 @@
+package app
+
+import (
+	"net/http"
+
+	"github.com/writ-id/writ/internal/clientip"
+)
+
+// forwardedFor serves h with each request's RemoteAddr set to its client's
+// address when the TCP peer is one of trusted, the listener's
+// trusted_proxies (clientip.Trusted.RemoteAddr reads X-Forwarded-For), so
+// that every consumer of RemoteAddr (throttles, rate limits, aws:SourceIp,
+// audit source_ip, spans) sees the client, not the proxy. Without trusted
+// proxies it returns h itself: the peer is the client, whatever the
+// header says.
+func forwardedFor(trusted clientip.Trusted, h http.Handler) http.Handler {
+	if trusted.Empty() {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if xff := r.Header.Values(clientip.Header); len(xff) > 0 {
+			if addr := trusted.RemoteAddr(r.RemoteAddr, xff); addr != r.RemoteAddr {
+				r = r.WithContext(r.Context()) // a shallow copy: the server's request stays as received
+				r.RemoteAddr = addr
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,148 @@
+package clientip
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// Header is the header whose entries Trusted.RemoteAddr reads.
+const Header = "X-Forwarded-For"
+
+// ParsePrefix parses one trusted_proxies entry: an IPv4 or IPv6 address
+// (a single host) or a CIDR prefix such as 10.0.0.0/8 or fd00::/8. An
+// IPv4-mapped IPv6 entry (::ffff:10.0.0.1, ::ffff:10.0.0.0/104) is taken
+// as its IPv4 address or prefix. A prefix with bits set past its length
+// (10.0.0.1/8) is refused, as likely a mistake that trusts more than meant,
+// and so is an IPv6 zone. The error states the problem without the entry's
+// YAML path, for the caller to name it.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("not an IP address or CIDR prefix: %q", s)
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		if m := p.Masked(); m != p {
+			return netip.Prefix{}, fmt.Errorf("%q has bits set past its prefix length (did you mean %s?)", s, m)
+		}
+		return p, nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("not an IP address or CIDR prefix: %q", s)
+	}
+	if a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("%q has an IPv6 zone: write the address without it", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// Trusted is the set of proxies a listener trusts to say who their client
+// is. The zero value trusts none. It is safe for concurrent use.
+type Trusted struct{ prefixes []netip.Prefix }
+
+// New parses trusted_proxies entries (see ParsePrefix).
+func New(entries []string) (Trusted, error) {
+	var t Trusted
+	var errs []error
+	for i, e := range entries {
+		p, err := ParsePrefix(e)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("clientip: trusted_proxies[%d]: %w", i, err))
+			continue
+		}
+		t.prefixes = append(t.prefixes, p)
+	}
+	if len(errs) > 0 {
+		return Trusted{}, errors.Join(errs...)
+	}
+	return t, nil
+}
+
+// Empty reports whether t trusts no proxy.
+func (t Trusted) Empty() bool { return len(t.prefixes) == 0 }
+
+// Contains reports whether a is the address of a trusted proxy (an
+// IPv4-mapped IPv6 address as its IPv4 address, any zone ignored).
+func (t Trusted) Contains(a netip.Addr) bool {
+	a = a.Unmap().WithZone("")
+	for _, p := range t.prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// RemoteAddr returns the client address (host:port) of a request that
+// came from peer (its TCP peer as host:port, http.Request.RemoteAddr)
+// with the X-Forwarded-For header lines xff, in the order received.
+//
+// When peer is not a trusted proxy, X-Forwarded-For says whatever the
+// client wrote there and RemoteAddr returns peer unchanged. When it is,
+// RemoteAddr reads the comma-separated entries of every line, as one list,
+// from the right (each proxy appends the address it was called from) and
+// returns the first that is not itself a trusted proxy: the entries left
+// of it are the client's to write, so they are never taken. When every
+// entry is a trusted proxy, it returns the leftmost, the origin as far as
+// trusted hops know. An entry it reaches that is not an address (empty,
+// "unknown", a host name, garbage) ends the walk with peer unchanged, as
+// does a trusted peer without X-Forwarded-For (a proxy's own request).
+//
+// An entry is an IPv4 or IPv6 address, optionally with a port
+// (1.2.3.4:5678, [2001:db8::1]:443) or in brackets ([2001:db8::1]); the
+// port is kept, else the result's port is 0. An IPv4-mapped IPv6 entry is
+// returned as IPv4.
+func (t Trusted) RemoteAddr(peer string, xff []string) string {
+	if t.Empty() || len(xff) == 0 {
+		return peer
+	}
+	p, err := netip.ParseAddrPort(peer)
+	if err != nil || !t.Contains(p.Addr()) {
+		return peer
+	}
+	for i := len(xff) - 1; i >= 0; i-- { // lines, then each line's entries, from the right
+		line := xff[i]
+		for {
+			j := strings.LastIndexByte(line, ',')
+			a, ok := parseEntry(strings.TrimSpace(line[j+1:]))
+			if !ok {
+				return peer
+			}
+			if !t.Contains(a.Addr()) || (j < 0 && i == 0) {
+				return a.String()
+			}
+			if j < 0 {
+				break
+			}
+			line = line[:j]
+		}
+	}
+	return peer // not reached: the leftmost entry returns
+}
+
+// parseEntry parses one X-Forwarded-For entry (see RemoteAddr).
+func parseEntry(s string) (netip.AddrPort, bool) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		if a.Zone() != "" {
+			return netip.AddrPort{}, false
+		}
+		return netip.AddrPortFrom(a.Unmap(), 0), true
+	}
+	if strings.HasPrefix(s, "[") && strings.HasSuffix(s, "]") {
+		if a, err := netip.ParseAddr(s[1 : len(s)-1]); err == nil && a.Is6() && a.Zone() == "" {
+			return netip.AddrPortFrom(a.Unmap(), 0), true
+		}
+		return netip.AddrPort{}, false
+	}
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil || ap.Addr().Zone() != "" {
+		return netip.AddrPort{}, false
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), true
+}
