@@ -184,3 +184,37 @@ func TestNoTrustedProxies(t *testing.T) {
 		t.Errorf("idp audit events by source: %v", users)
 	}
 }
+
+// forwardedAs writes X-Forwarded-For: ip on every request, as a trusted
+// proxy forwarding for ip would.
+type forwardedAs struct {
+	ip   string
+	next http.RoundTripper
+}
+
+func (f forwardedAs) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("X-Forwarded-For", f.ip)
+	return f.next.RoundTrip(r)
+}
+
+// TestIPv6ClientsThrottledBySlash64: an IPv6 client is one source across
+// its /64 (the least a site gets), so rotating through its addresses does
+// not escape the per-source sign-in throttle; the next /64 is another
+// source.
+func TestIPv6ClientsThrottledBySlash64(t *testing.T) {
+	ctx := context.Background()
+	env := apptest.Start(t, func(c *config.Config) { c.Serve.IDP.TrustedProxies = []string{"127.0.0.1"} })
+	from := func(ip string) *cip.Client {
+		return cip.New(cip.Options{Region: "us-east-1", BaseEndpoint: aws.String(env.App.URL(app.IDP)), Credentials: aws.AnonymousCredentials{},
+			RetryMaxAttempts: 1, HTTPClient: &http.Client{Transport: forwardedAs{ip, http.DefaultTransport}}})
+	}
+	for i := range 100 {
+		ip := fmt.Sprintf("2001:db8:1:2:%x::1", i+1)
+		wantAPIError(t, "failure from "+ip, signIn(ctx, from(ip), fmt.Sprint("nobody-", i), "Wrong-Passw0rd1"), "NotAuthorizedException")
+	}
+	wantAPIError(t, "bob from another address of the /64", signIn(ctx, from("2001:db8:1:2:ffff::9"), "bob", "Bob-Passw0rd1"), "TooManyRequestsException")
+	if err := signIn(ctx, from("2001:db8:1:3::1"), "bob", "Bob-Passw0rd1"); err != nil {
+		t.Fatalf("bob from the next /64: %v", err)
+	}
+}

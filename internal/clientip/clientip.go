@@ -146,3 +146,18 @@ func parseEntry(s string) (netip.AddrPort, bool) {
 	}
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), true
 }
+
+// Bucket is the key a per-source limit counts addr under: an IPv4
+// address itself, an IPv6 address's /64 — the least a site is given, so
+// that one client rotating through its addresses is still one source.
+// Anything else (no address known) is returned as it is.
+func Bucket(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr
+	}
+	if a = a.Unmap(); a.Is4() {
+		return a.String()
+	}
+	return netip.PrefixFrom(a.WithZone(""), 64).Masked().String()
+}

@@ -22,6 +22,7 @@ import (
 
 	"github.com/writ-id/writ/internal/audit"
 	"github.com/writ-id/writ/internal/awsjson"
+	"github.com/writ-id/writ/internal/clientip"
 	"github.com/writ-id/writ/internal/config"
 	"github.com/writ-id/writ/internal/jwks"
 	"github.com/writ-id/writ/internal/token"
@@ -277,7 +278,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// balancer) are limited by their own subject only, and expired
 		// ones get their 401 (refresh, not wait).
 		if aerr != nil && aerr.status == http.StatusUnauthorized && !aerr.expired && rt.limit != nil {
-			if wait, ok := rt.limit.allow("ip:" + audit.Request(ctx).SourceIP); !ok {
+			if wait, ok := rt.limit.allow("ip:" + clientip.Bucket(audit.Request(ctx).SourceIP)); !ok {
 				g.tooMany(ctx, w, rt, nil, wait)
 				return
 			}
@@ -299,7 +300,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if rt.limit != nil {
-		who := "ip:" + audit.Request(ctx).SourceIP
+		who := "ip:" + clientip.Bucket(audit.Request(ctx).SourceIP)
 		if claims != nil {
 			who = "sub:" + claims.Subject
 		}

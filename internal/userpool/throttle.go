@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/writ-id/writ/internal/clientip"
 )
 
 // Per-source limits on the code operations, beside the per-user limits
@@ -74,7 +76,7 @@ func (p *Pool) throttleSource(ctx context.Context, kind, src string, limit int, 
 	if src == "" {
 		return nil
 	}
-	n, err := p.st().Incr(ctx, kind+"/"+p.cfg.ID+"/"+src, sourceCodeWindow, p.now())
+	n, err := p.st().Incr(ctx, kind+"/"+p.cfg.ID+"/"+clientip.Bucket(src), sourceCodeWindow, p.now())
 	if err != nil {
 		return internal(err)
 	}
