@@ -85,6 +85,12 @@ func TestCodeRequestsLimitedPerSource(t *testing.T) {
 	_, err = f.c.GetUserAttributeVerificationCode(f.ctx, &cip.GetUserAttributeVerificationCodeInput{
 		AccessToken: res.AuthenticationResult.AccessToken, AttributeName: aws.String("email")})
 	wantSourceLimit(t, "GetUserAttributeVerificationCode", err)
+	_, err = f.c.UpdateUserAttributes(f.ctx, &cip.UpdateUserAttributesInput{AccessToken: res.AuthenticationResult.AccessToken,
+		UserAttributes: []types.AttributeType{attr("email", "bob.new@example.com")}})
+	wantSourceLimit(t, "UpdateUserAttributes changing the email address", err)
+	if u, _ := f.App.Core.Store.GetUser(f.ctx, poolID, "bob"); u.Email != "bob@example.com" || len(f.mails("bob.new@example.com")) != 0 {
+		t.Errorf("a refused email change: %s, %d mails", u.Email, len(f.mails("bob.new@example.com")))
+	}
 	for _, addr := range []string{"bob@example.com", "alice@example.com", "dora@example.com"} {
 		want := 0
 		if addr == "bob@example.com" {

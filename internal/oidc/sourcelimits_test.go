@@ -96,7 +96,7 @@ func TestHostedPagesLimitedPerSource(t *testing.T) {
 			Username: aws.String(fmt.Sprintf("nobody-%d", i)), ConfirmationCode: aws.String("123456")})
 		wantAPICode(t, err, "CodeMismatchException")
 	}
-	const checkLimit = "Too many code attempts from this address; try again later."
+	const checkLimit = "Too many failed code attempts from this address; try again later."
 	reset := hidden(resetPage)
 	reset.Set("username", "alice")
 	reset.Set("code", resetCode)

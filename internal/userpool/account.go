@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/writ-id/writ/internal/audit"
 	"github.com/writ-id/writ/internal/store"
 )
 
@@ -519,13 +520,15 @@ func (p *Pool) ConfirmSignUp(ctx context.Context, c store.Client, username, code
 	return err
 }
 
-func (p *Pool) confirmSignUp(ctx context.Context, c store.Client, username, code, secretHash, src string) error {
+func (p *Pool) confirmSignUp(ctx context.Context, c store.Client, username, code, secretHash, src string) (err error) {
 	if err := p.checkSecretHash(c, username, secretHash); err != nil {
 		return err
 	}
-	if err := p.throttleCodeCheck(ctx, src); err != nil {
+	failed, err := p.throttleCodeCheck(ctx, src)
+	if err != nil {
 		return err
 	}
+	defer func() { failed(err) }()
 	u, err := p.st().GetUser(ctx, p.cfg.ID, username)
 	if errors.Is(err, store.ErrNotFound) {
 		return p.wrongCodeForUnknown(ctx, "confirm", username)
@@ -641,7 +644,7 @@ func (p *Pool) ConfirmForgotPassword(ctx context.Context, c store.Client, userna
 	return err
 }
 
-func (p *Pool) confirmForgot(ctx context.Context, c store.Client, username, code, password, secretHash, src string) error {
+func (p *Pool) confirmForgot(ctx context.Context, c store.Client, username, code, password, secretHash, src string) (err error) {
 	if err := p.checkSecretHash(c, username, secretHash); err != nil {
 		return err
 	}
@@ -651,9 +654,11 @@ func (p *Pool) confirmForgot(ctx context.Context, c store.Client, username, code
 	if err := CheckPasswordPolicy(p.cfg.PasswordPolicy, password); err != nil {
 		return err
 	}
-	if err := p.throttleCodeCheck(ctx, src); err != nil {
+	failed, err := p.throttleCodeCheck(ctx, src)
+	if err != nil {
 		return err
 	}
+	defer func() { failed(err) }()
 	if _, err := p.st().GetUser(ctx, p.cfg.ID, username); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return p.wrongCodeForUnknown(ctx, "reset", username)
@@ -664,7 +669,7 @@ func (p *Pool) confirmForgot(ctx context.Context, c store.Client, username, code
 		return err
 	}
 	hash := HashPassword(password, p.svc.deps.Argon2)
-	_, err := p.st().UpdateUser(ctx, p.cfg.ID, username, func(x *store.User) error {
+	_, err = p.st().UpdateUser(ctx, p.cfg.ID, username, func(x *store.User) error {
 		x.PasswordHash = hash
 		if x.Status == store.StatusResetRequired || x.Status == store.StatusForceChangePassword {
 			x.Status = store.StatusConfirmed
@@ -734,7 +739,7 @@ func (p *Pool) UpdateAttributes(ctx context.Context, accessToken string, attrs [
 	if err := p.validateAttrs(attrs); err != nil {
 		return nil, err
 	}
-	if err := p.countEmailChange(ctx, u, attrs); err != nil {
+	if err := p.countEmailChange(ctx, u, attrs, audit.Request(ctx).SourceIP); err != nil {
 		return nil, err
 	}
 	nu, err := p.st().UpdateUser(ctx, p.cfg.ID, u.Username, func(x *store.User) error {
@@ -751,11 +756,15 @@ func (p *Pool) UpdateAttributes(ctx context.Context, accessToken string, attrs [
 
 // countEmailChange counts the verification code that a user's attrs will
 // mail by changing u's email address toward the limit on such codes
-// (countSend), as GetUserAttributeVerificationCode counts its own: past
-// the limit the change is refused, changing nothing.
-func (p *Pool) countEmailChange(ctx context.Context, u store.User, attrs []Attribute) error {
+// (countSend) and the per-source limit on code requests of src
+// (throttleCodeSend), as GetUserAttributeVerificationCode counts its own:
+// past either the change is refused, changing nothing.
+func (p *Pool) countEmailChange(ctx context.Context, u store.User, attrs []Attribute, src string) error {
 	for _, a := range attrs {
 		if a.Name == "email" && a.Value != u.Email {
+			if err := p.throttleCodeSend(ctx, src); err != nil {
+				return err
+			}
 			return p.countSend(ctx, purposeVerifyEmail, u.Username)
 		}
 	}
@@ -845,17 +854,19 @@ func (p *Pool) VerifyAttribute(ctx context.Context, accessToken, attr, code, src
 	return err
 }
 
-func (p *Pool) verifyAttribute(ctx context.Context, u store.User, attr, code, src string) error {
+func (p *Pool) verifyAttribute(ctx context.Context, u store.User, attr, code, src string) (err error) {
 	if err := verifiableAttr(u, attr); err != nil {
 		return err
 	}
-	if err := p.throttleCodeCheck(ctx, src); err != nil {
+	failed, err := p.throttleCodeCheck(ctx, src)
+	if err != nil {
 		return err
 	}
+	defer func() { failed(err) }()
 	if err := p.checkBoundCode(ctx, purposeVerifyEmail, u.Email, u.Username, code); err != nil {
 		return err
 	}
-	_, err := p.st().UpdateUser(ctx, p.cfg.ID, u.Username, func(x *store.User) error {
+	_, err = p.st().UpdateUser(ctx, p.cfg.ID, u.Username, func(x *store.User) error {
 		if x.Email != u.Email {
 			// Changed since the check: the code was for the old address.
 			return newErr(CodeCodeMismatch, "Invalid verification code provided, please try again.")

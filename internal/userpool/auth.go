@@ -354,7 +354,7 @@ func (p *Pool) sessionState(s store.Session, c store.Client, challenges []string
 
 // Respond answers a challenge (RespondToAuthChallenge).
 func (p *Pool) Respond(ctx context.Context, c store.Client, challenge, session string, responses map[string]string) (Result, error) {
-	return p.respondLogged(ctx, "RespondToAuthChallenge", c, challenge, session, responses)
+	return p.respondLogged(ctx, "RespondToAuthChallenge", c, challenge, session, responses, audit.Request(ctx).SourceIP)
 }
 
 // AdminRespond answers a challenge for an authorized administrator
@@ -363,11 +363,11 @@ func (p *Pool) Respond(ctx context.Context, c store.Client, challenge, session s
 // confidential client, and wrong MFA codes counting toward the user's
 // lockout.
 func (p *Pool) AdminRespond(ctx context.Context, c store.Client, challenge, session string, responses map[string]string) (Result, error) {
-	return p.respondLogged(ctx, "AdminRespondToAuthChallenge", c, challenge, session, responses)
+	return p.respondLogged(ctx, "AdminRespondToAuthChallenge", c, challenge, session, responses, "") // the admin's server: no per-source limit
 }
 
-func (p *Pool) respondLogged(ctx context.Context, action string, c store.Client, challenge, session string, responses map[string]string) (Result, error) {
-	r, err := p.respond(ctx, c, challenge, session, responses)
+func (p *Pool) respondLogged(ctx context.Context, action string, c store.Client, challenge, session string, responses map[string]string, src string) (Result, error) {
+	r, err := p.respond(ctx, c, challenge, session, responses, src)
 	ev := auditFor(action, c, r.User, err)
 	if ev.Username == "" {
 		ev.Username = responses["USERNAME"]
@@ -377,7 +377,9 @@ func (p *Pool) respondLogged(ctx context.Context, action string, c store.Client,
 	return r, err
 }
 
-func (p *Pool) respond(ctx context.Context, c store.Client, challenge, session string, responses map[string]string) (Result, error) {
+// src is the caller's address, for the per-source limit on codes a
+// changed email address mails ("" for none).
+func (p *Pool) respond(ctx context.Context, c store.Client, challenge, session string, responses map[string]string, src string) (Result, error) {
 	switch challenge {
 	case ChallengeSoftwareTokenMFA, ChallengeNewPassword, ChallengeMFASetup:
 	default:
@@ -449,7 +451,7 @@ func (p *Pool) respond(ctx context.Context, c store.Client, challenge, session s
 			err = CheckPasswordPolicy(p.cfg.PasswordPolicy, pw)
 		}
 		if err == nil {
-			err = p.countEmailChange(ctx, u, attrs)
+			err = p.countEmailChange(ctx, u, attrs, src)
 		}
 		if err != nil {
 			if perr := p.putSession(ctx, session, c, st); perr != nil {

@@ -42,8 +42,10 @@ const (
 	// GetUserAttributeVerificationCode) per source and window.
 	defaultCodeSendSourceLimit = 100
 	// defaultCodeCheckSourceLimit is Service.codeCheckSourceLimit: codes
-	// given (ConfirmSignUp, ConfirmForgotPassword, VerifyUserAttribute),
-	// right or wrong, per source and window.
+	// given (ConfirmSignUp, ConfirmForgotPassword, VerifyUserAttribute)
+	// that failed, per source and window, as the sign-in throttle counts
+	// failures: an office behind one address confirms as many right codes
+	// as it likes.
 	defaultCodeCheckSourceLimit = 100
 )
 
@@ -60,11 +62,32 @@ func (p *Pool) throttleCodeSend(ctx context.Context, src string) error {
 		"Too many code requests from this address; try again later.")
 }
 
-// throttleCodeCheck counts a code given from src toward the per-source
-// limit on codes given and refuses it past the limit.
-func (p *Pool) throttleCodeCheck(ctx context.Context, src string) error {
-	return p.throttleSource(ctx, srcCodeCheck, src, p.svc.codeCheckSourceLimit,
-		"Too many code attempts from this address; try again later.")
+// throttleCodeCheck refuses a code given from src once the per-source
+// limit of failed ones is reached; else it returns failed, for the
+// attempt to call with its outcome: a failure (not the server's own)
+// counts toward the limit.
+func (p *Pool) throttleCodeCheck(ctx context.Context, src string) (failed func(error), err error) {
+	if src == "" {
+		return func(error) {}, nil
+	}
+	key := srcCodeCheck + "/" + p.cfg.ID + "/" + clientip.Bucket(src)
+	n, err := p.st().Count(ctx, key, p.now())
+	if err != nil {
+		return nil, internal(err)
+	}
+	if n >= p.svc.codeCheckSourceLimit {
+		return nil, &Error{Code: CodeTooManyRequests, Message: "Too many failed code attempts from this address; try again later.",
+			Cause: errors.New(srcCodeCheck + " limit reached for " + src)}
+	}
+	return func(err error) {
+		var ue *Error
+		if err == nil || errors.As(err, &ue) && ue.Code == CodeInternal {
+			return
+		}
+		if _, err := p.st().Incr(ctx, key, sourceCodeWindow, p.now()); err != nil {
+			p.svc.deps.Log.Warn("userpool: cannot count a failed code attempt", "err", err)
+		}
+	}, nil
 }
 
 // throttleSource counts a request from src on the counter kind and

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
 	"testing"
 
 	"github.com/writ-id/writ/internal/apptest"
+	"github.com/writ-id/writ/internal/store"
 	"github.com/writ-id/writ/internal/userpool"
 )
 
@@ -35,6 +37,48 @@ func TestCodeLimitsPerSourceSkipCallersWithoutAddress(t *testing.T) {
 			if limited := src != "" && i >= 100; tooMany(sendErr) != limited || tooMany(checkErr) != limited {
 				t.Fatalf("source %q, request %d: %v / %v (limited: %v)", src, i+1, sendErr, checkErr, limited)
 			}
+		}
+	}
+}
+
+// Only failed codes count toward the per-source limit on codes given:
+// one address (an office behind NAT) confirms any number of right codes,
+// and its failures are still limited.
+func TestCodeLimitPerSourceCountsFailures(t *testing.T) {
+	env := apptest.Start(t)
+	core := env.App.Core
+	svc := userpool.New(env.Cfg, "http://127.0.0.1", userpool.Deps{Store: core.Store, Keys: core.Keys, Master: core.Master,
+		Mailer: userpool.OutboxMailer{Store: core.Store}, Now: env.Clock.Now, Argon2: apptest.CheapArgon2})
+	ctx := context.Background()
+	p, c, err := svc.ClientPool(ctx, "demo-web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const office = "198.51.100.7"
+	codeRE := regexp.MustCompile(`\b\d{6}\b`)
+	var seen int64
+	for i := range 120 {
+		user := fmt.Sprintf("staff-%d", i)
+		if _, _, err := p.SignUp(ctx, c, user, "Staff-Passw0rd1", "", []userpool.Attribute{{Name: "email", Value: user + "@example.com"}}, ""); err != nil {
+			t.Fatal(err)
+		}
+		ms, err := core.Store.ListMail(ctx, seen)
+		if err != nil || len(ms) != 1 {
+			t.Fatalf("mail for %s: %v, %v", user, ms, err)
+		}
+		seen = ms[0].ID
+		if err := p.ConfirmSignUp(ctx, c, user, codeRE.FindString(ms[0].Body), "", office); err != nil {
+			t.Fatalf("right code %d from one address: %v", i+1, err)
+		}
+		if u, _ := core.Store.GetUser(ctx, env.Cfg.UserPools[0].ID, user); u.Status != store.StatusConfirmed {
+			t.Fatalf("%s: %s", user, u.Status)
+		}
+	}
+	for i := range 101 {
+		err := p.ConfirmSignUp(ctx, c, fmt.Sprint("nobody-", i), "123456", "", office)
+		var ue *userpool.Error
+		if tooMany := errors.As(err, &ue) && ue.Code == userpool.CodeTooManyRequests; tooMany != (i == 100) {
+			t.Fatalf("wrong code %d: %v", i+1, err)
 		}
 	}
 }
