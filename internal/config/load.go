@@ -175,7 +175,9 @@ func (c *Config) applyDefaults(written map[string]bool) {
 	for i := range c.IAM.Roles {
 		defD(fmt.Sprintf("iam.roles[%d].max_session", i), &c.IAM.Roles[i].MaxSession, time.Hour)
 	}
-	setDefault(written, "objects.max_object_size", &c.Objects.MaxObjectSize, 5<<30)
+	if c.Objects.MaxObjectSize == 0 { // written as 0 too: documented as the default before
+		c.Objects.MaxObjectSize = 5 << 30
+	}
 	for i := range c.Gateway.Authorizers {
 		a := &c.Gateway.Authorizers[i]
 		path := fmt.Sprintf("gateway.authorizers[%d].", i)
@@ -189,7 +191,9 @@ func (c *Config) applyDefaults(written map[string]bool) {
 		path := fmt.Sprintf("gateway.routes[%d].", i)
 		def(&r.Propagate, "forward")
 		defD(path+"timeout", &r.Timeout, 30*time.Second)
-		setDefault(written, path+"max_body", &r.MaxBody, 10<<20)
+		if r.MaxBody == 0 { // written as 0 too: documented as the default before
+			r.MaxBody = 10 << 20
+		}
 	}
 	for i := range c.Gateway.Functions {
 		f := &c.Gateway.Functions[i]
@@ -600,8 +604,8 @@ func (c *Config) validate(v *validator) {
 		}
 	}
 
-	if c.Objects.MaxObjectSize < 1 {
-		v.errorf("objects.max_object_size", "must be at least 1 byte (leave it out for the default, 5 GiB)")
+	if c.Objects.MaxObjectSize < 0 {
+		v.errorf("objects.max_object_size", "must not be negative (0 or none means the default, 5 GiB)")
 	}
 	for i, b := range c.Objects.Buckets {
 		if !bucketRE.MatchString(b) || strings.Contains(b, "..") {
@@ -746,8 +750,8 @@ func (c *Config) validateGateway(v *validator, pools map[string]*UserPool) {
 			}
 		}
 		v.positive(p+".timeout", r.Timeout, "30s")
-		if r.MaxBody < 1 {
-			v.errorf(p+".max_body", "must be at least 1 byte (leave it out for the default, 10 MiB)")
+		if r.MaxBody < 0 {
+			v.errorf(p+".max_body", "must not be negative (0 or none means the default, 10 MiB)")
 		}
 		if r.RateLimit < 0 {
 			v.errorf(p+".rate_limit", "must not be negative (requests per second; 0 means unlimited)")

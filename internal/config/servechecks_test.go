@@ -67,8 +67,8 @@ gateway:
 		`iam.roles[0].boundary: Statement[0].Condition.StringEqualz: unknown operator "StringEqualz" (line 20)`,
 		`iam.roles[1].trust: Statement[0]: a trust policy has no Resource (line 22)`,
 		`iam.users[0].policy: Statement[0]: an identity policy has no Principal (line 28)`,
-		`objects.max_object_size: must be at least 1 byte (leave it out for the default, 5 GiB) (line 29)`,
-		`gateway.routes[0].max_body: must be at least 1 byte (leave it out for the default, 10 MiB) (line 32)`,
+		`objects.max_object_size: must not be negative (0 or none means the default, 5 GiB) (line 29)`,
+		`gateway.routes[0].max_body: must not be negative (0 or none means the default, 10 MiB) (line 32)`,
 		`gateway.routes[0].rate_limit: must not be negative (requests per second; 0 means unlimited) (line 32)`,
 	} {
 		if !strings.Contains(got, want+"\n") && !strings.HasSuffix(got, want) {

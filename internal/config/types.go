@@ -311,7 +311,7 @@ type Objects struct {
 	Buckets []string `yaml:"buckets"`
 	// BucketPolicies maps bucket name -> policy document.
 	BucketPolicies map[string]PolicyDoc `yaml:"bucket_policies"`
-	// MaxObjectSize bounds a single PUT; default 5 GiB.
+	// MaxObjectSize bounds a single PUT; default (or 0) 5 GiB.
 	MaxObjectSize int64 `yaml:"max_object_size"`
 }
 
@@ -354,7 +354,7 @@ type Route struct {
 	Audience  string `yaml:"audience"`
 	// Timeout for the upstream; default 30s.
 	Timeout time.Duration `yaml:"timeout"`
-	// MaxBody bounds the request body in bytes; default 10 MiB.
+	// MaxBody bounds the request body in bytes; default (or 0) 10 MiB.
 	MaxBody int64 `yaml:"max_body"`
 	// RateLimit is requests per second per subject; 0 = unlimited.
 	RateLimit float64 `yaml:"rate_limit"`

@@ -131,10 +131,10 @@ func TestZeroRefusedWhereMeaningless(t *testing.T) {
 		{"POOL", "tokens: { code: 0s }", "user_pools[0].tokens.code: must be more than 0 (leave it out for the default, 5m) (line 3)"},
 		{"POOL", "max_actor_chain: 0", "user_pools[0].max_actor_chain: must be 1 to 20 (line 3)"},
 		{"ROLE", "max_session: 0s", "iam.roles[0].max_session: 0s is out of range (15m0s to 12h0m0s) (line 6)"},
-		{"OBJECTS", "max_object_size: 0", "objects.max_object_size: must be at least 1 byte (leave it out for the default, 5 GiB) (line 7)"},
+		{"OBJECTS", "max_object_size: -1", "objects.max_object_size: must not be negative (0 or none means the default, 5 GiB) (line 7)"},
 		{"AUTH", "token_use: []", "gateway.authorizers[0].token_use: must list access, id or both (leave it out for the default, [access]) (line 10)"},
 		{"ROUTE", "timeout: 0s", "gateway.routes[0].timeout: must be more than 0 (leave it out for the default, 30s) (line 12)"},
-		{"ROUTE", "max_body: 0", "gateway.routes[0].max_body: must be at least 1 byte (leave it out for the default, 10 MiB) (line 12)"},
+		{"ROUTE", "max_body: -1", "gateway.routes[0].max_body: must not be negative (0 or none means the default, 10 MiB) (line 12)"},
 		{"FUNC", "timeout: 0s", "gateway.functions[0].timeout: must be more than 0 (leave it out for the default, 3s) (line 14)"},
 		{"FUNC", "concurrency: 0", "gateway.functions[0].concurrency: must be 1 to 64 (line 14)"},
 	} {
@@ -185,5 +185,18 @@ func TestReferenceDefaultsUnchanged(t *testing.T) {
 	}
 	if f := c.Gateway.Functions[0]; f.Timeout != 10*time.Second || f.Concurrency != 2 {
 		t.Errorf("function %+v", f)
+	}
+}
+
+// TestZeroSizesMeanTheDefault: objects.max_object_size and a route's
+// max_body written as 0 still mean the default, as writ documented before
+// zeros were told apart.
+func TestZeroSizesMeanTheDefault(t *testing.T) {
+	c, err := config.Parse(zeroFile(map[string]string{"OBJECTS": ", max_object_size: 0", "ROUTE": ", max_body: 0"}), "x.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Objects.MaxObjectSize != 5<<30 || c.Gateway.Routes[0].MaxBody != 10<<20 {
+		t.Errorf("max_object_size %d, max_body %d", c.Objects.MaxObjectSize, c.Gateway.Routes[0].MaxBody)
 	}
 }
