@@ -156,6 +156,7 @@ func TestEmailAddressFormat(t *testing.T) {
 	for _, email := range []string{"dora@@example.com", "dora@example@example.com", "Dora <dora@example.com>", "<dora@example.com>",
 		"dora@example.com (Dora)", " dora@example.com", "dora@example.com\n", "dora @example.com", `"dora x"@example.com`,
 		"dora..x@example.com", ".dora@example.com", "dora@example..com", "dora@", "@example.com", "dora", "",
+		"dora@example\u00a0.com", "dora@example.com\u200b", "do\u2028ra@example.com",
 		strings.Repeat("d", 245) + "@example.com"} {
 		for _, op := range ops {
 			if e := wantCode(t, op.call(email), "InvalidParameterException"); e.Message != "Invalid email address format." {

@@ -150,11 +150,12 @@ const maxEmail = 256
 
 // validEmail reports whether s is a bare address, local@domain, as
 // net/mail reads it: one '@', neither part empty, no display name,
-// comment, angle brackets or surrounding space, at most maxEmail
-// characters.
+// comment, angle brackets, space (Unicode's too) or invisible formatting
+// character, at most maxEmail characters.
 func validEmail(s string) bool {
 	local, domain, _ := strings.Cut(s, "@")
-	if local == "" || domain == "" || strings.Count(s, "@") != 1 || utf8.RuneCountInString(s) > maxEmail {
+	if local == "" || domain == "" || strings.Count(s, "@") != 1 || utf8.RuneCountInString(s) > maxEmail ||
+		strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zs) }) {
 		return false
 	}
 	a, err := mail.ParseAddress(s)
