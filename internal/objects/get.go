@@ -1,6 +1,7 @@
 package objects
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -57,6 +58,12 @@ func (h *Handler) getObject(w http.ResponseWriter, r *http.Request, c *caller, b
 	if notModified, err := getConditions(r, m); err != nil {
 		return err
 	} else if notModified {
+		// With the cache headers a 200 would carry (RFC 9110 §15.4.5).
+		for _, k := range [...]string{"Cache-Control", "Expires"} {
+			if v := cmp.Or(over[k], m.Headers[k]); v != "" {
+				hd.Set(k, v)
+			}
+		}
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}

@@ -208,6 +208,7 @@ func TestStoredHeaderControlBytes(t *testing.T) {
 		"Content-Encoding":    {ContentEncoding: aws.String(bad)},
 		"Content-Language":    {ContentLanguage: aws.String(bad)},
 		"x-amz-meta-note":     {Metadata: map[string]string{"note": "a\x00b"}},
+		"Content-Type":        {ContentType: aws.String("text/plain\x7f")},
 	}
 	for name, in := range puts {
 		in.Bucket, in.Key, in.Body = b, aws.String("put"), strings.NewReader("x")
@@ -232,5 +233,26 @@ func TestStoredHeaderControlBytes(t *testing.T) {
 	}
 	if got := f.served(admin, bucket, "src")["Content-Disposition"]; got != "inline" {
 		t.Errorf("in-process PutObject stored Content-Disposition %q", got)
+	}
+}
+
+// TestNotModifiedKeepsCacheHeaders: a 304 carries the Cache-Control and
+// Expires a 200 would (RFC 9110 §15.4.5), stored or overridden.
+func TestNotModifiedKeepsCacheHeaders(t *testing.T) {
+	f := &fx{Env: apptest.Start(t), t: t, ctx: context.Background()}
+	admin := f.client(adminAK, adminSecret, "", true)
+	put, err := admin.PutObject(f.ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("cached.txt"), Body: strings.NewReader("x"),
+		CacheControl: aws.String("max-age=3600"), Expires: aws.Time(time.Date(2033, 12, 1, 16, 0, 0, 0, time.UTC))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := f.rawResp("GET", "/"+bucket+"/cached.txt", nil, map[string]string{"If-None-Match": *put.ETag})
+	if resp.StatusCode != http.StatusNotModified || resp.Header.Get("Cache-Control") != "max-age=3600" ||
+		resp.Header.Get("Expires") != "Thu, 01 Dec 2033 16:00:00 GMT" || resp.Header.Get("ETag") != *put.ETag {
+		t.Fatalf("304: %d %v", resp.StatusCode, resp.Header)
+	}
+	resp, _ = f.rawResp("GET", "/"+bucket+"/cached.txt?response-cache-control=no-cache", nil, map[string]string{"If-None-Match": *put.ETag})
+	if resp.StatusCode != http.StatusNotModified || resp.Header.Get("Cache-Control") != "no-cache" {
+		t.Fatalf("304 with an override: %d %v", resp.StatusCode, resp.Header)
 	}
 }
