@@ -2,6 +2,7 @@ package app
 
 import (
 	"net/http"
+	"net/netip"
 
 	"github.com/writ-id/writ/internal/clientip"
 )
@@ -18,11 +19,18 @@ func forwardedFor(trusted clientip.Trusted, h http.Handler) http.Handler {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		peer, err := netip.ParseAddrPort(r.RemoteAddr)
+		if err != nil || !trusted.Contains(peer.Addr()) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		// A shallow copy: the server's request stays as received. The
+		// scheme and host the proxy's client used go with it, for the
+		// gateway's X-Forwarded-Proto/Host upstream.
+		r = r.WithContext(clientip.WithForwarded(r.Context(),
+			clientip.ParseForwarded(r.Header.Values("X-Forwarded-Proto"), r.Header.Values("X-Forwarded-Host"))))
 		if xff := r.Header.Values(clientip.Header); len(xff) > 0 {
-			if addr := trusted.RemoteAddr(r.RemoteAddr, xff); addr != r.RemoteAddr {
-				r = r.WithContext(r.Context()) // a shallow copy: the server's request stays as received
-				r.RemoteAddr = addr
-			}
+			r.RemoteAddr = trusted.RemoteAddr(r.RemoteAddr, xff)
 		}
 		h.ServeHTTP(w, r)
 	})

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -216,5 +217,47 @@ func TestIPv6ClientsThrottledBySlash64(t *testing.T) {
 	wantAPIError(t, "bob from another address of the /64", signIn(ctx, from("2001:db8:1:2:ffff::9"), "bob", "Bob-Passw0rd1"), "TooManyRequestsException")
 	if err := signIn(ctx, from("2001:db8:1:3::1"), "bob", "Bob-Passw0rd1"); err != nil {
 		t.Fatalf("bob from the next /64: %v", err)
+	}
+}
+
+// TestGatewayForwardsTheClientsScheme: behind a trusted TLS-terminating
+// proxy, the gateway tells its upstreams the scheme and host the client
+// used (X-Forwarded-Proto/Host), not those of the proxy's hop to it; a
+// client that is not a trusted proxy cannot claim them.
+func TestGatewayForwardsTheClientsScheme(t *testing.T) {
+	seen := make(chan http.Header, 2)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen <- r.Header.Clone() }))
+	defer up.Close()
+	env := apptest.Start(t, func(c *config.Config) {
+		c.Serve.Gateway.TrustedProxies = []string{"127.0.0.1"}
+		c.Gateway.Routes = append(c.Gateway.Routes, config.Route{Route: "GET /status", Upstream: up.URL, Propagate: "forward"})
+	})
+	u, _ := url.Parse(env.App.URL(app.Gateway))
+	lb := httptest.NewTLSServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(u)
+		pr.SetXForwarded() // X-Forwarded-Proto: https, X-Forwarded-Host: the address the client called
+	}})
+	defer lb.Close()
+	res, err := lb.Client().Get(lb.URL + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	h := <-seen
+	if res.StatusCode != 200 || h.Get("X-Forwarded-Proto") != "https" || h.Get("X-Forwarded-Host") != strings.TrimPrefix(lb.URL, "https://") {
+		t.Fatalf("through the TLS proxy: %d, upstream saw proto %q host %q", res.StatusCode, h.Get("X-Forwarded-Proto"), h.Get("X-Forwarded-Host"))
+	}
+
+	req, _ := http.NewRequest("GET", env.App.URL(app.Gateway)+"/status", nil)
+	req.Header.Set("X-Forwarded-Proto", "https")
+	req.Header.Set("X-Forwarded-Host", "evil.example")
+	res, err = (&http.Client{Transport: transportFrom(t, "127.0.0.2")}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	h = <-seen
+	if h.Get("X-Forwarded-Proto") != "http" || h.Get("X-Forwarded-Host") != u.Host {
+		t.Fatalf("an untrusted client's claims: upstream saw proto %q host %q", h.Get("X-Forwarded-Proto"), h.Get("X-Forwarded-Host"))
 	}
 }

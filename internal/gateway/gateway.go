@@ -483,6 +483,16 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	pr.Out.URL.RawQuery = pr.In.URL.RawQuery
 	pr.SetXForwarded()
 	h := pr.Out.Header
+	// Behind a trusted proxy (a TLS-terminating load balancer), the scheme
+	// and host its client used, not the proxy's hop to the gateway.
+	if fwd, ok := clientip.ForwardedFrom(pr.In.Context()); ok {
+		if fwd.Proto != "" {
+			h.Set("X-Forwarded-Proto", fwd.Proto)
+		}
+		if fwd.Host != "" {
+			h.Set("X-Forwarded-Host", fwd.Host)
+		}
+	}
 	h.Set("X-Request-Id", f.reqID)
 	h.Set("Traceparent", f.trace)
 	if f.auth != "" {
