@@ -796,3 +796,36 @@ func TestAuditEventsForAuthDecisions(t *testing.T) {
 		}
 	}
 }
+
+// An ID token carries the at_hash of the access token issued with it, as
+// Cognito's do, under each signing algorithm a pool may use: go-oidc
+// checks it (VerifyAccessToken), and it does not fit another access token.
+func TestIDTokenAccessTokenHash(t *testing.T) {
+	for _, alg := range []string{"ES256", "EdDSA", "RS256"} {
+		t.Run(alg, func(t *testing.T) {
+			f := start(t, func(c *config.Config) { c.UserPools[0].SigningAlg = alg })
+			first, err := f.passwordAuth("bob", "Bob-Passw0rd1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			second, err := f.passwordAuth("bob", "Bob-Passw0rd1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			prov, err := oidc.NewProvider(f.ctx, f.issuer())
+			if err != nil {
+				t.Fatal(err)
+			}
+			idt, err := prov.Verifier(&oidc.Config{ClientID: "demo-web", SupportedSigningAlgs: []string{alg}}).Verify(f.ctx, aws.ToString(first.AuthenticationResult.IdToken))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := idt.VerifyAccessToken(aws.ToString(first.AuthenticationResult.AccessToken)); err != nil {
+				t.Errorf("at_hash of its access token: %v", err)
+			}
+			if err := idt.VerifyAccessToken(aws.ToString(second.AuthenticationResult.AccessToken)); err == nil {
+				t.Error("at_hash fits another sign-in's access token")
+			}
+		})
+	}
+}

@@ -56,6 +56,9 @@ type Key struct {
 // Public returns the key's public JWK.
 func (k *Key) Public() jose.JSONWebKey { return k.public }
 
+// Algorithm returns the JWS algorithm the key signs with.
+func (k *Key) Algorithm() string { return k.Alg }
+
 // Sign signs payload as a compact JWS with header {alg, kid, typ}; typ is
 // "JWT" or "at+jwt".
 func (k *Key) Sign(payload []byte, typ string) (string, error) {

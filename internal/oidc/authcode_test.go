@@ -128,6 +128,9 @@ func TestAuthorizationCodeFlowWithPKCE(t *testing.T) {
 	if idt.Nonce != "n-456" || tok.RefreshToken == "" {
 		t.Fatalf("nonce %q, refresh %v", idt.Nonce, tok.RefreshToken != "")
 	}
+	if err := idt.VerifyAccessToken(tok.AccessToken); err != nil {
+		t.Errorf("at_hash: %v", err)
+	}
 	if c := claims(t, tok.AccessToken); c["scope"] != "openid email profile" || c["username"] != "alice" {
 		t.Errorf("access token: %v", c)
 	}

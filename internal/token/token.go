@@ -2,6 +2,8 @@ package token
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -15,6 +17,25 @@ import (
 // Signer signs a JWS payload; keys.Key implements it.
 type Signer interface {
 	Sign(payload []byte, typ string) (string, error)
+}
+
+// AccessTokenHash returns the at_hash of accessToken for an ID token
+// signed with alg (OpenID Connect Core §3.1.3.6): the left half of its
+// hash under the algorithm's hash function (SHA-512 for EdDSA, as OpenID
+// settled for Ed25519), base64url; "" for an algorithm it does not know.
+func AccessTokenHash(alg, accessToken string) string {
+	var sum []byte
+	switch alg {
+	case "ES256", "RS256", "PS256":
+		s := sha256.Sum256([]byte(accessToken))
+		sum = s[:16]
+	case "EdDSA", "ES512", "RS512", "PS512":
+		s := sha512.Sum512([]byte(accessToken))
+		sum = s[:32]
+	default:
+		return ""
+	}
+	return base64.RawURLEncoding.EncodeToString(sum)
 }
 
 // Mint signs claims as a compact JWT. Access tokens get typ "at+jwt"

@@ -181,6 +181,13 @@ func (p *Pool) mint(ctx context.Context, key token.Signer, g Grant, now time.Tim
 		if g.Nonce != "" {
 			it["nonce"] = g.Nonce
 		}
+		// The access token issued with it, for a relying party to check
+		// (as Cognito's ID tokens carry it).
+		if a, ok := key.(interface{ Algorithm() string }); ok {
+			if h := token.AccessTokenHash(a.Algorithm(), out.AccessToken); h != "" {
+				it["at_hash"] = h
+			}
+		}
 		if out.IDToken, err = token.Mint(key, it); err != nil {
 			return Tokens{}, store.RefreshToken{}, internal(err)
 		}
