@@ -496,12 +496,13 @@ func (a *App) registerGauges() {
 }
 
 // IDPHandler serves the Cognito IdP API (POST /: without X-Amz-Target, its
-// UnknownOperationException) and the pools' OIDC endpoints on one listener.
+// UnknownOperationException; OPTIONS /, a browser's CORS preflight, which
+// names no target) and the pools' OIDC endpoints on one listener.
 func IDPHandler(svc *userpool.Service, admin *cognito.Admin, st store.Store, log *slog.Logger, now func() time.Time) http.Handler {
 	api := cognito.NewIDP(svc, admin, log)
 	web := oidc.New(svc, st, log, now)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/" && (r.Header.Get("X-Amz-Target") != "" || r.Method == http.MethodPost) {
+		if r.URL.Path == "/" && (r.Header.Get("X-Amz-Target") != "" || r.Method == http.MethodPost || r.Method == http.MethodOptions) {
 			api.ServeHTTP(w, r)
 			return
 		}

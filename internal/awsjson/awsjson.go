@@ -1,7 +1,9 @@
 // Package awsjson is the AWS JSON 1.1 protocol: POST / with X-Amz-Target,
 // JSON bodies, errors as {"__type","message"} with a matching
 // X-Amzn-ErrorType header, and an x-amzn-RequestId on every response. The
-// Cognito IdP and Cognito Identity adapters are built on it.
+// Cognito IdP and Cognito Identity adapters are built on it. It also holds
+// what writ's HTTP APIs share: the caller's address, request id and trace,
+// and the CORS policy of the endpoints browser apps call (cors.go).
 package awsjson
 
 import (
@@ -20,6 +22,9 @@ import (
 
 // MaxBody bounds a request body.
 const MaxBody = 256 << 10
+
+// postOnly is the one method of the protocol.
+var postOnly = []string{http.MethodPost}
 
 // Error is an AWS JSON error: Code becomes __type, Message the message.
 type Error struct {
@@ -60,8 +65,12 @@ type Service struct {
 	Log    *slog.Logger
 }
 
-// ServeHTTP dispatches by X-Amz-Target.
+// ServeHTTP dispatches by X-Amz-Target, behind CORS (browser apps call
+// these APIs: the AWS SDK for JavaScript, Amplify); it answers OPTIONS.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if serveCORS(w, r, postOnly) {
+		return
+	}
 	reqID := RequestID(r)
 	ctx := audit.WithRequest(r.Context(), audit.RequestInfo{ID: reqID, SourceIP: SourceIP(r),
 		TraceID: TraceID(r.Header.Get("traceparent"))})

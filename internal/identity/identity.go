@@ -63,6 +63,7 @@ type Handler struct {
 	verifiers map[string]*token.CachingVerifier // issuer -> verifier
 	own       *token.CachingVerifier
 	cognito   http.Handler
+	sts       http.Handler // serveSTS behind CORS
 	sigv4     *sigv4.Verifier
 	mux       *http.ServeMux
 	stop      context.CancelFunc
@@ -134,9 +135,11 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Handler, error
 	h.cognito = &awsjson.Service{Prefix: "AWSCognitoIdentityService", Log: opts.Log, Ops: map[string]awsjson.Op{
 		"GetId": h.getID, "GetCredentialsForIdentity": h.getCredentials, "GetOpenIdToken": h.getOpenIDToken}}
 	h.sigv4 = &sigv4.Verifier{Service: "sts", Regions: []string{cfg.Region}, Source: sts.Source{STS: opts.STS, Users: cfg.IAM.Users}, Now: opts.Now}
+	// Browser apps (Amplify) call both APIs: CORS, as awsjson serves it.
+	h.sts = awsjson.CORS(http.HandlerFunc(h.serveSTS), http.MethodGet, http.MethodPost)
 	h.mux = http.NewServeMux()
-	h.mux.HandleFunc("GET /.well-known/openid-configuration", h.discovery)
-	h.mux.HandleFunc("GET /.well-known/jwks.json", h.jwks)
+	awsjson.HandleCORS(h.mux, "/.well-known/openid-configuration", http.HandlerFunc(h.discovery), http.MethodGet)
+	awsjson.HandleCORS(h.mux, "/.well-known/jwks.json", http.HandlerFunc(h.jwks), http.MethodGet)
 	return h, nil
 }
 
@@ -144,13 +147,14 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Handler, error
 func (h *Handler) Close() { h.stop() }
 
 // ServeHTTP dispatches: Cognito Identity by X-Amz-Target, STS by Action,
-// and the OpenID issuer's discovery documents.
+// and the OpenID issuer's discovery documents. OPTIONS / (a browser's
+// preflight, which names neither) is answered for both APIs.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Method == http.MethodPost && r.URL.Path == "/" && r.Header.Get("X-Amz-Target") != "":
 		h.cognito.ServeHTTP(w, r)
-	case r.URL.Path == "/" && (r.Method == http.MethodPost || r.URL.Query().Get("Action") != ""):
-		h.serveSTS(w, r)
+	case r.URL.Path == "/" && (r.Method == http.MethodPost || r.Method == http.MethodOptions || r.URL.Query().Get("Action") != ""):
+		h.sts.ServeHTTP(w, r)
 	default:
 		h.mux.ServeHTTP(w, r)
 	}

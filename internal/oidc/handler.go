@@ -45,19 +45,24 @@ func New(svc *userpool.Service, st webStore, log *slog.Logger, now func() time.T
 	}
 	h := &Handler{svc: svc, store: st, log: log, mux: http.NewServeMux(), now: now}
 	m := h.mux
-	m.HandleFunc("GET /{pool}/.well-known/openid-configuration", h.discovery)
-	m.HandleFunc("GET /{pool}/.well-known/oauth-authorization-server", h.discovery)
+	// What browser apps call with fetch or XHR (oidc-client-ts, Amplify):
+	// CORS for any origin, since they authenticate with what the request
+	// carries, never with a cookie.
+	api := func(path string, f http.HandlerFunc, methods ...string) { awsjson.HandleCORS(m, path, f, methods...) }
+	api("/{pool}/.well-known/openid-configuration", h.discovery, "GET")
+	api("/{pool}/.well-known/oauth-authorization-server", h.discovery, "GET")
 	// RFC 8414 §3.1: the well-known segment goes before the issuer's path.
-	m.HandleFunc("GET /.well-known/oauth-authorization-server/{pool}", h.discovery)
-	m.HandleFunc("GET /{pool}/.well-known/jwks.json", h.jwks)
+	api("/.well-known/oauth-authorization-server/{pool}", h.discovery, "GET")
+	api("/{pool}/.well-known/jwks.json", h.jwks, "GET")
+	api("/{pool}/oauth2/token", h.token, "POST")
+	api("/{pool}/oauth2/revoke", h.revoke, "POST")
+	api("/{pool}/oauth2/introspect", h.introspect, "POST")
+	api("/{pool}/oauth2/userInfo", h.userInfo, "GET", "POST")
 
+	// The authorization endpoint and the hosted pages rely on the
+	// browser's cookies: no CORS, ever.
 	m.HandleFunc("GET /{pool}/oauth2/authorize", h.authorize)
 	m.HandleFunc("POST /{pool}/oauth2/authorize", h.authorize)
-	m.HandleFunc("POST /{pool}/oauth2/token", h.token)
-	m.HandleFunc("POST /{pool}/oauth2/revoke", h.revoke)
-	m.HandleFunc("POST /{pool}/oauth2/introspect", h.introspect)
-	m.HandleFunc("GET /{pool}/oauth2/userInfo", h.userInfo)
-	m.HandleFunc("POST /{pool}/oauth2/userInfo", h.userInfo)
 
 	m.HandleFunc("GET /{pool}/login", h.loginPage)
 	m.HandleFunc("POST /{pool}/login", h.loginPost)
