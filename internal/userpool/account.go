@@ -670,7 +670,10 @@ func (p *Pool) confirmForgot(ctx context.Context, c store.Client, username, code
 		return err
 	}
 	hash := HashPassword(password, p.svc.deps.Argon2)
-	_, err = p.st().UpdateUser(ctx, p.cfg.ID, username, func(x *store.User) error {
+	// A reset ends every session of the user, with the password change
+	// (whoever had taken the account over is out), as
+	// AdminUserGlobalSignOut does.
+	u, err := p.updateSigningOut(ctx, username, "", func(x *store.User) error {
 		x.PasswordHash = hash
 		if x.Status == store.StatusResetRequired || x.Status == store.StatusForceChangePassword {
 			x.Status = store.StatusConfirmed
@@ -681,24 +684,33 @@ func (p *Pool) confirmForgot(ctx context.Context, c store.Client, username, code
 	if err != nil {
 		return internal(err)
 	}
+	p.recordSignOut(ctx, u, "password reset by ConfirmForgotPassword")
 	if err := p.st().ResetCounter(ctx, p.userLockKey(username)); err != nil {
 		return internal(err)
 	}
 	return nil
 }
 
-// ChangePassword changes the signed-in user's password.
+// ChangePassword changes the signed-in user's password and ends the
+// user's other sessions, keeping the one it was called with, as Cognito
+// does: the sign-in of accessToken (its origin_jti: its access and ID
+// tokens and the family of its refresh token) goes on, while every other
+// sign-in's tokens and every hosted browser session are ended as by
+// GlobalSignOut. (A browser session is not tied to the tokens it led to,
+// so even the caller's own browser signs in again.)
 func (p *Pool) ChangePassword(ctx context.Context, accessToken, previous, proposed string) error {
-	_, u, err := p.AccessUser(ctx, accessToken)
+	c, u, err := p.AccessUser(ctx, accessToken)
 	if err != nil {
 		return err
 	}
-	err = p.changePassword(ctx, u, previous, proposed)
+	// Every access token writ mints names its sign-in; one that did not
+	// would keep nothing (keep "": every session ends, the caller's too).
+	err = p.changePassword(ctx, u, c.OriginJTI, previous, proposed)
 	p.record(ctx, auditEvent("ChangePassword", "", u.Username, u.Sub, err))
 	return err
 }
 
-func (p *Pool) changePassword(ctx context.Context, u store.User, previous, proposed string) error {
+func (p *Pool) changePassword(ctx context.Context, u store.User, originJTI, previous, proposed string) error {
 	if err := checkPasswordInput("proposedPassword", proposed); err != nil {
 		return err
 	}
@@ -718,13 +730,25 @@ func (p *Pool) changePassword(ctx context.Context, u store.User, previous, propo
 		return err
 	}
 	hash := HashPassword(proposed, p.svc.deps.Argon2)
-	if _, err := p.st().UpdateUser(ctx, p.cfg.ID, u.Username, func(x *store.User) error {
+	nu, err := p.updateSigningOut(ctx, u.Username, originJTI, func(x *store.User) error {
+		// Signed out, disabled or given another password since AccessUser
+		// checked the token and the previous password: keeping the
+		// calling sign-in now would bring it back.
+		if x.Sub != u.Sub || !x.Enabled || !x.RevokedBefore.Equal(u.RevokedBefore) || x.PasswordHash != u.PasswordHash {
+			return newErr(CodeNotAuthorized, "Access Token has been revoked")
+		}
 		x.PasswordHash = hash
 		x.UpdatedAt = p.now()
 		return nil
-	}); err != nil {
+	})
+	var ue *Error
+	if errors.As(err, &ue) {
+		return ue
+	}
+	if err != nil {
 		return internal(err)
 	}
+	p.recordSignOut(ctx, nu, "password changed by ChangePassword: the calling sign-in is kept")
 	return nil
 }
 
@@ -969,21 +993,77 @@ func (p *Pool) GlobalSignOut(ctx context.Context, accessToken string) error {
 
 // SignOutUser signs a user out everywhere (GlobalSignOut and its admin form).
 func (p *Pool) SignOutUser(ctx context.Context, u store.User, originJTI string) error {
-	now := p.now()
-	if _, err := p.st().UpdateUser(ctx, p.cfg.ID, u.Username, func(x *store.User) error {
-		x.RevokedBefore = now
-		return nil
-	}); err != nil {
-		return internal(err)
-	}
-	if _, err := p.st().RevokeUserRefreshTokens(ctx, p.cfg.ID, u.Username); err != nil {
+	if _, err := p.updateSigningOut(ctx, u.Username, "", nil); err != nil {
 		return internal(err)
 	}
 	if err := p.revokeOrigin(ctx, originJTI); err != nil {
 		return err
 	}
-	p.record(ctx, auditEvent("GlobalSignOut", "", u.Username, u.Sub, nil))
+	p.recordSignOut(ctx, u, "")
 	return nil
+}
+
+// signOutTx ends, in tx, every session of user username as of now: the
+// sign-out of GlobalSignOut, AdminUserGlobalSignOut, AdminDisableUser and
+// every password change. It applies change (when not nil) to the user and
+// sets its RevokedBefore in the same write, and marks every refresh token
+// of the user revoked. RevokedBefore is what every online check compares
+// with: the access and ID tokens issued before it are refused (signedOut:
+// AccessUser, UserInfo, introspection, token exchange), so are the refresh
+// tokens created before it (refreshSignedOut) and the hosted pages'
+// browser sessions started before it.
+//
+// keep (ChangePassword's) names a sign-in (origin_jti) that stands after
+// the sign-out (keepSignIn). Then no refresh token is marked revoked,
+// since the store revokes one family or all of a user's but cannot spare
+// one: the others are refused by refreshSignedOut alone.
+func (p *Pool) signOutTx(ctx context.Context, tx store.Tx, username, keep string, now time.Time, change func(*store.User) error) (store.User, error) {
+	u, err := tx.UpdateUser(ctx, p.cfg.ID, username, func(x *store.User) error {
+		if change != nil {
+			if err := change(x); err != nil {
+				return err
+			}
+		}
+		x.RevokedBefore = now
+		return nil
+	})
+	if err != nil {
+		return store.User{}, err
+	}
+	if keep != "" {
+		return u, p.keepSignIn(ctx, tx, u, keep, now)
+	}
+	if _, err := tx.RevokeUserRefreshTokens(ctx, p.cfg.ID, username); err != nil {
+		return store.User{}, err
+	}
+	return u, nil
+}
+
+// updateSigningOut applies change to the user and signs it out everywhere
+// but keep (signOutTx) in one transaction, so that a crash cannot leave a
+// password changed and the sessions of the old one alive. An *Error from
+// change is returned as it is.
+func (p *Pool) updateSigningOut(ctx context.Context, username, keep string, change func(*store.User) error) (store.User, error) {
+	now := p.now()
+	var u store.User
+	err := p.st().InTx(ctx, func(tx store.Tx) error {
+		var err error
+		u, err = p.signOutTx(ctx, tx, username, keep, now, change)
+		return err
+	})
+	if err != nil {
+		return store.User{}, err
+	}
+	return u, nil
+}
+
+// recordSignOut records in the audit trail that every session of u ended
+// (but the one ChangePassword keeps), as GlobalSignOut does, and why when
+// something else than a sign-out ended them.
+func (p *Pool) recordSignOut(ctx context.Context, u store.User, why string) {
+	e := auditEvent("GlobalSignOut", "", u.Username, u.Sub, nil)
+	e.Reason = why
+	p.record(ctx, e)
 }
 
 // AssociateSoftwareToken starts TOTP enrolment, for a signed-in user

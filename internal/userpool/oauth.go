@@ -142,6 +142,15 @@ func (p *Pool) Introspect(ctx context.Context, caller store.Client, raw string) 
 	if err != nil || rt.PoolID != p.cfg.ID || rt.ClientID != caller.ClientID || rt.Revoked || !p.now().Before(rt.ExpiresAt) || !rt.UsedAt.IsZero() {
 		return inactive
 	}
+	// Refused by Refresh since a sign-out that did not mark it revoked
+	// (ChangePassword's, which keeps only the calling sign-in).
+	u, err := p.st().GetUser(ctx, rt.PoolID, rt.Username)
+	if err != nil || u.Sub != rt.Sub || !u.Enabled {
+		return inactive
+	}
+	if out, err := refreshSignedOut(ctx, p.st(), u, rt, p.now()); err != nil || out {
+		return inactive
+	}
 	return Introspection{"active": true, "token_type": "refresh_token", "client_id": rt.ClientID, "sub": rt.Sub,
 		"username": rt.Username, "scope": rt.Scope, "exp": rt.ExpiresAt.Unix(), "iat": rt.CreatedAt.Unix(), "iss": p.issuer}
 }
@@ -322,13 +331,26 @@ func (p *Pool) AdminGetUser(ctx context.Context, username string) (store.User, e
 
 // AdminUpdate applies fn to a user (UserNotFoundException when absent).
 func (p *Pool) AdminUpdate(ctx context.Context, action, username string, fn func(*store.User) error) (store.User, error) {
-	u, err := p.st().UpdateUser(ctx, p.cfg.ID, username, func(x *store.User) error {
+	return p.adminUpdate(ctx, action, username, false, fn)
+}
+
+// adminUpdate is AdminUpdate; with signOut, the same transaction also
+// ends every session of the user (signOutTx).
+func (p *Pool) adminUpdate(ctx context.Context, action, username string, signOut bool, fn func(*store.User) error) (store.User, error) {
+	change := func(x *store.User) error {
 		if err := fn(x); err != nil {
 			return err
 		}
 		x.UpdatedAt = p.now()
 		return nil
-	})
+	}
+	var u store.User
+	var err error
+	if signOut {
+		u, err = p.updateSigningOut(ctx, username, "", change)
+	} else {
+		u, err = p.st().UpdateUser(ctx, p.cfg.ID, username, change)
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return store.User{}, newErr(CodeUserNotFound, "User does not exist.")
 	}
@@ -349,21 +371,17 @@ func (p *Pool) AdminUpdate(ctx context.Context, action, username string, fn func
 // after AdminUserGlobalSignOut), so AdminEnableUser does not bring them
 // back.
 func (p *Pool) AdminDisableUser(ctx context.Context, username string) error {
-	now := p.now()
-	if _, err := p.AdminUpdate(ctx, "AdminDisableUser", username, func(u *store.User) error {
+	_, err := p.adminUpdate(ctx, "AdminDisableUser", username, true, func(u *store.User) error {
 		u.Enabled = false
-		u.RevokedBefore = now
 		return nil
-	}); err != nil {
-		return err
-	}
-	if _, err := p.st().RevokeUserRefreshTokens(ctx, p.cfg.ID, username); err != nil {
-		return internal(err)
-	}
-	return nil
+	})
+	return err
 }
 
-// AdminSetPassword sets a user's password, permanent or temporary.
+// AdminSetPassword sets a user's password, permanent or temporary, and
+// ends every session of the user in the same transaction, as
+// AdminUserGlobalSignOut does: whoever knew the old password is out.
+// (`writ users set-password` calls this through AdminSetUserPassword.)
 func (p *Pool) AdminSetPassword(ctx context.Context, username, password string, permanent bool) error {
 	if err := checkPasswordInput("password", password); err != nil {
 		return err
@@ -372,7 +390,7 @@ func (p *Pool) AdminSetPassword(ctx context.Context, username, password string, 
 		return err
 	}
 	hash := HashPassword(password, p.svc.deps.Argon2)
-	_, err := p.AdminUpdate(ctx, "AdminSetUserPassword", username, func(u *store.User) error {
+	u, err := p.adminUpdate(ctx, "AdminSetUserPassword", username, true, func(u *store.User) error {
 		u.PasswordHash = hash
 		u.Status = store.StatusForceChangePassword
 		if permanent {
@@ -380,18 +398,25 @@ func (p *Pool) AdminSetPassword(ctx context.Context, username, password string, 
 		}
 		return nil
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	p.recordSignOut(ctx, u, "password set by AdminSetUserPassword")
+	return nil
 }
 
-// AdminResetPassword requires a reset and mails a code.
+// AdminResetPassword requires a reset and mails a code. It ends every
+// session of the user in the same transaction, as AdminUserGlobalSignOut
+// does: a reset is asked for when the password is no longer trusted.
 func (p *Pool) AdminResetPassword(ctx context.Context, username string) error {
-	u, err := p.AdminUpdate(ctx, "AdminResetUserPassword", username, func(u *store.User) error {
+	u, err := p.adminUpdate(ctx, "AdminResetUserPassword", username, true, func(u *store.User) error {
 		u.Status = store.StatusResetRequired
 		return nil
 	})
 	if err != nil {
 		return err
 	}
+	p.recordSignOut(ctx, u, "password reset by AdminResetUserPassword")
 	_, err = p.sendCode(ctx, "reset", u, resetLifetime, "Your password reset code", "Your password reset code is %s")
 	return err
 }

@@ -67,10 +67,30 @@ func (p *Pool) Issue(ctx context.Context, g Grant) (Tokens, error) {
 	return t, nil
 }
 
-// afterSignOutKey names the record of sign-in originJTI of u made after
-// u's current sign-out; a later sign-out changes the key.
+// afterSignOutKey names the record that sign-in originJTI of u stands
+// after u's current sign-out: a sign-in made in the sign-out's own second
+// but after it (markAfterSignOut), or the sign-in whose ChangePassword
+// ended the user's other sessions (keepSignIn). A later sign-out changes
+// the key, so that it ends such a sign-in too.
 func afterSignOutKey(u store.User, originJTI string) string {
 	return "after-sign-out/" + u.Sub + "/" + strconv.FormatInt(u.RevokedBefore.UnixMilli(), 10) + "/" + originJTI
+}
+
+// keepSignIn records, in tx, that sign-in originJTI of u (u as written
+// with its new RevokedBefore) stands after that sign-out: its access and
+// ID tokens pass signedOut and its refresh tokens refreshSignedOut. The
+// record lasts as long as anything of the sign-in can: its refresh
+// family, which never outlives the refresh lifetime from its sign-in
+// (rotation does not extend it), and its JWTs.
+func (p *Pool) keepSignIn(ctx context.Context, tx store.Counters, u store.User, originJTI string, now time.Time) error {
+	if originJTI == "" {
+		return nil
+	}
+	life := max(p.cfg.Tokens.Refresh, p.longestToken()) + time.Minute
+	if _, err := tx.Incr(ctx, afterSignOutKey(u, originJTI), life, now); err != nil {
+		return err
+	}
+	return nil
 }
 
 // markAfterSignOut records sign-in originJTI of u, issued at now, when now
@@ -87,16 +107,18 @@ func (p *Pool) markAfterSignOut(ctx context.Context, u store.User, originJTI str
 }
 
 // signedOut reports whether a token of u issued at iat by sign-in
-// originJTI predates u's last sign-out (RevokedBefore). As iat is in whole
-// seconds, it cannot tell before from after within the sign-out's own
-// second: there a token is valid only if its sign-in was recorded by
-// markAfterSignOut when issued.
+// originJTI predates u's last sign-out (RevokedBefore) and its sign-in
+// does not stand after it. As iat is in whole seconds, it cannot tell
+// before from after within the sign-out's own second: there a token is
+// valid only if its sign-in was recorded by markAfterSignOut when issued.
+// An earlier token is valid only if its sign-in was kept by the sign-out
+// (keepSignIn: the sign-in that changed the password).
 func (p *Pool) signedOut(ctx context.Context, u store.User, iat int64, originJTI string) (bool, error) {
 	rb := u.RevokedBefore
 	switch {
 	case rb.IsZero() || iat > rb.Unix():
 		return false, nil
-	case iat < rb.Unix() || originJTI == "":
+	case originJTI == "":
 		return true, nil
 	}
 	n, err := p.st().Count(ctx, afterSignOutKey(u, originJTI), p.now())
@@ -269,7 +291,9 @@ func (p *Pool) Refresh(ctx context.Context, c store.Client, refreshToken string)
 		if !u.Enabled {
 			return newErr(CodeNotAuthorized, "User is disabled.")
 		}
-		if !u.RevokedBefore.IsZero() && rt.CreatedAt.Before(u.RevokedBefore) {
+		if out, err := refreshSignedOut(ctx, tx, u, rt, now); err != nil {
+			return internal(err)
+		} else if out {
 			return newErr(CodeNotAuthorized, "Refresh Token has been revoked")
 		}
 		rotate := p.cfg.Tokens.RotateRefresh
@@ -339,6 +363,28 @@ func (p *Pool) Refresh(ctx context.Context, c store.Client, refreshToken string)
 	}
 	p.record(ctx, auditFor("RefreshToken", c, userForAudit, nil))
 	return out, nil
+}
+
+// refreshSignedOut reports whether refresh token rt of u was created
+// before u's last sign-out (RevokedBefore) and its sign-in (its family)
+// does not stand after it. A sign-out marks the user's refresh tokens
+// revoked too, except ChangePassword's, which keeps the calling sign-in's
+// family (keepSignIn) and so ends the others by this check alone. A token
+// created in the very millisecond of the sign-out is taken for one before
+// it unless its sign-in was recorded as made after it (markAfterSignOut).
+func refreshSignedOut(ctx context.Context, c store.Counters, u store.User, rt store.RefreshToken, now time.Time) (bool, error) {
+	rb := u.RevokedBefore
+	if rb.IsZero() || rt.CreatedAt.After(rb) {
+		return false, nil
+	}
+	if rt.OriginJTI == "" {
+		return true, nil
+	}
+	n, err := c.Count(ctx, afterSignOutKey(u, rt.OriginJTI), now)
+	if err != nil {
+		return true, err
+	}
+	return n == 0, nil
 }
 
 // refreshGetsIDToken reports whether refreshing a family of the given
