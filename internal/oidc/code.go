@@ -109,6 +109,11 @@ func (h *Handler) authorizationCodeGrant(ctx context.Context, p *userpool.Pool, 
 	if err != nil || u.PoolID != p.ID() || !u.Enabled {
 		return nil, invalid("the user is no longer active")
 	}
+	if s.CreatedAt.Before(u.RevokedBefore) {
+		// Issued before the user's sign-out everywhere or password reset:
+		// the tokens it would give (issued now) would outlive that.
+		return nil, invalid("the user signed out after this code was issued")
+	}
 	t, err := p.Issue(ctx, userpool.Grant{Client: c, User: u, Scope: g.Req.Scope, IDToken: slices.Contains(g.Req.Scope, "openid"),
 		Refresh: userpool.HasFlow(c, "refresh_token"), AuthTime: time.Unix(g.Who.AuthTime, 0), AMR: g.Who.AMR, Nonce: g.Req.Nonce,
 		OriginJTI: g.OriginJTI})

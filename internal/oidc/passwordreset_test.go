@@ -386,3 +386,33 @@ func TestChangePasswordEndsOtherSessions(t *testing.T) {
 		t.Errorf("refresh of the kept sign-in after GlobalSignOut: %s", apiCode(err))
 	}
 }
+
+// TestCodeIssuedBeforeSignOutIsRefused: an authorization code issued
+// before a sign-out everywhere (or a password reset) is refused at the
+// token endpoint: the tokens it would give, issued after, would outlive
+// the sign-out.
+func TestCodeIssuedBeforeSignOutIsRefused(t *testing.T) {
+	f := startReset(t)
+	b := newBrowser(t)
+	conf := f.webConfig()
+	verifier, _ := pkce()
+	page, _ := f.beginSignIn(b, conf.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)))
+	form := hidden(page)
+	form.Set("username", "bob")
+	form.Set("password", "Bob-Passw0rd1")
+	resp, _ := b.post(f.iss+"/login", form)
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	code := loc.Query().Get("code")
+	if code == "" {
+		t.Fatalf("no code: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	f.Clock.Advance(100 * time.Millisecond)
+	if _, err := f.adm.AdminUserGlobalSignOut(f.ctx, &cip.AdminUserGlobalSignOutInput{UserPoolId: aws.String(poolID), Username: aws.String("bob")}); err != nil {
+		t.Fatal(err)
+	}
+	f.Clock.Advance(100 * time.Millisecond)
+	_, err := conf.Exchange(f.ctx, code, oauth2.VerifierOption(verifier))
+	if oauthCode(err) != "invalid_grant" {
+		t.Fatalf("a code from before the sign-out: %v", err)
+	}
+}
