@@ -11,8 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -199,14 +201,29 @@ func providerKey(issuer string) string {
 
 func notAuthorized(msg string) *awsjson.Error { return awsjson.Errorf("NotAuthorizedException", msg) }
 
+// identity is the store's login key of the identity l names: one per
+// provider and subject.
+func (l *login) identity() string { return l.provider + "|" + l.claims.Subject }
+
+// errLoginsMismatch is Cognito's answer to logins that do not name the
+// identity (or one identity).
+func errLoginsMismatch() error {
+	return notAuthorized("Logins don't match. Please include at least one valid login for this identity or identity pool.")
+}
+
 // verifyLogins checks every token of a Logins map against the pool's
-// providers: all must verify, or the call fails.
+// providers: all must verify, or the call fails. They are taken in the
+// order of their keys, so the answer never depends on map order, and they
+// must all name one identity (the same provider and subject: two names of
+// one provider with tokens of the same user are one login); logins of
+// different users are refused rather than one of them picked.
 func (h *Handler) verifyLogins(ctx context.Context, pool *config.IdentityPool, logins map[string]string) ([]login, error) {
 	if len(logins) > 10 {
 		return nil, awsjson.Errorf("InvalidParameterException", "Too many logins")
 	}
 	var out []login
-	for key, raw := range logins {
+	for _, key := range slices.Sorted(maps.Keys(logins)) {
+		raw := logins[key]
 		var prov *config.IdentityProvider
 		var issuer string
 		for i := range pool.Providers {
@@ -238,6 +255,11 @@ func (h *Handler) verifyLogins(ctx context.Context, pool *config.IdentityPool, l
 			return nil, notAuthorized("Invalid login token. Incorrect token audience.")
 		}
 		out = append(out, login{key: key, provider: providerKey(issuer), issuer: issuer, claims: c, pool: prov})
+	}
+	for i := range out {
+		if out[i].identity() != out[0].identity() {
+			return nil, errLoginsMismatch()
+		}
 	}
 	return out, nil
 }
@@ -317,7 +339,7 @@ func (h *Handler) identityFor(ctx context.Context, pool *config.IdentityPool, lo
 			return "", notAuthorized("Unauthenticated access is not supported for this identity pool.")
 		}
 	} else {
-		key = ls[0].provider + "|" + ls[0].claims.Subject
+		key = ls[0].identity() // every login names it (verifyLogins)
 	}
 	id, _, err := h.opts.Store.GetOrCreateIdentity(ctx, pool.ID, key, h.cfg.Region+":"+uuid.NewString(), h.opts.Now())
 	if err != nil {
@@ -346,15 +368,15 @@ func (h *Handler) resolve(ctx context.Context, identityID string, logins map[str
 	}
 	if len(ls) == 0 {
 		if !strings.HasPrefix(key, "unauthenticated|") {
-			return nil, nil, notAuthorized("Logins don't match. Please include at least one valid login for this identity or identity pool.")
+			return nil, nil, errLoginsMismatch()
 		}
 		if !pool.AllowUnauthenticated {
 			return nil, nil, notAuthorized("Unauthenticated access is not supported for this identity pool.")
 		}
 		return pool, nil, nil
 	}
-	if key != ls[0].provider+"|"+ls[0].claims.Subject {
-		return nil, nil, notAuthorized("Logins don't match. Please include at least one valid login for this identity or identity pool.")
+	if key != ls[0].identity() { // every login names the same (verifyLogins)
+		return nil, nil, errLoginsMismatch()
 	}
 	return pool, &ls[0], nil
 }

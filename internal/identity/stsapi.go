@@ -145,11 +145,42 @@ func sessionPolicyOf(p string) (json.RawMessage, error) {
 	return json.RawMessage(p), nil
 }
 
+// arnPattern is the pattern of STS's arnType (API model), as AWS quotes it.
+const arnPattern = `[\u0009\u000A\u000D\u0020-\u007E\u0085\u00A0-\uD7FF\uE000-\uFFFD\u10000-\u10FFFF]+`
+
+var arnCharsRE = regexp.MustCompile(`^[\x{9}\x{A}\x{D}\x{20}-\x{7E}\x{85}\x{A0}-\x{D7FF}\x{E000}-\x{FFFD}\x{10000}-\x{10FFFF}]+$`)
+
+// validRoleARN checks an AssumeRole* RoleArn before the role is looked
+// up: 20 to 2048 characters of arnType's pattern (the API model's
+// constraints, with AWS's messages), and of the form
+// arn:partition:service:region:account:resource. A bare role name, which
+// sts.Service.Role also resolves (for the configuration's role
+// references), never reaches the lookup.
+func validRoleARN(arn string) error {
+	const prefix = "1 validation error detected: Value "
+	switch n := utf8.RuneCountInString(arn); {
+	case n < 20:
+		return senderErr("ValidationError", prefix+"'"+arn+"' at 'roleArn' failed to satisfy constraint: Member must have length greater than or equal to 20")
+	case n > 2048:
+		return senderErr("ValidationError", prefix+"at 'roleArn' failed to satisfy constraint: Member must have length less than or equal to 2048")
+	case !utf8.ValidString(arn) || !arnCharsRE.MatchString(arn):
+		return senderErr("ValidationError", prefix+"at 'roleArn' failed to satisfy constraint: Member must satisfy regular expression pattern: "+arnPattern)
+	}
+	parts := strings.SplitN(arn, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || parts[1] == "" || parts[2] == "" || parts[5] == "" {
+		return senderErr("ValidationError", "Request ARN is invalid")
+	}
+	return nil
+}
+
 func (h *Handler) assumeRoleWithWebIdentity(ctx context.Context, r *http.Request) (any, error) {
 	f := r.Form
 	roleARN, sessionName, raw := f.Get("RoleArn"), f.Get("RoleSessionName"), f.Get("WebIdentityToken")
 	if roleARN == "" || sessionName == "" || raw == "" {
 		return nil, senderErr("ValidationError", "RoleArn, RoleSessionName and WebIdentityToken are required")
+	}
+	if err := validRoleARN(roleARN); err != nil {
+		return nil, err
 	}
 	if !sessionNameRE.MatchString(sessionName) {
 		return nil, senderErr("ValidationError", "RoleSessionName must be 2 to 64 characters of [\\w+=,.@-]")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -55,6 +56,9 @@ func (h *Handler) authenticate(r *http.Request) (*caller, error) {
 	if err != nil {
 		var e *sigv4.Error
 		if errors.As(err, &e) {
+			if se := h.scopeError(r, e); se != nil {
+				return nil, se
+			}
 			m, ok := stsCodes[e.Code]
 			if !ok {
 				m = stsCodes["IncompleteSignature"]
@@ -74,6 +78,41 @@ func (h *Handler) authenticate(r *http.Request) (*caller, error) {
 		c.aliases = append(c.aliases, config.RoleARN(h.opts.STS.Account(), sc.Session.Role))
 	}
 	return c, nil
+}
+
+// scopeError is STS's answer to a request whose credential scope names
+// another region or service than this listener's: 403 SignatureDoesNotMatch
+// with AWS's messages, where the verifier says AuthorizationHeaderMalformed
+// (as it does for any scope it refuses, and for other faults of the
+// header). sigv4 exports no distinct error for these cases, so the scope is
+// read again from the request (header or presigned query); nil when it is
+// malformed or names this region and sts, and the verifier's error stands.
+func (h *Handler) scopeError(r *http.Request, e *sigv4.Error) *stsError {
+	if e.Code != "AuthorizationHeaderMalformed" {
+		return nil
+	}
+	cred := r.URL.Query().Get("X-Amz-Credential")
+	if r.URL.Query().Get("X-Amz-Algorithm") == "" {
+		_, params, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+		cred = ""
+		for p := range strings.SplitSeq(params, ",") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(p), "Credential="); ok {
+				cred = v
+			}
+		}
+	}
+	// <access key>/<yyyymmdd>/<region>/<service>/aws4_request
+	parts := strings.Split(cred, "/")
+	if len(parts) != 5 || parts[0] == "" || len(parts[1]) != 8 || parts[4] != "aws4_request" {
+		return nil
+	}
+	switch region, service := parts[2], parts[3]; {
+	case service != h.sigv4.Service:
+		return &stsError{http.StatusForbidden, "SignatureDoesNotMatch", "Credential should be scoped to correct service: '" + h.sigv4.Service + "'."}
+	case !slices.Contains(h.sigv4.Regions, region):
+		return &stsError{http.StatusForbidden, "SignatureDoesNotMatch", "Credential should be scoped to a valid region."}
+	}
+	return nil
 }
 
 type getCallerIdentityResponse struct {
@@ -128,6 +167,9 @@ func (h *Handler) assumeRole(ctx context.Context, r *http.Request) (any, error) 
 	if roleARN == "" || !sessionNameRE.MatchString(sessionName) {
 		return nil, senderErr("ValidationError", "RoleArn and a RoleSessionName of 2 to 64 characters of [\\w+=,.@-] are required")
 	}
+	if err := validRoleARN(roleARN); err != nil {
+		return nil, err
+	}
 	role, ok := h.opts.STS.Role(roleARN)
 	if !ok {
 		return nil, &stsError{http.StatusForbidden, "AccessDenied", "User: " + c.arn + " is not authorized to perform: sts:AssumeRole on resource: " + roleARN}
@@ -165,10 +207,9 @@ func (h *Handler) assumeRole(ctx context.Context, r *http.Request) (any, error) 
 	if externalID != "" {
 		cx.Set("sts:ExternalId", externalID)
 	}
-	var tagKeys []string
-	for k, v := range tags {
-		cx.Set("aws:RequestTag/"+k, v)
-		tagKeys = append(tagKeys, k)
+	tagKeys := slices.Sorted(maps.Keys(tags)) // aws:TagKeys in one order, whatever the map's
+	for _, k := range tagKeys {
+		cx.Set("aws:RequestTag/"+k, tags[k])
 	}
 	if len(tagKeys) > 0 {
 		cx.Set("aws:TagKeys", tagKeys...)
