@@ -41,6 +41,19 @@ func (f *fx) raw(method, path string, body []byte, hdr map[string]string) (int, 
 // rawResp is raw, answering the response (its body read and closed) too.
 func (f *fx) rawResp(method, path string, body []byte, hdr map[string]string) (*http.Response, string) {
 	f.t.Helper()
+	return f.rawWith(method, path, body, hdr, rawOpts{})
+}
+
+// rawOpts are what rawWith does otherwise than rawResp.
+type rawOpts struct {
+	region string            // the credential scope's region ("": us-east-1)
+	noSHA  bool              // send no x-amz-content-sha256 (the hash is still signed)
+	after  map[string]string // headers added once the request is signed
+}
+
+// rawWith is rawResp, signed and sent as o says.
+func (f *fx) rawWith(method, path string, body []byte, hdr map[string]string, o rawOpts) (*http.Response, string) {
+	f.t.Helper()
 	req, err := http.NewRequest(method, f.App.URL(app.Objects)+path, bytes.NewReader(body))
 	if err != nil {
 		f.t.Fatal(err)
@@ -49,11 +62,20 @@ func (f *fx) rawResp(method, path string, body []byte, hdr map[string]string) (*
 		req.Header.Set(k, v)
 	}
 	sum := sha256.Sum256(body)
-	req.Header.Set("X-Amz-Content-Sha256", hex.EncodeToString(sum[:]))
+	if !o.noSHA {
+		req.Header.Set("X-Amz-Content-Sha256", hex.EncodeToString(sum[:]))
+	}
+	region := o.region
+	if region == "" {
+		region = "us-east-1"
+	}
 	err = v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true }).SignHTTP(context.Background(),
-		aws.Credentials{AccessKeyID: adminAK, SecretAccessKey: adminSecret}, req, hex.EncodeToString(sum[:]), "s3", "us-east-1", time.Now())
+		aws.Credentials{AccessKeyID: adminAK, SecretAccessKey: adminSecret}, req, hex.EncodeToString(sum[:]), "s3", region, time.Now())
 	if err != nil {
 		f.t.Fatal(err)
+	}
+	for k, v := range o.after {
+		req.Header.Set(k, v)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -98,6 +99,11 @@ type s3Error struct {
 	code     string
 	message  string
 	resource string
+	// region is the region a request signed for another one should use
+	// (the <Region> element); headersNotSigned lists, comma-separated, the
+	// x-amz-* headers a signature left out (<HeadersNotSigned>).
+	region           string
+	headersNotSigned string
 }
 
 func (e *s3Error) Error() string { return "objects: " + e.code + ": " + e.message }
@@ -114,12 +120,14 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, e *s3Error,
 		return
 	}
 	v := struct {
-		XMLName   xml.Name `xml:"Error"`
-		Code      string   `xml:"Code"`
-		Message   string   `xml:"Message"`
-		Resource  string   `xml:"Resource,omitempty"`
-		RequestID string   `xml:"RequestId"`
-	}{Code: e.code, Message: e.message, Resource: e.resource, RequestID: reqID}
+		XMLName          xml.Name `xml:"Error"`
+		Code             string   `xml:"Code"`
+		Message          string   `xml:"Message"`
+		Resource         string   `xml:"Resource,omitempty"`
+		Region           string   `xml:"Region,omitempty"`
+		HeadersNotSigned string   `xml:"HeadersNotSigned,omitempty"`
+		RequestID        string   `xml:"RequestId"`
+	}{Code: e.code, Message: e.message, Resource: e.resource, Region: e.region, HeadersNotSigned: e.headersNotSigned, RequestID: reqID}
 	b, _ := xml.Marshal(v)
 	w.Header().Set("Content-Type", "application/xml")
 	w.WriteHeader(e.status)
@@ -160,6 +168,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case h.policies[bucket] != nil && unsigned(r):
 		// Anonymous: only a bucket policy granting Principal "*" lets it in.
 		c = h.anonymous(r)
+	case unsigned(r) && h.missingBucket(bucket) && !(r.Method == http.MethodPut && key == ""):
+		// As S3: bucket names are global and their existence no secret, so
+		// an anonymous request for a bucket that does not exist (but to
+		// create it) is told so rather than refused.
+		err = errNoSuchBucket()
 	default:
 		c, err = h.authenticate(r)
 	}
@@ -168,7 +181,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !errors.As(err, &se) {
 			se = s3err(http.StatusInternalServerError, "InternalError", "internal error")
 		}
-		h.record(ctx, "s3:authenticate", bucket, key, nil, audit.Deny, se.code+": "+se.message)
+		reason := se.code + ": " + se.message
+		if se.headersNotSigned != "" {
+			reason += ": " + se.headersNotSigned
+		}
+		h.record(ctx, "s3:authenticate", bucket, key, nil, audit.Deny, reason)
 		h.writeError(w, r, se, reqID)
 		return
 	}
@@ -269,6 +286,11 @@ func (h *Handler) authenticate(r *http.Request) (*caller, error) {
 	if err != nil {
 		var e *sigv4.Error
 		if errors.As(err, &e) {
+			if e.Code == "AuthorizationHeaderMalformed" {
+				if se := h.wrongRegion(r); se != nil {
+					return nil, se
+				}
+			}
 			if se, ok := s3Codes[e.Code]; ok {
 				return nil, se
 			}
@@ -281,6 +303,10 @@ func (h *Handler) authenticate(r *http.Request) (*caller, error) {
 			return nil, s3err(http.StatusBadRequest, "InvalidRequest", e.Message)
 		}
 		return nil, err
+	}
+	if names := notSigned(r.Header, res.SignedHeaders); names != "" {
+		return nil, &s3Error{status: http.StatusForbidden, code: "AccessDenied",
+			message: "There were headers present in the request which were not signed", headersNotSigned: names}
 	}
 	sc, ok := h.opts.STS.CallerOf(res.Credentials.Principal)
 	if !ok {
@@ -299,6 +325,57 @@ func (h *Handler) authenticate(r *http.Request) (*caller, error) {
 		c.role = config.RoleARN(h.cfg.Account, sc.Session.Role)
 	}
 	return c, nil
+}
+
+// notSigned lists (lower-case, sorted, comma-separated; "" when none) the
+// x-amz-* headers of hdr missing from signed, the names of the headers a
+// SigV4 signature covers (compared case-insensitively). S3 refuses such a request (403 AccessDenied, the list in
+// <HeadersNotSigned>) whether signed in the Authorization header or the
+// query: a header nobody signed (x-amz-copy-source added to a presigned
+// PUT, x-amz-meta-* or x-amz-metadata-directive added in transit) must not
+// change what a signed request does. The AWS SDKs sign every x-amz-*
+// header they send, and their presigners move the ones they do not sign
+// into the (signed) query.
+func notSigned(hdr http.Header, signed []string) string {
+	var names []string
+	for k := range hdr {
+		lk := strings.ToLower(k)
+		if !strings.HasPrefix(lk, "x-amz-") || slices.Contains(names, lk) ||
+			slices.ContainsFunc(signed, func(s string) bool { return strings.EqualFold(s, lk) }) {
+			continue
+		}
+		names = append(names, lk)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}
+
+// wrongRegion is S3's answer to a signature scoped to another region than
+// the store's: 400 AuthorizationHeaderMalformed (presigned:
+// AuthorizationQueryParametersError) saying which region to use, and
+// naming it in <Region>; nil when the scope's region is not the problem.
+func (h *Handler) wrongRegion(r *http.Request) *s3Error {
+	presigned := r.URL.Query().Get("X-Amz-Algorithm") != ""
+	var cred string
+	if presigned {
+		cred = r.URL.Query().Get("X-Amz-Credential")
+	} else {
+		for _, part := range strings.Split(strings.TrimPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 "), ",") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(part), "Credential="); ok {
+				cred = v
+			}
+		}
+	}
+	scope := strings.Split(cred, "/")
+	if len(scope) != 5 || scope[2] == h.cfg.Region {
+		return nil
+	}
+	if presigned {
+		return &s3Error{status: http.StatusBadRequest, code: "AuthorizationQueryParametersError", region: h.cfg.Region,
+			message: "Error parsing the X-Amz-Credential parameter; the region '" + scope[2] + "' is wrong; expecting '" + h.cfg.Region + "'"}
+	}
+	return &s3Error{status: http.StatusBadRequest, code: "AuthorizationHeaderMalformed", region: h.cfg.Region,
+		message: "The authorization header is malformed; the region '" + scope[2] + "' is wrong; expecting '" + h.cfg.Region + "'"}
 }
 
 // authorizationType refuses an Authorization header of a scheme other than
@@ -403,9 +480,22 @@ func (h *Handler) authorize(ctx context.Context, c *caller, action, bucket, key 
 	}
 	h.record(ctx, action, bucket, key, c, outcome, d.Reason)
 	if d.Effect != iam.Allow {
+		if action != "s3:CreateBucket" && h.missingBucket(bucket) {
+			// As S3: a bucket that does not exist is NoSuchBucket to
+			// everyone (bucket names are global, their existence no
+			// secret); only an existing bucket's keys are kept from who
+			// may not list them.
+			return errNoSuchBucket()
+		}
 		return errAccessDenied
 	}
 	return nil
+}
+
+// missingBucket reports whether b names a bucket (a valid name) that does
+// not exist.
+func (h *Handler) missingBucket(b string) bool {
+	return b != "" && validBucket(b) && !h.disk.bucketExists(b)
 }
 
 // withBucketPolicy combines the identity-based decision d with the bucket's

@@ -72,7 +72,8 @@ type Verifier struct {
 	Regions []string
 	Source  CredentialSource
 	// S3 selects S3's canonicalization (no path normalization or double
-	// encoding; payload hash from X-Amz-Content-Sha256).
+	// encoding; payload hash from X-Amz-Content-Sha256, which a
+	// header-signed request must carry: InvalidRequest without it).
 	S3 bool
 	// MaxBody bounds a body read to hash it (non-S3); default 1 MiB.
 	MaxBody int64
@@ -116,6 +117,10 @@ type Result struct {
 	Credentials Credentials
 	Presigned   bool
 	Time        time.Time
+	// SignedHeaders are the names of the headers the signature covers, as
+	// the request listed them ("host" among them; SigV4 lists them
+	// lower-case).
+	SignedHeaders []string
 
 	// What an aws-chunked body's chunk signatures chain from.
 	seed  string
@@ -204,7 +209,7 @@ func (v *Verifier) Verify(r *http.Request) (Result, error) {
 	if !hmac.Equal([]byte(want), []byte(p.signature)) {
 		return Result{}, fail("SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided")
 	}
-	return Result{Credentials: creds, Presigned: p.presigned, Time: p.amzDate, seed: want, key: key, scope: scope}, nil
+	return Result{Credentials: creds, Presigned: p.presigned, Time: p.amzDate, SignedHeaders: p.signedHeaders, seed: want, key: key, scope: scope}, nil
 }
 
 // validPayloadHash reports whether h is a value x-amz-content-sha256 may
@@ -230,6 +235,11 @@ func (v *Verifier) payloadHash(r *http.Request, p parsed) (string, error) {
 			return "", fail("InvalidArgument", "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-… or a SHA-256 in hex")
 		}
 		return h, nil
+	}
+	if v.S3 {
+		// S3 never hashes the body itself: a header-signed request states
+		// its payload hash (or mode), whatever its size.
+		return "", fail("InvalidRequest", "Missing required header for this request: x-amz-content-sha256")
 	}
 	max := v.MaxBody
 	if max == 0 {

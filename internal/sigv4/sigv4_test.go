@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -201,4 +202,45 @@ func FuzzVerifyAuthorization(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestS3HeaderAuthNeedsPayloadHash: S3 requires x-amz-content-sha256 on
+// every header-signed request, whatever its size (a presigned one implies
+// UNSIGNED-PAYLOAD), and the result names the headers the signature covers.
+func TestS3HeaderAuthNeedsPayloadHash(t *testing.T) {
+	now := time.Now().UTC()
+	src := source{"AKIAEXAMPLE000000001": {AccessKeyID: "AKIAEXAMPLE000000001", Secret: "s"}}
+	v := &sigv4.Verifier{Service: "s3", S3: true, Regions: []string{"us-east-1"}, Source: src, Now: func() time.Time { return now }}
+	signer := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
+	sign := func(method, body string, withHash bool) *http.Request {
+		r, _ := http.NewRequest(method, "http://127.0.0.1:8402/writ-demo/k", strings.NewReader(body))
+		sum := sha256.Sum256([]byte(body))
+		if withHash {
+			r.Header.Set("X-Amz-Content-Sha256", hex.EncodeToString(sum[:]))
+		}
+		if err := signer.SignHTTP(context.Background(), aws.Credentials{AccessKeyID: "AKIAEXAMPLE000000001", SecretAccessKey: "s"},
+			r, hex.EncodeToString(sum[:]), "s3", "us-east-1", now); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	for _, c := range []struct{ method, body string }{{"GET", ""}, {"PUT", "small"}} {
+		_, err := v.Verify(sign(c.method, c.body, false))
+		var e *sigv4.Error
+		if !errors.As(err, &e) || e.Code != "InvalidRequest" || e.Message != "Missing required header for this request: x-amz-content-sha256" {
+			t.Errorf("%s without x-amz-content-sha256: %v", c.method, err)
+		}
+		res, err := v.Verify(sign(c.method, c.body, true))
+		if err != nil {
+			t.Fatalf("%s with x-amz-content-sha256: %v", c.method, err)
+		}
+		if !slices.Contains(res.SignedHeaders, "host") || !slices.Contains(res.SignedHeaders, "x-amz-content-sha256") || !slices.Contains(res.SignedHeaders, "x-amz-date") {
+			t.Errorf("signed headers %q", res.SignedHeaders)
+		}
+	}
+	// Another service still hashes the body it is given.
+	generic := &sigv4.Verifier{Service: "s3", Regions: []string{"us-east-1"}, Source: src, Now: v.Now}
+	if _, err := generic.Verify(sign("PUT", "small", false)); err != nil {
+		t.Errorf("non-S3 verifier without x-amz-content-sha256: %v", err)
+	}
 }
