@@ -136,7 +136,8 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Handler, error
 	}
 	h.cognito = &awsjson.Service{Prefix: "AWSCognitoIdentityService", Log: opts.Log, Ops: map[string]awsjson.Op{
 		"GetId": h.getID, "GetCredentialsForIdentity": h.getCredentials, "GetOpenIdToken": h.getOpenIDToken}}
-	h.sigv4 = &sigv4.Verifier{Service: "sts", Regions: []string{cfg.Region}, Source: sts.Source{STS: opts.STS, Users: cfg.IAM.Users}, Now: opts.Now}
+	h.sigv4 = &sigv4.Verifier{Service: "sts", Regions: []string{cfg.Region}, Source: sts.Source{STS: opts.STS, Users: cfg.IAM.Users}, Now: opts.Now,
+		DefaultPresignExpiry: 15 * time.Minute}
 	// Browser apps (Amplify) call both APIs: CORS, as awsjson serves it.
 	h.sts = awsjson.CORS(http.HandlerFunc(h.serveSTS), http.MethodGet, http.MethodPost)
 	h.mux = http.NewServeMux()

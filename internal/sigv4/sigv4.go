@@ -78,6 +78,10 @@ type Verifier struct {
 	// MaxBody bounds a body read to hash it (non-S3); default 1 MiB.
 	MaxBody int64
 	Now     func() time.Time
+	// DefaultPresignExpiry, when not 0, is how long a presigned request
+	// without X-Amz-Expires is valid from its X-Amz-Date; 0 requires the
+	// parameter. One that is present must still be 1 to 604800.
+	DefaultPresignExpiry time.Duration
 
 	// keys caches derived signing keys by access key and scope (with the
 	// secret they were derived from): four HMACs saved per request.
@@ -146,7 +150,7 @@ func (v *Verifier) Verify(r *http.Request) (Result, error) {
 	if v.Now != nil {
 		now = v.Now
 	}
-	p, err := parse(r)
+	p, err := parse(r, v.DefaultPresignExpiry)
 	if err != nil {
 		return Result{}, err
 	}
@@ -262,7 +266,7 @@ func (v *Verifier) payloadHash(r *http.Request, p parsed) (string, error) {
 	return hex.EncodeToString(sum[:]), nil
 }
 
-func parse(r *http.Request) (parsed, error) {
+func parse(r *http.Request, defaultExpiry time.Duration) (parsed, error) {
 	var p parsed
 	auth := r.Header.Get("Authorization")
 	q := r.URL.Query()
@@ -270,7 +274,7 @@ func parse(r *http.Request) (parsed, error) {
 		if auth != "" {
 			return p, fail("InvalidArgument", "Only one auth mechanism allowed")
 		}
-		return parseQuery(q)
+		return parseQuery(q, defaultExpiry)
 	}
 	if auth == "" {
 		return p, fail("MissingAuthenticationToken", "Request is missing Authentication Token")
@@ -319,7 +323,7 @@ func parse(r *http.Request) (parsed, error) {
 	return p, nil
 }
 
-func parseQuery(q url.Values) (parsed, error) {
+func parseQuery(q url.Values, defaultExpiry time.Duration) (parsed, error) {
 	var p parsed
 	p.presigned = true
 	if q.Get("X-Amz-Algorithm") != algorithm {
@@ -333,11 +337,15 @@ func parseQuery(q url.Values) (parsed, error) {
 	if p.amzDate, err = time.Parse(timeFormat, q.Get("X-Amz-Date")); err != nil {
 		return p, fail("AuthorizationQueryParametersError", "malformed X-Amz-Date")
 	}
-	n, err := strconv.Atoi(q.Get("X-Amz-Expires"))
-	if err != nil || n < 1 || n > 604800 {
-		return p, fail("AuthorizationQueryParametersError", "X-Amz-Expires must be 1 to 604800")
+	if !q.Has("X-Amz-Expires") && defaultExpiry > 0 {
+		p.expires = defaultExpiry
+	} else {
+		n, err := strconv.Atoi(q.Get("X-Amz-Expires"))
+		if err != nil || n < 1 || n > 604800 {
+			return p, fail("AuthorizationQueryParametersError", "X-Amz-Expires must be 1 to 604800")
+		}
+		p.expires = time.Duration(n) * time.Second
 	}
-	p.expires = time.Duration(n) * time.Second
 	p.signedHeaders = strings.Split(q.Get("X-Amz-SignedHeaders"), ";")
 	p.signature = q.Get("X-Amz-Signature")
 	if q.Get("X-Amz-SignedHeaders") == "" || len(p.signature) != 64 {
