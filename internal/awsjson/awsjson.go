@@ -68,7 +68,7 @@ type Service struct {
 // ServeHTTP dispatches by X-Amz-Target, behind CORS (browser apps call
 // these APIs: the AWS SDK for JavaScript, Amplify); it answers OPTIONS.
 func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if serveCORS(w, r, postOnly) {
+	if serveCORS(w, r, postOnly, true) {
 		return
 	}
 	reqID := RequestID(r)

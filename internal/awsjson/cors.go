@@ -21,6 +21,14 @@ import (
 // The headers are the same whatever the request's origin, so they are set
 // on every answer (no Vary: Origin, and a cached JWKS or discovery
 // document serves every origin).
+//
+// The AWS APIs (CORSUnsigned) allow unsigned calls only — those a browser
+// app makes (Cognito user operations, GetId, GetCredentialsForIdentity,
+// AssumeRoleWithWebIdentity): a SigV4-signed request gets no CORS headers
+// and a preflight does not allow Authorization or X-Amz-Security-Token.
+// Otherwise a page holding leaked access keys limited by aws:SourceIp
+// could have a visitor's browser, inside that network, send its signed
+// calls and read the answers.
 const (
 	// corsExposeHeaders are the response headers scripts may read besides
 	// the CORS-safelisted ones: the request ids and error type the AWS SDK
@@ -32,6 +40,9 @@ const (
 	// for JavaScript v3 and Amplify send.
 	corsAllowHeaders = "content-type, x-amz-target, x-amz-user-agent, amz-sdk-invocation-id, amz-sdk-request, " +
 		"authorization, x-amz-date, x-amz-security-token, x-amz-content-sha256, cache-control"
+	// corsAllowUnsigned is corsAllowHeaders for CORSUnsigned.
+	corsAllowUnsigned = "content-type, x-amz-target, x-amz-user-agent, amz-sdk-invocation-id, amz-sdk-request, " +
+		"x-amz-date, x-amz-content-sha256, cache-control"
 	// corsMaxAge is how long a browser may keep a preflight's answer
 	// (seconds): Chromium's upper bound.
 	corsMaxAge = "7200"
@@ -46,14 +57,28 @@ const (
 // reaches next: a preflight (with Origin and Access-Control-Request-Method)
 // gets 204 with Access-Control-Allow-Methods, Access-Control-Allow-Headers
 // and Access-Control-Max-Age, any other OPTIONS 204 with Allow.
-func CORS(next http.Handler, methods ...string) http.Handler {
+func CORS(next http.Handler, methods ...string) http.Handler { return cors(next, false, methods) }
+
+// CORSUnsigned is CORS for unsigned calls only (see above): an AWS API's.
+func CORSUnsigned(next http.Handler, methods ...string) http.Handler { return cors(next, true, methods) }
+
+func cors(next http.Handler, unsignedOnly bool, methods []string) http.Handler {
 	methods = slices.Clone(methods)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if serveCORS(w, r, methods) {
+		if serveCORS(w, r, methods, unsignedOnly) {
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// signed reports whether r carries a SigV4 signature (header or query).
+func signed(r *http.Request) bool {
+	if strings.HasPrefix(r.Header.Get("Authorization"), "AWS4-") {
+		return true
+	}
+	q := r.URL.Query()
+	return q.Has("X-Amz-Signature") || q.Has("X-Amz-Credential")
 }
 
 // HandleCORS registers handler on mux for path with each of methods (GET
@@ -70,19 +95,22 @@ func HandleCORS(mux *http.ServeMux, path string, handler http.Handler, methods .
 	}), methods...))
 }
 
-// serveCORS sets the CORS headers of every answer and answers OPTIONS,
-// reporting whether it did.
-func serveCORS(w http.ResponseWriter, r *http.Request, methods []string) bool {
+// serveCORS sets the CORS headers of every answer (but a signed request's
+// when unsignedOnly) and answers OPTIONS, reporting whether it did.
+func serveCORS(w http.ResponseWriter, r *http.Request, methods []string, unsignedOnly bool) bool {
 	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", "*")
 	if r.Method != http.MethodOptions {
-		h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
+		if !unsignedOnly || !signed(r) {
+			h.Set("Access-Control-Allow-Origin", "*")
+			h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
+		}
 		return false
 	}
+	h.Set("Access-Control-Allow-Origin", "*")
 	h.Set("Allow", allow(methods))
 	if r.Header.Get("Origin") != "" && r.Header.Get("Access-Control-Request-Method") != "" {
 		h.Set("Access-Control-Allow-Methods", strings.Join(methods, ", "))
-		h.Set("Access-Control-Allow-Headers", allowHeaders(r.Header.Values("Access-Control-Request-Headers")))
+		h.Set("Access-Control-Allow-Headers", allowHeaders(r.Header.Values("Access-Control-Request-Headers"), unsignedOnly))
 		h.Set("Access-Control-Max-Age", corsMaxAge)
 		h.Add("Vary", "Access-Control-Request-Headers")
 	}
@@ -103,7 +131,11 @@ func allow(methods []string) string {
 // names it asks for when every one is a field name (RFC 9110 §5.1: a
 // token), else the headers the AWS SDK sends. Allowing any header is safe
 // here: these endpoints read no ambient credential a header could unlock.
-func allowHeaders(requested []string) string {
+func allowHeaders(requested []string, unsignedOnly bool) string {
+	fallback := corsAllowHeaders
+	if unsignedOnly {
+		fallback = corsAllowUnsigned
+	}
 	var names []string
 	for _, v := range requested {
 		for n := range strings.SplitSeq(v, ",") {
@@ -112,13 +144,17 @@ func allowHeaders(requested []string) string {
 				continue
 			}
 			if !isToken(n) || len(names) == maxRequestHeaders {
-				return corsAllowHeaders
+				return fallback
 			}
-			names = append(names, strings.ToLower(n))
+			n = strings.ToLower(n)
+			if unsignedOnly && (n == "authorization" || n == "x-amz-security-token") {
+				continue // a signed call: not allowed (see above)
+			}
+			names = append(names, n)
 		}
 	}
 	if len(names) == 0 {
-		return corsAllowHeaders
+		return fallback
 	}
 	return strings.Join(names, ", ")
 }

@@ -139,7 +139,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*Handler, error
 	h.sigv4 = &sigv4.Verifier{Service: "sts", Regions: []string{cfg.Region}, Source: sts.Source{STS: opts.STS, Users: cfg.IAM.Users}, Now: opts.Now,
 		DefaultPresignExpiry: 15 * time.Minute}
 	// Browser apps (Amplify) call both APIs: CORS, as awsjson serves it.
-	h.sts = awsjson.CORS(http.HandlerFunc(h.serveSTS), http.MethodGet, http.MethodPost)
+	h.sts = awsjson.CORSUnsigned(http.HandlerFunc(h.serveSTS), http.MethodGet, http.MethodPost)
 	h.mux = http.NewServeMux()
 	awsjson.HandleCORS(h.mux, "/.well-known/openid-configuration", http.HandlerFunc(h.discovery), http.MethodGet)
 	awsjson.HandleCORS(h.mux, "/.well-known/jwks.json", http.HandlerFunc(h.jwks), http.MethodGet)
