@@ -25,10 +25,9 @@ func forwardedFor(trusted clientip.Trusted, h http.Handler) http.Handler {
 			return
 		}
 		// A shallow copy: the server's request stays as received. The
-		// scheme and host the proxy's client used go with it, for the
-		// gateway's X-Forwarded-Proto/Host upstream.
-		r = r.WithContext(clientip.WithForwarded(r.Context(),
-			clientip.ParseForwarded(r.Header.Values("X-Forwarded-Proto"), r.Header.Values("X-Forwarded-Host"))))
+		// scheme the proxy's client used goes with it, for the gateway's
+		// X-Forwarded-Proto upstream.
+		r = r.WithContext(clientip.WithForwarded(r.Context(), clientip.ParseForwarded(r.Header.Values("X-Forwarded-Proto"))))
 		if xff := r.Header.Values(clientip.Header); len(xff) > 0 {
 			r.RemoteAddr = trusted.RemoteAddr(r.RemoteAddr, xff)
 		}

@@ -221,9 +221,11 @@ func TestIPv6ClientsThrottledBySlash64(t *testing.T) {
 }
 
 // TestGatewayForwardsTheClientsScheme: behind a trusted TLS-terminating
-// proxy, the gateway tells its upstreams the scheme and host the client
-// used (X-Forwarded-Proto/Host), not those of the proxy's hop to it; a
-// client that is not a trusted proxy cannot claim them.
+// proxy, the gateway tells its upstreams the scheme the client used
+// (X-Forwarded-Proto), not that of the proxy's hop to it, and the Host the
+// proxy kept (X-Forwarded-Host), never an X-Forwarded-Host a client wrote
+// and the proxy passed through; a client that is not a trusted proxy
+// claims nothing.
 func TestGatewayForwardsTheClientsScheme(t *testing.T) {
 	seen := make(chan http.Header, 2)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen <- r.Header.Clone() }))
@@ -235,10 +237,14 @@ func TestGatewayForwardsTheClientsScheme(t *testing.T) {
 	u, _ := url.Parse(env.App.URL(app.Gateway))
 	lb := httptest.NewTLSServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
 		pr.SetURL(u)
-		pr.SetXForwarded() // X-Forwarded-Proto: https, X-Forwarded-Host: the address the client called
+		pr.Out.Host = pr.In.Host // keeps the client's Host, as load balancers do
+		pr.SetXForwarded()       // X-Forwarded-Proto: https
+		pr.Out.Header["X-Forwarded-Host"] = pr.In.Header["X-Forwarded-Host"] // a client's, passed through
 	}})
 	defer lb.Close()
-	res, err := lb.Client().Get(lb.URL + "/status")
+	lbReq, _ := http.NewRequest("GET", lb.URL+"/status", nil)
+	lbReq.Header.Set("X-Forwarded-Host", "evil.example")
+	res, err := lb.Client().Do(lbReq)
 	if err != nil {
 		t.Fatal(err)
 	}

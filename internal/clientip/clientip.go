@@ -159,5 +159,13 @@ func Bucket(addr string) string {
 	if a = a.Unmap(); a.Is4() {
 		return a.String()
 	}
+	// An IPv4 client behind a NAT64/SIIT translator (the well-known
+	// prefix 64:ff9b::/96) is its IPv4 address, not one /64 for all.
+	if b := a.As16(); nat64.Contains(a) {
+		return netip.AddrFrom4([4]byte(b[12:])).String()
+	}
 	return netip.PrefixFrom(a.WithZone(""), 64).Masked().String()
 }
+
+// nat64 is the NAT64 well-known prefix (RFC 6052).
+var nat64 = netip.MustParsePrefix("64:ff9b::/96")

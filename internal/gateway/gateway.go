@@ -484,14 +484,13 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetXForwarded()
 	h := pr.Out.Header
 	// Behind a trusted proxy (a TLS-terminating load balancer), the scheme
-	// and host its client used, not the proxy's hop to the gateway.
-	if fwd, ok := clientip.ForwardedFrom(pr.In.Context()); ok {
-		if fwd.Proto != "" {
-			h.Set("X-Forwarded-Proto", fwd.Proto)
-		}
-		if fwd.Host != "" {
-			h.Set("X-Forwarded-Host", fwd.Host)
-		}
+	// its client used, not the proxy's hop to the gateway. Not its
+	// X-Forwarded-Host: load balancers keep the client's Host (which
+	// SetXForwarded passes on) and many pass a client's X-Forwarded-Host
+	// through untouched, which would let a client choose the host an
+	// upstream builds its links with.
+	if fwd, ok := clientip.ForwardedFrom(pr.In.Context()); ok && fwd.Proto != "" {
+		h.Set("X-Forwarded-Proto", fwd.Proto)
 	}
 	h.Set("X-Request-Id", f.reqID)
 	h.Set("Traceparent", f.trace)
