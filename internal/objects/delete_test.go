@@ -77,6 +77,12 @@ func (f *fx) rawWith(method, path string, body []byte, hdr map[string]string, o 
 	for k, v := range o.after {
 		req.Header.Set(k, v)
 	}
+	return f.send(req)
+}
+
+// send sends req and answers the response, its body read and closed.
+func (f *fx) send(req *http.Request) (*http.Response, string) {
+	f.t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		f.t.Fatal(err)

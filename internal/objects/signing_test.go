@@ -44,13 +44,7 @@ func (f *fx) sendPresigned(p *v4.PresignedHTTPRequest, body []byte, hdr map[stri
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, string(b)
+	return f.send(req)
 }
 
 // s3ErrorXML is an S3 error response body.

@@ -12,19 +12,26 @@ import (
 	"github.com/writ-id/writ/internal/userpool"
 )
 
-// The per-source limits on code requests and codes given apply to a
-// request with a source address, and not to one without (an internal
-// caller), however many it makes.
-func TestCodeLimitsPerSourceSkipCallersWithoutAddress(t *testing.T) {
+// demoPool starts writ and returns the demo pool and its demo-web client,
+// to call the pool's operations directly.
+func demoPool(t *testing.T) (*apptest.Env, *userpool.Pool, store.Client) {
 	env := apptest.Start(t)
 	core := env.App.Core
 	svc := userpool.New(env.Cfg, "http://127.0.0.1", userpool.Deps{Store: core.Store, Keys: core.Keys, Master: core.Master,
 		Mailer: userpool.OutboxMailer{Store: core.Store}, Now: env.Clock.Now, Argon2: apptest.CheapArgon2})
-	ctx := context.Background()
-	p, c, err := svc.ClientPool(ctx, "demo-web")
+	p, c, err := svc.ClientPool(context.Background(), "demo-web")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return env, p, c
+}
+
+// The per-source limits on code requests and codes given apply to a
+// request with a source address, and not to one without (an internal
+// caller), however many it makes.
+func TestCodeLimitsPerSourceSkipCallersWithoutAddress(t *testing.T) {
+	_, p, c := demoPool(t)
+	ctx := context.Background()
 	tooMany := func(err error) bool {
 		var ue *userpool.Error
 		return errors.As(err, &ue) && ue.Code == userpool.CodeTooManyRequests
@@ -45,15 +52,8 @@ func TestCodeLimitsPerSourceSkipCallersWithoutAddress(t *testing.T) {
 // one address (an office behind NAT) confirms any number of right codes,
 // and its failures are still limited.
 func TestCodeLimitPerSourceCountsFailures(t *testing.T) {
-	env := apptest.Start(t)
-	core := env.App.Core
-	svc := userpool.New(env.Cfg, "http://127.0.0.1", userpool.Deps{Store: core.Store, Keys: core.Keys, Master: core.Master,
-		Mailer: userpool.OutboxMailer{Store: core.Store}, Now: env.Clock.Now, Argon2: apptest.CheapArgon2})
-	ctx := context.Background()
-	p, c, err := svc.ClientPool(ctx, "demo-web")
-	if err != nil {
-		t.Fatal(err)
-	}
+	env, p, c := demoPool(t)
+	core, ctx := env.App.Core, context.Background()
 	const office = "198.51.100.7"
 	codeRE := regexp.MustCompile(`\b\d{6}\b`)
 	var seen int64
