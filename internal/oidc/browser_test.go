@@ -5,15 +5,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 	"golang.org/x/oauth2"
 
+	"github.com/writ-id/writ/internal/apptest"
 	"github.com/writ-id/writ/internal/config"
 	"github.com/writ-id/writ/internal/userpool"
 )
@@ -21,34 +20,7 @@ import (
 // chrome starts headless Chromium from WRIT_TEST_CHROMIUM, or skips.
 func chrome(t *testing.T) context.Context {
 	t.Helper()
-	path := os.Getenv("WRIT_TEST_CHROMIUM")
-	if path == "" {
-		t.Skip("WRIT_TEST_CHROMIUM not set: hosted-page browser tests skipped (.ci/run installs chromium and sets it)")
-	}
-	// Chromium may still be flushing its profile as it exits: remove the
-	// directory ourselves, ignoring leftovers, rather than with t.TempDir.
-	profile, err := os.MkdirTemp("", "writ-chromium-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for i := 0; i < 10 && os.RemoveAll(profile) != nil; i++ {
-			time.Sleep(100 * time.Millisecond)
-		}
-	})
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(profile),
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-	}
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancel)
-	ctx, cancel2 := chromedp.NewContext(actx)
-	t.Cleanup(cancel2)
-	ctx, cancel3 := context.WithTimeout(ctx, 60*time.Second)
-	t.Cleanup(cancel3)
-	return ctx
+	return apptest.Chrome(t)
 }
 
 // relyingParty is an application: its callback exchanges the code with x/oauth2
