@@ -104,6 +104,9 @@ type s3Error struct {
 	// x-amz-* headers a signature left out (<HeadersNotSigned>).
 	region           string
 	headersNotSigned string
+	// method and resourceType are a refused CORS preflight's <Method> and
+	// <ResourceType> (OBJECT or BUCKET).
+	method, resourceType string
 }
 
 func (e *s3Error) Error() string { return "objects: " + e.code + ": " + e.message }
@@ -126,8 +129,11 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, e *s3Error,
 		Resource         string   `xml:"Resource,omitempty"`
 		Region           string   `xml:"Region,omitempty"`
 		HeadersNotSigned string   `xml:"HeadersNotSigned,omitempty"`
+		Method           string   `xml:"Method,omitempty"`
+		ResourceType     string   `xml:"ResourceType,omitempty"`
 		RequestID        string   `xml:"RequestId"`
-	}{Code: e.code, Message: e.message, Resource: e.resource, Region: e.region, HeadersNotSigned: e.headersNotSigned, RequestID: reqID}
+	}{Code: e.code, Message: e.message, Resource: e.resource, Region: e.region, HeadersNotSigned: e.headersNotSigned,
+		Method: e.method, ResourceType: e.resourceType, RequestID: reqID}
 	b, _ := xml.Marshal(v)
 	w.Header().Set("Content-Type", "application/xml")
 	w.WriteHeader(e.status)
@@ -160,6 +166,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := audit.WithRequest(r.Context(), audit.RequestInfo{ID: reqID, SourceIP: sourceIP(r)})
 	r = r.WithContext(ctx)
 	bucket, key := h.split(r)
+	if r.Method == http.MethodOptions && bucket != "" {
+		// A CORS preflight: never signed (a browser sends it on its own).
+		if err := h.preflight(w, r, bucket, key); err != nil {
+			h.writeError(w, r, h.internal(err, reqID), reqID)
+		}
+		return
+	}
+	// An actual cross-origin request: its answer, whatever it is, carries
+	// the CORS headers of the rule allowing it.
+	h.actualCORS(w, r, bucket)
 	var c *caller
 	var err error
 	switch {
@@ -192,13 +208,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(context.WithValue(ctx, verifiedKey{}, c.sig))
 	err = h.route(w, r, c, bucket, key)
 	if err != nil {
-		var se *s3Error
-		if !errors.As(err, &se) {
-			h.opts.Log.Error("objects: internal error", "request_id", reqID, "err", err)
-			se = s3err(http.StatusInternalServerError, "InternalError", "We encountered an internal error. Please try again.")
-		}
-		h.writeError(w, r, se, reqID)
+		h.writeError(w, r, h.internal(err, reqID), reqID)
 	}
+}
+
+// internal is err as an S3 error: itself when it is one, else (logged) 500
+// InternalError.
+func (h *Handler) internal(err error, reqID string) *s3Error {
+	var se *s3Error
+	if !errors.As(err, &se) {
+		h.opts.Log.Error("objects: internal error", "request_id", reqID, "err", err)
+		se = s3err(http.StatusInternalServerError, "InternalError", "We encountered an internal error. Please try again.")
+	}
+	return se
 }
 
 // split finds bucket and key in a virtual-hosted or path-style request.
@@ -599,6 +621,12 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, c *caller, bucke
 	if bucket != "" && !validBucket(bucket) {
 		// Also keeps "." and ".." from ever naming a directory.
 		return s3err(http.StatusBadRequest, "InvalidBucketName", "The specified bucket is not valid.")
+	}
+	if hasKey(q, "cors") {
+		if !q.Has("cors") || bucket == "" || key != "" {
+			return errNotImplemented() // no object has a CORS configuration
+		}
+		return h.bucketCORS(w, r, c, bucket)
 	}
 	if hasKey(q, "location") {
 		if r.Method != http.MethodGet || bucket == "" || key != "" {

@@ -18,7 +18,7 @@ import (
 // ?acl would answer the object's bytes.
 var unimplementedSubresources = map[string]bool{
 	"abac": true, "accelerate": true, "acl": true, "analytics": true, "attributes": true,
-	"cors": true, "encryption": true, "intelligent-tiering": true, "inventory": true,
+	"encryption": true, "intelligent-tiering": true, "inventory": true,
 	"legal-hold": true, "lifecycle": true, "logging": true,
 	"metadataconfiguration": true, "metadatainventorytable": true, "metadatajournaltable": true, "metadatatable": true,
 	"metrics": true, "notification": true, "object-lock": true, "ownershipcontrols": true,
