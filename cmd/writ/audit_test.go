@@ -116,6 +116,16 @@ func TestAuditVerifyAndQuery(t *testing.T) {
 			_, err := db.Exec(`UPDATE audit_events SET record = json_set(record, '$.username', 'mallory') WHERE id = (SELECT MIN(id) FROM audit_events WHERE record->>'username' = 'bob')`)
 			return err
 		},
+		// What SQL reads (record->>'action', the first of a key twice) is
+		// not what the writer hashed: the row is refused as altered.
+		"a key twice in its record": func(db *sql.DB) error {
+			_, err := db.Exec(`UPDATE audit_events SET record = replace(record, '{"action"', '{"action":"DELETE /admin/everything","action"') WHERE id = (SELECT MIN(id) FROM audit_events WHERE record->>'username' = 'bob')`)
+			return err
+		},
+		"a key miscased in its record": func(db *sql.DB) error {
+			_, err := db.Exec(`UPDATE audit_events SET record = replace(record, '{"action"', '{"Action":"DELETE /admin/everything","action"') WHERE id = (SELECT MIN(id) FROM audit_events WHERE record->>'username' = 'bob')`)
+			return err
+		},
 		"record made unreadable": func(db *sql.DB) error {
 			_, err := db.Exec(`UPDATE audit_events SET record = '{not json' WHERE id = (SELECT MIN(id) + 1 FROM audit_events)`)
 			return err

@@ -248,6 +248,8 @@ func checkChain(evs []store.AuditEvent, s *Signer, missing func(ref string) stri
 		e.PrevHash = prev
 		problem := ""
 		switch {
+		case e.Malformed != "":
+			problem = "the stored row was altered: " + e.Malformed
 		case e.Seq != int64(i+1):
 			problem = fmt.Sprintf("sequence gap or reorder: expected seq %d", i+1)
 		case len(stored) > 0 && !hmac.Equal(stored, prev):

@@ -309,6 +309,12 @@ type AuditEvent struct {
 	SourceIP    string
 	PrevHash    []byte
 	Hash        []byte
+	// Malformed, set by the store on reading, says what about the stored
+	// row no writer writes (a record that is not JSON, or with a key
+	// writers never write, or one key twice — which SQL and the decoder
+	// would read differently); "" for a row as written. It is not hashed:
+	// verification fails such a row.
+	Malformed string
 }
 
 // AuditFilter selects audit events; zero fields match everything.

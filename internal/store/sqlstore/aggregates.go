@@ -1,12 +1,14 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -734,6 +736,7 @@ func scanAudit(r scanner) (store.AuditEvent, error) {
 		// A record that is not JSON was altered: show what can be shown
 		// and let verification find the event's hash does not match.
 		rec = auditRecord{Explanation: "unreadable audit record: " + err.Error()}
+		e.Malformed = "its record is not JSON"
 	}
 	if rec.Raw != nil {
 		for k, p := range map[string]*string{"action": &rec.Action, "reason": &rec.Reason, "explanation": &rec.Explanation,
@@ -757,7 +760,56 @@ func scanAudit(r scanner) (store.AuditEvent, error) {
 	}
 	e.PrevHash, _ = hex.DecodeString(rec.PrevHash)
 	e.Hash, _ = hex.DecodeString(rec.Hash)
+	// A record as a writer wrote it encodes back to the same bytes (the
+	// cheap check, true of every row but those migration 3 moved); any
+	// other must still hold each key writers write at most once, spelled
+	// as they spell it: a key twice, or "Action" for "action", reads as one
+	// value here and as another in SQL (record->>'action').
+	if e.Malformed == "" && string(appendAuditRecord(nil, &e)) != record {
+		e.Malformed = recordKeysProblem([]byte(record), auditRecordKeys)
+	}
 	return e, nil
+}
+
+// auditRecordKeys are the keys of an audit record, and those of its raw
+// object.
+var auditRecordKeys = map[string]bool{"action": true, "reason": true, "explanation": true, "pool_id": true, "username": true,
+	"client_id": true, "actor_chain": true, "identity_id": true, "role": true, "resource": true, "trace_id": true,
+	"source_ip": true, "prev_hash": true, "hash": true, "raw": true}
+
+// recordKeysProblem says what is wrong with the keys of the JSON object
+// b: one not in keys, or one twice ("" when nothing is). The raw object's
+// keys are checked too.
+func recordKeysProblem(b []byte, keys map[string]bool) string {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return "its record is not a JSON object"
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		k, ok := t.(string)
+		if err != nil || !ok {
+			return "its record is not JSON"
+		}
+		switch {
+		case !keys[k]:
+			return "its record has a key writers never write: " + strconv.Quote(k)
+		case seen[k]:
+			return "its record has the key " + strconv.Quote(k) + " twice"
+		}
+		seen[k] = true
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return "its record is not JSON"
+		}
+		if k == "raw" {
+			if p := recordKeysProblem(v, auditRecordKeys); p != "" {
+				return p + " (in raw)"
+			}
+		}
+	}
+	return ""
 }
 
 // auditChunk bounds the rows of one multi-row INSERT (auditColumns
