@@ -127,6 +127,8 @@ func (x *Exchanger) post(ctx context.Context, subject, audience string) (string,
 		defer func() { tracing.EndHTTP(span, status, "", false) }()
 		tracing.Inject(sctx, req.Header)
 		req = req.WithContext(sctx)
+	} else if ri, _ := ctx.Value(requestKey{}).(requestInfo); ri.traceparent != "" {
+		req.Header.Set("traceparent", ri.traceparent) // the caller's trace, as Transport passes it on
 	}
 	hc := x.HTTPClient
 	if hc == nil {

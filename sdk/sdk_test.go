@@ -15,6 +15,7 @@ import (
 
 	"github.com/writ-id/writ/internal/app"
 	"github.com/writ-id/writ/internal/apptest"
+	"github.com/writ-id/writ/internal/store"
 	"github.com/writ-id/writ/internal/userpool"
 	"github.com/writ-id/writ/sdk"
 )
@@ -258,3 +259,24 @@ type closeCounter struct {
 }
 
 func (c *closeCounter) Close() error { c.closed = true; return nil }
+
+// TestExchangeCarriesTheTrace: an exchange made for a request (WithRequest,
+// as the gateway and Middleware make them) carries its request id and
+// trace, so the identity server's audit event joins the request's.
+func TestExchangeCarriesTheTrace(t *testing.T) {
+	env := apptest.Start(t)
+	iss := env.App.URL(app.IDP) + "/" + poolID
+	x := &sdk.Exchanger{Credentials: sdk.ClientCredentials{TokenURL: iss + "/oauth2/token", ClientID: "orders-service", ClientSecret: "orders-demo-secret"}}
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	ctx := sdk.WithRequest(context.Background(), "rid-traced", "00-"+traceID+"-00f067aa0ba902b7-01")
+	if _, err := x.Exchange(ctx, issue(t, env, "openid"), "files-service"); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.App.Core.Audit.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := env.App.Core.Store.ListAudit(context.Background(), store.AuditFilter{RequestID: "rid-traced"})
+	if err != nil || len(evs) != 1 || evs[0].TraceID != traceID {
+		t.Fatalf("the exchange's audit events: %+v, %v", evs, err)
+	}
+}
