@@ -337,6 +337,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f.auth = "Bearer " + tok
+	} else if raw != "" {
+		// propagate: forward — the token it verified, set after the
+		// hop-by-hop headers are gone (a caller naming Authorization in
+		// Connection would otherwise strip it on the way).
+		f.auth = "Bearer " + raw
 	}
 	g.record(ctx, rt, claims, audit.Allow, "")
 	if rt.cfg.Function != "" {
@@ -500,8 +505,11 @@ func (g *Gateway) rewrite(pr *httputil.ProxyRequest) {
 }
 
 // modifyResponse drops an upstream's own CORS headers on routes where the
-// gateway answers CORS (ServeHTTP has set the gateway's).
+// gateway answers CORS (ServeHTTP has set the gateway's), and its
+// X-Request-Id: the response names the request by the gateway's id, the
+// one its audit events carry.
 func (g *Gateway) modifyResponse(resp *http.Response) error {
+	resp.Header.Del("X-Request-Id")
 	if g.opts.Tracer != nil {
 		span := oteltrace.SpanFromContext(resp.Request.Context()) // the upstream call's
 		span.SetAttributes(attribute.Int("http.response.status_code", resp.StatusCode))

@@ -49,6 +49,7 @@ func newUpstream(t *testing.T) *upstream {
 		u.mu.Unlock()
 		io.Copy(io.Discard, r.Body)
 		w.Header().Set("X-Upstream", "yes")
+		w.Header().Set("X-Request-Id", "upstream-chosen")
 		w.Write([]byte("upstream says hi"))
 	}))
 	t.Cleanup(u.srv.Close)
@@ -154,14 +155,21 @@ func TestForwardWithScope(t *testing.T) {
 		r.Header.Get("X-Forwarded-For") != "127.0.0.1" {
 		t.Errorf("upstream headers: %v", r.Header)
 	}
-	// A client's request id is kept.
-	f.do("GET", "/orders/1", "Bearer "+tok.AccessToken, map[string]string{"X-Request-Id": "req-abc"})
-	if got := f.up.lastRequest().Header.Get("X-Request-Id"); got != "req-abc" {
-		t.Errorf("request id %q", got)
+	// A client's request id is kept, and it names the response (not one
+	// the upstream chose).
+	resp = f.do("GET", "/orders/1", "Bearer "+tok.AccessToken, map[string]string{"X-Request-Id": "req-abc"})
+	if got, ids := f.up.lastRequest().Header.Get("X-Request-Id"), resp.Header.Values("X-Request-Id"); got != "req-abc" || len(ids) != 1 || ids[0] != "req-abc" {
+		t.Errorf("request id %q upstream, %q in the response", got, ids)
 	}
 	// The raw token without the Bearer prefix is accepted too, as API Gateway does.
 	if resp := f.do("GET", "/orders/1", tok.AccessToken, nil); resp.StatusCode != 200 {
 		t.Errorf("raw token: %d", resp.StatusCode)
+	}
+	// The upstream gets the token the gateway verified, even when the
+	// caller names Authorization as a hop-by-hop header.
+	resp = f.do("GET", "/orders/1", "Bearer "+tok.AccessToken, map[string]string{"Connection": "Authorization"})
+	if got := f.up.lastRequest().Header.Get("Authorization"); resp.StatusCode != 200 || got != "Bearer "+tok.AccessToken {
+		t.Errorf("with Connection: Authorization: %d, upstream saw %q", resp.StatusCode, got)
 	}
 }
 

@@ -502,8 +502,8 @@ func writeResult(w http.ResponseWriter, res invocationResult, gatewayCORS bool) 
 			writeMessage(w, http.StatusBadGateway, "Internal Server Error")
 			return
 		}
-		skip := func(k string) bool {
-			return gatewayCORS && len(k) > 15 && strings.EqualFold(k[:15], "access-control-")
+		skip := func(k string) bool { // the gateway's own: its CORS, and the request id its audit events carry
+			return gatewayCORS && len(k) > 15 && strings.EqualFold(k[:15], "access-control-") || strings.EqualFold(k, "X-Request-Id")
 		}
 		for k, v := range resp.Headers {
 			if !skip(k) {

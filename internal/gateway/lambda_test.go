@@ -61,6 +61,11 @@ func TestLambdaFunctions(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Header.Get("X-Fn") != "yes" {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
+	// The response names the request by the gateway's id (its audit
+	// events'), not one the function chose.
+	if ids := resp.Header.Values("X-Request-Id"); len(ids) != 1 || ids[0] != "req-fn-1" {
+		t.Errorf("X-Request-Id of the response: %q", ids)
+	}
 	var out struct {
 		Event events.APIGatewayV2HTTPRequest
 		Pid   int

@@ -140,7 +140,7 @@ func (p *cors) actual(h http.Header, origin string) {
 	h.Add("Vary", "Origin")
 	if o := p.allowOrigin(origin); o != "" {
 		h.Set("Access-Control-Allow-Origin", o)
-		h.Set("Access-Control-Expose-Headers", "X-Request-Id, WWW-Authenticate")
+		h.Set("Access-Control-Expose-Headers", "X-Request-Id, WWW-Authenticate, Retry-After")
 	}
 }
 

@@ -42,7 +42,7 @@ func handle(ctx context.Context, raw json.RawMessage) (any, error) {
 			Headers: map[string]string{"Content-Type": "application/octet-stream"}}, nil
 	}
 	b, _ := json.Marshal(map[string]any{"event": req, "pid": os.Getpid(), "trace": os.Getenv("_X_AMZN_TRACE_ID")})
-	return events.APIGatewayV2HTTPResponse{StatusCode: 200, Headers: map[string]string{"Content-Type": "application/json", "X-Fn": "yes"}, Body: string(b)}, nil
+	return events.APIGatewayV2HTTPResponse{StatusCode: 200, Headers: map[string]string{"Content-Type": "application/json", "X-Fn": "yes", "X-Request-Id": "fn-chosen"}, Body: string(b)}, nil
 }
 
 func main() { lambda.Start(handle) }
