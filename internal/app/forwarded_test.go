@@ -239,7 +239,8 @@ func TestGatewayForwardsTheClientsScheme(t *testing.T) {
 		pr.SetURL(u)
 		pr.Out.Host = pr.In.Host // keeps the client's Host, as load balancers do
 		pr.SetXForwarded()       // X-Forwarded-Proto: https
-		pr.Out.Header["X-Forwarded-Host"] = pr.In.Header["X-Forwarded-Host"] // a client's, passed through
+		// A client's X-Forwarded-Host, passed through.
+		pr.Out.Header["X-Forwarded-Host"] = pr.In.Header["X-Forwarded-Host"]
 	}})
 	defer lb.Close()
 	lbReq, _ := http.NewRequest("GET", lb.URL+"/status", nil)

@@ -60,7 +60,9 @@ const (
 func CORS(next http.Handler, methods ...string) http.Handler { return cors(next, false, methods) }
 
 // CORSUnsigned is CORS for unsigned calls only (see above): an AWS API's.
-func CORSUnsigned(next http.Handler, methods ...string) http.Handler { return cors(next, true, methods) }
+func CORSUnsigned(next http.Handler, methods ...string) http.Handler {
+	return cors(next, true, methods)
+}
 
 func cors(next http.Handler, unsignedOnly bool, methods []string) http.Handler {
 	methods = slices.Clone(methods)

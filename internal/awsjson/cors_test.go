@@ -56,7 +56,9 @@ func TestCORSUnsigned(t *testing.T) {
 		{"signed", func(r *http.Request) {
 			r.Header.Set("Authorization", "AWS4-HMAC-SHA256 Credential=AKIA/20261130/us-east-1/sts/aws4_request, SignedHeaders=host, Signature=00")
 		}, false},
-		{"presigned", func(r *http.Request) { r.URL.RawQuery = "Action=GetCallerIdentity&X-Amz-Credential=x&X-Amz-Signature=00" }, false},
+		{"presigned", func(r *http.Request) {
+			r.URL.RawQuery = "Action=GetCallerIdentity&X-Amz-Credential=x&X-Amz-Signature=00"
+		}, false},
 	} {
 		r := httptest.NewRequest("GET", "/", nil)
 		r.Header.Set("Origin", "http://127.0.0.1:9")
