@@ -73,7 +73,7 @@ func cmdAudit(args []string, stdout, stderr io.Writer) error {
 	case "verify":
 		return auditVerify(ctx, cfg, st, *liveWithin, anchors, crashed, stdout)
 	case "query":
-		evs, err := listAll(ctx, st, f)
+		evs, err := audit.ListAll(ctx, st, f)
 		if err != nil {
 			return err
 		}
@@ -110,22 +110,6 @@ func parseWhen(s string) (time.Time, error) {
 		return time.Now().Add(-d), nil
 	}
 	return time.Parse(time.RFC3339, s)
-}
-
-func listAll(ctx context.Context, st store.AuditLog, f store.AuditFilter) ([]store.AuditEvent, error) {
-	var out []store.AuditEvent
-	for {
-		f.Limit = 5000
-		evs, err := st.ListAudit(ctx, f)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, evs...)
-		if len(evs) < f.Limit {
-			return out, nil
-		}
-		f.AfterID = evs[len(evs)-1].ID
-	}
 }
 
 func printEvents(w io.Writer, evs []store.AuditEvent, asJSON, header bool) {

@@ -165,7 +165,7 @@ func TestAuditVerifyAndQuery(t *testing.T) {
 	}
 	anchor := regexp.MustCompile(`ANCHOR: (\S+)`).FindStringSubmatch(verified)
 	if anchor == nil {
-		t.Fatalf("verify printed no anchor:\n%s", out)
+		t.Fatalf("verify printed no anchor:\n%s", verified)
 	}
 	for name, fn := range tamper {
 		t.Run(name, func(t *testing.T) {

@@ -113,7 +113,6 @@ type Writer struct {
 	seq    int64
 	prev   []byte
 	lastCP time.Time // when the writer last wrote a checkpoint
-	opened bool      // the stream's opening checkpoint is written
 	refsAt time.Time // when a checkpoint last named the other streams
 
 	rec recovery // see recover.go
@@ -335,12 +334,11 @@ func (w *Writer) run() {
 		w.space.Broadcast()
 		w.mu.Unlock()
 		for _, it := range items {
-			if it.flush == nil && !w.opened && w.signer != nil {
+			if it.flush == nil && w.seq == 0 && w.signer != nil {
 				// A stream begins with a signed checkpoint: its time vouches
 				// for the writer's life from the start, and it names the
 				// other streams (see references).
 				batch = w.checkpoint(batch, CheckpointOpen)
-				w.opened = true
 			}
 			w.add(&batch, &flushes, it)
 			if len(batch) >= batchSize {
@@ -494,7 +492,7 @@ func (w *Writer) restream(batch []store.AuditEvent) []store.AuditEvent {
 	w.mu.Lock()
 	w.stream = newStream()
 	w.mu.Unlock()
-	w.seq, w.prev, w.opened, w.refsAt = 0, nil, false, time.Time{}
+	w.seq, w.prev, w.refsAt = 0, nil, time.Time{}
 	w.log.Warn("audit: another writer sealed this writer's stream, taking it for stopped; going on in a new stream",
 		"stream", old, "new_stream", w.stream)
 	var out []store.AuditEvent
@@ -504,9 +502,8 @@ func (w *Writer) restream(batch []store.AuditEvent) []store.AuditEvent {
 			closing = e.Reason == CheckpointClose
 			continue
 		}
-		if !w.opened {
+		if w.seq == 0 && w.signer != nil {
 			out = w.checkpoint(out, CheckpointOpen)
-			w.opened = true
 		}
 		w.seq++
 		e.Stream, e.Seq, e.PrevHash = w.stream, w.seq, w.prev

@@ -84,13 +84,7 @@ func (w *Writer) recoverLoop() {
 		case <-w.stopped:
 			return
 		}
-		w.rec.mu.Lock()
-		closing := w.rec.closed
-		w.rec.mu.Unlock()
-		if closing {
-			return
-		}
-		w.recover()
+		w.recover() // nothing once the writer is closing
 	}
 }
 
@@ -200,17 +194,9 @@ func (w *Writer) observe(name string, e store.AuditEvent, now time.Time) {
 // after last: "" when it is intact up to last, begins with a signed
 // opening checkpoint and has not ended.
 func (w *Writer) sealable(ctx context.Context, name string, last store.AuditEvent) string {
-	var evs []store.AuditEvent
-	for after := int64(0); ; {
-		page, err := w.st.ListAudit(ctx, store.AuditFilter{Stream: name, AfterID: after, Limit: 5000})
-		if err != nil {
-			return "cannot be read: " + err.Error()
-		}
-		evs = append(evs, page...)
-		if len(page) < 5000 {
-			break
-		}
-		after = page[len(page)-1].ID
+	evs, err := ListAll(ctx, w.st, store.AuditFilter{Stream: name})
+	if err != nil {
+		return "cannot be read: " + err.Error()
 	}
 	c := checkChain(evs, w.signer, nil)
 	switch {

@@ -158,18 +158,9 @@ type VerifyOptions struct {
 // Verify checks every stream's hash chain and checkpoints.
 func Verify(ctx context.Context, st store.AuditLog, s *Signer, o VerifyOptions) (Report, error) {
 	var rep Report
-	var all []store.AuditEvent
-	var after int64
-	for {
-		evs, err := st.ListAudit(ctx, store.AuditFilter{AfterID: after, Limit: 5000})
-		if err != nil {
-			return rep, err
-		}
-		if len(evs) == 0 {
-			break
-		}
-		all = append(all, evs...)
-		after = evs[len(evs)-1].ID
+	all, err := ListAll(ctx, st, store.AuditFilter{})
+	if err != nil {
+		return rep, err
 	}
 	// Ids skipped while paging are read once more: on PostgreSQL a batch
 	// that took lower ids can commit after a later page was read, and its
@@ -268,13 +259,12 @@ func checkChain(evs []store.AuditEvent, s *Signer, missing func(ref string) stri
 			}
 			// A checkpoint names the latest events of the other streams
 			// its writer saw: a stream removed whole does not go unseen.
-			for _, ref := range strings.Fields(e.Resource) {
-				if missing == nil {
-					break
-				}
-				if what := missing(ref); what != "" {
-					problem = "the event of another stream this checkpoint names, " + what
-					break
+			if missing != nil {
+				for _, ref := range strings.Fields(e.Resource) {
+					if what := missing(ref); what != "" {
+						problem = "the event of another stream this checkpoint names, " + what
+						break
+					}
 				}
 			}
 			if problem != "" {
@@ -302,6 +292,24 @@ func checkChain(evs []store.AuditEvent, s *Signer, missing func(ref string) stri
 		prev = e.Hash
 	}
 	return c
+}
+
+// ListAll returns every event f selects (its Limit aside), reading them
+// in pages.
+func ListAll(ctx context.Context, st store.AuditLog, f store.AuditFilter) ([]store.AuditEvent, error) {
+	var out []store.AuditEvent
+	for {
+		f.Limit = 5000
+		evs, err := st.ListAudit(ctx, f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, evs...)
+		if len(evs) < f.Limit {
+			return out, nil
+		}
+		f.AfterID = evs[len(evs)-1].ID
+	}
 }
 
 // reread reads the ids missing between those of all (in id order) once
