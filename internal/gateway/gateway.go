@@ -384,6 +384,9 @@ func (g *Gateway) bufferBody(w http.ResponseWriter, r *http.Request, limit int64
 
 // hasDotSegment reports whether path has a "." or ".." segment.
 func hasDotSegment(path string) bool {
+	if !strings.Contains(path, ".") {
+		return false // most paths: no split
+	}
 	for seg := range strings.SplitSeq(path, "/") {
 		if seg == "." || seg == ".." {
 			return true

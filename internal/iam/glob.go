@@ -5,6 +5,8 @@ package iam
 const (
 	litStar     = 0x00
 	litQuestion = 0x01
+	// litChars holds both, for strings.ContainsAny.
+	litChars = "\x00\x01"
 )
 
 // globMatch reports whether s matches pattern p, where '*' matches any run

@@ -101,7 +101,7 @@ func (t *template) resolveMatch(ctx Context, value string, match func(pattern, v
 		vs, found := ctx.Get(p.key)
 		switch {
 		case found && len(vs) > 0 && glob:
-			if strings.ContainsAny(vs[0], string([]byte{litStar, litQuestion})) {
+			if strings.ContainsAny(vs[0], litChars) {
 				// The bytes that stand for a literal '*' or '?' in a
 				// pattern: a value holding them matches nothing.
 				*bp = b

@@ -30,7 +30,7 @@ func writeConditions(r *http.Request, bucket, key string) (func(cur meta, err er
 		exists := err == nil
 		if im != "" {
 			if !exists {
-				return &s3Error{status: http.StatusNotFound, code: "NoSuchKey", message: "The specified key does not exist.", resource: "/" + bucket + "/" + key}
+				return errNoSuchKey(bucket, key)
 			}
 			if !etagMatches(im, cur.ETag) {
 				return errPrecondition

@@ -118,7 +118,7 @@ func (h *Handler) copyObject(w http.ResponseWriter, r *http.Request, c *caller, 
 		if h.authorize(ctx, c, "s3:ListBucket", sb, "", map[string]string{"s3:prefix": sk}) != nil {
 			return errAccessDenied
 		}
-		return &s3Error{status: http.StatusNotFound, code: "NoSuchKey", message: "The specified key does not exist.", resource: "/" + sb + "/" + sk}
+		return errNoSuchKey(sb, sk)
 	case err != nil:
 		return err
 	}

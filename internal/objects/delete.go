@@ -18,6 +18,10 @@ func errNoSuchBucket() *s3Error {
 	return s3err(http.StatusNotFound, "NoSuchBucket", "The specified bucket does not exist")
 }
 
+func errNoSuchKey(bucket, key string) *s3Error {
+	return &s3Error{status: http.StatusNotFound, code: "NoSuchKey", message: "The specified key does not exist.", resource: "/" + bucket + "/" + key}
+}
+
 func errMalformedXML() *s3Error {
 	return s3err(http.StatusBadRequest, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema")
 }

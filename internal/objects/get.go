@@ -34,7 +34,7 @@ func (h *Handler) getObject(w http.ResponseWriter, r *http.Request, c *caller, b
 		if h.authorize(r.Context(), c, "s3:ListBucket", bucket, "", map[string]string{"s3:prefix": key}) != nil {
 			return errAccessDenied
 		}
-		return &s3Error{status: http.StatusNotFound, code: "NoSuchKey", message: "The specified key does not exist.", resource: "/" + bucket + "/" + key}
+		return errNoSuchKey(bucket, key)
 	case err != nil:
 		return err
 	}

@@ -360,13 +360,13 @@ func (h *Handler) authenticate(r *http.Request) (*caller, error) {
 // into the (signed) query.
 func notSigned(hdr http.Header, signed []string) string {
 	var names []string
-	for k := range hdr {
-		lk := strings.ToLower(k)
-		if !strings.HasPrefix(lk, "x-amz-") || slices.Contains(names, lk) ||
-			slices.ContainsFunc(signed, func(s string) bool { return strings.EqualFold(s, lk) }) {
+	for k := range hdr { // http.Header keys are distinct; SignedHeaders are lower case (SigV4)
+		if len(k) < 6 || !strings.EqualFold(k[:6], "x-amz-") {
 			continue
 		}
-		names = append(names, lk)
+		if lk := strings.ToLower(k); !slices.Contains(signed, lk) {
+			names = append(names, lk)
+		}
 	}
 	slices.Sort(names)
 	return strings.Join(names, ", ")
@@ -668,7 +668,7 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, c *caller, bucke
 				return err
 			}
 			if !h.disk.bucketExists(bucket) {
-				return s3err(http.StatusNotFound, "NoSuchBucket", "The specified bucket does not exist")
+				return errNoSuchBucket()
 			}
 			return nil
 		case http.MethodGet:
@@ -720,7 +720,7 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, c *caller, bucke
 			return err
 		}
 		if err := h.disk.delete(bucket, key); errors.Is(err, errNoBucket) {
-			return s3err(http.StatusNotFound, "NoSuchBucket", "The specified bucket does not exist")
+			return errNoSuchBucket()
 		}
 		w.WriteHeader(http.StatusNoContent)
 		return nil
@@ -815,7 +815,7 @@ func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, bucket, key 
 		return d.check()
 	}, cond)
 	if errors.Is(err, errNoBucket) {
-		return s3err(http.StatusNotFound, "NoSuchBucket", "The specified bucket does not exist")
+		return errNoSuchBucket()
 	}
 	if err != nil {
 		return err
