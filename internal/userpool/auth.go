@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/writ-id/writ/internal/audit"
-	"github.com/writ-id/writ/internal/clientip"
 	"github.com/writ-id/writ/internal/store"
 )
 
@@ -137,7 +136,7 @@ func (p *Pool) passwordAuth(ctx context.Context, c store.Client, username, passw
 	window := p.cfg.Lockout.Window
 	srcKey := ""
 	if !how.admin {
-		srcKey = "login-src/" + p.cfg.ID + "/" + clientip.Bucket(how.src)
+		srcKey = p.sourceKey("login-src", how.src)
 		if n, err := p.st().Count(ctx, srcKey, now); err != nil {
 			return Result{}, internal(err)
 		} else if n >= p.svc.sourceLimit {

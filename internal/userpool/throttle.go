@@ -55,6 +55,12 @@ const (
 	srcCodeCheck = "code-check-src"
 )
 
+// sourceKey names the counter of a per-source limit of kind for src:
+// per pool, and per client (clientip.Bucket: an IPv6 client's /64).
+func (p *Pool) sourceKey(kind, src string) string {
+	return kind + "/" + p.cfg.ID + "/" + clientip.Bucket(src)
+}
+
 // throttleCodeSend counts a request for a code from src toward the
 // per-source limit on code requests and refuses it past the limit.
 func (p *Pool) throttleCodeSend(ctx context.Context, src string) error {
@@ -70,7 +76,7 @@ func (p *Pool) throttleCodeCheck(ctx context.Context, src string) (failed func(e
 	if src == "" {
 		return func(error) {}, nil
 	}
-	key := srcCodeCheck + "/" + p.cfg.ID + "/" + clientip.Bucket(src)
+	key := p.sourceKey(srcCodeCheck, src)
 	n, err := p.st().Count(ctx, key, p.now())
 	if err != nil {
 		return nil, internal(err)
@@ -99,7 +105,7 @@ func (p *Pool) throttleSource(ctx context.Context, kind, src string, limit int, 
 	if src == "" {
 		return nil
 	}
-	n, err := p.st().Incr(ctx, kind+"/"+p.cfg.ID+"/"+clientip.Bucket(src), sourceCodeWindow, p.now())
+	n, err := p.st().Incr(ctx, p.sourceKey(kind, src), sourceCodeWindow, p.now())
 	if err != nil {
 		return internal(err)
 	}
