@@ -20,8 +20,9 @@ import (
 // multipart/byteranges) is ignored: the whole object is served, with the
 // Content-Type, storedHeaders and user metadata stored with it. The
 // response-* query parameters override the headers served (see overrides).
-func (h *Handler) getObject(w http.ResponseWriter, r *http.Request, c *caller, bucket, key string) error {
-	over, err := overrides(r.URL.Query(), c)
+// q is r's query, as route parsed it.
+func (h *Handler) getObject(w http.ResponseWriter, r *http.Request, c *caller, bucket, key string, q url.Values) error {
+	over, err := overrides(q, c)
 	if err != nil {
 		return err
 	}
@@ -69,7 +70,7 @@ func (h *Handler) getObject(w http.ResponseWriter, r *http.Request, c *caller, b
 	}
 	var start, n int64
 	var ranged bool
-	if pn := r.URL.Query().Get("partNumber"); pn != "" {
+	if pn := q.Get("partNumber"); pn != "" {
 		start, n, err = partRange(r, m, size, pn)
 		if err != nil {
 			return err

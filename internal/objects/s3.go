@@ -176,21 +176,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// An actual cross-origin request: its answer, whatever it is, carries
 	// the CORS headers of the rule allowing it.
 	h.actualCORS(w, r, bucket)
+	// The query, parsed once for authentication's answers, routing and the
+	// operations (sigv4 parses its own).
+	q := r.URL.Query()
 	var c *caller
 	var err error
 	switch {
 	case h.opts.NoAuth:
 		c = &caller{}
-	case h.policies[bucket] != nil && unsigned(r):
+	case h.policies[bucket] != nil && unsigned(r, q):
 		// Anonymous: only a bucket policy granting Principal "*" lets it in.
 		c = h.anonymous(r)
-	case unsigned(r) && h.missingBucket(bucket) && !(r.Method == http.MethodPut && key == ""):
+	case unsigned(r, q) && h.missingBucket(bucket) && !(r.Method == http.MethodPut && key == ""):
 		// As S3: bucket names are global and their existence no secret, so
 		// an anonymous request for a bucket that does not exist (but to
 		// create it) is told so rather than refused.
 		err = errNoSuchBucket()
 	default:
-		c, err = h.authenticate(r)
+		c, err = h.authenticate(r, q)
 	}
 	if err != nil {
 		var se *s3Error
@@ -206,7 +209,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r = r.WithContext(context.WithValue(ctx, verifiedKey{}, c.sig))
-	err = h.route(w, r, c, bucket, key)
+	err = h.route(w, r, c, bucket, key, q)
 	if err != nil {
 		h.writeError(w, r, h.internal(err, reqID), reqID)
 	}
@@ -300,7 +303,8 @@ var s3Codes = map[string]*s3Error{
 	"AccessDenied":                 s3err(http.StatusForbidden, "AccessDenied", "Request has expired"),
 }
 
-func (h *Handler) authenticate(r *http.Request) (*caller, error) {
+// authenticate verifies r (of query q) and returns its caller.
+func (h *Handler) authenticate(r *http.Request, q url.Values) (*caller, error) {
 	if err := authorizationType(r.Header.Get("Authorization")); err != nil {
 		return nil, err
 	}
@@ -308,16 +312,14 @@ func (h *Handler) authenticate(r *http.Request) (*caller, error) {
 	if err != nil {
 		var e *sigv4.Error
 		if errors.As(err, &e) {
-			if e.Code == "AuthorizationHeaderMalformed" {
-				if se := h.wrongRegion(r); se != nil {
-					return nil, se
-				}
+			if se := h.wrongRegion(e); se != nil {
+				return nil, se
 			}
 			if se, ok := s3Codes[e.Code]; ok {
 				return nil, se
 			}
 			if e.Code == "AuthorizationQueryParametersError" {
-				return nil, s3err(http.StatusBadRequest, e.Code, presignProblem(r.URL.Query(), e.Message))
+				return nil, s3err(http.StatusBadRequest, e.Code, presignProblem(q, e))
 			}
 			if e.Code == "InvalidArgument" {
 				return nil, s3err(http.StatusBadRequest, e.Code, e.Message)
@@ -376,28 +378,19 @@ func notSigned(hdr http.Header, signed []string) string {
 // the store's: 400 AuthorizationHeaderMalformed (presigned:
 // AuthorizationQueryParametersError) saying which region to use, and
 // naming it in <Region>; nil when the scope's region is not the problem.
-func (h *Handler) wrongRegion(r *http.Request) *s3Error {
-	presigned := r.URL.Query().Get("X-Amz-Algorithm") != ""
-	var cred string
-	if presigned {
-		cred = r.URL.Query().Get("X-Amz-Credential")
-	} else {
-		for _, part := range strings.Split(strings.TrimPrefix(r.Header.Get("Authorization"), "AWS4-HMAC-SHA256 "), ",") {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(part), "Credential="); ok {
-				cred = v
-			}
-		}
-	}
-	scope := strings.Split(cred, "/")
-	if len(scope) != 5 || scope[2] == h.cfg.Region {
+// sigv4 refuses such a scope (as one for another service) as
+// AuthorizationHeaderMalformed, and says in e what the scope was.
+func (h *Handler) wrongRegion(e *sigv4.Error) *s3Error {
+	if e.Code != "AuthorizationHeaderMalformed" || e.Scope == nil || e.Scope.Region == h.cfg.Region {
 		return nil
 	}
-	if presigned {
+	region := e.Scope.Region
+	if e.Presigned {
 		return &s3Error{status: http.StatusBadRequest, code: "AuthorizationQueryParametersError", region: h.cfg.Region,
-			message: "Error parsing the X-Amz-Credential parameter; the region '" + scope[2] + "' is wrong; expecting '" + h.cfg.Region + "'"}
+			message: "Error parsing the X-Amz-Credential parameter; the region '" + region + "' is wrong; expecting '" + h.cfg.Region + "'"}
 	}
 	return &s3Error{status: http.StatusBadRequest, code: "AuthorizationHeaderMalformed", region: h.cfg.Region,
-		message: "The authorization header is malformed; the region '" + scope[2] + "' is wrong; expecting '" + h.cfg.Region + "'"}
+		message: "The authorization header is malformed; the region '" + region + "' is wrong; expecting '" + h.cfg.Region + "'"}
 }
 
 // authorizationType refuses an Authorization header of a scheme other than
@@ -418,21 +411,30 @@ func authorizationType(auth string) error {
 	return s3err(http.StatusBadRequest, "InvalidArgument", "Unsupported Authorization Type")
 }
 
-// presignProblem says, as S3 does, which query parameter of a presigned
-// request is wrong (checked in the order sigv4 checks them); fallback when
-// none is found.
-func presignProblem(q url.Values, fallback string) string {
-	if q.Get("X-Amz-Algorithm") != "AWS4-HMAC-SHA256" {
+// presignProblem is S3's message for the parameter of a presigned request
+// (of query q) that sigv4 refused, e.Param; e's own message when S3 has
+// none for it.
+func presignProblem(q url.Values, e *sigv4.Error) string {
+	switch e.Param {
+	case "X-Amz-Algorithm":
 		return `X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"`
-	}
-	cred := strings.Split(q.Get("X-Amz-Credential"), "/")
-	if len(cred) != 5 || cred[0] == "" || len(cred[1]) != 8 || cred[4] != "aws4_request" {
+	case "X-Amz-Credential":
 		return `Error parsing the X-Amz-Credential parameter; the Credential is mal-formed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".`
-	}
-	if _, err := time.Parse("20060102T150405Z", q.Get("X-Amz-Date")); err != nil {
+	case "X-Amz-Date":
 		return `X-Amz-Date must be in the ISO8601 Long Format "yyyyMMdd'T'HHmmss'Z'"`
+	case "X-Amz-Expires":
+		return expiresProblem(q.Get("X-Amz-Expires"), e.Message)
+	case "X-Amz-SignedHeaders":
+		return "Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters."
 	}
-	switch n, err := strconv.Atoi(q.Get("X-Amz-Expires")); {
+	return e.Message
+}
+
+// expiresProblem is S3's message for an X-Amz-Expires of v that sigv4
+// refused: S3 tells apart what sigv4 does not (not a number, negative, 0,
+// over a week); fallback when v is none of these.
+func expiresProblem(v, fallback string) string {
+	switch n, err := strconv.Atoi(v); {
 	case err != nil:
 		return "X-Amz-Expires should be a number"
 	case n < 0:
@@ -442,19 +444,15 @@ func presignProblem(q url.Values, fallback string) string {
 	case n == 0:
 		return "X-Amz-Expires must be at least 1 second"
 	}
-	if q.Get("X-Amz-SignedHeaders") == "" {
-		return "Query-string authentication version 4 requires the X-Amz-Algorithm, X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, and X-Amz-Expires parameters."
-	}
 	return fallback
 }
 
-// unsigned reports whether r carries no authentication at all (no
-// Authorization header, no presigned query).
-func unsigned(r *http.Request) bool {
+// unsigned reports whether r, of query q, carries no authentication at all
+// (no Authorization header, no presigned query).
+func unsigned(r *http.Request, q url.Values) bool {
 	if r.Header.Get("Authorization") != "" {
 		return false
 	}
-	q := r.URL.Query()
 	return !q.Has("X-Amz-Algorithm") && !q.Has("X-Amz-Credential") && !q.Has("X-Amz-Signature") && !q.Has("AWSAccessKeyId") && !q.Has("Signature")
 }
 
@@ -605,9 +603,9 @@ func (h *Handler) record(ctx context.Context, action, bucket, key string, c *cal
 	h.opts.Audit.Record(ctx, e)
 }
 
-func (h *Handler) route(w http.ResponseWriter, r *http.Request, c *caller, bucket, key string) error {
+// route serves r, of query q.
+func (h *Handler) route(w http.ResponseWriter, r *http.Request, c *caller, bucket, key string, q url.Values) error {
 	ctx := r.Context()
-	q := r.URL.Query()
 	// A sub-resource the store does not implement is refused before any
 	// base operation could run in its place.
 	if subresource(q) != "" {
@@ -711,7 +709,7 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, c *caller, bucke
 		if err := h.authorize(ctx, c, "s3:GetObject", bucket, key, nil); err != nil {
 			return err
 		}
-		return h.getObject(w, r, c, bucket, key)
+		return h.getObject(w, r, c, bucket, key, q)
 	case http.MethodDelete:
 		if q.Has("uploadId") {
 			return h.abortUpload(w, r, c, bucket, key, q)

@@ -118,7 +118,7 @@ func refCredential(c string) (parsed, bool) {
 	if len(parts) != 5 || parts[4] != "aws4_request" || parts[0] == "" || len(parts[1]) != 8 {
 		return p, false
 	}
-	p.accessKey, p.date, p.region, p.service = parts[0], parts[1], parts[2], parts[3]
+	p.scope = Scope{AccessKeyID: parts[0], Date: parts[1], Region: parts[2], Service: parts[3]}
 	return p, true
 }
 
@@ -175,7 +175,7 @@ func TestCanonicalRequestMatchesReference(t *testing.T) {
 			}
 		}
 		sort.Strings(signed)
-		p := parsed{signedHeaders: signed, presigned: rnd.IntN(2) == 0}
+		p := parsed{signedHeaders: signed, presigned: rnd.IntN(2) == 0, query: r.URL.Query()}
 		for _, normalize := range []bool{false, true} {
 			got, want := canonicalRequest(r, p, "UNSIGNED-PAYLOAD", normalize), refCanonicalRequest(r, p, "UNSIGNED-PAYLOAD", normalize)
 			if got != want {

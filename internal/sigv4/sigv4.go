@@ -52,10 +52,33 @@ type CredentialSource interface {
 }
 
 // Error is a verification failure with an AWS error code. The message never
-// contains a secret.
+// contains a secret. Besides the code, it says what Verify had read of the
+// request when it failed, so that a service wording its own answers (S3's
+// region in <Region>, its message per presigned parameter) need not parse
+// the request again, differently.
 type Error struct {
 	Code    string
 	Message string
+	// Presigned reports a presigned request (the X-Amz-* query
+	// parameters) rather than one signed in the Authorization header.
+	Presigned bool
+	// Scope is the request's credential scope once it has parsed; nil when
+	// verification failed before that, or on a malformed one.
+	Scope *Scope
+	// Param is, in an AuthorizationQueryParametersError, the presigned
+	// query parameter at fault: X-Amz-Algorithm, X-Amz-Credential,
+	// X-Amz-Date, X-Amz-Expires, X-Amz-SignedHeaders or X-Amz-Signature.
+	Param string
+}
+
+// Scope is a credential scope,
+// <AccessKeyID>/<Date>/<Region>/<Service>/aws4_request: whose key signed,
+// and for which day, region and service it was derived.
+type Scope struct {
+	AccessKeyID string
+	Date        string // yyyymmdd
+	Region      string
+	Service     string
 }
 
 func (e *Error) Error() string { return "sigv4: " + e.Code + ": " + e.Message }
@@ -133,34 +156,64 @@ type Result struct {
 }
 
 type parsed struct {
-	accessKey, date, region, service string
-	signedHeaders                    []string
-	signature                        string
-	amzDate                          time.Time
-	expires                          time.Duration
-	token                            string
-	presigned                        bool
+	// scope stays zero until the credential is well-formed (its access
+	// key is never empty then).
+	scope         Scope
+	signedHeaders []string
+	signature     string
+	amzDate       time.Time
+	expires       time.Duration
+	token         string
+	presigned     bool
+	// query is the request's query, parsed once for both the presigned
+	// parameters and the canonical request.
+	query url.Values
 }
 
 // Verify checks r. Missing authentication gives code
 // MissingAuthenticationToken; the body, when read, is restored for the
-// handler.
+// handler. Every error is an *Error.
 func (v *Verifier) Verify(r *http.Request) (Result, error) {
+	p, err := parse(r, v.DefaultPresignExpiry)
+	if err == nil {
+		var res Result
+		if res, err = v.verify(r, p); err == nil {
+			return res, nil
+		}
+	}
+	return Result{}, p.annotate(err)
+}
+
+// annotate is err with what p knows of the request: whether it is
+// presigned, and its scope once parsed. A CredentialSource's *Error is
+// copied rather than changed: the source may return a shared value.
+func (p *parsed) annotate(err error) error {
+	var e *Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	c := *e
+	c.Presigned = p.presigned
+	if p.scope != (Scope{}) {
+		s := p.scope
+		c.Scope = &s
+	}
+	return &c
+}
+
+// verify checks the request p was parsed from.
+func (v *Verifier) verify(r *http.Request, p parsed) (Result, error) {
 	now := time.Now
 	if v.Now != nil {
 		now = v.Now
 	}
-	p, err := parse(r, v.DefaultPresignExpiry)
-	if err != nil {
-		return Result{}, err
+	if p.scope.Service != v.Service {
+		return Result{}, fail("AuthorizationHeaderMalformed", "credential scope service %q; expected %q", p.scope.Service, v.Service)
 	}
-	if p.service != v.Service {
-		return Result{}, fail("AuthorizationHeaderMalformed", "credential scope service %q; expected %q", p.service, v.Service)
+	if !contains(v.Regions, p.scope.Region) {
+		return Result{}, fail("AuthorizationHeaderMalformed", "credential scope region %q is not served here", p.scope.Region)
 	}
-	if !contains(v.Regions, p.region) {
-		return Result{}, fail("AuthorizationHeaderMalformed", "credential scope region %q is not served here", p.region)
-	}
-	if p.amzDate.Format("20060102") != p.date {
+	if p.amzDate.Format("20060102") != p.scope.Date {
 		return Result{}, fail("AuthorizationHeaderMalformed", "credential scope date does not match the request date")
 	}
 	t := now()
@@ -177,7 +230,7 @@ func (v *Verifier) Verify(r *http.Request) (Result, error) {
 	if !contains(p.signedHeaders, "host") {
 		return Result{}, fail("AuthorizationHeaderMalformed", "the host header must be signed")
 	}
-	creds, err := v.Source.Lookup(r.Context(), p.accessKey, p.token)
+	creds, err := v.Source.Lookup(r.Context(), p.scope.AccessKeyID, p.token)
 	if err != nil {
 		var e *Error
 		if errors.As(err, &e) {
@@ -192,7 +245,7 @@ func (v *Verifier) Verify(r *http.Request) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	scope := p.date + "/" + p.region + "/" + p.service + "/aws4_request"
+	scope := p.scope.Date + "/" + p.scope.Region + "/" + p.scope.Service + "/aws4_request"
 	bp := bufPool.Get().(*[]byte)
 	b := appendCanonicalRequest((*bp)[:0], r, p, payload, !v.S3)
 	sum := sha256.Sum256(b)
@@ -203,7 +256,7 @@ func (v *Verifier) Verify(r *http.Request) (Result, error) {
 	b = append(b, scope...)
 	b = append(b, '\n')
 	b = hex.AppendEncode(b, sum[:])
-	key := v.signingKey(p.accessKey, creds.Secret, p.date, p.region, p.service)
+	key := v.signingKey(p.scope.AccessKeyID, creds.Secret, p.scope.Date, p.scope.Region, p.scope.Service)
 	mac := hmacSHA256(key, b)
 	if cap(b) <= 64<<10 {
 		*bp = b
@@ -276,6 +329,7 @@ func parse(r *http.Request, defaultExpiry time.Duration) (parsed, error) {
 		}
 		return parseQuery(q, defaultExpiry)
 	}
+	p.query = q
 	if auth == "" {
 		return p, fail("MissingAuthenticationToken", "Request is missing Authentication Token")
 	}
@@ -324,35 +378,42 @@ func parse(r *http.Request, defaultExpiry time.Duration) (parsed, error) {
 }
 
 func parseQuery(q url.Values, defaultExpiry time.Duration) (parsed, error) {
-	var p parsed
-	p.presigned = true
+	p := parsed{presigned: true, query: q}
 	if q.Get("X-Amz-Algorithm") != algorithm {
-		return p, fail("AuthorizationQueryParametersError", "X-Amz-Algorithm must be "+algorithm)
+		return p, queryError("X-Amz-Algorithm", "X-Amz-Algorithm must be "+algorithm)
 	}
 	if err := p.credential(q.Get("X-Amz-Credential")); err != nil {
-		err.Code = "AuthorizationQueryParametersError"
-		return p, err
+		return p, queryError("X-Amz-Credential", err.Message)
 	}
 	var err error
 	if p.amzDate, err = time.Parse(timeFormat, q.Get("X-Amz-Date")); err != nil {
-		return p, fail("AuthorizationQueryParametersError", "malformed X-Amz-Date")
+		return p, queryError("X-Amz-Date", "malformed X-Amz-Date")
 	}
 	if !q.Has("X-Amz-Expires") && defaultExpiry > 0 {
 		p.expires = defaultExpiry
 	} else {
 		n, err := strconv.Atoi(q.Get("X-Amz-Expires"))
 		if err != nil || n < 1 || n > 604800 {
-			return p, fail("AuthorizationQueryParametersError", "X-Amz-Expires must be 1 to 604800")
+			return p, queryError("X-Amz-Expires", "X-Amz-Expires must be 1 to 604800")
 		}
 		p.expires = time.Duration(n) * time.Second
 	}
 	p.signedHeaders = strings.Split(q.Get("X-Amz-SignedHeaders"), ";")
 	p.signature = q.Get("X-Amz-Signature")
-	if q.Get("X-Amz-SignedHeaders") == "" || len(p.signature) != 64 {
-		return p, fail("AuthorizationQueryParametersError", "X-Amz-SignedHeaders and X-Amz-Signature are required")
+	if q.Get("X-Amz-SignedHeaders") == "" {
+		return p, queryError("X-Amz-SignedHeaders", "X-Amz-SignedHeaders and X-Amz-Signature are required")
+	}
+	if len(p.signature) != 64 {
+		return p, queryError("X-Amz-Signature", "X-Amz-SignedHeaders and X-Amz-Signature are required")
 	}
 	p.token = q.Get("X-Amz-Security-Token")
 	return p, nil
+}
+
+// queryError is an AuthorizationQueryParametersError blaming presigned
+// parameter param.
+func queryError(param, msg string) *Error {
+	return &Error{Code: "AuthorizationQueryParametersError", Message: msg, Param: param}
 }
 
 func (p *parsed) credential(c string) *Error {
@@ -367,7 +428,7 @@ func (p *parsed) credential(c string) *Error {
 	if parts[4] != "aws4_request" || parts[0] == "" || len(parts[1]) != 8 {
 		return fail("AuthorizationHeaderMalformed", "malformed credential scope")
 	}
-	p.accessKey, p.date, p.region, p.service = parts[0], parts[1], parts[2], parts[3]
+	p.scope = Scope{AccessKeyID: parts[0], Date: parts[1], Region: parts[2], Service: parts[3]}
 	return nil
 }
 
@@ -387,7 +448,7 @@ func appendCanonicalRequest(b []byte, r *http.Request, p parsed, payload string,
 	b = appendCanonicalURI(b, r.URL, normalize)
 	b = append(b, '\n')
 	if r.URL.RawQuery != "" {
-		b = append(b, canonicalQuery(r.URL.Query(), p.presigned)...)
+		b = append(b, canonicalQuery(p.query, p.presigned)...)
 	}
 	b = append(b, '\n')
 	for _, h := range p.signedHeaders {

@@ -244,3 +244,96 @@ func TestS3HeaderAuthNeedsPayloadHash(t *testing.T) {
 		t.Errorf("non-S3 verifier without x-amz-content-sha256: %v", err)
 	}
 }
+
+// TestErrorCarriesScope: a request signed for another region is refused
+// with the credential scope the signer used (and whether it was presigned)
+// in the error, which services answer with rather than parse the request
+// again; a credential that does not parse gives no scope.
+func TestErrorCarriesScope(t *testing.T) {
+	now := time.Now().UTC()
+	const ak = "AKIAEXAMPLE000000001"
+	creds := aws.Credentials{AccessKeyID: ak, SecretAccessKey: "s"}
+	v := &sigv4.Verifier{Service: "s3", S3: true, Regions: []string{"us-east-1"}, Source: source{ak: {AccessKeyID: ak, Secret: "s"}},
+		Now: func() time.Time { return now }}
+	signer := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true })
+	want := sigv4.Scope{AccessKeyID: ak, Date: now.Format("20060102"), Region: "eu-west-1", Service: "s3"}
+	scopeErr := func(t *testing.T, err error) *sigv4.Error {
+		t.Helper()
+		var e *sigv4.Error
+		if !errors.As(err, &e) || e.Code != "AuthorizationHeaderMalformed" {
+			t.Fatalf("got %v, want AuthorizationHeaderMalformed", err)
+		}
+		if e.Scope == nil || *e.Scope != want {
+			t.Fatalf("scope %+v, want %+v", e.Scope, want)
+		}
+		return e
+	}
+
+	t.Run("header", func(t *testing.T) {
+		r, _ := http.NewRequest("GET", "http://127.0.0.1:8402/writ-demo/k", nil)
+		r.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
+		if err := signer.SignHTTP(context.Background(), creds, r, "UNSIGNED-PAYLOAD", "s3", "eu-west-1", now); err != nil {
+			t.Fatal(err)
+		}
+		_, err := v.Verify(r)
+		if e := scopeErr(t, err); e.Presigned {
+			t.Error("a header-signed request reported presigned")
+		}
+		// A credential that does not parse is no scope.
+		r.Header.Set("Authorization", strings.Replace(r.Header.Get("Authorization"), "/aws4_request", "/aws5_request", 1))
+		var e *sigv4.Error
+		if _, err := v.Verify(r); !errors.As(err, &e) || e.Scope != nil {
+			t.Errorf("malformed credential: %+v", err)
+		}
+	})
+
+	t.Run("presigned", func(t *testing.T) {
+		r, _ := http.NewRequest("GET", "http://127.0.0.1:8402/writ-demo/k?X-Amz-Expires=300", nil)
+		u, _, err := signer.PresignHTTP(context.Background(), creds, r, "UNSIGNED-PAYLOAD", "s3", "eu-west-1", now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		get, _ := http.NewRequest("GET", u, nil)
+		_, err = v.Verify(get)
+		if e := scopeErr(t, err); !e.Presigned {
+			t.Error("a presigned request not reported presigned")
+		}
+	})
+}
+
+// TestPresignedErrorNamesParam: an AuthorizationQueryParametersError names
+// the presigned parameter at fault (the first, in the order checked), so
+// that a service can word its own message for it.
+func TestPresignedErrorNamesParam(t *testing.T) {
+	now := time.Now().UTC()
+	const ak = "AKIAEXAMPLE000000001"
+	v := &sigv4.Verifier{Service: "s3", S3: true, Regions: []string{"us-east-1"}, Source: source{ak: {AccessKeyID: ak, Secret: "s"}},
+		Now: func() time.Time { return now }}
+	r, _ := http.NewRequest("GET", "http://127.0.0.1:8402/writ-demo/k?X-Amz-Expires=300", nil)
+	u, _, err := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = true }).PresignHTTP(context.Background(),
+		aws.Credentials{AccessKeyID: ak, SecretAccessKey: "s"}, r, "UNSIGNED-PAYLOAD", "s3", "us-east-1", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ param, value string }{
+		{"X-Amz-Algorithm", "AWS4-HMAC-SHA1"},
+		{"X-Amz-Credential", "nonsense"},
+		{"X-Amz-Date", "yesterday"},
+		{"X-Amz-Expires", "0"},
+		{"X-Amz-SignedHeaders", ""},
+		{"X-Amz-Signature", "abc"},
+	} {
+		get, _ := http.NewRequest("GET", u, nil)
+		q := get.URL.Query()
+		q.Set(c.param, c.value)
+		get.URL.RawQuery = q.Encode()
+		_, err := v.Verify(get)
+		var e *sigv4.Error
+		if !errors.As(err, &e) {
+			t.Fatalf("%s=%q: %v", c.param, c.value, err)
+		}
+		if e.Code != "AuthorizationQueryParametersError" || e.Param != c.param || !e.Presigned {
+			t.Errorf("%s=%q: got %v, param %q, presigned %v", c.param, c.value, err, e.Param, e.Presigned)
+		}
+	}
+}
