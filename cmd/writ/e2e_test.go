@@ -28,6 +28,7 @@ import (
 	"github.com/writ-id/writ/examples"
 	"github.com/writ-id/writ/internal/app"
 	"github.com/writ-id/writ/internal/config"
+	"github.com/writ-id/writ/internal/store"
 )
 
 var (
@@ -364,6 +365,56 @@ func TestCLI(t *testing.T) {
 	}
 	if out, code := run("outbox", "-c", cfg); code != 0 || !strings.Contains(out, "outbox is empty") {
 		t.Fatalf("outbox: %d %s", code, out)
+	}
+	// The outbox as `writ outbox` shows it: mail kept without SMTP (with
+	// its code), and mail for the SMTP sender waiting, retried, sent or
+	// given up (their bodies erased once delivery ended).
+	core, err = app.OpenCore(context.Background(), loaded, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	for _, m := range []store.Mail{{To: "kept@example.com", Subject: "Your code", Body: "Your code is 111111", CreatedAt: at},
+		{To: "waiting@example.com", Subject: "Your code", Body: "Your code is 222222", CreatedAt: at, Deliver: true, NextAt: at.Add(24 * time.Hour)},
+		{To: "retried@example.com", Subject: "Your code", Body: "Your code is 333333", CreatedAt: at, Deliver: true},
+		{To: "sent@example.com", Subject: "Your code", Body: "Your code is 444444", CreatedAt: at, Deliver: true},
+		{To: "failed@example.com", Subject: "Your code", Body: "Your code is 555555", CreatedAt: at, Deliver: true}} {
+		if _, err := core.Store.EnqueueMail(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, end := range []func(id int64, now time.Time) error{
+		func(id int64, now time.Time) error {
+			return core.Store.RetryMail(context.Background(), id, now.Add(time.Minute), "451 4.3.0 try later")
+		},
+		func(id int64, now time.Time) error { return core.Store.EndMail(context.Background(), id, now, "") },
+		func(id int64, now time.Time) error {
+			return core.Store.EndMail(context.Background(), id, now, "550 5.1.1 no such user")
+		},
+	} {
+		m, ok, err := core.Store.ClaimMail(context.Background(), at.Add(time.Hour), time.Minute)
+		if !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+		if err := end(m.ID, at.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	core.Close(context.Background())
+	out, code = run("outbox", "-c", cfg)
+	for _, want := range []string{
+		`to kept@example.com  "Your code"` + "\n  Your code is 111111\n",
+		`to waiting@example.com  "Your code"  waiting` + "\n  Your code is 222222\n",
+		`to retried@example.com  "Your code"  waiting: 1 attempts, next 2026-11-30T10:01:00Z, last error: 451 4.3.0 try later` + "\n  Your code is 333333\n",
+		`to sent@example.com  "Your code"  sent 2026-11-30T10:00:00Z` + "\n",
+		`to failed@example.com  "Your code"  FAILED after 1 attempts: 550 5.1.1 no such user` + "\n",
+	} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("outbox: %d %s\nwant %q", code, out, want)
+		}
+	}
+	if strings.Contains(out, "444444") || strings.Contains(out, "555555") {
+		t.Fatalf("outbox shows the code of ended mail: %s", out)
 	}
 	benchArgs := []string{"bench", "--duration", "300ms", "--concurrency", "2"}
 	if dsn := os.Getenv("WRIT_TEST_POSTGRES"); dsn != "" {

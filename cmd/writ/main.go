@@ -19,6 +19,7 @@ import (
 
 	"github.com/writ-id/writ/internal/app"
 	"github.com/writ-id/writ/internal/config"
+	"github.com/writ-id/writ/internal/store"
 )
 
 const usage = `writ — a self-hosted identity chain for microservices.
@@ -376,7 +377,27 @@ func cmdOutbox(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, "outbox is empty")
 	}
 	for _, m := range ms {
-		fmt.Fprintf(stdout, "#%d %s  to %s  %q\n  %s\n", m.ID, m.CreatedAt.Format(time.RFC3339), m.To, m.Subject, m.Body)
+		fmt.Fprintf(stdout, "#%d %s  to %s  %q%s\n", m.ID, m.CreatedAt.Format(time.RFC3339), m.To, m.Subject, mailState(m))
+		if m.Body != "" {
+			fmt.Fprintf(stdout, "  %s\n", m.Body)
+		}
 	}
 	return nil
+}
+
+// mailState says where the delivery of m stands ("" for mail kept in the
+// outbox, with no SMTP server configured).
+func mailState(m store.Mail) string {
+	switch {
+	case !m.Deliver:
+		return ""
+	case !m.DoneAt.IsZero() && m.LastError == "":
+		return "  sent " + fmtTime(m.DoneAt)
+	case !m.DoneAt.IsZero():
+		return fmt.Sprintf("  FAILED after %d attempts: %s", m.Attempts, m.LastError)
+	case m.Attempts == 0:
+		return "  waiting"
+	default:
+		return fmt.Sprintf("  waiting: %d attempts, next %s, last error: %s", m.Attempts, fmtTime(m.NextAt), m.LastError)
+	}
 }

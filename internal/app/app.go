@@ -27,6 +27,7 @@ import (
 	"github.com/writ-id/writ/internal/gateway"
 	"github.com/writ-id/writ/internal/identity"
 	"github.com/writ-id/writ/internal/keys"
+	"github.com/writ-id/writ/internal/mail"
 	"github.com/writ-id/writ/internal/metrics"
 	"github.com/writ-id/writ/internal/objects"
 	"github.com/writ-id/writ/internal/oidc"
@@ -184,6 +185,9 @@ type App struct {
 	identity  *identity.Handler
 	objects   *objects.Handler
 	ingest    *auditapi.Handler
+	// mail delivers queued mail over SMTP; nil without mail.smtp, when
+	// mail stays in the outbox.
+	mail *mail.Sender
 	// Ingested is the audit writer of the events services send to
 	// POST /audit/events on the identity listener: a stream of its own.
 	Ingested *audit.Writer
@@ -265,9 +269,12 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		tracer = a.tp.Tracer(tracing.ScopeName)
 		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing: export failed", "err", err) }))
 	}
-	var mailer userpool.Mailer = userpool.OutboxMailer{Store: core.Store}
+	mailer := &userpool.Mailer{}
 	if cfg.Mail.SMTP != "" {
-		mailer = userpool.SMTPMailer{Addr: cfg.Mail.SMTP, From: cfg.Mail.From, Username: cfg.Mail.Username, Password: cfg.Mail.Password.Reveal()}
+		a.mail = mail.NewSender(core.Store, mail.SMTP{Addr: cfg.Mail.SMTP, From: cfg.Mail.From, Username: cfg.Mail.Username,
+			Password: cfg.Mail.Password.Reveal()}, log, opts.Now)
+		a.mail.Sent = a.metrics.MailDeliveries()
+		mailer = &userpool.Mailer{Deliver: true, Wake: a.mail.Wake}
 	}
 	idpURL := a.urls[IDP]
 	if idpURL == "" && cfg.Serve.IDP != nil {
@@ -541,6 +548,13 @@ func (a *App) Serve(ctx context.Context) error {
 	a.Core.Keys.Follow(ctx)
 	a.bg.Add(1)
 	go a.housekeeping(ctx)
+	if a.mail != nil {
+		a.bg.Add(1)
+		go func() {
+			defer a.bg.Done()
+			a.mail.Run(ctx)
+		}()
+	}
 	var err error
 	select {
 	case <-ctx.Done():

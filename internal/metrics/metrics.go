@@ -82,6 +82,15 @@ func (t auditTee) Record(ctx context.Context, e audit.Event) {
 	t.next.Record(ctx, e)
 }
 
+// MailDeliveries registers the count of mail delivery attempts and returns
+// the function that counts one, by outcome (sent, retry, failed).
+func (m *Metrics) MailDeliveries() func(outcome string) {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "writ_mail_deliveries_total",
+		Help: "Attempts to deliver queued mail over SMTP, by outcome: sent, retry (tried again later), failed (given up)."}, []string{"outcome"})
+	m.Registry.MustRegister(c)
+	return func(outcome string) { c.WithLabelValues(outcome).Inc() }
+}
+
 // GaugeFunc registers a gauge computed at scrape time.
 func (m *Metrics) GaugeFunc(name, help string, labels prometheus.Labels, f func() float64) {
 	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help, ConstLabels: labels}, f))

@@ -266,13 +266,23 @@ type Codes interface {
 	DeleteCode(ctx context.Context, key string) error
 }
 
-// Mail is a message waiting in the outbox (used when no SMTP server is set).
+// Mail is a message in the outbox: kept there for `writ outbox` to show
+// (no SMTP server configured), or waiting for the sender to deliver it.
 type Mail struct {
 	ID        int64
 	To        string
 	Subject   string
-	Body      string
+	Body      string // erased once delivery ends (it may hold a code)
 	CreatedAt time.Time
+	// Deliver marks mail for the SMTP sender; the rest tracks delivery.
+	Deliver  bool
+	Attempts int
+	// NextAt is when the sender may next try (a claim holds it until its
+	// lease ends); DoneAt when delivery ended, zero until then.
+	NextAt, DoneAt time.Time
+	// LastError is why the last attempt failed: with DoneAt set, why the
+	// sender gave up.
+	LastError string
 }
 
 // Outbox stores outgoing mail.
@@ -281,6 +291,17 @@ type Outbox interface {
 	EnqueueMail(ctx context.Context, m Mail) (int64, error)
 	// ListMail returns messages with id > afterID, oldest first.
 	ListMail(ctx context.Context, afterID int64) ([]Mail, error)
+	// ClaimMail takes the oldest mail waiting for delivery whose NextAt
+	// has come, counts the attempt and holds it until now+lease; ok is
+	// false when none waits. Concurrent claims never take the same mail
+	// while its lease runs.
+	ClaimMail(ctx context.Context, now time.Time, lease time.Duration) (m Mail, ok bool, err error)
+	// RetryMail puts claimed mail id back to wait until next, recording
+	// why the attempt failed.
+	RetryMail(ctx context.Context, id int64, next time.Time, why string) error
+	// EndMail ends delivery of mail id at now: sent (why empty) or given
+	// up (why says why). Its body is erased.
+	EndMail(ctx context.Context, id int64, now time.Time, why string) error
 }
 
 // AuditEvent is one row of the audit trail.

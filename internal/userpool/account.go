@@ -356,19 +356,22 @@ func (p *Pool) sendCode(ctx context.Context, purpose string, u store.User, life 
 }
 
 // sendBoundCode mails u a new code for purpose, replacing any earlier one;
-// the code verifies only together with bind (see checkBoundCode).
+// the code verifies only together with bind (see checkBoundCode). The code
+// and its mail are stored in one transaction.
 func (p *Pool) sendBoundCode(ctx context.Context, purpose, bind string, u store.User, life time.Duration, subject, text string) (CodeDelivery, error) {
 	code := newCode()
 	now := p.now()
-	if err := p.st().PutCode(ctx, store.Code{Key: purpose + "/" + p.cfg.ID + "/" + u.Username,
-		CodeHash: p.svc.HashClientSecret(codeSecret(purpose, bind, code)), CreatedAt: now, ExpiresAt: now.Add(life)}); err != nil {
+	err := p.st().InTx(ctx, func(tx store.Tx) error {
+		if err := tx.PutCode(ctx, store.Code{Key: purpose + "/" + p.cfg.ID + "/" + u.Username,
+			CodeHash: p.svc.HashClientSecret(codeSecret(purpose, bind, code)), CreatedAt: now, ExpiresAt: now.Add(life)}); err != nil {
+			return err
+		}
+		return p.queueMail(ctx, tx, u.Email, subject, fmt.Sprintf(text, code))
+	})
+	if err != nil {
 		return CodeDelivery{}, internal(err)
 	}
-	if u.Email != "" && p.svc.deps.Mailer != nil {
-		if err := p.svc.deps.Mailer.Send(ctx, u.Email, subject, fmt.Sprintf(text, code)); err != nil {
-			return CodeDelivery{}, &Error{Code: "CodeDeliveryFailureException", Message: "Unable to deliver the code.", Cause: err}
-		}
-	}
+	p.mailQueued()
 	return CodeDelivery{Destination: maskEmail(u.Email), DeliveryMedium: "EMAIL", AttributeName: "email"}, nil
 }
 

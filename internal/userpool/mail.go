@@ -2,58 +2,35 @@ package userpool
 
 import (
 	"context"
-	"fmt"
-	"net/smtp"
-	"strings"
-	"time"
 
 	"github.com/writ-id/writ/internal/store"
 )
 
-// Mailer delivers a message to one address.
-type Mailer interface {
-	Send(ctx context.Context, to, subject, body string) error
+// Mailer queues the pools' mail in the store's outbox, in the transaction
+// that stores what the mail carries (a code, a temporary password). A
+// request never talks to an SMTP server itself (see package mail).
+type Mailer struct {
+	// Deliver queues mail for the SMTP sender; without it, mail stays in
+	// the outbox for `writ outbox` to show.
+	Deliver bool
+	// Wake, when set, tells this process's sender that mail is waiting.
+	Wake func()
 }
 
-// OutboxMailer keeps mail in the store's outbox, for `writ outbox` to show
-// when no SMTP server is configured.
-type OutboxMailer struct {
-	Store store.Outbox
-	Now   func() time.Time
-}
-
-// Send stores the message.
-func (m OutboxMailer) Send(ctx context.Context, to, subject, body string) error {
-	now := time.Now
-	if m.Now != nil {
-		now = m.Now
+// queueMail queues a message to the address to in tx (nothing when no
+// mailer is configured). The caller calls mailQueued once tx committed.
+func (p *Pool) queueMail(ctx context.Context, tx store.Outbox, to, subject, body string) error {
+	m := p.svc.deps.Mailer
+	if m == nil || to == "" {
+		return nil
 	}
-	_, err := m.Store.EnqueueMail(ctx, store.Mail{To: to, Subject: subject, Body: body, CreatedAt: now()})
+	_, err := tx.EnqueueMail(ctx, store.Mail{To: to, Subject: subject, Body: body, CreatedAt: p.now(), Deliver: m.Deliver})
 	return err
 }
 
-// SMTPMailer sends mail through an SMTP server.
-type SMTPMailer struct {
-	Addr     string
-	From     string
-	Username string
-	Password string
-}
-
-// Send delivers the message.
-func (m SMTPMailer) Send(ctx context.Context, to, subject, body string) error {
-	if strings.ContainsAny(to+subject, "\r\n") {
-		return fmt.Errorf("userpool: mail header contains a line break")
+// mailQueued wakes the sender after a transaction that queued mail.
+func (p *Pool) mailQueued() {
+	if m := p.svc.deps.Mailer; m != nil && m.Wake != nil {
+		m.Wake()
 	}
-	var auth smtp.Auth
-	if m.Username != "" {
-		host := m.Addr
-		if i := strings.LastIndex(host, ":"); i >= 0 {
-			host = host[:i]
-		}
-		auth = smtp.PlainAuth("", m.Username, m.Password, host)
-	}
-	msg := "From: " + m.From + "\r\nTo: " + to + "\r\nSubject: " + subject +
-		"\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + body
-	return smtp.SendMail(m.Addr, auth, m.From, []string{to}, []byte(msg))
 }

@@ -245,17 +245,22 @@ func (p *Pool) AdminCreateUser(ctx context.Context, username, tempPassword strin
 		Status: store.StatusForceChangePassword, Enabled: true, PasswordHash: HashPassword(tempPassword, p.svc.deps.Argon2),
 		CreatedAt: now, UpdatedAt: now}
 	setAttrs(&u, attrs)
-	if err := p.st().CreateUser(ctx, u); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return store.User{}, newErr(CodeUsernameExists, "User account already exists")
+	err = p.st().InTx(ctx, func(tx store.Tx) error {
+		if err := tx.CreateUser(ctx, u); err != nil {
+			return err
 		}
+		if suppress {
+			return nil
+		}
+		return p.queueInvitation(ctx, tx, u, tempPassword)
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return store.User{}, newErr(CodeUsernameExists, "User account already exists")
+	}
+	if err != nil {
 		return store.User{}, internal(err)
 	}
-	if !suppress {
-		if err := p.sendInvitation(ctx, u, tempPassword); err != nil {
-			return u, err
-		}
-	}
+	p.mailQueued()
 	p.record(ctx, audit.Event{Action: "AdminCreateUser", Outcome: audit.Allow, Username: username, Sub: u.Sub})
 	return u, nil
 }
@@ -272,19 +277,27 @@ func (p *Pool) AdminResendInvitation(ctx context.Context, username, tempPassword
 		return store.User{}, err
 	}
 	hash := HashPassword(tempPassword, p.svc.deps.Argon2)
-	u, err := p.AdminUpdate(ctx, "AdminCreateUser", username, func(u *store.User) error {
-		if u.Status != store.StatusForceChangePassword {
-			return newErr(CodeUnsupportedUserState, "Resend not possible. "+username+" status is "+u.Status)
+	var u store.User
+	err = p.st().InTx(ctx, func(tx store.Tx) error {
+		var err error
+		u, err = tx.UpdateUser(ctx, p.cfg.ID, username, func(u *store.User) error {
+			if u.Status != store.StatusForceChangePassword {
+				return newErr(CodeUnsupportedUserState, "Resend not possible. "+username+" status is "+u.Status)
+			}
+			u.PasswordHash = hash
+			u.UpdatedAt = p.now()
+			return nil
+		})
+		if err != nil {
+			return err
 		}
-		u.PasswordHash = hash
-		return nil
+		return p.queueInvitation(ctx, tx, u, tempPassword)
 	})
 	if err != nil {
-		return store.User{}, err
+		return store.User{}, adminUpdateErr(err)
 	}
-	if err := p.sendInvitation(ctx, u, tempPassword); err != nil {
-		return u, err
-	}
+	p.mailQueued()
+	p.record(ctx, audit.Event{Action: "AdminCreateUser", Outcome: audit.Allow, Username: username, Sub: u.Sub})
 	return u, nil
 }
 
@@ -303,17 +316,11 @@ func (p *Pool) temporaryPassword(pw string) (string, error) {
 	return pw, nil
 }
 
-// sendInvitation mails u its username and temporary password (nothing
-// when u has no email address or no mailer is configured).
-func (p *Pool) sendInvitation(ctx context.Context, u store.User, tempPassword string) error {
-	if u.Email == "" || p.svc.deps.Mailer == nil {
-		return nil
-	}
-	if err := p.svc.deps.Mailer.Send(ctx, u.Email, "Your temporary password",
-		"Your username is "+u.Username+" and your temporary password is "+tempPassword); err != nil {
-		return &Error{Code: "CodeDeliveryFailureException", Message: "Unable to deliver the temporary password.", Cause: err}
-	}
-	return nil
+// queueInvitation queues, in tx, the mail telling u its username and
+// temporary password (nothing when u has no email address).
+func (p *Pool) queueInvitation(ctx context.Context, tx store.Outbox, u store.User, tempPassword string) error {
+	return p.queueMail(ctx, tx, u.Email, "Your temporary password",
+		"Your username is "+u.Username+" and your temporary password is "+tempPassword)
 }
 
 // AdminGetUser returns a user (UserNotFoundException when absent). It only
@@ -351,18 +358,25 @@ func (p *Pool) adminUpdate(ctx context.Context, action, username string, signOut
 	} else {
 		u, err = p.st().UpdateUser(ctx, p.cfg.ID, username, change)
 	}
-	if errors.Is(err, store.ErrNotFound) {
-		return store.User{}, newErr(CodeUserNotFound, "User does not exist.")
-	}
-	var ue *Error
-	if errors.As(err, &ue) {
-		return store.User{}, ue
-	}
 	if err != nil {
-		return store.User{}, internal(err)
+		return store.User{}, adminUpdateErr(err)
 	}
 	p.record(ctx, audit.Event{Action: action, Outcome: audit.Allow, Username: username, Sub: u.Sub})
 	return u, nil
+}
+
+// adminUpdateErr is the error an administrator's update of a user
+// answers: UserNotFoundException, an *Error the change returned, or an
+// internal error.
+func adminUpdateErr(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return newErr(CodeUserNotFound, "User does not exist.")
+	}
+	var ue *Error
+	if errors.As(err, &ue) {
+		return ue
+	}
+	return internal(err)
 }
 
 // AdminDisableUser disables a user and revokes all of its tokens, as

@@ -33,7 +33,7 @@ type Deps struct {
 	Store  store.Store
 	Keys   *keys.Manager
 	Master *keys.MasterKey
-	Mailer Mailer
+	Mailer *Mailer
 	Audit  audit.Recorder
 	Log    *slog.Logger
 	// Now is the clock; default time.Now.

@@ -47,7 +47,7 @@ func TestReopenKeepsDataAndMode(t *testing.T) {
 
 func TestAuditMigration(t *testing.T) {
 	storetest.RunAuditMigration(t, storetest.LegacyDialect{IDType: "INTEGER PRIMARY KEY AUTOINCREMENT", BlobType: "BLOB",
-		Param: func(int) string { return "?" }, InvalidUTF8: true},
+		Param: func(int) string { return "?" }, InvalidUTF8: true, LastAuditMigration: 4},
 		func(t *testing.T) (*sql.DB, func() store.Store) {
 			path := filepath.Join(t.TempDir(), "writ.db")
 			s, err := sqlite.Open(path)

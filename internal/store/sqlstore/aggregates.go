@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -572,21 +573,73 @@ func (c *conn) DeleteCode(ctx context.Context, key string) error {
 func (c *conn) EnqueueMail(ctx context.Context, m store.Mail) (int64, error) {
 	var id int64
 	err := c.run(ctx, func(c *conn) error {
-		err := c.row(ctx, `INSERT INTO outbox (to_addr, subject, body, created_at) VALUES (?,?,?,?) RETURNING id`,
-			m.To, m.Subject, m.Body, ms(m.CreatedAt)).Scan(&id)
+		err := c.row(ctx, `INSERT INTO outbox (to_addr, subject, body, created_at, deliver, next_at) VALUES (?,?,?,?,?,?) RETURNING id`,
+			m.To, m.Subject, m.Body, ms(m.CreatedAt), b2i(m.Deliver), ms(m.NextAt)).Scan(&id)
 		return c.conflictOr(err, "enqueue mail")
 	})
 	return id, err
 }
 
+const mailCols = `id, to_addr, subject, body, created_at, deliver, attempts, next_at, done_at, last_error`
+
+func scanMail(r scanner) (store.Mail, error) {
+	var m store.Mail
+	var ca, na, da int64
+	var deliver int
+	err := r.Scan(&m.ID, &m.To, &m.Subject, &m.Body, &ca, &deliver, &m.Attempts, &na, &da, &m.LastError)
+	m.CreatedAt, m.NextAt, m.DoneAt, m.Deliver = fromMS(ca), fromMS(na), fromMS(da), deliver != 0
+	return m, err
+}
+
 func (c *conn) ListMail(ctx context.Context, afterID int64) ([]store.Mail, error) {
-	return list(c, ctx, func(r scanner) (store.Mail, error) {
-		var m store.Mail
-		var ca int64
-		err := r.Scan(&m.ID, &m.To, &m.Subject, &m.Body, &ca)
-		m.CreatedAt = fromMS(ca)
-		return m, err
-	}, `SELECT id, to_addr, subject, body, created_at FROM outbox WHERE id > ? ORDER BY id`, afterID)
+	return list(c, ctx, scanMail, `SELECT `+mailCols+` FROM outbox WHERE id > ? ORDER BY id`, afterID)
+}
+
+func (c *conn) ClaimMail(ctx context.Context, now time.Time, lease time.Duration) (store.Mail, bool, error) {
+	var m store.Mail
+	found := false
+	err := c.run(ctx, func(c *conn) error {
+		// The row is picked and taken in one statement of one
+		// (serializable, on PostgreSQL) transaction: two senders racing
+		// for it conflict, and the loser, retried, sees it taken.
+		var err error
+		m, err = scanMail(c.row(ctx, `UPDATE outbox SET attempts = attempts + 1, next_at = ?
+			WHERE id = (SELECT id FROM outbox WHERE deliver = 1 AND done_at = 0 AND next_at <= ? ORDER BY id LIMIT 1)
+			RETURNING `+mailCols, ms(now.Add(lease)), ms(now)))
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		found = err == nil
+		return c.conflictOr(err, "claim mail")
+	})
+	return m, found, err
+}
+
+func (c *conn) RetryMail(ctx context.Context, id int64, next time.Time, why string) error {
+	return c.updateMail(ctx, `UPDATE outbox SET next_at = ?, last_error = ? WHERE id = ? AND done_at = 0`, ms(next), why, id)
+}
+
+func (c *conn) EndMail(ctx context.Context, id int64, now time.Time, why string) error {
+	return c.updateMail(ctx, `UPDATE outbox SET done_at = ?, last_error = ?, body = '' WHERE id = ? AND done_at = 0`, ms(now), why, id)
+}
+
+// updateMail runs q on one mail still being delivered (ErrNotFound when
+// there is none: unknown, or its delivery already ended).
+func (c *conn) updateMail(ctx context.Context, q string, args ...any) error {
+	return c.run(ctx, func(c *conn) error {
+		res, err := c.exec(ctx, q, args...)
+		if err != nil {
+			return fmt.Errorf("store: update mail: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("store: update mail: %w", err)
+		}
+		if n != 1 {
+			return notFound("mail")
+		}
+		return nil
+	})
 }
 
 // --- audit ------------------------------------------------------------------------------------------

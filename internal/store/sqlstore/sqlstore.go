@@ -512,6 +512,9 @@ func (s *DB) Close() error {
 	return s.db.Close()
 }
 
+// sentMailKept is how long mail whose delivery ended stays in the outbox.
+const sentMailKept = 24 * time.Hour
+
 // DeleteExpired removes expired rows.
 func (s *DB) DeleteExpired(ctx context.Context, now time.Time) error {
 	ms := now.UnixMilli()
@@ -527,6 +530,11 @@ func (s *DB) DeleteExpired(ctx context.Context, now time.Time) error {
 			if _, err := c.exec(ctx, q, ms); err != nil {
 				return fmt.Errorf("store: delete expired: %w", err)
 			}
+		}
+		// Delivered mail (its body already erased) is kept a day, for
+		// `writ outbox` to show what was sent and what was given up.
+		if _, err := c.exec(ctx, `DELETE FROM outbox WHERE deliver = 1 AND done_at > 0 AND done_at <= ?`, ms-int64(sentMailKept/time.Millisecond)); err != nil {
+			return fmt.Errorf("store: delete expired: %w", err)
 		}
 		return nil
 	})

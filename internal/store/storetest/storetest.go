@@ -35,6 +35,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SigningKeys", testSigningKeys},
 		{"Codes", testCodes},
 		{"Outbox", testOutbox},
+		{"MailDelivery", testMailDelivery},
+		{"MailClaimRace", testMailClaimRace},
 		{"Audit", testAudit},
 		{"TxAtomicity", testTx},
 		{"DeleteExpired", testDeleteExpired},
@@ -458,6 +460,103 @@ func testOutbox(t *testing.T, s store.Store) {
 	ms, _ = s.ListMail(ctx, id1)
 	if len(ms) != 1 || ms[0].ID != id2 {
 		t.Fatalf("after: %+v", ms)
+	}
+	// Mail kept for `writ outbox` is never claimed for delivery.
+	if _, ok, err := s.ClaimMail(ctx, t0.Add(time.Hour), time.Minute); err != nil || ok {
+		t.Fatalf("claimed kept mail: %v %v", ok, err)
+	}
+}
+
+func testMailDelivery(t *testing.T, s store.Store) {
+	later := t0.Add(time.Minute)
+	id1, err := s.EnqueueMail(ctx, store.Mail{To: "a@x", Subject: "s1", Body: "code 1", CreatedAt: t0, Deliver: true})
+	must(t, err)
+	id2, err := s.EnqueueMail(ctx, store.Mail{To: "b@x", Subject: "s2", Body: "code 2", CreatedAt: t0, Deliver: true, NextAt: later})
+	must(t, err)
+	// Oldest first, and only what is due.
+	m, ok, err := s.ClaimMail(ctx, t0, time.Minute)
+	must(t, err)
+	if !ok || m.ID != id1 || m.Body != "code 1" || m.Attempts != 1 || !m.Deliver || !m.NextAt.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("claim: %v %+v", ok, m)
+	}
+	// A claimed mail is held for its lease; the other is not due yet.
+	if m, ok, err := s.ClaimMail(ctx, t0.Add(time.Second), time.Minute); err != nil || ok {
+		t.Fatalf("claimed again: %v %+v %v", ok, m, err)
+	}
+	must(t, s.RetryMail(ctx, id1, t0.Add(2*time.Minute), "421 try later"))
+	m, ok, err = s.ClaimMail(ctx, later, time.Minute)
+	must(t, err)
+	if !ok || m.ID != id2 {
+		t.Fatalf("claim due: %v %+v", ok, m)
+	}
+	must(t, s.EndMail(ctx, id2, later, ""))
+	// Ended mail is not claimed again, nor ended twice.
+	m, ok, err = s.ClaimMail(ctx, t0.Add(2*time.Minute), time.Minute)
+	must(t, err)
+	if !ok || m.ID != id1 || m.Attempts != 2 || m.LastError != "421 try later" {
+		t.Fatalf("claim retried: %v %+v", ok, m)
+	}
+	must(t, s.EndMail(ctx, id1, t0.Add(2*time.Minute), "550 no such user"))
+	wantErr(t, s.EndMail(ctx, id1, t0.Add(3*time.Minute), ""), store.ErrNotFound)
+	wantErr(t, s.RetryMail(ctx, id2, t0.Add(3*time.Minute), "x"), store.ErrNotFound)
+	if _, ok, err := s.ClaimMail(ctx, t0.Add(time.Hour), time.Minute); err != nil || ok {
+		t.Fatalf("claimed ended mail: %v %v", ok, err)
+	}
+	ms, err := s.ListMail(ctx, 0)
+	must(t, err)
+	if len(ms) != 2 || ms[0].Body != "" || ms[0].LastError != "550 no such user" || !ms[0].DoneAt.Equal(t0.Add(2*time.Minute)) ||
+		ms[1].Body != "" || ms[1].LastError != "" || !ms[1].DoneAt.Equal(later) {
+		t.Fatalf("ended mail: %+v", ms)
+	}
+	// Ended mail goes a day after it ended (id2 first); waiting mail stays.
+	id3, err := s.EnqueueMail(ctx, store.Mail{To: "c@x", Subject: "s3", Body: "code 3", CreatedAt: t0, Deliver: true})
+	must(t, err)
+	must(t, s.DeleteExpired(ctx, t0.Add(24*time.Hour+90*time.Second)))
+	ms, err = s.ListMail(ctx, 0)
+	must(t, err)
+	if len(ms) != 2 || ms[0].ID != id1 || ms[1].ID != id3 {
+		t.Fatalf("after expiry: %+v", ms)
+	}
+}
+
+// testMailClaimRace has senders claim at once: each mail is taken by
+// exactly one of them.
+func testMailClaimRace(t *testing.T, s store.Store) {
+	const n = 20
+	for i := range n {
+		_, err := s.EnqueueMail(ctx, store.Mail{To: fmt.Sprintf("u%d@x", i), Subject: "s", Body: "b", CreatedAt: t0, Deliver: true})
+		must(t, err)
+	}
+	var mu sync.Mutex
+	seen := map[int64]int{}
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				m, ok, err := s.ClaimMail(ctx, t0, time.Minute)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !ok {
+					return
+				}
+				mu.Lock()
+				seen[m.ID]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(seen) != n {
+		t.Fatalf("%d of %d mails claimed", len(seen), n)
+	}
+	for id, k := range seen {
+		if k != 1 {
+			t.Fatalf("mail %d claimed %d times", id, k)
+		}
 	}
 }
 
