@@ -56,7 +56,7 @@ func (h *Handler) authenticate(r *http.Request) (*caller, error) {
 	if err != nil {
 		var e *sigv4.Error
 		if errors.As(err, &e) {
-			if se := h.scopeError(r, e); se != nil {
+			if se := h.scopeError(e); se != nil {
 				return nil, se
 			}
 			m, ok := stsCodes[e.Code]
@@ -84,32 +84,16 @@ func (h *Handler) authenticate(r *http.Request) (*caller, error) {
 // another region or service than this listener's: 403 SignatureDoesNotMatch
 // with AWS's messages, where the verifier says AuthorizationHeaderMalformed
 // (as it does for any scope it refuses, and for other faults of the
-// header). sigv4 exports no distinct error for these cases, so the scope is
-// read again from the request (header or presigned query); nil when it is
-// malformed or names this region and sts, and the verifier's error stands.
-func (h *Handler) scopeError(r *http.Request, e *sigv4.Error) *stsError {
-	if e.Code != "AuthorizationHeaderMalformed" {
+// header). nil when the scope did not parse or names this region and sts,
+// and the verifier's error stands.
+func (h *Handler) scopeError(e *sigv4.Error) *stsError {
+	if e.Code != "AuthorizationHeaderMalformed" || e.Scope == nil {
 		return nil
 	}
-	cred := r.URL.Query().Get("X-Amz-Credential")
-	if r.URL.Query().Get("X-Amz-Algorithm") == "" {
-		_, params, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-		cred = ""
-		for p := range strings.SplitSeq(params, ",") {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(p), "Credential="); ok {
-				cred = v
-			}
-		}
-	}
-	// <access key>/<yyyymmdd>/<region>/<service>/aws4_request
-	parts := strings.Split(cred, "/")
-	if len(parts) != 5 || parts[0] == "" || len(parts[1]) != 8 || parts[4] != "aws4_request" {
-		return nil
-	}
-	switch region, service := parts[2], parts[3]; {
-	case service != h.sigv4.Service:
+	switch {
+	case e.Scope.Service != h.sigv4.Service:
 		return &stsError{http.StatusForbidden, "SignatureDoesNotMatch", "Credential should be scoped to correct service: '" + h.sigv4.Service + "'."}
-	case !slices.Contains(h.sigv4.Regions, region):
+	case !slices.Contains(h.sigv4.Regions, e.Scope.Region):
 		return &stsError{http.StatusForbidden, "SignatureDoesNotMatch", "Credential should be scoped to a valid region."}
 	}
 	return nil
