@@ -131,7 +131,7 @@ func New(cfg *config.Config, opts Options) (*Gateway, error) {
 				tr := opts.Transport.Clone()
 				tr.ResponseHeaderTimeout = r.cfg.Timeout
 				proxies[r.cfg.Timeout] = &httputil.ReverseProxy{
-					Transport: tr,
+					Transport: upstreamTransport{tr}, // informational responses' hop-by-hop headers removed too
 					// FlushInterval 0: ReverseProxy flushes at once for
 					// responses of unknown length and for text/event-stream,
 					// and otherwise streams the body through its buffer as it

@@ -486,9 +486,37 @@ func (g *Gateway) buildEvent(r *http.Request, rt *route, params map[string]strin
 	return json.Marshal(ev)
 }
 
+// functionHopHeaders returns the canonical names of the hop-by-hop headers
+// of a function's response: the standard ones and those its Connection
+// headers (in either map, in any case) name. The function's response is
+// no HTTP message of a connection of its own, and they would act on the
+// client's: framing it (Transfer-Encoding), closing it, or passing on
+// what the function meant for the gateway.
+func functionHopHeaders(resp *v2Response) map[string]bool {
+	hop := make(map[string]bool, len(hopHeaders))
+	for _, k := range hopHeaders {
+		hop[k] = true
+	}
+	named := func(name string) { hop[http.CanonicalHeaderKey(name)] = true }
+	for k, v := range resp.Headers {
+		if strings.EqualFold(k, "Connection") {
+			connectionOptions(v, named)
+		}
+	}
+	for k, vs := range resp.MultiValueHeaders {
+		if strings.EqualFold(k, "Connection") {
+			for _, v := range vs {
+				connectionOptions(v, named)
+			}
+		}
+	}
+	return hop
+}
+
 // writeResult turns a function's result into the HTTP response (payload
 // format 2.0). With gatewayCORS the function's own Access-Control-*
-// headers are dropped: the gateway has set its own.
+// headers are dropped: the gateway has set its own. Its hop-by-hop headers
+// are dropped always.
 func writeResult(w http.ResponseWriter, res invocationResult, gatewayCORS bool) {
 	if res.errBody != nil {
 		writeMessage(w, http.StatusBadGateway, "Internal Server Error")
@@ -502,8 +530,10 @@ func writeResult(w http.ResponseWriter, res invocationResult, gatewayCORS bool) 
 			writeMessage(w, http.StatusBadGateway, "Internal Server Error")
 			return
 		}
-		skip := func(k string) bool { // the gateway's own: its CORS, and the request id its audit events carry
-			return gatewayCORS && len(k) > 15 && strings.EqualFold(k[:15], "access-control-") || strings.EqualFold(k, "X-Request-Id")
+		hop := functionHopHeaders(&resp)
+		skip := func(k string) bool { // the gateway's own: its CORS, and the request id its audit events carry; and hop-by-hop ones
+			return gatewayCORS && len(k) > 15 && strings.EqualFold(k[:15], "access-control-") || strings.EqualFold(k, "X-Request-Id") ||
+				hop[http.CanonicalHeaderKey(k)]
 		}
 		for k, v := range resp.Headers {
 			if !skip(k) {

@@ -1,7 +1,7 @@
 // Command fn is a test function for the gateway's Lambda runtime: it echoes
 // its event, and misbehaves on request (sleep past the timeout, crash,
-// answer with a bare value, a binary body or a status that is none),
-// and shows its environment.
+// answer with a bare value, a binary body, a status that is none or
+// hop-by-hop headers), and shows its environment.
 package main
 
 import (
@@ -37,6 +37,11 @@ func handle(ctx context.Context, raw json.RawMessage) (any, error) {
 		return map[string]any{"env": os.Environ()}, nil
 	case strings.HasSuffix(req.RawPath, "/badstatus"):
 		return events.APIGatewayV2HTTPResponse{StatusCode: 42, Body: "x"}, nil
+	case strings.HasSuffix(req.RawPath, "/hop"):
+		return events.APIGatewayV2HTTPResponse{StatusCode: 202, Body: "fn body", Headers: map[string]string{
+			"Connection": "close, X-Foo", "X-Foo": "secret", "X-Kept": "yes", "Keep-Alive": "timeout=5", "Proxy-Connection": "keep-alive",
+			"Proxy-Authenticate": `Basic realm="fn"`, "Upgrade": "h2c", "TE": "trailers", "Trailer": "X-Sum", "Transfer-Encoding": "gzip"},
+			MultiValueHeaders: map[string][]string{"connection": {"X-Bar"}, "X-Bar": {"secret too"}}}, nil
 	case strings.HasSuffix(req.RawPath, "/binary"):
 		return events.APIGatewayV2HTTPResponse{StatusCode: 201, Body: base64.StdEncoding.EncodeToString([]byte{0, 1, 2, 255}), IsBase64Encoded: true,
 			Headers: map[string]string{"Content-Type": "application/octet-stream"}}, nil
