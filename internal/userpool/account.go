@@ -355,24 +355,35 @@ func (p *Pool) sendCode(ctx context.Context, purpose string, u store.User, life 
 	return p.sendBoundCode(ctx, purpose, "", u, life, subject, text)
 }
 
-// sendBoundCode mails u a new code for purpose, replacing any earlier one;
-// the code verifies only together with bind (see checkBoundCode). The code
-// and its mail are stored in one transaction.
+// sendBoundCode mails u a new code for purpose (putCode) and answers where
+// it went.
 func (p *Pool) sendBoundCode(ctx context.Context, purpose, bind string, u store.User, life time.Duration, subject, text string) (CodeDelivery, error) {
-	code := newCode()
-	now := p.now()
-	err := p.st().InTx(ctx, func(tx store.Tx) error {
-		if err := tx.PutCode(ctx, store.Code{Key: purpose + "/" + p.cfg.ID + "/" + u.Username,
-			CodeHash: p.svc.HashClientSecret(codeSecret(purpose, bind, code)), CreatedAt: now, ExpiresAt: now.Add(life)}); err != nil {
-			return err
-		}
-		return p.queueMail(ctx, tx, u.Email, subject, fmt.Sprintf(text, code))
-	})
-	if err != nil {
+	if err := p.st().InTx(ctx, func(tx store.Tx) error {
+		return p.putCode(ctx, tx, purpose, bind, u, life, subject, text)
+	}); err != nil {
 		return CodeDelivery{}, internal(err)
 	}
 	p.mailQueued()
-	return CodeDelivery{Destination: maskEmail(u.Email), DeliveryMedium: "EMAIL", AttributeName: "email"}, nil
+	return codeDelivery(u), nil
+}
+
+// putCode stores in tx a new code for purpose, replacing any earlier one,
+// and queues its mail to u (text formats the code); the code verifies only
+// together with bind (see checkBoundCode). The caller calls mailQueued
+// once tx committed.
+func (p *Pool) putCode(ctx context.Context, tx store.Tx, purpose, bind string, u store.User, life time.Duration, subject, text string) error {
+	code := newCode()
+	now := p.now()
+	if err := tx.PutCode(ctx, store.Code{Key: purpose + "/" + p.cfg.ID + "/" + u.Username,
+		CodeHash: p.svc.HashClientSecret(codeSecret(purpose, bind, code)), CreatedAt: now, ExpiresAt: now.Add(life)}); err != nil {
+		return err
+	}
+	return p.queueMail(ctx, tx, u.Email, subject, fmt.Sprintf(text, code))
+}
+
+// codeDelivery is where a code mailed to u went.
+func codeDelivery(u store.User) CodeDelivery {
+	return CodeDelivery{Destination: maskEmail(u.Email), DeliveryMedium: "EMAIL", AttributeName: "email"}
 }
 
 // checkCode verifies and consumes a code.
@@ -454,40 +465,33 @@ func (p *Pool) signUp(ctx context.Context, c store.Client, username, password, s
 	if err := CheckPasswordPolicy(p.cfg.PasswordPolicy, password); err != nil {
 		return store.User{}, CodeDelivery{}, err
 	}
-	// Counted whether or not the username is taken. A sign-up without an
-	// address mails nothing (the code is only stored), so it does not
-	// count toward a limit on mail.
-	if mailsCode(attrs) {
-		if err := p.throttleCodeSend(ctx, src); err != nil {
-			return store.User{}, CodeDelivery{}, err
-		}
+	// Counted whether or not the username is taken, and with or without
+	// an address to mail the code to: every sign-up creates an account
+	// and a code, so none escapes the per-source limit.
+	if err := p.throttleCodeSend(ctx, src); err != nil {
+		return store.User{}, CodeDelivery{}, err
 	}
 	now := p.now()
 	u := store.User{PoolID: p.cfg.ID, Username: username, Sub: uuid.NewString(), Attributes: map[string]string{},
 		Status: store.StatusUnconfirmed, Enabled: true, PasswordHash: HashPassword(password, p.svc.deps.Argon2),
 		CreatedAt: now, UpdatedAt: now}
 	setAttrs(&u, attrs)
-	if err := p.st().CreateUser(ctx, u); err != nil {
-		if errors.Is(err, store.ErrConflict) {
-			return store.User{}, CodeDelivery{}, newErr(CodeUsernameExists, "User already exists")
+	// The user, its confirmation code and the code's mail: one write, so
+	// that no account is left without its code.
+	err := p.st().InTx(ctx, func(tx store.Tx) error {
+		if err := tx.CreateUser(ctx, u); err != nil {
+			return err
 		}
+		return p.putCode(ctx, tx, "confirm", "", u, codeLifetime, "Your verification code", "Your confirmation code is %s")
+	})
+	if errors.Is(err, store.ErrConflict) {
+		return store.User{}, CodeDelivery{}, newErr(CodeUsernameExists, "User already exists")
+	}
+	if err != nil {
 		return store.User{}, CodeDelivery{}, internal(err)
 	}
-	d, err := p.sendCode(ctx, "confirm", u, codeLifetime, "Your verification code",
-		"Your confirmation code is %s")
-	return u, d, err
-}
-
-// mailsCode reports whether a sign-up with attrs (checked by
-// validateAttrs) gives the user an email address, to which SignUp mails
-// the confirmation code.
-func mailsCode(attrs []Attribute) bool {
-	for _, a := range attrs {
-		if a.Name == "email" && a.Value != "" {
-			return true
-		}
-	}
-	return false
+	p.mailQueued()
+	return u, codeDelivery(u), nil
 }
 
 // maxUsername is Cognito's limit on a username, in characters.
