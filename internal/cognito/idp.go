@@ -290,7 +290,7 @@ func (a *IDP) respondToAuthChallenge(ctx context.Context, r *http.Request, body 
 	if err != nil {
 		return nil, err
 	}
-	res, err := p.Respond(ctx, c, in.ChallengeName, in.Session, in.ChallengeResponses)
+	res, err := p.Respond(ctx, c, in.ChallengeName, in.Session, in.ChallengeResponses, awsjson.SourceIP(r))
 	if err != nil {
 		return nil, err
 	}
@@ -431,7 +431,7 @@ func (a *IDP) updateUserAttributes(ctx context.Context, r *http.Request, body []
 	if err != nil {
 		return nil, err
 	}
-	ds, err := p.UpdateAttributes(ctx, in.AccessToken, toAttrs(in.UserAttributes))
+	ds, err := p.UpdateAttributes(ctx, in.AccessToken, toAttrs(in.UserAttributes), awsjson.SourceIP(r))
 	if err != nil {
 		return nil, err
 	}

@@ -283,7 +283,7 @@ func (h *Handler) totpPost(w http.ResponseWriter, r *http.Request) {
 	}
 	session := r.PostFormValue("session")
 	res, err := f.p.Respond(f.ctx, f.c, userpool.ChallengeSoftwareTokenMFA, session,
-		map[string]string{"SOFTWARE_TOKEN_MFA_CODE": strings.TrimSpace(r.PostFormValue("code"))})
+		map[string]string{"SOFTWARE_TOKEN_MFA_CODE": strings.TrimSpace(r.PostFormValue("code"))}, awsjson.SourceIP(r))
 	if err != nil {
 		if _, live := f.p.SessionLive(f.ctx, session); !live {
 			h.errorPage(w, f.p, http.StatusBadRequest, "Too many attempts, or the page expired. Go back to the application and sign in again.")
@@ -313,7 +313,7 @@ func (h *Handler) enrolPost(w http.ResponseWriter, r *http.Request) {
 		h.renderEnrol(w, r, f, username, secret, session, "That code is not right. Enter the code your app shows now.")
 		return
 	}
-	res, err := f.p.Respond(f.ctx, f.c, userpool.ChallengeMFASetup, next, nil)
+	res, err := f.p.Respond(f.ctx, f.c, userpool.ChallengeMFASetup, next, nil, awsjson.SourceIP(r))
 	if err != nil {
 		h.errorPage(w, f.p, http.StatusBadRequest, userMessage(err))
 		return
@@ -327,7 +327,7 @@ func (h *Handler) newPasswordPost(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	session := r.PostFormValue("session")
-	res, err := f.p.Respond(f.ctx, f.c, userpool.ChallengeNewPassword, session, map[string]string{"NEW_PASSWORD": r.PostFormValue("password")})
+	res, err := f.p.Respond(f.ctx, f.c, userpool.ChallengeNewPassword, session, map[string]string{"NEW_PASSWORD": r.PostFormValue("password")}, awsjson.SourceIP(r))
 	if err != nil {
 		if _, live := f.p.SessionLive(f.ctx, session); !live {
 			h.errorPage(w, f.p, http.StatusBadRequest, "The page expired. Go back to the application and sign in again.")

@@ -16,7 +16,6 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/writ-id/writ/internal/audit"
 	"github.com/writ-id/writ/internal/store"
 )
 
@@ -762,8 +761,9 @@ func (p *Pool) changePassword(ctx context.Context, u store.User, originJTI, prev
 // UpdateAttributes sets attributes of the signed-in user. A changed email
 // address is unverified until the user confirms it (VerifyUserAttribute)
 // with the code this mails to the new address; the deliveries are
-// returned (CodeDeliveryDetailsList).
-func (p *Pool) UpdateAttributes(ctx context.Context, accessToken string, attrs []Attribute) ([]CodeDelivery, error) {
+// returned (CodeDeliveryDetailsList). src is the caller's address, for
+// the per-source limit on code requests.
+func (p *Pool) UpdateAttributes(ctx context.Context, accessToken string, attrs []Attribute, src string) ([]CodeDelivery, error) {
 	_, u, err := p.AccessUser(ctx, accessToken)
 	if err != nil {
 		return nil, err
@@ -771,7 +771,7 @@ func (p *Pool) UpdateAttributes(ctx context.Context, accessToken string, attrs [
 	if err := p.validateAttrs(attrs); err != nil {
 		return nil, err
 	}
-	if err := p.countEmailChange(ctx, u, attrs, audit.Request(ctx).SourceIP); err != nil {
+	if err := p.countEmailChange(ctx, u, attrs, src); err != nil {
 		return nil, err
 	}
 	nu, err := p.st().UpdateUser(ctx, p.cfg.ID, u.Username, func(x *store.User) error {

@@ -351,9 +351,11 @@ func (p *Pool) sessionState(s store.Session, c store.Client, challenges []string
 	return authState{}, errBadSession()
 }
 
-// Respond answers a challenge (RespondToAuthChallenge).
-func (p *Pool) Respond(ctx context.Context, c store.Client, challenge, session string, responses map[string]string) (Result, error) {
-	return p.respondLogged(ctx, "RespondToAuthChallenge", c, challenge, session, responses, audit.Request(ctx).SourceIP)
+// Respond answers a challenge (RespondToAuthChallenge) from src, the
+// caller's address (for the per-source limit on the codes a changed email
+// address mails).
+func (p *Pool) Respond(ctx context.Context, c store.Client, challenge, session string, responses map[string]string, src string) (Result, error) {
+	return p.respondLogged(ctx, "RespondToAuthChallenge", c, challenge, session, responses, src)
 }
 
 // AdminRespond answers a challenge for an authorized administrator
