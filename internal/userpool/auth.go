@@ -133,15 +133,13 @@ func (p *Pool) passwordAuth(ctx context.Context, c store.Client, username, passw
 		}
 	}
 	now := p.now()
-	window := p.cfg.Lockout.Window
-	srcKey := ""
+	var lim *failureLimit // AdminInitiateAuth's source is the admin's server: not limited
 	if !how.admin {
-		srcKey = p.sourceKey("login-src", how.src)
-		if n, err := p.st().Count(ctx, srcKey, now); err != nil {
-			return Result{}, internal(err)
-		} else if n >= p.svc.sourceLimit {
-			return Result{}, newErr(CodeTooManyRequests, "Too many failed sign-in attempts from this address; try again later.")
-		}
+		lim = p.sourceFailures("login-src", how.src, p.svc.sourceLimit, p.cfg.Lockout.Window,
+			"Too many failed sign-in attempts from this address; try again later.")
+	}
+	if err := lim.check(ctx); err != nil {
+		return Result{}, err
 	}
 	if err := p.checkLockout(ctx, username); err != nil {
 		// Burn the same time as a real check so lockout is not a timing oracle.
@@ -149,10 +147,8 @@ func (p *Pool) passwordAuth(ctx context.Context, c store.Client, username, passw
 		return Result{}, err
 	}
 	fail := func(cause string) (Result, error) {
-		if srcKey != "" {
-			if _, err := p.st().Incr(ctx, srcKey, window, now); err != nil {
-				return Result{}, internal(err)
-			}
+		if err := lim.fail(ctx); err != nil {
+			return Result{}, err
 		}
 		if err := p.countFailure(ctx, username); err != nil {
 			return Result{}, err

@@ -73,27 +73,68 @@ func (p *Pool) throttleCodeSend(ctx context.Context, src string) error {
 // attempt to call with its outcome: a failure (not the server's own)
 // counts toward the limit.
 func (p *Pool) throttleCodeCheck(ctx context.Context, src string) (failed func(error), err error) {
-	if src == "" {
-		return func(error) {}, nil
-	}
-	key := p.sourceKey(srcCodeCheck, src)
-	n, err := p.st().Count(ctx, key, p.now())
-	if err != nil {
-		return nil, internal(err)
-	}
-	if n >= p.svc.codeCheckSourceLimit {
-		return nil, &Error{Code: CodeTooManyRequests, Message: "Too many failed code attempts from this address; try again later.",
-			Cause: errors.New(srcCodeCheck + " limit reached for " + src)}
+	lim := p.sourceFailures(srcCodeCheck, src, p.svc.codeCheckSourceLimit, sourceCodeWindow,
+		"Too many failed code attempts from this address; try again later.")
+	if err := lim.check(ctx); err != nil {
+		return nil, err
 	}
 	return func(err error) {
 		var ue *Error
 		if err == nil || errors.As(err, &ue) && ue.Code == CodeInternal {
 			return
 		}
-		if _, err := p.st().Incr(ctx, key, sourceCodeWindow, p.now()); err != nil {
+		if err := lim.fail(ctx); err != nil {
 			p.svc.deps.Log.Warn("userpool: cannot count a failed code attempt", "err", err)
 		}
 	}, nil
+}
+
+// failureLimit is a per-source limit on failures (failed sign-ins, wrong
+// codes): requests from the source are refused once limit failures were
+// counted within window. Only failures count, so one address (an office
+// behind NAT) succeeds as often as it likes. The zero of *failureLimit
+// (nil) limits nothing.
+type failureLimit struct {
+	p      *Pool
+	key    string
+	limit  int
+	window time.Duration
+	msg    string
+}
+
+// sourceFailures returns the limit on failures of kind from src; nil when
+// src is "" (an internal caller, not limited).
+func (p *Pool) sourceFailures(kind, src string, limit int, window time.Duration, msg string) *failureLimit {
+	if src == "" {
+		return nil
+	}
+	return &failureLimit{p: p, key: p.sourceKey(kind, src), limit: limit, window: window, msg: msg}
+}
+
+// check refuses with TooManyRequestsException once the limit is reached.
+func (l *failureLimit) check(ctx context.Context) error {
+	if l == nil {
+		return nil
+	}
+	n, err := l.p.st().Count(ctx, l.key, l.p.now())
+	if err != nil {
+		return internal(err)
+	}
+	if n >= l.limit {
+		return &Error{Code: CodeTooManyRequests, Message: l.msg, Cause: errors.New("limit reached: " + l.key)}
+	}
+	return nil
+}
+
+// fail counts one failure.
+func (l *failureLimit) fail(ctx context.Context) error {
+	if l == nil {
+		return nil
+	}
+	if _, err := l.p.st().Incr(ctx, l.key, l.window, l.p.now()); err != nil {
+		return internal(err)
+	}
+	return nil
 }
 
 // throttleSource counts a request from src on the counter kind and
