@@ -114,16 +114,27 @@ func (p *Pool) markAfterSignOut(ctx context.Context, u store.User, originJTI str
 // An earlier token is valid only if its sign-in was kept by the sign-out
 // (keepSignIn: the sign-in that changed the password).
 func (p *Pool) signedOut(ctx context.Context, u store.User, iat int64, originJTI string) (bool, error) {
-	rb := u.RevokedBefore
+	out, err := endedBySignOut(ctx, p.st(), u, iat > u.RevokedBefore.Unix(), originJTI, p.now())
+	if err != nil {
+		return true, internal(err)
+	}
+	return out, nil
+}
+
+// endedBySignOut reports whether something of sign-in originJTI of u (a
+// token, a refresh token) is ended by u's last sign-out (RevokedBefore):
+// not when it was made after the sign-out for certain (after), nor when
+// its sign-in stands after the sign-out (afterSignOutKey).
+func endedBySignOut(ctx context.Context, c store.Counters, u store.User, after bool, originJTI string, now time.Time) (bool, error) {
 	switch {
-	case rb.IsZero() || iat > rb.Unix():
+	case u.RevokedBefore.IsZero() || after:
 		return false, nil
 	case originJTI == "":
 		return true, nil
 	}
-	n, err := p.st().Count(ctx, afterSignOutKey(u, originJTI), p.now())
+	n, err := c.Count(ctx, afterSignOutKey(u, originJTI), now)
 	if err != nil {
-		return true, internal(err)
+		return true, err
 	}
 	return n == 0, nil
 }
@@ -373,18 +384,7 @@ func (p *Pool) Refresh(ctx context.Context, c store.Client, refreshToken string)
 // created in the very millisecond of the sign-out is taken for one before
 // it unless its sign-in was recorded as made after it (markAfterSignOut).
 func refreshSignedOut(ctx context.Context, c store.Counters, u store.User, rt store.RefreshToken, now time.Time) (bool, error) {
-	rb := u.RevokedBefore
-	if rb.IsZero() || rt.CreatedAt.After(rb) {
-		return false, nil
-	}
-	if rt.OriginJTI == "" {
-		return true, nil
-	}
-	n, err := c.Count(ctx, afterSignOutKey(u, rt.OriginJTI), now)
-	if err != nil {
-		return true, err
-	}
-	return n == 0, nil
+	return endedBySignOut(ctx, c, u, rt.CreatedAt.After(u.RevokedBefore), rt.OriginJTI, now)
 }
 
 // refreshGetsIDToken reports whether refreshing a family of the given
