@@ -89,6 +89,23 @@ func TestConfigCheckRefusesWhatServeRefuses(t *testing.T) {
 	}
 }
 
+// A trusted_proxies entry that trusts everyone is accepted with a warning
+// naming it, on stderr; the reference configuration gets none.
+func TestConfigCheckWarnsOfBroadTrustedProxies(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	if _, errs, code := runWrit(t, "config", "check", writeReference(t)); code != 0 || strings.Contains(errs, "warning") {
+		t.Fatalf("reference: %d %s", code, errs)
+	}
+	cfg := writeReference(t, `gateway:  { listen: 127.0.0.1:8480 }`, `gateway:  { listen: 127.0.0.1:8480, trusted_proxies: [10.0.0.0/8, 0.0.0.0/0] }`)
+	out, errs, code := runWrit(t, "config", "check", cfg)
+	if code != 0 || !strings.Contains(out, "OK") ||
+		!strings.Contains(errs, `warning: serve.gateway.trusted_proxies[1]: "0.0.0.0/0" trusts every IPv4 address`) || strings.Count(errs, "warning") != 1 {
+		t.Fatalf("exit %d\n%s%s", code, out, errs)
+	}
+}
+
 // A bad flag is a usage error: exit 2, the error printed once, with the
 // command's usage.
 func TestFlagErrorsAreUsageErrors(t *testing.T) {

@@ -227,6 +227,9 @@ func cmdServe(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log := newLogger(cfg, stderr)
+	for _, w := range cfg.Warnings {
+		log.Warn("config: "+w.Msg, "path", w.Path, "line", w.Line)
+	}
 	var comps []string
 	if *only != "" {
 		for _, c := range strings.Split(*only, ",") {
@@ -264,6 +267,9 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 	cfg, err := config.Load(fs.Arg(0))
 	if err != nil {
 		return err
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(stderr, "%s: warning: %s\n", fs.Arg(0), w)
 	}
 	fmt.Fprintf(stdout, "%s: OK (%d user pools, %d identity pools, %d roles, %d routes)\n", fs.Arg(0),
 		len(cfg.UserPools), len(cfg.IdentityPools), len(cfg.IAM.Roles), len(cfg.Gateway.Routes))

@@ -9,9 +9,10 @@ import (
 
 // forwardedFor serves h with each request's RemoteAddr set to its client's
 // address when the TCP peer is one of trusted, the listener's
-// trusted_proxies (clientip.Trusted.RemoteAddr reads X-Forwarded-For), so
-// that every consumer of RemoteAddr (throttles, rate limits, aws:SourceIp,
-// audit source_ip, spans) sees the client, not the proxy. Without trusted
+// trusted_proxies (clientip.Trusted.Client reads X-Forwarded-For, else
+// Forwarded), so that every consumer of RemoteAddr (throttles, rate
+// limits, aws:SourceIp, audit source_ip, spans) sees the client, not the
+// proxy. Without trusted
 // proxies it returns h itself: the peer is the client, whatever the
 // header says.
 func forwardedFor(trusted clientip.Trusted, h http.Handler) http.Handler {
@@ -27,10 +28,9 @@ func forwardedFor(trusted clientip.Trusted, h http.Handler) http.Handler {
 		// A shallow copy: the server's request stays as received. The
 		// scheme the proxy's client used goes with it, for the gateway's
 		// X-Forwarded-Proto upstream.
-		r = r.WithContext(clientip.WithForwarded(r.Context(), clientip.ParseForwarded(r.Header.Values("X-Forwarded-Proto"))))
-		if xff := r.Header.Values(clientip.Header); len(xff) > 0 {
-			r.RemoteAddr = trusted.RemoteAddr(r.RemoteAddr, xff)
-		}
+		addr, fwd := trusted.Client(r.RemoteAddr, r.Header)
+		r = r.WithContext(clientip.WithForwarded(r.Context(), fwd))
+		r.RemoteAddr = addr
 		h.ServeHTTP(w, r)
 	})
 }

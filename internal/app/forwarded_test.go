@@ -220,6 +220,22 @@ func TestIPv6ClientsThrottledBySlash64(t *testing.T) {
 	}
 }
 
+// statusBehindProxy starts writ with its gateway trusting 127.0.0.1 as a
+// proxy and a route GET /status to an upstream that hands over the
+// headers of each request it gets; it returns the gateway's URL.
+func statusBehindProxy(t *testing.T) (*apptest.Env, *url.URL, chan http.Header) {
+	t.Helper()
+	seen := make(chan http.Header, 2)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen <- r.Header.Clone() }))
+	t.Cleanup(up.Close)
+	env := apptest.Start(t, func(c *config.Config) {
+		c.Serve.Gateway.TrustedProxies = []string{"127.0.0.1"}
+		c.Gateway.Routes = append(c.Gateway.Routes, config.Route{Route: "GET /status", Upstream: up.URL, Propagate: "forward"})
+	})
+	u, _ := url.Parse(env.App.URL(app.Gateway))
+	return env, u, seen
+}
+
 // TestGatewayForwardsTheClientsScheme: behind a trusted TLS-terminating
 // proxy, the gateway tells its upstreams the scheme the client used
 // (X-Forwarded-Proto), not that of the proxy's hop to it, and the Host the
@@ -227,14 +243,7 @@ func TestIPv6ClientsThrottledBySlash64(t *testing.T) {
 // and the proxy passed through; a client that is not a trusted proxy
 // claims nothing.
 func TestGatewayForwardsTheClientsScheme(t *testing.T) {
-	seen := make(chan http.Header, 2)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen <- r.Header.Clone() }))
-	defer up.Close()
-	env := apptest.Start(t, func(c *config.Config) {
-		c.Serve.Gateway.TrustedProxies = []string{"127.0.0.1"}
-		c.Gateway.Routes = append(c.Gateway.Routes, config.Route{Route: "GET /status", Upstream: up.URL, Propagate: "forward"})
-	})
-	u, _ := url.Parse(env.App.URL(app.Gateway))
+	env, u, seen := statusBehindProxy(t)
 	lb := httptest.NewTLSServer(&httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
 		pr.SetURL(u)
 		pr.Out.Host = pr.In.Host // keeps the client's Host, as load balancers do

@@ -10,6 +10,9 @@ import (
 // Header is the header whose entries Trusted.RemoteAddr reads.
 const Header = "X-Forwarded-For"
 
+// ProtoHeader is the header ParseForwarded reads.
+const ProtoHeader = "X-Forwarded-Proto"
+
 // ParsePrefix parses one trusted_proxies entry: an IPv4 or IPv6 address
 // (a single host) or a CIDR prefix such as 10.0.0.0/8 or fd00::/8. An
 // IPv4-mapped IPv6 entry (::ffff:10.0.0.1, ::ffff:10.0.0.0/104) is taken
@@ -41,6 +44,38 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 	a = a.Unmap()
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
+
+// Broad reports whether p, a trusted_proxies entry as ParsePrefix returns
+// it, spans more than one operator's proxies can: an IPv4 prefix shorter
+// than /8, or an IPv6 prefix shorter than /16 that is not within the
+// unique-local (fc00::/7) or link-local (fe80::/10) ranges. Trusting it
+// lets every client in it name any address as its own, so 0.0.0.0/0 or
+// ::/0 lets anyone. A /8 is the largest IPv4 block ever assigned to one
+// holder (and 10.0.0.0/8 a common private network); an IPv6 /16 is larger
+// than nearly any one network's (registries hold /12s, and give the
+// largest carriers a /19 or /20). A shorter prefix spans many networks of
+// the Internet; unique-local and link-local ones do not, as no client on
+// the Internet has such an address. The configuration warns of a broad
+// entry rather than refuse it: a lab may mean it.
+func Broad(p netip.Prefix) bool {
+	switch a := p.Addr(); {
+	case !p.IsValid():
+		return false
+	case a.Is4():
+		return p.Bits() < 8
+	case a.Is4In6() && p.Bits() >= 96: // as ParsePrefix would take it
+		return p.Bits()-96 < 8
+	}
+	return p.Bits() < 16 && !within(p, ula) && !within(p, linkLocal)
+}
+
+// within reports whether p lies inside q.
+func within(p, q netip.Prefix) bool { return p.Bits() >= q.Bits() && q.Contains(p.Addr()) }
+
+var (
+	ula       = netip.MustParsePrefix("fc00::/7")
+	linkLocal = netip.MustParsePrefix("fe80::/10")
+)
 
 // Trusted is the set of proxies a listener trusts to say who their client
 // is. The zero value trusts none. It is safe for concurrent use.
@@ -124,6 +159,49 @@ func (t Trusted) RemoteAddr(peer string, xff []string) string {
 		}
 	}
 	return peer // not reached: the leftmost entry returns
+}
+
+// Headers is what Trusted.Client reads of a request's header lines:
+// http.Header has it, without this package importing net/http.
+type Headers interface {
+	Values(key string) []string
+}
+
+// Client returns the client address (host:port) of a request from peer
+// with header h, and what a trusted proxy said of it: RemoteAddr with
+// X-Forwarded-For and ParseForwarded with X-Forwarded-Proto when h has an
+// X-Forwarded-For line, else FromForwarded with the Forwarded lines when
+// it has one, else peer with X-Forwarded-Proto (a proxy's own request, or
+// one that sets only the scheme). When peer is not a trusted proxy it is
+// the client, and nothing was said.
+//
+// X-Forwarded-For comes first because it is what proxies write:
+// nginx ($proxy_add_x_forwarded_for), Envoy, Traefik, HAProxy
+// (option forwardfor), Caddy and the cloud load balancers set or append
+// to it, and none writes Forwarded unless told to, while most pass a
+// client's Forwarded through untouched. Preferring Forwarded would let any
+// client behind them write its own address there, the very spoofing
+// trusted_proxies exists to stop. The one header family is read whole:
+// with X-Forwarded-For, Forwarded's proto= is not taken either, and with
+// Forwarded, X-Forwarded-Proto is not. A proxy that writes only Forwarded
+// (HAProxy's option forwarded alone, nginx told to) must remove a client's
+// X-Forwarded-For (http-request del-header X-Forwarded-For,
+// proxy_set_header X-Forwarded-For ""), or that client names itself there.
+func (t Trusted) Client(peer string, h Headers) (string, Forwarded) {
+	if t.Empty() {
+		return peer, Forwarded{}
+	}
+	p, err := netip.ParseAddrPort(peer)
+	if err != nil || !t.Contains(p.Addr()) {
+		return peer, Forwarded{}
+	}
+	if xff := h.Values(Header); len(xff) > 0 {
+		return t.RemoteAddr(peer, xff), ParseForwarded(h.Values(ProtoHeader))
+	}
+	if fwd := h.Values(ForwardedHeader); len(fwd) > 0 {
+		return t.FromForwarded(peer, fwd)
+	}
+	return peer, ParseForwarded(h.Values(ProtoHeader))
 }
 
 // parseEntry parses one X-Forwarded-For entry (see RemoteAddr).

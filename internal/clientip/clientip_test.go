@@ -9,7 +9,7 @@ import (
 	"github.com/writ-id/writ/internal/clientip"
 )
 
-func mustNew(t *testing.T, entries ...string) clientip.Trusted {
+func mustNew(t testing.TB, entries ...string) clientip.Trusted {
 	t.Helper()
 	tr, err := clientip.New(entries)
 	if err != nil {
@@ -18,69 +18,76 @@ func mustNew(t *testing.T, entries ...string) clientip.Trusted {
 	return tr
 }
 
+// trustedForTables is the trusted_proxies of the table tests.
+var trustedForTables = []string{"10.0.0.0/8", "127.0.0.1", "2001:db8:aaaa::/48", "::1"}
+
+// xffCases are TestRemoteAddr's, which TestForwardedReadsAsXFF also reads
+// as Forwarded elements.
+var xffCases = []struct {
+	name string
+	peer string
+	xff  []string // header lines, as received
+	want string
+}{
+	// An untrusted peer: X-Forwarded-For is the client's to write.
+	{"untrusted peer, spoofed entry", "198.51.100.7:4000", []string{"10.1.2.3"}, "198.51.100.7:4000"},
+	{"untrusted peer, claims a client", "198.51.100.7:4000", []string{"203.0.113.9, 10.0.0.1"}, "198.51.100.7:4000"},
+	{"untrusted peer next to a trusted range", "11.0.0.1:4000", []string{"203.0.113.9"}, "11.0.0.1:4000"},
+	{"untrusted IPv6 peer", "[2001:db8:bbbb::1]:4000", []string{"203.0.113.9"}, "[2001:db8:bbbb::1]:4000"},
+	{"untrusted peer, no header", "198.51.100.7:4000", nil, "198.51.100.7:4000"},
+
+	// A trusted peer.
+	{"one proxy", "10.0.0.5:4000", []string{"203.0.113.9"}, "203.0.113.9:0"},
+	{"no header: the proxy's own request", "10.0.0.5:4000", nil, "10.0.0.5:4000"},
+	{"spoofed entries left of the client are skipped", "10.0.0.5:4000", []string{"1.1.1.1, 10.9.9.9, 203.0.113.9"}, "203.0.113.9:0"},
+	{"a spoofed trusted address left of the client", "10.0.0.5:4000", []string{"10.0.0.7, 203.0.113.9"}, "203.0.113.9:0"},
+	{"two trusted hops", "10.0.0.5:4000", []string{"203.0.113.9, 10.0.0.6"}, "203.0.113.9:0"},
+	{"three trusted hops, spoofed left", "127.0.0.1:4000", []string{"6.6.6.6,203.0.113.9 ,10.0.0.6,  10.0.0.7"}, "203.0.113.9:0"},
+	{"whitespace and tabs", "10.0.0.5:4000", []string{" 1.1.1.1 ,\t203.0.113.9\t"}, "203.0.113.9:0"},
+	{"IPv4-mapped peer", "[::ffff:10.0.0.5]:4000", []string{"203.0.113.9"}, "203.0.113.9:0"},
+
+	// Several header lines are one list, in order.
+	{"lines in order", "10.0.0.5:4000", []string{"1.1.1.1", "203.0.113.9", "10.0.0.6"}, "203.0.113.9:0"},
+	{"lines with several entries", "10.0.0.5:4000", []string{"1.1.1.1, 2.2.2.2", "10.0.0.6, 10.0.0.7"}, "2.2.2.2:0"},
+	{"the last line is the nearest proxy's", "10.0.0.5:4000", []string{"203.0.113.9", "198.51.100.1"}, "198.51.100.1:0"},
+
+	// IPv6.
+	{"IPv6 client", "10.0.0.5:4000", []string{"2001:db8:cccc::42"}, "[2001:db8:cccc::42]:0"},
+	{"IPv6 peer and hops", "[2001:db8:aaaa::1]:4000", []string{"2001:db8:cccc::42, 2001:db8:aaaa::2"}, "[2001:db8:cccc::42]:0"},
+	{"IPv6 loopback peer", "[::1]:4000", []string{"198.51.100.1"}, "198.51.100.1:0"},
+	{"IPv6 client in brackets", "10.0.0.5:4000", []string{"[2001:db8:cccc::42]"}, "[2001:db8:cccc::42]:0"},
+	{"IPv6 client with port", "10.0.0.5:4000", []string{"[2001:db8:cccc::42]:443"}, "[2001:db8:cccc::42]:443"},
+	{"IPv4 client with port", "10.0.0.5:4000", []string{"203.0.113.9:5678"}, "203.0.113.9:5678"},
+	{"IPv4-mapped client", "10.0.0.5:4000", []string{"::ffff:203.0.113.9"}, "203.0.113.9:0"},
+	{"IPv4-mapped trusted hop is skipped", "10.0.0.5:4000", []string{"203.0.113.9, ::ffff:10.0.0.6"}, "203.0.113.9:0"},
+
+	// Every entry a trusted proxy: the leftmost.
+	{"all trusted", "10.0.0.5:4000", []string{"10.0.0.8, 10.0.0.7, 10.0.0.6"}, "10.0.0.8:0"},
+	{"all trusted over lines", "10.0.0.5:4000", []string{"127.0.0.1", "::1, 10.0.0.6"}, "127.0.0.1:0"},
+	{"one trusted entry", "127.0.0.1:4000", []string{"127.0.0.1"}, "127.0.0.1:0"},
+
+	// Garbage reached: the peer.
+	{"garbage", "10.0.0.5:4000", []string{"not an address"}, "10.0.0.5:4000"},
+	{"unknown", "10.0.0.5:4000", []string{"unknown"}, "10.0.0.5:4000"},
+	{"host name", "10.0.0.5:4000", []string{"client.example.com"}, "10.0.0.5:4000"},
+	{"empty line", "10.0.0.5:4000", []string{""}, "10.0.0.5:4000"},
+	{"empty entry right of the client", "10.0.0.5:4000", []string{"203.0.113.9, "}, "10.0.0.5:4000"},
+	{"garbage behind a trusted hop", "10.0.0.5:4000", []string{"203.0.113.9, bogus, 10.0.0.6"}, "10.0.0.5:4000"},
+	{"CIDR", "10.0.0.5:4000", []string{"203.0.113.0/24"}, "10.0.0.5:4000"},
+	{"zone", "10.0.0.5:4000", []string{"fe80::1%eth0"}, "10.0.0.5:4000"},
+	{"bad port", "10.0.0.5:4000", []string{"203.0.113.9:99999"}, "10.0.0.5:4000"},
+	{"unbracketed IPv6 with port", "10.0.0.5:4000", []string{"2001:db8::1:443:x"}, "10.0.0.5:4000"},
+	{"bracketed IPv4", "10.0.0.5:4000", []string{"[203.0.113.9]"}, "10.0.0.5:4000"},
+	{"octal-looking IPv4", "10.0.0.5:4000", []string{"010.0.0.1"}, "10.0.0.5:4000"},
+	{"garbage left of the client is never read", "10.0.0.5:4000", []string{"<script>, , 203.0.113.9"}, "203.0.113.9:0"},
+	{"a peer that is not host:port", "@", []string{"203.0.113.9"}, "@"},
+}
+
 // TestRemoteAddr: the client is the rightmost X-Forwarded-For entry that
 // is not a trusted proxy, and only a trusted peer is believed.
 func TestRemoteAddr(t *testing.T) {
-	tr := mustNew(t, "10.0.0.0/8", "127.0.0.1", "2001:db8:aaaa::/48", "::1")
-	for _, c := range []struct {
-		name string
-		peer string
-		xff  []string // header lines, as received
-		want string
-	}{
-		// An untrusted peer: X-Forwarded-For is the client's to write.
-		{"untrusted peer, spoofed entry", "198.51.100.7:4000", []string{"10.1.2.3"}, "198.51.100.7:4000"},
-		{"untrusted peer, claims a client", "198.51.100.7:4000", []string{"203.0.113.9, 10.0.0.1"}, "198.51.100.7:4000"},
-		{"untrusted peer next to a trusted range", "11.0.0.1:4000", []string{"203.0.113.9"}, "11.0.0.1:4000"},
-		{"untrusted IPv6 peer", "[2001:db8:bbbb::1]:4000", []string{"203.0.113.9"}, "[2001:db8:bbbb::1]:4000"},
-		{"untrusted peer, no header", "198.51.100.7:4000", nil, "198.51.100.7:4000"},
-
-		// A trusted peer.
-		{"one proxy", "10.0.0.5:4000", []string{"203.0.113.9"}, "203.0.113.9:0"},
-		{"no header: the proxy's own request", "10.0.0.5:4000", nil, "10.0.0.5:4000"},
-		{"spoofed entries left of the client are skipped", "10.0.0.5:4000", []string{"1.1.1.1, 10.9.9.9, 203.0.113.9"}, "203.0.113.9:0"},
-		{"a spoofed trusted address left of the client", "10.0.0.5:4000", []string{"10.0.0.7, 203.0.113.9"}, "203.0.113.9:0"},
-		{"two trusted hops", "10.0.0.5:4000", []string{"203.0.113.9, 10.0.0.6"}, "203.0.113.9:0"},
-		{"three trusted hops, spoofed left", "127.0.0.1:4000", []string{"6.6.6.6,203.0.113.9 ,10.0.0.6,  10.0.0.7"}, "203.0.113.9:0"},
-		{"whitespace and tabs", "10.0.0.5:4000", []string{" 1.1.1.1 ,\t203.0.113.9\t"}, "203.0.113.9:0"},
-		{"IPv4-mapped peer", "[::ffff:10.0.0.5]:4000", []string{"203.0.113.9"}, "203.0.113.9:0"},
-
-		// Several header lines are one list, in order.
-		{"lines in order", "10.0.0.5:4000", []string{"1.1.1.1", "203.0.113.9", "10.0.0.6"}, "203.0.113.9:0"},
-		{"lines with several entries", "10.0.0.5:4000", []string{"1.1.1.1, 2.2.2.2", "10.0.0.6, 10.0.0.7"}, "2.2.2.2:0"},
-		{"the last line is the nearest proxy's", "10.0.0.5:4000", []string{"203.0.113.9", "198.51.100.1"}, "198.51.100.1:0"},
-
-		// IPv6.
-		{"IPv6 client", "10.0.0.5:4000", []string{"2001:db8:cccc::42"}, "[2001:db8:cccc::42]:0"},
-		{"IPv6 peer and hops", "[2001:db8:aaaa::1]:4000", []string{"2001:db8:cccc::42, 2001:db8:aaaa::2"}, "[2001:db8:cccc::42]:0"},
-		{"IPv6 loopback peer", "[::1]:4000", []string{"198.51.100.1"}, "198.51.100.1:0"},
-		{"IPv6 client in brackets", "10.0.0.5:4000", []string{"[2001:db8:cccc::42]"}, "[2001:db8:cccc::42]:0"},
-		{"IPv6 client with port", "10.0.0.5:4000", []string{"[2001:db8:cccc::42]:443"}, "[2001:db8:cccc::42]:443"},
-		{"IPv4 client with port", "10.0.0.5:4000", []string{"203.0.113.9:5678"}, "203.0.113.9:5678"},
-		{"IPv4-mapped client", "10.0.0.5:4000", []string{"::ffff:203.0.113.9"}, "203.0.113.9:0"},
-		{"IPv4-mapped trusted hop is skipped", "10.0.0.5:4000", []string{"203.0.113.9, ::ffff:10.0.0.6"}, "203.0.113.9:0"},
-
-		// Every entry a trusted proxy: the leftmost.
-		{"all trusted", "10.0.0.5:4000", []string{"10.0.0.8, 10.0.0.7, 10.0.0.6"}, "10.0.0.8:0"},
-		{"all trusted over lines", "10.0.0.5:4000", []string{"127.0.0.1", "::1, 10.0.0.6"}, "127.0.0.1:0"},
-		{"one trusted entry", "127.0.0.1:4000", []string{"127.0.0.1"}, "127.0.0.1:0"},
-
-		// Garbage reached: the peer.
-		{"garbage", "10.0.0.5:4000", []string{"not an address"}, "10.0.0.5:4000"},
-		{"unknown", "10.0.0.5:4000", []string{"unknown"}, "10.0.0.5:4000"},
-		{"host name", "10.0.0.5:4000", []string{"client.example.com"}, "10.0.0.5:4000"},
-		{"empty line", "10.0.0.5:4000", []string{""}, "10.0.0.5:4000"},
-		{"empty entry right of the client", "10.0.0.5:4000", []string{"203.0.113.9, "}, "10.0.0.5:4000"},
-		{"garbage behind a trusted hop", "10.0.0.5:4000", []string{"203.0.113.9, bogus, 10.0.0.6"}, "10.0.0.5:4000"},
-		{"CIDR", "10.0.0.5:4000", []string{"203.0.113.0/24"}, "10.0.0.5:4000"},
-		{"zone", "10.0.0.5:4000", []string{"fe80::1%eth0"}, "10.0.0.5:4000"},
-		{"bad port", "10.0.0.5:4000", []string{"203.0.113.9:99999"}, "10.0.0.5:4000"},
-		{"unbracketed IPv6 with port", "10.0.0.5:4000", []string{"2001:db8::1:443:x"}, "10.0.0.5:4000"},
-		{"bracketed IPv4", "10.0.0.5:4000", []string{"[203.0.113.9]"}, "10.0.0.5:4000"},
-		{"octal-looking IPv4", "10.0.0.5:4000", []string{"010.0.0.1"}, "10.0.0.5:4000"},
-		{"garbage left of the client is never read", "10.0.0.5:4000", []string{"<script>, , 203.0.113.9"}, "203.0.113.9:0"},
-		{"a peer that is not host:port", "@", []string{"203.0.113.9"}, "@"},
-	} {
+	tr := mustNew(t, trustedForTables...)
+	for _, c := range xffCases {
 		if got := tr.RemoteAddr(c.peer, c.xff); got != c.want {
 			t.Errorf("%s: RemoteAddr(%q, %q) = %q, want %q", c.name, c.peer, c.xff, got, c.want)
 		}

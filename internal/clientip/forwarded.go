@@ -6,8 +6,8 @@ import (
 )
 
 // Forwarded is what a trusted proxy said of the request it forwarded: the
-// scheme its client used (X-Forwarded-Proto), "" when it said nothing
-// usable.
+// scheme its client used (X-Forwarded-Proto, or the proto= of a Forwarded
+// header), "" when it said nothing usable.
 type Forwarded struct{ Proto string }
 
 // ParseForwarded reads the X-Forwarded-Proto header lines of a request

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -52,6 +53,7 @@ func Parse(data []byte, path string) (*Config, error) {
 	if len(d.errs) > 0 {
 		return nil, &Errors{File: path, Fields: d.errs}
 	}
+	c.Warnings = v.warnings
 	return c, nil
 }
 
@@ -206,10 +208,19 @@ func (c *Config) applyDefaults(written map[string]bool) {
 	}
 }
 
-type validator struct{ d *decoder }
+type validator struct {
+	d *decoder
+	// warnings are what Parse returns in Config.Warnings.
+	warnings []FieldError
+}
 
 func (v *validator) errorf(path, format string, args ...any) {
 	v.d.errs = append(v.d.errs, FieldError{Path: path, Line: v.line(path), Msg: fmt.Sprintf(format, args...)})
+}
+
+// warnf records a likely mistake that writ still runs with.
+func (v *validator) warnf(path, format string, args ...any) {
+	v.warnings = append(v.warnings, FieldError{Path: path, Line: v.line(path), Msg: fmt.Sprintf(format, args...)})
 }
 
 // line finds the line of path or of its nearest recorded ancestor.
@@ -225,6 +236,24 @@ func (v *validator) line(path string) int {
 		p = p[:i]
 	}
 	return 0
+}
+
+// broadProxies is the warning for a trusted_proxies entry e, parsed as p,
+// that clientip.Broad finds too broad.
+func broadProxies(e string, p netip.Prefix) string {
+	is4 := p.Addr().Is4()
+	var what string
+	switch {
+	case p.Bits() == 0 && is4:
+		what = "every IPv4 address"
+	case p.Bits() == 0:
+		what = "every IPv6 address"
+	case is4:
+		what = "more than a /8 of IPv4 addresses"
+	default:
+		what = "more than a /16 of IPv6 addresses"
+	}
+	return fmt.Sprintf("%q trusts %s as proxies, so any client there can set its own address with X-Forwarded-For or Forwarded: list only the proxies' addresses or networks", e, what)
 }
 
 func (v *validator) oneOf(path, val string, allowed ...string) {
@@ -370,8 +399,14 @@ func (c *Config) validate(v *validator) {
 			v.absURL(p+".public_url", l.PublicURL)
 		}
 		for i, e := range l.TrustedProxies {
-			if _, err := clientip.ParsePrefix(e); err != nil {
-				v.errorf(fmt.Sprintf("%s.trusted_proxies[%d]", p, i), "%v", err)
+			pp := fmt.Sprintf("%s.trusted_proxies[%d]", p, i)
+			switch pre, err := clientip.ParsePrefix(e); {
+			case err != nil:
+				v.errorf(pp, "%v", err)
+			case clientip.Broad(pre):
+				// Accepted, as a test setup may mean it, but said: it
+				// hands every client the choice of its own address.
+				v.warnf(pp, "%s", broadProxies(e, pre))
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -190,6 +191,9 @@ func TestTrustedProxies(t *testing.T) {
 	if len(c.Serve.Gateway.TrustedProxies) != 2 || len(c.Serve.Ops.TrustedProxies) != 0 {
 		t.Errorf("gateway %q, ops %q", c.Serve.Gateway.TrustedProxies, c.Serve.Ops.TrustedProxies)
 	}
+	if len(c.Warnings) != 2 { // 0.0.0.0/0 and ::/0: see TestBroadTrustedProxiesWarn
+		t.Errorf("warnings: %v", c.Warnings)
+	}
 
 	bad := `serve:
   idp:
@@ -222,5 +226,65 @@ func TestTrustedProxies(t *testing.T) {
 	}
 	if len(ce.Fields) != 6 {
 		t.Errorf("%d problems, want 6:\n%s", len(ce.Fields), got)
+	}
+}
+
+// TestBroadTrustedProxiesWarn: a trusted_proxies entry that lets any
+// client (0.0.0.0/0, ::/0) or much of the Internet set its own address is
+// loaded, as a lab may mean it, with a warning at its YAML path and line
+// for writ to show; the proxies' own networks, private or not, are not
+// warned of, nor is the reference configuration.
+func TestBroadTrustedProxiesWarn(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "writ.yaml")
+	src := `serve:
+  idp:
+    listen: 127.0.0.1:8400
+    trusted_proxies: [0.0.0.0/0]
+  identity:
+    listen: 127.0.0.1:8401
+    trusted_proxies:
+      - 10.0.0.0/8
+      - "::/0"
+      - 64.0.0.0/2
+      - 2000::/3
+      - "::ffff:0.0.0.0/96"
+  objects: { listen: 127.0.0.1:8402, trusted_proxies: [10.0.0.0/8, 100.64.0.0/10, 127.0.0.1, "fc00::/7", "fe80::/10", "2001:db8::/32", "::1"] }
+`
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(path)
+	if err != nil {
+		t.Fatalf("a broad entry is not refused: %v", err)
+	}
+	if got := strings.Join(c.Serve.IDP.TrustedProxies, " "); got != "0.0.0.0/0" {
+		t.Errorf("idp: %s", got)
+	}
+	const so = " as proxies, so any client there can set its own address with X-Forwarded-For or Forwarded: list only the proxies' addresses or networks"
+	want := []string{
+		`serve.idp.trusted_proxies[0]: "0.0.0.0/0" trusts every IPv4 address` + so + ` (line 4)`,
+		`serve.identity.trusted_proxies[1]: "::/0" trusts every IPv6 address` + so + ` (line 9)`,
+		`serve.identity.trusted_proxies[2]: "64.0.0.0/2" trusts more than a /8 of IPv4 addresses` + so + ` (line 10)`,
+		`serve.identity.trusted_proxies[3]: "2000::/3" trusts more than a /16 of IPv6 addresses` + so + ` (line 11)`,
+		`serve.identity.trusted_proxies[4]: "::ffff:0.0.0.0/96" trusts every IPv4 address` + so + ` (line 12)`,
+	}
+	var got []string
+	for _, w := range c.Warnings {
+		got = append(got, w.Error())
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if w := c.Warnings[0]; w.Path != "serve.idp.trusted_proxies[0]" || w.Line != 4 {
+		t.Errorf("first warning at %s line %d", w.Path, w.Line)
+	}
+
+	ref, err := config.Parse(examples.ReferenceConfig, filepath.Join(t.TempDir(), "writ.yaml"))
+	if err != nil || len(ref.Warnings) != 0 {
+		t.Errorf("reference: %v %v", err, ref.Warnings)
+	}
+	// With a problem besides, the problem is what Load returns.
+	if _, err := config.Parse([]byte(src+"  ops: { listen: nope }\n"), path); err == nil || strings.Contains(err.Error(), "0.0.0.0/0") {
+		t.Errorf("with an error: %v", err)
 	}
 }

@@ -12,6 +12,12 @@ type Config struct {
 	Path string `yaml:"-"`
 	// Dir is the directory relative paths resolve against (not a YAML key).
 	Dir string `yaml:"-"`
+	// Warnings are likely mistakes writ still runs with, each at its YAML
+	// path and line (not a YAML key): Load returns them with the
+	// configuration for its caller to show, as the problems it refuses
+	// are shown. Today: a trusted_proxies entry so broad that clients can
+	// set their own address (clientip.Broad).
+	Warnings []FieldError `yaml:"-"`
 
 	// Region is the AWS region writ answers for. Default us-east-1.
 	Region string `yaml:"region"`
@@ -118,15 +124,18 @@ type Listener struct {
 	// TrustedProxies are the load balancers and reverse proxies in front of
 	// the listener, as IP addresses or CIDR prefixes (IPv4 or IPv6, e.g.
 	// 10.0.0.0/8, fd00::/8, 127.0.0.1). A request whose TCP peer is one of
-	// them has its client address taken from X-Forwarded-For: the rightmost
-	// entry that is not itself a trusted proxy (entries left of it are the
-	// client's to write). Every use of the client's address follows it: the
-	// per-source sign-in and code throttles, the gateway's per-address rate
-	// limit, aws:SourceIp, the audit trail's source_ip, the span's
-	// client.address and the X-Forwarded-For the gateway sends upstream.
-	// Default: none, and X-Forwarded-For is ignored: the client is the TCP
-	// peer. List only proxies that set X-Forwarded-For themselves: a
-	// trusted address may claim to forward for any client.
+	// them has its client address taken from X-Forwarded-For, or from the
+	// for= of a Forwarded header (RFC 7239) when it has no X-Forwarded-For:
+	// the rightmost entry that is not itself a trusted proxy (entries left
+	// of it are the client's to write). Every use of the client's address
+	// follows it: the per-source sign-in and code throttles, the gateway's
+	// per-address rate limit, aws:SourceIp, the audit trail's source_ip,
+	// the span's client.address and the X-Forwarded-For the gateway sends
+	// upstream. Default: none, and both headers are ignored: the client is
+	// the TCP peer. List only proxies that set X-Forwarded-For (or
+	// Forwarded) themselves: a trusted address may claim to forward for any
+	// client. An entry broader than an IPv4 /8 or an IPv6 /16 (0.0.0.0/0,
+	// ::/0) is loaded with a warning (Config.Warnings).
 	TrustedProxies []string `yaml:"trusted_proxies"`
 }
 
