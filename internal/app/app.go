@@ -272,7 +272,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	mailer := &userpool.Mailer{}
 	if cfg.Mail.SMTP != "" {
 		a.mail = mail.NewSender(core.Store, mail.SMTP{Addr: cfg.Mail.SMTP, From: cfg.Mail.From, Username: cfg.Mail.Username,
-			Password: cfg.Mail.Password.Reveal()}, log, opts.Now)
+			Password: cfg.Mail.Password.Reveal(), TLS: cfg.Mail.TLS}, log, opts.Now)
 		a.mail.Sent = a.metrics.MailDeliveries()
 		mailer = &userpool.Mailer{Deliver: true, Wake: a.mail.Wake}
 	}

@@ -32,12 +32,15 @@ type SMTPServer struct {
 	user     string
 	pass     string
 	authed   int
+	held     int // messages waiting in Hold
 }
 
 // SMTPOptions configures StartSMTP.
 type SMTPOptions struct {
-	// TLS, when set, offers STARTTLS with it.
-	TLS *tls.Config
+	// TLS, when set, offers STARTTLS with it; with Implicit, the server
+	// speaks TLS from the first byte instead (as on port 465).
+	TLS      *tls.Config
+	Implicit bool
 	// Username and Password, when set, are required (AUTH PLAIN).
 	Username, Password string
 }
@@ -55,6 +58,10 @@ func StartSMTP(t testing.TB, o SMTPOptions) *SMTPServer {
 		t.Fatal(err)
 	}
 	s.Addr = ln.Addr().String()
+	if o.Implicit {
+		ln = tls.NewListener(ln, o.TLS)
+		srv.TLSConfig = nil // no STARTTLS within TLS
+	}
 	go srv.Serve(ln)
 	t.Cleanup(func() {
 		s.Release()
@@ -93,6 +100,25 @@ func (s *SMTPServer) Hold() {
 	defer s.mu.Unlock()
 	if s.hold == nil {
 		s.hold = make(chan struct{})
+	}
+}
+
+// WaitHeld waits until a message is held (Hold): the client sent it
+// whole and waits for the answer.
+func (s *SMTPServer) WaitHeld(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		s.mu.Lock()
+		n := s.held
+		s.mu.Unlock()
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no message held within %v", timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -184,7 +210,13 @@ func (x *smtpSession) Data(r io.Reader) error {
 	hold := x.s.hold
 	x.s.mu.Unlock()
 	if hold != nil {
+		x.s.mu.Lock()
+		x.s.held++
+		x.s.mu.Unlock()
 		<-hold
+		x.s.mu.Lock()
+		x.s.held--
+		x.s.mu.Unlock()
 	}
 	x.msg.Data = string(b)
 	x.s.got <- x.msg

@@ -17,7 +17,7 @@ import (
 // mailedCode returns the code in a message the SMTP server received for to.
 func mailedCode(t *testing.T, m apptest.Message, to string) string {
 	t.Helper()
-	if len(m.To) != 1 || m.To[0] != to || !strings.Contains(m.Data, "To: "+to+"\r\n") {
+	if len(m.To) != 1 || m.To[0] != to || !strings.Contains(m.Data, "To: <"+to+">\r\n") {
 		t.Fatalf("mail %+v, want one to %s", m, to)
 	}
 	c := codeRE.FindStringSubmatch(m.Data)

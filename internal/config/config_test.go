@@ -229,3 +229,34 @@ func TestTracing(t *testing.T) {
 		}
 	}
 }
+
+// The mail settings are checked when the file loads: a mistake would
+// otherwise show only when a queued message fails, long after the request
+// that queued it answered.
+func TestMail(t *testing.T) {
+	c, err := config.Parse(examples.ReferenceConfig, filepath.Join(t.TempDir(), "w.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Mail.SMTP != "" || c.Mail.From != "no-reply@writ.local" || c.Mail.TLS != "starttls" {
+		t.Errorf("mail defaults: %+v", c.Mail)
+	}
+	src := string(examples.ReferenceConfig) + "mail: { smtp: 'smtp.example.com:587', from: 'Example <no-reply@example.com>', tls: required }\n"
+	if c, err = config.Parse([]byte(src), filepath.Join(t.TempDir(), "w.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if c.Mail.From != "Example <no-reply@example.com>" || c.Mail.TLS != "required" {
+		t.Errorf("mail: %+v", c.Mail)
+	}
+	for _, bad := range []struct{ yaml, want string }{
+		{"mail: { smtp: smtp.example.com }\n", `mail.smtp: not a host:port address: "smtp.example.com"`},
+		{"mail: { smtp: ':25' }\n", `mail.smtp: not a host:port address: ":25"`},
+		{"mail: { from: 'no reply' }\n", `mail.from: not a mail address: "no reply"`},
+		{"mail: { from: 'a@b.c, d@e.f' }\n", `mail.from: not a mail address`},
+		{"mail: { tls: always }\n", `mail.tls: "always" is not one of starttls, required, implicit`},
+	} {
+		if _, err := config.Parse([]byte(bad.yaml), "x.yaml"); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%q: %v", bad.yaml, err)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"net/mail"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -142,6 +143,7 @@ func (c *Config) applyDefaults(written map[string]bool) {
 	def(&c.Log.Format, "text")
 	def(&c.Log.Level, "info")
 	def(&c.Mail.From, "no-reply@writ.local")
+	def(&c.Mail.TLS, "starttls")
 	defD("keys.activation_delay", &c.Keys.ActivationDelay, 10*time.Minute)
 	def(&c.Tracing.ServiceName, "writ")
 	if c.Tracing.SampleRatio == nil {
@@ -256,6 +258,22 @@ func broadProxies(e string, p netip.Prefix) string {
 	return fmt.Sprintf("%q trusts %s as proxies, so any client there can set its own address with X-Forwarded-For or Forwarded: list only the proxies' addresses or networks", e, what)
 }
 
+// mail checks the mail settings, which are otherwise first used when a
+// message is sent, long after the request that queued it answered.
+func (v *validator) mail(m Mail) {
+	v.oneOf("mail.tls", m.TLS, "starttls", "required", "implicit")
+	if m.SMTP != "" {
+		if host, port, err := net.SplitHostPort(m.SMTP); err != nil || host == "" || port == "" {
+			v.errorf("mail.smtp", "not a host:port address: %q", m.SMTP)
+		}
+	}
+	if a, err := mail.ParseAddress(m.From); err != nil {
+		v.errorf("mail.from", "not a mail address: %q", m.From)
+	} else if strings.ContainsAny(a.Address, "\r\n") {
+		v.errorf("mail.from", "not a mail address: %q", m.From)
+	}
+}
+
 func (v *validator) oneOf(path, val string, allowed ...string) {
 	for _, a := range allowed {
 		if val == a {
@@ -357,6 +375,7 @@ func (c *Config) validate(v *validator) {
 	if len(c.PreviousMasterKeys) > 0 && c.MasterKey.Reveal() == "" {
 		v.errorf("previous_master_keys", "needs master_key: rotating keeps the old key here and names the new one there")
 	}
+	v.mail(c.Mail)
 	v.oneOf("log.format", c.Log.Format, "text", "json")
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	if c.Tracing.Endpoint != "" {

@@ -74,10 +74,17 @@ type Log struct {
 // Mail configures the mail sender.
 type Mail struct {
 	// SMTP is host:port of an SMTP server; empty means the store outbox.
-	SMTP     string `yaml:"smtp"`
-	From     string `yaml:"from"` // default no-reply@writ.local
+	SMTP string `yaml:"smtp"`
+	// From is the sender's address, bare or with a display name
+	// ("Example <no-reply@example.com>"); default no-reply@writ.local.
+	From     string `yaml:"from"`
 	Username string `yaml:"username"`
 	Password Secret `yaml:"password"`
+	// TLS is how mail goes encrypted: "starttls" (default: STARTTLS
+	// whenever the server offers it, plain text otherwise), "required"
+	// (STARTTLS or nothing is sent) or "implicit" (TLS from the first
+	// byte, as on port 465). Certificates are always verified.
+	TLS string `yaml:"tls"`
 }
 
 // Keys configures signing keys.

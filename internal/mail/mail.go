@@ -8,15 +8,22 @@
 package mail
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"mime"
+	"mime/quotedprintable"
 	"net"
+	netmail "net/mail"
 	"net/smtp"
 	"net/textproto"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/writ-id/writ/internal/store"
@@ -26,40 +33,72 @@ import (
 type SMTP struct {
 	// Addr is host:port.
 	Addr string
+	// From is the sender, bare or with a display name
+	// ("Example <no-reply@example.com>").
 	From string
 	// Username and Password, when set, authenticate with PLAIN, which
-	// net/smtp allows only over TLS (STARTTLS) or to localhost.
+	// net/smtp allows only over TLS or to localhost.
 	Username, Password string
+	// TLS is "starttls" (the default: STARTTLS whenever the server offers
+	// it), "required" (STARTTLS, or the attempt fails) or "implicit" (TLS
+	// from the first byte, as on port 465).
+	TLS string
+	// TLSConfig verifies the server (nil: its certificate for the host of
+	// Addr, against the system's roots).
+	TLSConfig *tls.Config
 	// Timeout bounds one message's whole conversation (default 1 minute).
 	Timeout time.Duration
-	// TLS configures STARTTLS, used whenever the server offers it (nil:
-	// verify the server's certificate for the host of Addr).
-	TLS *tls.Config
 }
 
-// Send delivers one message. An error from the server is a
-// *textproto.Error carrying its reply code.
+// Send delivers one message. It fails for good (isPermanent) only when
+// the message cannot be sent at all or the server refuses its recipient
+// or content for good (a 5xx reply to RCPT or DATA); a refusal at any
+// earlier step (a wrong password, a sender refused) is the server's or
+// the configuration's, and is worth another attempt once fixed. When ctx
+// ends, the attempt ends too, unless the whole message was written: then
+// the server's answer is awaited (within Timeout), so that a message it
+// took is known to be sent.
 func (s SMTP) Send(ctx context.Context, to, subject, body string) error {
-	if strings.ContainsAny(to+subject+s.From, "\r\n") {
+	from, err := netmail.ParseAddress(s.From)
+	if err != nil {
+		return permanent{fmt.Errorf("the sender %q: %w", s.From, err)}
+	}
+	if strings.ContainsAny(to+subject, "\r\n") {
 		return permanent{errors.New("a mail header contains a line break")}
+	}
+	host, _, err := net.SplitHostPort(s.Addr)
+	if err != nil {
+		return permanent{fmt.Errorf("smtp address %q: %w", s.Addr, err)}
 	}
 	timeout := s.Timeout
 	if timeout <= 0 {
 		timeout = time.Minute
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	host, _, err := net.SplitHostPort(s.Addr)
-	if err != nil {
-		return permanent{fmt.Errorf("smtp address %q: %w", s.Addr, err)}
+	tlsConfig := s.TLSConfig
+	if tlsConfig == nil {
+		tlsConfig = &tls.Config{ServerName: host}
 	}
-	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", s.Addr)
+	dctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var conn net.Conn
+	if s.TLS == "implicit" {
+		conn, err = (&tls.Dialer{Config: tlsConfig}).DialContext(dctx, "tcp", s.Addr)
+	} else {
+		conn, err = (&net.Dialer{}).DialContext(dctx, "tcp", s.Addr)
+	}
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	deadline, _ := ctx.Deadline()
+	deadline, _ := dctx.Deadline()
 	conn.SetDeadline(deadline) // a server that stops answering fails the attempt
+	var written atomic.Bool
+	stop := context.AfterFunc(ctx, func() {
+		if !written.Load() {
+			conn.SetDeadline(time.Now())
+		}
+	})
+	defer stop()
 	c, err := smtp.NewClient(conn, host)
 	if err != nil {
 		return err
@@ -68,13 +107,13 @@ func (s SMTP) Send(ctx context.Context, to, subject, body string) error {
 	if err := c.Hello("localhost"); err != nil {
 		return err
 	}
-	if ok, _ := c.Extension("STARTTLS"); ok {
-		cfg := s.TLS
-		if cfg == nil {
-			cfg = &tls.Config{ServerName: host}
-		}
-		if err := c.StartTLS(cfg); err != nil {
-			return err
+	if s.TLS != "implicit" {
+		if ok, _ := c.Extension("STARTTLS"); ok {
+			if err := c.StartTLS(tlsConfig); err != nil {
+				return err
+			}
+		} else if s.TLS == "required" {
+			return errors.New("the server does not offer STARTTLS, which mail.tls: required asks for")
 		}
 	}
 	if s.Username != "" {
@@ -82,26 +121,42 @@ func (s SMTP) Send(ctx context.Context, to, subject, body string) error {
 			return err
 		}
 	}
-	if err := c.Mail(s.From); err != nil {
+	if err := c.Mail(from.Address); err != nil {
 		return err
 	}
 	if err := c.Rcpt(to); err != nil {
-		return err
+		return refused(err)
 	}
 	w, err := c.Data()
 	if err != nil {
+		return refused(err)
+	}
+	if _, err := w.Write(message(from, to, subject, body)); err != nil {
 		return err
 	}
-	msg := "From: " + s.From + "\r\nTo: " + to + "\r\nSubject: " + subject +
-		"\r\nDate: " + time.Now().UTC().Format(time.RFC1123Z) +
-		"\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + body
-	if _, err := w.Write([]byte(msg)); err != nil {
-		return err
-	}
+	written.Store(true)
 	if err := w.Close(); err != nil {
-		return err
+		return refused(err)
 	}
-	return c.Quit()
+	c.Quit() // the server took the message: a failed QUIT changes nothing
+	return nil
+}
+
+// message is the message as sent: its headers, and its body in
+// quoted-printable, which keeps any text (a username in any script) in
+// short 7-bit lines.
+func message(from *netmail.Address, to, subject, body string) []byte {
+	var b bytes.Buffer
+	domain := from.Address[strings.LastIndexByte(from.Address, '@')+1:]
+	id := make([]byte, 16)
+	rand.Read(id)
+	b.WriteString("From: " + from.String() + "\r\nTo: <" + to + ">\r\nSubject: " + mime.QEncoding.Encode("utf-8", subject) +
+		"\r\nDate: " + time.Now().UTC().Format(time.RFC1123Z) + "\r\nMessage-ID: <" + hex.EncodeToString(id) + "@" + domain + ">" +
+		"\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n")
+	qp := quotedprintable.NewWriter(&b)
+	qp.Write([]byte(strings.ReplaceAll(body, "\n", "\r\n")))
+	qp.Close()
+	return b.Bytes()
 }
 
 // permanent marks an error that no retry can mend.
@@ -109,17 +164,20 @@ type permanent struct{ error }
 
 func (p permanent) Unwrap() error { return p.error }
 
-// isPermanent reports whether a delivery attempt failed for good: a
-// message writ cannot send, or the server's 5xx reply (a mailbox that does
-// not exist, a sender refused). Anything else (a 4xx reply, a network
-// error, a timeout) is tried again.
+// refused makes the server's 5xx refusal of a recipient or a message
+// permanent: another attempt would get the same answer.
+func refused(err error) error {
+	var te *textproto.Error
+	if errors.As(err, &te) && te.Code >= 500 && te.Code < 600 {
+		return permanent{err}
+	}
+	return err
+}
+
+// isPermanent reports whether a delivery attempt failed for good.
 func isPermanent(err error) bool {
 	var p permanent
-	if errors.As(err, &p) {
-		return true
-	}
-	var te *textproto.Error
-	return errors.As(err, &te) && te.Code >= 500 && te.Code < 600
+	return errors.As(err, &p)
 }
 
 // Outbox is the part of the store a Sender uses.
@@ -134,12 +192,16 @@ const (
 	// an attempt can take (SMTP.Timeout), so that only a sender that died
 	// mid-attempt lets another take it over.
 	lease = 3 * time.Minute
-	// maxAttempts bounds the tries of one message: with backoff, about
-	// an hour, the life of a password reset code.
-	maxAttempts = 8
+	// maxAttempts bounds the tries of one message: with backoff (15 s,
+	// doubling to 15 min) about an hour, the life of a password reset
+	// code.
+	maxAttempts = 10
 	// poll is how often a sender looks for mail other replicas queued
 	// (its own it hears of through Wake).
 	poll = 5 * time.Second
+	// recordTimeout bounds recording an attempt's outcome, which is done
+	// even when the sender is stopping.
+	recordTimeout = 10 * time.Second
 )
 
 // backoff is the wait before attempt n+1 after n failed ones: 15 s,
@@ -219,16 +281,24 @@ func (s *Sender) DeliverDue(ctx context.Context) {
 	}
 }
 
-// deliver makes one attempt at m and records its outcome. The log names
-// the message by id, never its body (a code) nor its address.
+// deliver makes one attempt at m and records its outcome, even when ctx
+// ended meanwhile (the process stopping): an attempt cut short goes back
+// to wait at once, for this or another sender. The log names the message
+// by id, never its body (a code); the server's reply it logs may echo the
+// address.
 func (s *Sender) deliver(ctx context.Context, m store.Mail) {
 	err := s.SMTP.Send(ctx, m.To, m.Subject, m.Body)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
 	now := s.Now()
 	outcome := "sent"
 	var rerr error
 	switch {
 	case err == nil:
-		rerr = s.Store.EndMail(ctx, m.ID, now, "")
+		rerr = s.Store.EndMail(rctx, m.ID, now, "")
+	case ctx.Err() != nil && !isPermanent(err):
+		outcome = "retry"
+		rerr = s.Store.RetryMail(rctx, m.ID, now, "interrupted: the sender stopped")
 	case isPermanent(err) || m.Attempts >= maxAttempts:
 		outcome = "failed"
 		why := err.Error()
@@ -236,14 +306,14 @@ func (s *Sender) deliver(ctx context.Context, m store.Mail) {
 			why = fmt.Sprintf("gave up after %d attempts: %s", m.Attempts, why)
 		}
 		s.Log.Warn("mail: delivery failed; giving up", "mail_id", m.ID, "attempts", m.Attempts, "err", err)
-		rerr = s.Store.EndMail(ctx, m.ID, now, why)
+		rerr = s.Store.EndMail(rctx, m.ID, now, why)
 	default:
 		outcome = "retry"
 		next := now.Add(backoff(m.Attempts))
 		s.Log.Warn("mail: delivery failed; will try again", "mail_id", m.ID, "attempts", m.Attempts, "retry_at", next, "err", err)
-		rerr = s.Store.RetryMail(ctx, m.ID, next, err.Error())
+		rerr = s.Store.RetryMail(rctx, m.ID, next, err.Error())
 	}
-	if rerr != nil && ctx.Err() == nil {
+	if rerr != nil {
 		// The lease runs out and the message is tried again: sent twice
 		// at worst, never lost.
 		s.Log.Warn("mail: cannot record a delivery", "mail_id", m.ID, "outcome", outcome, "err", rerr)

@@ -599,6 +599,7 @@ func (c *conn) ClaimMail(ctx context.Context, now time.Time, lease time.Duration
 	var m store.Mail
 	found := false
 	err := c.run(ctx, func(c *conn) error {
+		m, found = store.Mail{}, false // a transaction retried starts afresh
 		// The row is picked and taken in one statement of one
 		// (serializable, on PostgreSQL) transaction: two senders racing
 		// for it conflict, and the loser, retried, sees it taken.
