@@ -385,22 +385,8 @@ func (a *App) componentHandler(name string, op func(*http.Request) string) http.
 }
 
 // idpOps are the Cognito IdP operations cognito.NewIDP dispatches, the only
-// X-Amz-Target operations that become metric labels (TestMetricsOperationLabels
-// checks the list against the server).
-var idpOps = map[string]bool{
-	"SignUp": true, "ConfirmSignUp": true, "ResendConfirmationCode": true, "InitiateAuth": true,
-	"RespondToAuthChallenge": true, "AssociateSoftwareToken": true, "VerifySoftwareToken": true,
-	"SetUserMFAPreference": true, "GetUser": true, "UpdateUserAttributes": true, "ChangePassword": true,
-	"ForgotPassword": true, "ConfirmForgotPassword": true, "GlobalSignOut": true, "RevokeToken": true,
-	"AdminCreateUser": true, "AdminGetUser": true, "ListUsers": true, "AdminDeleteUser": true,
-	"AdminDisableUser": true, "AdminEnableUser": true, "AdminSetUserPassword": true,
-	"AdminResetUserPassword": true, "AdminAddUserToGroup": true, "AdminRemoveUserFromGroup": true,
-	"AdminListGroupsForUser": true, "AdminUserGlobalSignOut": true, "AdminInitiateAuth": true,
-	"CreateGroup": true, "ListGroups": true, "AdminRespondToAuthChallenge": true,
-	"GetUserAttributeVerificationCode": true, "VerifyUserAttribute": true, "DeleteUserAttributes": true,
-	"DeleteUser": true, "ListUsersInGroup": true, "AdminUpdateUserAttributes": true,
-	"AdminDeleteUserAttributes": true,
-}
+// X-Amz-Target operations that become metric labels.
+var idpOps = cognito.Operations()
 
 // identityOps are the Cognito Identity operations the identity listener
 // dispatches.

@@ -345,6 +345,17 @@ func (a *IDP) adminOps() map[string]awsjson.Op {
 			}
 			return map[string]any{"Groups": out}, nil
 		}),
+		"GetGroup":    a.adminOp("GetGroup", a.getGroup),
+		"UpdateGroup": a.adminOp("UpdateGroup", a.updateGroup),
+		"DeleteGroup": a.adminOp("DeleteGroup", a.deleteGroup),
+		"AdminConfirmSignUp": a.adminOp("AdminConfirmSignUp", func(ctx context.Context, p *userpool.Pool, body []byte) (any, error) {
+			name, err := decodeUser(body)
+			if err != nil {
+				return nil, err
+			}
+			return struct{}{}, p.AdminConfirmSignUp(ctx, name)
+		}),
+		"AdminSetUserMFAPreference": a.adminOp("AdminSetUserMFAPreference", a.adminSetUserMFAPreference),
 	}
 }
 
@@ -365,25 +376,90 @@ func (a *IDP) groupOp(op string, add bool) awsjson.Op {
 		if err := awsjson.Decode(body, &in); err != nil {
 			return nil, err
 		}
-		if _, err := a.svc.Group(ctx, p, in.GroupName); err != nil {
-			return nil, awsjson.Errorf("ResourceNotFoundException", "Group not found.")
-		}
-		_, err := p.AdminUpdate(ctx, op, in.Username, func(u *store.User) error {
-			var out []string
-			for _, g := range u.Groups {
-				if g != in.GroupName {
-					out = append(out, g)
-				}
-			}
-			if add {
-				out = append(out, in.GroupName)
-			}
-			u.Groups = out
-			return nil
-		})
-		if err != nil {
+		if err := a.svc.SetGroupMembership(ctx, p, op, in.Username, in.GroupName, add); err != nil {
 			return nil, err
 		}
 		return struct{}{}, nil
 	})
+}
+
+// decodeGroupName decodes the GroupName of a request about one group.
+func decodeGroupName(body []byte) (string, error) {
+	var in struct{ GroupName string }
+	if err := awsjson.Decode(body, &in); err != nil {
+		return "", err
+	}
+	if in.GroupName == "" {
+		return "", missing("groupName")
+	}
+	return in.GroupName, nil
+}
+
+// getGroup serves GetGroup.
+func (a *IDP) getGroup(ctx context.Context, p *userpool.Pool, body []byte) (any, error) {
+	name, err := decodeGroupName(body)
+	if err != nil {
+		return nil, err
+	}
+	g, err := a.svc.Group(ctx, p, name)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"Group": groupType(g)}, nil
+}
+
+// updateGroup serves UpdateGroup: only the members present change, as in
+// Cognito, so that a script setting the description keeps the precedence.
+func (a *IDP) updateGroup(ctx context.Context, p *userpool.Pool, body []byte) (any, error) {
+	var in struct {
+		GroupName            string
+		Description, RoleArn *string
+		Precedence           *int
+	}
+	if err := awsjson.Decode(body, &in); err != nil {
+		return nil, err
+	}
+	if in.GroupName == "" {
+		return nil, missing("groupName")
+	}
+	g, err := a.svc.UpdateGroup(ctx, p, in.GroupName, userpool.GroupUpdate{Description: in.Description, Precedence: in.Precedence, RoleARN: in.RoleArn})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"Group": groupType(g)}, nil
+}
+
+// deleteGroup serves DeleteGroup; the group's members leave it too.
+func (a *IDP) deleteGroup(ctx context.Context, p *userpool.Pool, body []byte) (any, error) {
+	name, err := decodeGroupName(body)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.svc.DeleteGroup(ctx, p, name); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
+}
+
+// adminSetUserMFAPreference serves AdminSetUserMFAPreference, the
+// administrator's SetUserMFAPreference.
+func (a *IDP) adminSetUserMFAPreference(ctx context.Context, p *userpool.Pool, body []byte) (any, error) {
+	var in struct {
+		Username string
+		mfaPreference
+	}
+	if err := awsjson.Decode(body, &in); err != nil {
+		return nil, err
+	}
+	if in.Username == "" {
+		return nil, missing("username")
+	}
+	enabled, preferred, err := in.totp()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.AdminSetMFAPreference(ctx, in.Username, enabled, preferred); err != nil {
+		return nil, err
+	}
+	return struct{}{}, nil
 }

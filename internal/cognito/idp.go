@@ -25,37 +25,47 @@ type IDP struct {
 // SigV4-signed Admin* operations are served too.
 func NewIDP(svc *userpool.Service, admin *Admin, log *slog.Logger) http.Handler {
 	a := &IDP{svc: svc, admin: admin}
-	s := &awsjson.Service{
-		Prefix: Prefix,
-		Log:    log,
-		Map:    mapError,
-		Ops: map[string]awsjson.Op{
-			"SignUp":                 a.signUp,
-			"ConfirmSignUp":          a.confirmSignUp,
-			"ResendConfirmationCode": a.resendConfirmationCode,
-			"InitiateAuth":           a.initiateAuth,
-			"RespondToAuthChallenge": a.respondToAuthChallenge,
-			"AssociateSoftwareToken": a.associateSoftwareToken,
-			"VerifySoftwareToken":    a.verifySoftwareToken,
-			"SetUserMFAPreference":   a.setUserMFAPreference,
-			"GetUser":                a.getUser,
-			"UpdateUserAttributes":   a.updateUserAttributes,
-			"ChangePassword":         a.changePassword,
-			"ForgotPassword":         a.forgotPassword,
-			"ConfirmForgotPassword":  a.confirmForgotPassword,
-			"GlobalSignOut":          a.globalSignOut,
-			"RevokeToken":            a.revokeToken,
+	return &awsjson.Service{Prefix: Prefix, Log: log, Map: mapError, Ops: a.ops()}
+}
 
-			"GetUserAttributeVerificationCode": a.getUserAttributeVerificationCode,
-			"VerifyUserAttribute":              a.verifyUserAttribute,
-			"DeleteUserAttributes":             a.deleteUserAttributes,
-			"DeleteUser":                       a.deleteUser,
-		},
+// Operations names every operation NewIDP serves (X-Amz-Target
+// <Prefix>.<name>), for metrics to label requests by.
+func Operations() map[string]bool {
+	names := map[string]bool{}
+	for name := range (&IDP{}).ops() {
+		names[name] = true
+	}
+	return names
+}
+
+// ops are the operations served, the Admin* ones included.
+func (a *IDP) ops() map[string]awsjson.Op {
+	ops := map[string]awsjson.Op{
+		"SignUp":                 a.signUp,
+		"ConfirmSignUp":          a.confirmSignUp,
+		"ResendConfirmationCode": a.resendConfirmationCode,
+		"InitiateAuth":           a.initiateAuth,
+		"RespondToAuthChallenge": a.respondToAuthChallenge,
+		"AssociateSoftwareToken": a.associateSoftwareToken,
+		"VerifySoftwareToken":    a.verifySoftwareToken,
+		"SetUserMFAPreference":   a.setUserMFAPreference,
+		"GetUser":                a.getUser,
+		"UpdateUserAttributes":   a.updateUserAttributes,
+		"ChangePassword":         a.changePassword,
+		"ForgotPassword":         a.forgotPassword,
+		"ConfirmForgotPassword":  a.confirmForgotPassword,
+		"GlobalSignOut":          a.globalSignOut,
+		"RevokeToken":            a.revokeToken,
+
+		"GetUserAttributeVerificationCode": a.getUserAttributeVerificationCode,
+		"VerifyUserAttribute":              a.verifyUserAttribute,
+		"DeleteUserAttributes":             a.deleteUserAttributes,
+		"DeleteUser":                       a.deleteUser,
 	}
 	for name, op := range a.adminOps() {
-		s.Ops[name] = op
+		ops[name] = op
 	}
-	return s
+	return ops
 }
 
 func mapError(err error) *awsjson.Error {
@@ -360,12 +370,39 @@ type mfaSettings struct {
 	PreferredMfa *bool
 }
 
+// mfaPreference is the factor settings of SetUserMFAPreference and
+// AdminSetUserMFAPreference.
+type mfaPreference struct {
+	SoftwareTokenMfaSettings *mfaSettings
+	SMSMfaSettings           *mfaSettings
+	EmailMfaSettings         *mfaSettings
+	WebAuthnMfaSettings      *mfaSettings
+}
+
+// totp returns the TOTP preference asked for (nil: leave as it is). A
+// settings object given sets both of its members, a member left out being
+// false, the API model's default: the SDKs leave out a false member (the
+// Go SDK v2 sends {Enabled: false} as {}), so a missing one cannot mean
+// "unchanged". TOTP is writ's only factor, so turning any other on is
+// refused rather than ignored: the caller would believe it in force.
+func (m mfaPreference) totp() (enabled, preferred *bool, err error) {
+	for _, s := range []*mfaSettings{m.SMSMfaSettings, m.EmailMfaSettings, m.WebAuthnMfaSettings} {
+		if s != nil && ((s.Enabled != nil && *s.Enabled) || (s.PreferredMfa != nil && *s.PreferredMfa)) {
+			return nil, nil, awsjson.Errorf("InvalidParameterException", "Only software token (TOTP) MFA is supported")
+		}
+	}
+	s := m.SoftwareTokenMfaSettings
+	if s == nil {
+		return nil, nil, nil
+	}
+	on, pref := s.Enabled != nil && *s.Enabled, s.PreferredMfa != nil && *s.PreferredMfa
+	return &on, &pref, nil
+}
+
 func (a *IDP) setUserMFAPreference(ctx context.Context, r *http.Request, body []byte) (any, error) {
 	var in struct {
-		AccessToken              string
-		SoftwareTokenMfaSettings *mfaSettings
-		SMSMfaSettings           *mfaSettings
-		EmailMfaSettings         *mfaSettings
+		AccessToken string
+		mfaPreference
 	}
 	if err := awsjson.Decode(body, &in); err != nil {
 		return nil, err
@@ -374,14 +411,9 @@ func (a *IDP) setUserMFAPreference(ctx context.Context, r *http.Request, body []
 	if err != nil {
 		return nil, err
 	}
-	for _, s := range []*mfaSettings{in.SMSMfaSettings, in.EmailMfaSettings} {
-		if s != nil && ((s.Enabled != nil && *s.Enabled) || (s.PreferredMfa != nil && *s.PreferredMfa)) {
-			return nil, awsjson.Errorf("InvalidParameterException", "Only software token (TOTP) MFA is supported")
-		}
-	}
-	var enabled, preferred *bool
-	if s := in.SoftwareTokenMfaSettings; s != nil {
-		enabled, preferred = s.Enabled, s.PreferredMfa
+	enabled, preferred, err := in.totp()
+	if err != nil {
+		return nil, err
 	}
 	if err := p.SetMFAPreference(ctx, in.AccessToken, enabled, preferred); err != nil {
 		return nil, err

@@ -53,7 +53,7 @@ func (a *IDP) listUsersInGroup(ctx context.Context, p *userpool.Pool, body []byt
 		return nil, missing("groupName")
 	}
 	if _, err := a.svc.Group(ctx, p, in.GroupName); err != nil {
-		return nil, awsjson.Errorf("ResourceNotFoundException", "Group not found.")
+		return nil, err
 	}
 	member := func(u store.User) bool {
 		for _, g := range u.Groups {

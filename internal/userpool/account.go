@@ -337,6 +337,12 @@ func (p *Pool) decoyDelivery(username string) CodeDelivery {
 // store key).
 var codePurposes = []string{"confirm", "reset", purposeVerifyEmail}
 
+// codeKey is the store key of username's pending code for purpose: one
+// spelling for the code's writers and for whatever must delete it.
+func (p *Pool) codeKey(purpose, username string) string {
+	return purpose + "/" + p.cfg.ID + "/" + username
+}
+
 // purposeVerifyEmail is the purpose of a code verifying the user's email
 // address; such a code is bound to the address it was sent to.
 const purposeVerifyEmail = "verify-email"
@@ -373,7 +379,7 @@ func (p *Pool) sendBoundCode(ctx context.Context, purpose, bind string, u store.
 func (p *Pool) putCode(ctx context.Context, tx store.Tx, purpose, bind string, u store.User, life time.Duration, subject, text string) error {
 	code := newCode()
 	now := p.now()
-	if err := tx.PutCode(ctx, store.Code{Key: purpose + "/" + p.cfg.ID + "/" + u.Username,
+	if err := tx.PutCode(ctx, store.Code{Key: p.codeKey(purpose, u.Username),
 		CodeHash: p.svc.HashClientSecret(codeSecret(purpose, bind, code)), CreatedAt: now, ExpiresAt: now.Add(life)}); err != nil {
 		return err
 	}
@@ -409,7 +415,7 @@ func (p *Pool) checkBoundCode(ctx context.Context, purpose, bind, username, code
 	if err := p.checkGuesses(ctx, purpose, username); err != nil {
 		return err
 	}
-	key := purpose + "/" + p.cfg.ID + "/" + username
+	key := p.codeKey(purpose, username)
 	now := p.now()
 	var verdict *Error
 	_, err := p.st().UpdateCode(ctx, key, func(c *store.Code) error {
@@ -575,6 +581,40 @@ func (p *Pool) confirmSignUp(ctx context.Context, c store.Client, username, code
 	if err != nil {
 		return internal(err)
 	}
+	return nil
+}
+
+// AdminConfirmSignUp confirms an UNCONFIRMED user without a code
+// (AdminConfirmSignUp): UserNotFoundException for an unknown user, and,
+// changing nothing, NotAuthorizedException for one in any other status,
+// as Cognito answers. The pending confirmation code goes in the same
+// transaction, so that no code outlives the sign-up it was for. Unlike
+// ConfirmSignUp it leaves email_verified as it is, as Cognito does: no
+// code proved the address.
+func (p *Pool) AdminConfirmSignUp(ctx context.Context, username string) error {
+	var u store.User
+	err := p.st().InTx(ctx, func(tx store.Tx) error {
+		var err error
+		u, err = tx.UpdateUser(ctx, p.cfg.ID, username, func(x *store.User) error {
+			if x.Status != store.StatusUnconfirmed {
+				return newErr(CodeNotAuthorized, "User cannot be confirmed. Current status is "+x.Status)
+			}
+			x.Status = store.StatusConfirmed
+			x.UpdatedAt = p.now()
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if err := tx.DeleteCode(ctx, p.codeKey("confirm", username)); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		return adminUpdateErr(err)
+	}
+	p.record(ctx, auditEvent("AdminConfirmSignUp", "", username, u.Sub, nil))
 	return nil
 }
 
@@ -1218,16 +1258,33 @@ func (p *Pool) SetMFAPreference(ctx context.Context, accessToken string, enabled
 	if err != nil {
 		return err
 	}
+	return p.setMFAPreference(ctx, "SetUserMFAPreference", u.Username, enabled, preferred)
+}
+
+// AdminSetMFAPreference is SetMFAPreference for an administrator
+// (AdminSetUserMFAPreference), by username: UserNotFoundException for an
+// unknown user, the rest as for the user.
+func (p *Pool) AdminSetMFAPreference(ctx context.Context, username string, enabled, preferred *bool) error {
+	return p.setMFAPreference(ctx, "AdminSetUserMFAPreference", username, enabled, preferred)
+}
+
+// setMFAPreference applies a TOTP MFA preference (nil: leave as it is) to
+// username and records action; preferring TOTP turns it on. Turning TOTP
+// on needs a verified software token, checked on the row being written,
+// so that the answer holds for what is stored.
+func (p *Pool) setMFAPreference(ctx context.Context, action, username string, enabled, preferred *bool) error {
 	if enabled == nil && preferred == nil {
-		return nil
+		_, err := p.AdminGetUser(ctx, username)
+		return err
 	}
-	if (enabled != nil && *enabled || preferred != nil && *preferred) && len(u.TOTPSecret) == 0 {
-		return newErr(CodeInvalidParameter, "User has not verified software token mfa")
-	}
-	if enabled != nil && !*enabled && p.cfg.MFA == "required" {
+	on := enabled != nil && *enabled || preferred != nil && *preferred
+	if enabled != nil && !on && p.cfg.MFA == "required" {
 		return newErr(CodeInvalidParameter, "MFA is required by the user pool and cannot be disabled")
 	}
-	_, err = p.st().UpdateUser(ctx, p.cfg.ID, u.Username, func(x *store.User) error {
+	u, err := p.st().UpdateUser(ctx, p.cfg.ID, username, func(x *store.User) error {
+		if on && len(x.TOTPSecret) == 0 {
+			return errNoSoftwareToken(*x)
+		}
 		if enabled != nil {
 			x.TOTPEnabled = *enabled
 			if !*enabled {
@@ -1244,8 +1301,18 @@ func (p *Pool) SetMFAPreference(ctx context.Context, accessToken string, enabled
 		return nil
 	})
 	if err != nil {
-		return internal(err)
+		return adminUpdateErr(err)
 	}
-	p.record(ctx, auditEvent("SetUserMFAPreference", "", u.Username, u.Sub, nil))
+	p.record(ctx, auditEvent(action, "", u.Username, u.Sub, nil))
 	return nil
+}
+
+// errNoSoftwareToken is Cognito's refusal to turn on TOTP MFA for a user
+// without a verified software token: it tells a token never associated
+// from one associated but not yet verified.
+func errNoSoftwareToken(u store.User) *Error {
+	if len(u.TOTPPending) > 0 {
+		return newErr(CodeInvalidParameter, "User has not verified software token mfa")
+	}
+	return newErr(CodeInvalidParameter, "User has not set up software token mfa")
 }

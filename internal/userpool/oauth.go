@@ -456,7 +456,7 @@ func (s *Service) deleteUser(ctx context.Context, p *Pool, action, username stri
 		return internal(err)
 	}
 	for _, purpose := range codePurposes {
-		if err := s.deps.Store.DeleteCode(ctx, purpose+"/"+p.cfg.ID+"/"+username); err != nil && !errors.Is(err, store.ErrNotFound) {
+		if err := s.deps.Store.DeleteCode(ctx, p.codeKey(purpose, username)); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return internal(err)
 		}
 	}
@@ -472,34 +472,4 @@ func (s *Service) deleteUser(ctx context.Context, p *Pool, action, username stri
 	}
 	p.record(ctx, audit.Event{Action: action, Outcome: audit.Allow, Username: username})
 	return nil
-}
-
-// Group returns a pool's group.
-func (s *Service) Group(ctx context.Context, p *Pool, name string) (store.Group, error) {
-	return s.deps.Store.GetGroup(ctx, p.cfg.ID, name)
-}
-
-// ListGroups lists a pool's groups.
-func (s *Service) ListGroups(ctx context.Context, p *Pool) ([]store.Group, error) {
-	gs, err := s.deps.Store.ListGroups(ctx, p.cfg.ID)
-	if err != nil {
-		return nil, internal(err)
-	}
-	return gs, nil
-}
-
-// CreateGroup creates a group (GroupExistsException when it exists).
-func (s *Service) CreateGroup(ctx context.Context, p *Pool, g store.Group) (store.Group, error) {
-	if g.Name == "" || len(g.Name) > 128 {
-		return store.Group{}, newErr(CodeInvalidParameter, "GroupName is required")
-	}
-	if _, err := s.deps.Store.GetGroup(ctx, p.cfg.ID, g.Name); err == nil {
-		return store.Group{}, newErr("GroupExistsException", "A group with the name already exists.")
-	}
-	g.PoolID, g.CreatedAt = p.cfg.ID, s.deps.Now()
-	if err := s.deps.Store.PutGroup(ctx, g); err != nil {
-		return store.Group{}, internal(err)
-	}
-	p.record(ctx, audit.Event{Action: "CreateGroup", Outcome: audit.Allow, Resource: g.Name})
-	return g, nil
 }

@@ -1,0 +1,510 @@
+package cognito_test
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
+	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
+
+	"github.com/writ-id/writ/internal/apptest"
+	"github.com/writ-id/writ/internal/config"
+	"github.com/writ-id/writ/internal/store"
+	"github.com/writ-id/writ/internal/store/postgres"
+)
+
+// admin returns a client signed with the reference configuration's
+// administrator key (policy: Allow *).
+func (f *fixture) admin() *cip.Client {
+	return f.adminClient("AKIAWRITDEMOADMIN001", "writ-demo-admin-secret", "")
+}
+
+// signUp registers an UNCONFIRMED user through SignUp (a confirmation
+// code is mailed to email).
+func (f *fixture) signUp(username, password, email string) {
+	f.t.Helper()
+	if _, err := f.c.SignUp(f.ctx, &cip.SignUpInput{ClientId: aws.String("demo-web"), Username: aws.String(username),
+		Password: aws.String(password), UserAttributes: []types.AttributeType{attr("email", email)}}); err != nil {
+		f.t.Fatalf("SignUp %s: %v", username, err)
+	}
+}
+
+// audited reports whether the audit trail holds an allowed idp event
+// action about username (or, with username empty, about resource).
+func (f *fixture) audited(action, username, resource string) bool {
+	f.t.Helper()
+	if err := f.App.Core.Audit.Flush(f.ctx); err != nil {
+		f.t.Fatal(err)
+	}
+	evs, err := f.App.Core.Store.ListAudit(f.ctx, store.AuditFilter{Component: "idp"})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for _, e := range evs {
+		if e.Action == action && e.Outcome == "allow" && e.Username == username && (resource == "" || e.Resource == resource) {
+			return true
+		}
+	}
+	return false
+}
+
+// wantMessage asserts err is the API error code with message msg.
+func wantMessage(t *testing.T, err error, code, msg string) {
+	t.Helper()
+	if e := wantCode(t, err, code); e.Message != msg {
+		t.Errorf("%s message %q, want %q", code, e.Message, msg)
+	}
+}
+
+// AdminConfirmSignUp confirms an UNCONFIRMED user without a code: the
+// user signs in with USER_PASSWORD_AUTH at once, its mailed code is gone,
+// and its email address stays unverified (no code reached it). Any other
+// status is refused, as Cognito refuses it.
+func TestAdminConfirmSignUp(t *testing.T) {
+	f := start(t)
+	adm := f.admin()
+	pool := aws.String(poolID)
+	f.signUp("dana", "Dana-Passw0rd1", "dana@example.com")
+	code := f.lastCode("dana@example.com")
+	_, err := f.passwordAuth("dana", "Dana-Passw0rd1")
+	wantCode(t, err, "UserNotConfirmedException")
+
+	if _, err := adm.AdminConfirmSignUp(f.ctx, &cip.AdminConfirmSignUpInput{UserPoolId: pool, Username: aws.String("dana")}); err != nil {
+		t.Fatalf("AdminConfirmSignUp: %v", err)
+	}
+	g, err := adm.AdminGetUser(f.ctx, &cip.AdminGetUserInput{UserPoolId: pool, Username: aws.String("dana")})
+	if err != nil || g.UserStatus != types.UserStatusTypeConfirmed {
+		t.Fatalf("after AdminConfirmSignUp: %v %+v", err, g)
+	}
+	for _, a := range g.UserAttributes {
+		if aws.ToString(a.Name) == "email_verified" && aws.ToString(a.Value) == "true" {
+			t.Error("AdminConfirmSignUp verified the email address")
+		}
+	}
+	res, err := f.passwordAuth("dana", "Dana-Passw0rd1")
+	if err != nil || res.AuthenticationResult == nil {
+		t.Fatalf("USER_PASSWORD_AUTH after AdminConfirmSignUp: %v", err)
+	}
+	if _, err := f.App.Core.Store.GetCode(f.ctx, "confirm/"+poolID+"/dana"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the confirmation code outlived AdminConfirmSignUp: %v", err)
+	}
+	_, err = f.c.ConfirmSignUp(f.ctx, &cip.ConfirmSignUpInput{ClientId: aws.String("demo-web"), Username: aws.String("dana"), ConfirmationCode: aws.String(code)})
+	wantCode(t, err, "NotAuthorizedException")
+	if !f.audited("AdminConfirmSignUp", "dana", "") {
+		t.Error("no AdminConfirmSignUp audit event")
+	}
+
+	// Confirmed once: a second confirmation is refused, as is one of a
+	// user who never signed up (FORCE_CHANGE_PASSWORD) or does not exist.
+	_, err = adm.AdminConfirmSignUp(f.ctx, &cip.AdminConfirmSignUpInput{UserPoolId: pool, Username: aws.String("dana")})
+	wantMessage(t, err, "NotAuthorizedException", "User cannot be confirmed. Current status is CONFIRMED")
+	f.createInvited("evan", "Temp-Passw0rd1")
+	_, err = adm.AdminConfirmSignUp(f.ctx, &cip.AdminConfirmSignUpInput{UserPoolId: pool, Username: aws.String("evan")})
+	wantMessage(t, err, "NotAuthorizedException", "User cannot be confirmed. Current status is FORCE_CHANGE_PASSWORD")
+	if g, _ := adm.AdminGetUser(f.ctx, &cip.AdminGetUserInput{UserPoolId: pool, Username: aws.String("evan")}); g.UserStatus != types.UserStatusTypeForceChangePassword {
+		t.Errorf("a refused AdminConfirmSignUp changed the status to %s", g.UserStatus)
+	}
+	_, err = adm.AdminConfirmSignUp(f.ctx, &cip.AdminConfirmSignUpInput{UserPoolId: pool, Username: aws.String("nobody")})
+	wantMessage(t, err, "UserNotFoundException", "User does not exist.")
+}
+
+// AdminSetUserMFAPreference turns a user's TOTP MFA on and off as the
+// user's own SetUserMFAPreference does; TOTP needs a verified software
+// token, and no other factor can be turned on.
+func TestAdminSetUserMFAPreference(t *testing.T) {
+	f := start(t)
+	adm := f.admin()
+	pool := aws.String(poolID)
+	set := func(user string, s *types.SoftwareTokenMfaSettingsType, sms *types.SMSMfaSettingsType) error {
+		_, err := adm.AdminSetUserMFAPreference(f.ctx, &cip.AdminSetUserMFAPreferenceInput{UserPoolId: pool, Username: aws.String(user),
+			SoftwareTokenMfaSettings: s, SMSMfaSettings: sms})
+		return err
+	}
+	on := &types.SoftwareTokenMfaSettingsType{Enabled: true, PreferredMfa: true}
+	mfaOf := func(user string) ([]string, string) {
+		t.Helper()
+		g, err := adm.AdminGetUser(f.ctx, &cip.AdminGetUserInput{UserPoolId: pool, Username: aws.String(user)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g.UserMFASettingList, aws.ToString(g.PreferredMfaSetting)
+	}
+
+	// bob has no software token, then one associated but not verified.
+	wantMessage(t, set("bob", on, nil), "InvalidParameterException", "User has not set up software token mfa")
+	bob, err := f.passwordAuth("bob", "Bob-Passw0rd1")
+	if err != nil || bob.AuthenticationResult == nil {
+		t.Fatalf("bob sign-in: %v", err)
+	}
+	at := bob.AuthenticationResult.AccessToken
+	assoc, err := f.c.AssociateSoftwareToken(f.ctx, &cip.AssociateSoftwareTokenInput{AccessToken: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantMessage(t, set("bob", on, nil), "InvalidParameterException", "User has not verified software token mfa")
+	if list, _ := mfaOf("bob"); len(list) != 0 {
+		t.Fatalf("a refused preference turned MFA on: %v", list)
+	}
+	if _, err := f.c.VerifySoftwareToken(f.ctx, &cip.VerifySoftwareTokenInput{AccessToken: at,
+		UserCode: aws.String(f.totp(aws.ToString(assoc.SecretCode)))}); err != nil {
+		t.Fatal(err)
+	}
+	f.Clock.Advance(30 * time.Second)
+
+	// Verified: on, and bob's sign-in asks for the code.
+	if err := set("bob", on, &types.SMSMfaSettingsType{Enabled: false}); err != nil {
+		t.Fatalf("TOTP on: %v", err)
+	}
+	if list, pref := mfaOf("bob"); !slices.Equal(list, []string{"SOFTWARE_TOKEN_MFA"}) || pref != "SOFTWARE_TOKEN_MFA" {
+		t.Errorf("after TOTP on: %v %q", list, pref)
+	}
+	if out, err := f.passwordAuth("bob", "Bob-Passw0rd1"); err != nil || out.ChallengeName != types.ChallengeNameTypeSoftwareTokenMfa {
+		t.Fatalf("bob sign-in with TOTP on: %v %q", err, out.ChallengeName)
+	}
+	if !f.audited("AdminSetUserMFAPreference", "bob", "") {
+		t.Error("no AdminSetUserMFAPreference audit event")
+	}
+
+	// Off again (alice too, enrolled from the start): no challenge.
+	for _, user := range []string{"bob", "alice"} {
+		if err := set(user, &types.SoftwareTokenMfaSettingsType{Enabled: false}, nil); err != nil {
+			t.Fatalf("TOTP off for %s: %v", user, err)
+		}
+		if list, pref := mfaOf(user); len(list) != 0 || pref != "" {
+			t.Errorf("%s after TOTP off: %v %q", user, list, pref)
+		}
+	}
+	if out, err := f.passwordAuth("alice", "Alice-Passw0rd"); err != nil || out.AuthenticationResult == nil {
+		t.Fatalf("alice sign-in with TOTP off: %v %q", err, out.ChallengeName)
+	}
+
+	// Another factor, or an unknown user, is refused and changes nothing.
+	wantCode(t, set("alice", on, &types.SMSMfaSettingsType{Enabled: true}), "InvalidParameterException")
+	_, err = adm.AdminSetUserMFAPreference(f.ctx, &cip.AdminSetUserMFAPreferenceInput{UserPoolId: pool, Username: aws.String("alice"),
+		SoftwareTokenMfaSettings: on, EmailMfaSettings: &types.EmailMfaSettingsType{PreferredMfa: true}})
+	wantCode(t, err, "InvalidParameterException")
+	if list, _ := mfaOf("alice"); len(list) != 0 {
+		t.Errorf("a refused preference changed alice's MFA: %v", list)
+	}
+	wantMessage(t, set("nobody", on, nil), "UserNotFoundException", "User does not exist.")
+	wantMessage(t, set("nobody", nil, nil), "UserNotFoundException", "User does not exist.")
+}
+
+// The SDK leaves out a false Enabled ({Enabled: false} goes as {}): a
+// settings object given turns TOTP off when it does not say on, for the
+// user as for the administrator; a pool requiring MFA refuses that.
+func TestMFAPreferenceOmittedMembersAreFalse(t *testing.T) {
+	f := start(t)
+	at := f.signInAlice().AccessToken
+	if _, err := f.c.SetUserMFAPreference(f.ctx, &cip.SetUserMFAPreferenceInput{AccessToken: at,
+		SoftwareTokenMfaSettings: &types.SoftwareTokenMfaSettingsType{Enabled: false}}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := f.passwordAuth("alice", "Alice-Passw0rd"); err != nil || out.AuthenticationResult == nil {
+		t.Fatalf("alice after SetUserMFAPreference Enabled false: %v %q", err, out.ChallengeName)
+	}
+
+	req := start(t, func(c *config.Config) { c.UserPools[0].MFA = "required" })
+	_, err := req.admin().AdminSetUserMFAPreference(req.ctx, &cip.AdminSetUserMFAPreferenceInput{UserPoolId: aws.String(poolID),
+		Username: aws.String("alice"), SoftwareTokenMfaSettings: &types.SoftwareTokenMfaSettingsType{}})
+	wantMessage(t, err, "InvalidParameterException", "MFA is required by the user pool and cannot be disabled")
+	if out, err := req.passwordAuth("alice", "Alice-Passw0rd"); err != nil || out.ChallengeName != types.ChallengeNameTypeSoftwareTokenMfa {
+		t.Fatalf("alice after a refused preference: %v %q", err, out.ChallengeName)
+	}
+}
+
+// GetGroup, UpdateGroup and DeleteGroup: UpdateGroup changes only the
+// members it is given; an unknown group is ResourceNotFoundException.
+func TestGetUpdateDeleteGroup(t *testing.T) {
+	f := start(t)
+	adm := f.admin()
+	pool := aws.String(poolID)
+	if _, err := adm.CreateGroup(f.ctx, &cip.CreateGroupInput{UserPoolId: pool, GroupName: aws.String("editors"),
+		Description: aws.String("Edit things"), Precedence: aws.Int32(3)}); err != nil {
+		t.Fatal(err)
+	}
+	get := func(name string) (*types.GroupType, error) {
+		out, err := adm.GetGroup(f.ctx, &cip.GetGroupInput{UserPoolId: pool, GroupName: aws.String(name)})
+		if err != nil {
+			return nil, err
+		}
+		return out.Group, nil
+	}
+	g, err := get("editors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aws.ToString(g.GroupName) != "editors" || aws.ToString(g.UserPoolId) != poolID || aws.ToString(g.Description) != "Edit things" ||
+		aws.ToInt32(g.Precedence) != 3 || g.RoleArn != nil || g.CreationDate == nil || g.LastModifiedDate == nil {
+		t.Fatalf("GetGroup: %+v", g)
+	}
+	// GetGroup of a configured group carries its role.
+	if s, err := get("staff"); err != nil || aws.ToString(s.RoleArn) != "arn:aws:iam::000000000000:role/demo-staff" || aws.ToInt32(s.Precedence) != 1 {
+		t.Fatalf("GetGroup staff: %v %+v", err, s)
+	}
+
+	up, err := adm.UpdateGroup(f.ctx, &cip.UpdateGroupInput{UserPoolId: pool, GroupName: aws.String("editors"), Description: aws.String("Edits")})
+	if err != nil || aws.ToString(up.Group.Description) != "Edits" || aws.ToInt32(up.Group.Precedence) != 3 {
+		t.Fatalf("UpdateGroup description: %v %+v", err, up)
+	}
+	const role = "arn:aws:iam::000000000000:role/editors"
+	up, err = adm.UpdateGroup(f.ctx, &cip.UpdateGroupInput{UserPoolId: pool, GroupName: aws.String("editors"),
+		Precedence: aws.Int32(7), RoleArn: aws.String(role)})
+	if err != nil || aws.ToString(up.Group.Description) != "Edits" || aws.ToInt32(up.Group.Precedence) != 7 || aws.ToString(up.Group.RoleArn) != role {
+		t.Fatalf("UpdateGroup precedence and role: %v %+v", err, up)
+	}
+	if g, err := get("editors"); err != nil || aws.ToInt32(g.Precedence) != 7 || aws.ToString(g.RoleArn) != role || aws.ToString(g.Description) != "Edits" {
+		t.Fatalf("GetGroup after UpdateGroup: %v %+v", err, g)
+	}
+	_, err = adm.UpdateGroup(f.ctx, &cip.UpdateGroupInput{UserPoolId: pool, GroupName: aws.String("editors"), Precedence: aws.Int32(-1)})
+	wantCode(t, err, "InvalidParameterException")
+	if g, _ := get("editors"); aws.ToInt32(g.Precedence) != 7 {
+		t.Errorf("a refused UpdateGroup changed the precedence to %d", aws.ToInt32(g.Precedence))
+	}
+	if !f.audited("UpdateGroup", "", "editors") {
+		t.Error("no UpdateGroup audit event")
+	}
+
+	// Unknown groups; an UpdateGroup of one does not create it.
+	_, err = get("ghosts")
+	wantMessage(t, err, "ResourceNotFoundException", "Group not found.")
+	_, err = adm.UpdateGroup(f.ctx, &cip.UpdateGroupInput{UserPoolId: pool, GroupName: aws.String("ghosts"), Description: aws.String("boo")})
+	wantMessage(t, err, "ResourceNotFoundException", "Group not found.")
+	_, err = adm.DeleteGroup(f.ctx, &cip.DeleteGroupInput{UserPoolId: pool, GroupName: aws.String("ghosts")})
+	wantMessage(t, err, "ResourceNotFoundException", "Group not found.")
+	_, err = get("ghosts")
+	wantCode(t, err, "ResourceNotFoundException")
+
+	if _, err := adm.DeleteGroup(f.ctx, &cip.DeleteGroupInput{UserPoolId: pool, GroupName: aws.String("editors")}); err != nil {
+		t.Fatalf("DeleteGroup: %v", err)
+	}
+	_, err = get("editors")
+	wantMessage(t, err, "ResourceNotFoundException", "Group not found.")
+	_, err = adm.DeleteGroup(f.ctx, &cip.DeleteGroupInput{UserPoolId: pool, GroupName: aws.String("editors")})
+	wantCode(t, err, "ResourceNotFoundException")
+	if gs, err := adm.ListGroups(f.ctx, &cip.ListGroupsInput{UserPoolId: pool}); err != nil || len(gs.Groups) != 2 {
+		t.Fatalf("ListGroups after DeleteGroup: %v %+v", err, gs)
+	}
+	if !f.audited("DeleteGroup", "", "editors") {
+		t.Error("no DeleteGroup audit event")
+	}
+	_, err = adm.GetGroup(f.ctx, &cip.GetGroupInput{UserPoolId: aws.String("us-east-1_Nope"), GroupName: aws.String("staff")})
+	wantCode(t, err, "ResourceNotFoundException")
+}
+
+// tokenGroups returns the cognito:groups of a token (nil when absent).
+func tokenGroups(t *testing.T, tok *string) []string {
+	t.Helper()
+	var claims struct {
+		Groups []string `json:"cognito:groups"`
+	}
+	decode(t, aws.ToString(tok), &claims)
+	return claims.Groups
+}
+
+// DeleteGroup takes the group from its members: AdminListGroupsForUser no
+// longer lists it, tokens issued afterwards (sign-in or refresh) no longer
+// carry it, nor its role, and a group created later under the same name
+// starts empty.
+func TestDeleteGroupRemovesMembership(t *testing.T) {
+	f := start(t)
+	adm := f.admin()
+	pool := aws.String(poolID)
+	if _, err := adm.CreateGroup(f.ctx, &cip.CreateGroupInput{UserPoolId: pool, GroupName: aws.String("editors")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.AdminAddUserToGroup(f.ctx, &cip.AdminAddUserToGroupInput{UserPoolId: pool, Username: aws.String("bob"), GroupName: aws.String("editors")}); err != nil {
+		t.Fatal(err)
+	}
+	before, err := f.passwordAuth("bob", "Bob-Passw0rd1")
+	if err != nil || before.AuthenticationResult == nil {
+		t.Fatalf("bob sign-in: %v", err)
+	}
+	if got := tokenGroups(t, before.AuthenticationResult.IdToken); !slices.Equal(got, []string{"customers", "editors"}) {
+		t.Fatalf("cognito:groups before DeleteGroup: %v", got)
+	}
+
+	for _, g := range []string{"editors", "customers"} {
+		if _, err := adm.DeleteGroup(f.ctx, &cip.DeleteGroupInput{UserPoolId: pool, GroupName: aws.String(g)}); err != nil {
+			t.Fatalf("DeleteGroup %s: %v", g, err)
+		}
+		lg, err := adm.AdminListGroupsForUser(f.ctx, &cip.AdminListGroupsForUserInput{UserPoolId: pool, Username: aws.String("bob")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range lg.Groups {
+			if aws.ToString(x.GroupName) == g {
+				t.Errorf("AdminListGroupsForUser lists the deleted group %s", g)
+			}
+		}
+		if g == "editors" {
+			res, err := f.passwordAuth("bob", "Bob-Passw0rd1")
+			if err != nil || res.AuthenticationResult == nil {
+				t.Fatalf("bob sign-in after DeleteGroup: %v", err)
+			}
+			for _, tok := range []*string{res.AuthenticationResult.IdToken, res.AuthenticationResult.AccessToken} {
+				if got := tokenGroups(t, tok); !slices.Equal(got, []string{"customers"}) {
+					t.Errorf("cognito:groups after DeleteGroup editors: %v", got)
+				}
+			}
+		}
+	}
+	// Neither group is left: a refreshed token has no cognito:groups and
+	// no role from the deleted customers group.
+	ref, err := f.refresh(before.AuthenticationResult.RefreshToken)
+	if err != nil || ref.AuthenticationResult == nil {
+		t.Fatalf("refresh after DeleteGroup: %v", err)
+	}
+	var id map[string]any
+	decode(t, aws.ToString(ref.AuthenticationResult.IdToken), &id)
+	for _, c := range []string{"cognito:groups", "cognito:roles", "cognito:preferred_role"} {
+		if v, ok := id[c]; ok {
+			t.Errorf("refreshed ID token still has %s: %v", c, v)
+		}
+	}
+	u, err := f.App.Core.Store.GetUser(f.ctx, poolID, "bob")
+	if err != nil || len(u.Groups) != 0 {
+		t.Fatalf("bob's stored groups: %v %v", err, u.Groups)
+	}
+	// alice (staff) is untouched.
+	if a, _ := f.App.Core.Store.GetUser(f.ctx, poolID, "alice"); !slices.Equal(a.Groups, []string{"staff"}) {
+		t.Errorf("alice's groups: %v", a.Groups)
+	}
+	// A new group of the same name inherits no member.
+	if _, err := adm.CreateGroup(f.ctx, &cip.CreateGroupInput{UserPoolId: pool, GroupName: aws.String("editors")}); err != nil {
+		t.Fatal(err)
+	}
+	lu, err := adm.ListUsersInGroup(f.ctx, &cip.ListUsersInGroupInput{UserPoolId: pool, GroupName: aws.String("editors")})
+	if err != nil || len(lu.Users) != 0 {
+		t.Fatalf("members of the new editors group: %v %+v", err, lu)
+	}
+}
+
+// A membership added while its group is being deleted never outlives the
+// group: AdminAddUserToGroup reads the group in the transaction that
+// writes the user, and DeleteGroup removes the members in the one that
+// deletes it. On both stores (PostgreSQL with WRIT_TEST_POSTGRES).
+func TestDeleteGroupRacingAddUserToGroup(t *testing.T) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		t.Run(backend, func(t *testing.T) {
+			var opts []apptest.Option
+			if backend == "postgres" {
+				dsn := postgres.TestSchema(t)
+				opts = append(opts, func(c *config.Config) { c.Store = dsn })
+			}
+			f := start(t, opts...)
+			adm := f.admin()
+			pool := aws.String(poolID)
+			var users []string
+			for i := range 8 {
+				users = append(users, fmt.Sprintf("racer%d", i))
+				f.createInvited(users[i], "Temp-Passw0rd1")
+			}
+			for round := range 10 {
+				if _, err := adm.CreateGroup(f.ctx, &cip.CreateGroupInput{UserPoolId: pool, GroupName: aws.String("editors")}); err != nil {
+					t.Fatal(err)
+				}
+				var wg sync.WaitGroup
+				errs := make(chan error, len(users)+1)
+				for _, u := range users {
+					wg.Go(func() {
+						_, err := adm.AdminAddUserToGroup(f.ctx, &cip.AdminAddUserToGroupInput{UserPoolId: pool, Username: aws.String(u), GroupName: aws.String("editors")})
+						if err != nil && !strings.Contains(err.Error(), "ResourceNotFoundException") {
+							errs <- fmt.Errorf("AdminAddUserToGroup %s: %w", u, err)
+						}
+					})
+				}
+				wg.Go(func() {
+					if _, err := adm.DeleteGroup(f.ctx, &cip.DeleteGroupInput{UserPoolId: pool, GroupName: aws.String("editors")}); err != nil {
+						errs <- fmt.Errorf("DeleteGroup: %w", err)
+					}
+				})
+				wg.Wait()
+				close(errs)
+				for err := range errs {
+					t.Fatalf("round %d: %v", round, err)
+				}
+				for _, name := range users {
+					if u, err := f.App.Core.Store.GetUser(f.ctx, poolID, name); err != nil || slices.Contains(u.Groups, "editors") {
+						t.Fatalf("round %d: %s is in the deleted group: %v %v", round, name, err, u.Groups)
+					}
+				}
+			}
+		})
+	}
+}
+
+// Each new operation needs SigV4 and its own IAM action
+// (cognito-idp:<Operation>): a caller allowed other admin actions but not
+// these gets AccessDeniedException, an unsigned one
+// MissingAuthenticationTokenException, and neither changes anything.
+func TestNewAdminOpsNeedTheirIAMAction(t *testing.T) {
+	f := start(t, func(c *config.Config) {
+		c.IAM.Users = append(c.IAM.Users, config.IAMUser{Name: "helpdesk", AccessKeyID: "AKIAWRITHELPDESK0001",
+			SecretAccessKey: config.NewSecret("helpdesk-secret"), Policy: config.NewPolicyDoc([]byte(
+				`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["cognito-idp:AdminGetUser","cognito-idp:ListGroups"],"Resource":"*"}]}`))})
+	})
+	pool := aws.String(poolID)
+	f.signUp("dana", "Dana-Passw0rd1", "dana@example.com")
+	calls := []struct {
+		op   string
+		call func(c *cip.Client) error
+	}{
+		{"AdminConfirmSignUp", func(c *cip.Client) error {
+			_, err := c.AdminConfirmSignUp(f.ctx, &cip.AdminConfirmSignUpInput{UserPoolId: pool, Username: aws.String("dana")})
+			return err
+		}},
+		{"AdminSetUserMFAPreference", func(c *cip.Client) error {
+			_, err := c.AdminSetUserMFAPreference(f.ctx, &cip.AdminSetUserMFAPreferenceInput{UserPoolId: pool, Username: aws.String("alice"),
+				SoftwareTokenMfaSettings: &types.SoftwareTokenMfaSettingsType{Enabled: false}})
+			return err
+		}},
+		{"GetGroup", func(c *cip.Client) error {
+			_, err := c.GetGroup(f.ctx, &cip.GetGroupInput{UserPoolId: pool, GroupName: aws.String("staff")})
+			return err
+		}},
+		{"UpdateGroup", func(c *cip.Client) error {
+			_, err := c.UpdateGroup(f.ctx, &cip.UpdateGroupInput{UserPoolId: pool, GroupName: aws.String("staff"), Precedence: aws.Int32(99)})
+			return err
+		}},
+		{"DeleteGroup", func(c *cip.Client) error {
+			_, err := c.DeleteGroup(f.ctx, &cip.DeleteGroupInput{UserPoolId: pool, GroupName: aws.String("staff")})
+			return err
+		}},
+	}
+	helpdesk := f.adminClient("AKIAWRITHELPDESK0001", "helpdesk-secret", "")
+	if _, err := helpdesk.AdminGetUser(f.ctx, &cip.AdminGetUserInput{UserPoolId: pool, Username: aws.String("alice")}); err != nil {
+		t.Fatalf("the helpdesk's allowed action: %v", err)
+	}
+	for _, c := range calls {
+		e := wantCode(t, c.call(helpdesk), "AccessDeniedException")
+		if !strings.Contains(e.Message, "not authorized to perform: cognito-idp:"+c.op+" on resource: arn:aws:cognito-idp:us-east-1:000000000000:userpool/"+poolID) {
+			t.Errorf("%s: denial %q", c.op, e.Message)
+		}
+		wantCode(t, c.call(f.c), "MissingAuthenticationTokenException")
+	}
+
+	// Nothing changed.
+	adm := f.admin()
+	if g, err := adm.AdminGetUser(f.ctx, &cip.AdminGetUserInput{UserPoolId: pool, Username: aws.String("dana")}); err != nil || g.UserStatus != types.UserStatusTypeUnconfirmed {
+		t.Errorf("dana after refused calls: %v %+v", err, g)
+	}
+	if g, err := adm.AdminGetUser(f.ctx, &cip.AdminGetUserInput{UserPoolId: pool, Username: aws.String("alice")}); err != nil || len(g.UserMFASettingList) != 1 {
+		t.Errorf("alice's MFA after refused calls: %v %+v", err, g)
+	}
+	if g, err := adm.GetGroup(f.ctx, &cip.GetGroupInput{UserPoolId: pool, GroupName: aws.String("staff")}); err != nil || aws.ToInt32(g.Group.Precedence) != 1 {
+		t.Errorf("staff after refused calls: %v %+v", err, g)
+	}
+	// The administrator (Allow *) may call every one of them.
+	for _, c := range calls {
+		if err := c.call(adm); err != nil {
+			t.Errorf("%s as administrator: %v", c.op, err)
+		}
+	}
+}
