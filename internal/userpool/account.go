@@ -386,6 +386,22 @@ func (p *Pool) putCode(ctx context.Context, tx store.Tx, purpose, bind string, u
 	return p.queueMail(ctx, tx, u.Email, subject, fmt.Sprintf(text, code))
 }
 
+// decoyCode answers a code request that mails nothing (decoyDelivery)
+// after the write a mailed code costs: putCode's transaction, its code
+// stored under a key no user's code has, never checked, expiring as a
+// code does. Without it, the missing write would tell by the time the
+// answer takes that no account exists.
+func (p *Pool) decoyCode(ctx context.Context, purpose, username string, life time.Duration) (CodeDelivery, error) {
+	now := p.now()
+	if err := p.st().InTx(ctx, func(tx store.Tx) error {
+		return tx.PutCode(ctx, store.Code{Key: "decoy/" + p.codeKey(purpose, username),
+			CodeHash: p.svc.HashClientSecret(codeSecret(purpose, "", newCode())), CreatedAt: now, ExpiresAt: now.Add(life)})
+	}); err != nil {
+		return CodeDelivery{}, internal(err)
+	}
+	return p.decoyDelivery(username), nil
+}
+
 // codeDelivery is where a code mailed to u went.
 func codeDelivery(u store.User) CodeDelivery {
 	return CodeDelivery{Destination: maskEmail(u.Email), DeliveryMedium: "EMAIL", AttributeName: "email"}
@@ -638,7 +654,7 @@ func (p *Pool) ResendConfirmationCode(ctx context.Context, c store.Client, usern
 	u, err := p.st().GetUser(ctx, p.cfg.ID, username)
 	if errors.Is(err, store.ErrNotFound) {
 		// Answer as for an existing user: no account enumeration.
-		return p.decoyDelivery(username), nil
+		return p.decoyCode(ctx, "confirm", username, codeLifetime)
 	}
 	if err != nil {
 		return CodeDelivery{}, internal(err)
@@ -690,7 +706,7 @@ func (p *Pool) ForgotPassword(ctx context.Context, c store.Client, username, sec
 		ev := auditEvent("ForgotPassword", c.ClientID, username, u.Sub,
 			&Error{Code: CodeNotAuthorized, Message: "No code sent.", Cause: errors.New(why)})
 		p.record(ctx, ev)
-		return p.decoyDelivery(username), nil
+		return p.decoyCode(ctx, "reset", username, resetLifetime)
 	}
 	d, err := p.sendCode(ctx, "reset", u, resetLifetime, "Your password reset code", "Your password reset code is %s")
 	p.record(ctx, auditFor("ForgotPassword", c, u, err))
