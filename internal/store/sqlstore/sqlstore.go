@@ -512,8 +512,14 @@ func (s *DB) Close() error {
 	return s.db.Close()
 }
 
-// sentMailKept is how long mail whose delivery ended stays in the outbox.
-const sentMailKept = 24 * time.Hour
+// sentMailKept is how long mail whose delivery ended stays in the outbox;
+// keptMailKept how long mail kept there without SMTP does (for `writ
+// outbox` to show), as long as the longest a code or temporary password
+// in it can be used (7 days, a temporary password's life in Cognito).
+const (
+	sentMailKept = 24 * time.Hour
+	keptMailKept = 7 * 24 * time.Hour
+)
 
 // DeleteExpired removes expired rows.
 func (s *DB) DeleteExpired(ctx context.Context, now time.Time) error {
@@ -534,6 +540,9 @@ func (s *DB) DeleteExpired(ctx context.Context, now time.Time) error {
 		// Delivered mail (its body already erased) is kept a day, for
 		// `writ outbox` to show what was sent and what was given up.
 		if _, err := c.exec(ctx, `DELETE FROM outbox WHERE deliver = 1 AND done_at > 0 AND done_at <= ?`, ms-int64(sentMailKept/time.Millisecond)); err != nil {
+			return fmt.Errorf("store: delete expired: %w", err)
+		}
+		if _, err := c.exec(ctx, `DELETE FROM outbox WHERE deliver = 0 AND created_at <= ?`, ms-int64(keptMailKept/time.Millisecond)); err != nil {
 			return fmt.Errorf("store: delete expired: %w", err)
 		}
 		return nil

@@ -465,6 +465,13 @@ func testOutbox(t *testing.T, s store.Store) {
 	if _, ok, err := s.ClaimMail(ctx, t0.Add(time.Hour), time.Minute); err != nil || ok {
 		t.Fatalf("claimed kept mail: %v %v", ok, err)
 	}
+	// It goes 7 days after it was made, when no code in it works.
+	id3, err := s.EnqueueMail(ctx, store.Mail{To: "c@x", Subject: "s3", Body: "b3", CreatedAt: t0.Add(time.Hour)})
+	must(t, err)
+	must(t, s.DeleteExpired(ctx, t0.Add(7*24*time.Hour+time.Minute)))
+	if ms, _ = s.ListMail(ctx, 0); len(ms) != 1 || ms[0].ID != id3 {
+		t.Fatalf("after 7 days: %+v", ms)
+	}
 }
 
 func testMailDelivery(t *testing.T, s store.Store) {
