@@ -400,40 +400,31 @@ func (m mfaPreference) totp() (enabled, preferred *bool, err error) {
 }
 
 func (a *IDP) setUserMFAPreference(ctx context.Context, r *http.Request, body []byte) (any, error) {
-	var in struct {
-		AccessToken string
+	type input struct {
+		tokenInput
 		mfaPreference
 	}
-	if err := awsjson.Decode(body, &in); err != nil {
-		return nil, err
-	}
-	p, err := a.tokenPool(in.AccessToken)
-	if err != nil {
-		return nil, err
-	}
-	enabled, preferred, err := in.totp()
-	if err != nil {
-		return nil, err
-	}
-	if err := p.SetMFAPreference(ctx, in.AccessToken, enabled, preferred); err != nil {
-		return nil, err
-	}
-	return struct{}{}, nil
+	return withToken(a, body, nil, func(p *userpool.Pool, in *input) (any, error) {
+		enabled, preferred, err := in.totp()
+		if err != nil {
+			return nil, err
+		}
+		return struct{}{}, p.SetMFAPreference(ctx, in.AccessToken, enabled, preferred)
+	})
 }
 
 func (a *IDP) getUser(ctx context.Context, r *http.Request, body []byte) (any, error) {
-	var in struct{ AccessToken string }
-	if err := awsjson.Decode(body, &in); err != nil {
-		return nil, err
-	}
-	p, err := a.tokenPool(in.AccessToken)
-	if err != nil {
-		return nil, err
-	}
-	_, u, err := p.AccessUser(ctx, in.AccessToken)
-	if err != nil {
-		return nil, err
-	}
+	return withToken(a, body, nil, func(p *userpool.Pool, in *tokenInput) (any, error) {
+		_, u, err := p.AccessUser(ctx, in.AccessToken)
+		if err != nil {
+			return nil, err
+		}
+		return userOutput(u), nil
+	})
+}
+
+// userOutput is GetUser's answer for u.
+func userOutput(u store.User) any {
 	attrs := []attributeType{}
 	for _, at := range userpool.Attributes(u) {
 		attrs = append(attrs, attributeType{Name: at.Name, Value: at.Value})
@@ -445,133 +436,129 @@ func (a *IDP) getUser(ctx context.Context, r *http.Request, body []byte) (any, e
 			out["PreferredMfaSetting"] = "SOFTWARE_TOKEN_MFA"
 		}
 	}
-	return out, nil
+	return out
 }
 
 func (a *IDP) updateUserAttributes(ctx context.Context, r *http.Request, body []byte) (any, error) {
-	var in struct {
-		AccessToken    string
+	type input struct {
+		tokenInput
 		UserAttributes []attributeType
 	}
-	if err := awsjson.Decode(body, &in); err != nil {
-		return nil, err
-	}
-	if in.UserAttributes == nil {
-		return nil, missing("userAttributes")
-	}
-	p, err := a.tokenPool(in.AccessToken)
-	if err != nil {
-		return nil, err
-	}
-	ds, err := p.UpdateAttributes(ctx, in.AccessToken, toAttrs(in.UserAttributes), awsjson.SourceIP(r))
-	if err != nil {
-		return nil, err
-	}
-	list := []*codeDeliveryDetails{}
-	for _, d := range ds {
-		list = append(list, delivery(d))
-	}
-	return map[string]any{"CodeDeliveryDetailsList": list}, nil
+	check := func(in *input) error { return required(in.UserAttributes == nil, "userAttributes") }
+	return withToken(a, body, check, func(p *userpool.Pool, in *input) (any, error) {
+		ds, err := p.UpdateAttributes(ctx, in.AccessToken, toAttrs(in.UserAttributes), awsjson.SourceIP(r))
+		if err != nil {
+			return nil, err
+		}
+		list := []*codeDeliveryDetails{}
+		for _, d := range ds {
+			list = append(list, delivery(d))
+		}
+		return map[string]any{"CodeDeliveryDetailsList": list}, nil
+	})
 }
 
 func (a *IDP) getUserAttributeVerificationCode(ctx context.Context, r *http.Request, body []byte) (any, error) {
-	var in struct{ AccessToken, AttributeName string }
-	if err := awsjson.Decode(body, &in); err != nil {
-		return nil, err
+	type input struct {
+		tokenInput
+		AttributeName string
 	}
-	if in.AttributeName == "" {
-		return nil, missing("attributeName")
-	}
-	p, err := a.tokenPool(in.AccessToken)
-	if err != nil {
-		return nil, err
-	}
-	d, err := p.GetAttributeVerificationCode(ctx, in.AccessToken, in.AttributeName, awsjson.SourceIP(r))
-	if err != nil {
-		return nil, err
-	}
-	return map[string]any{"CodeDeliveryDetails": delivery(d)}, nil
+	check := func(in *input) error { return required(in.AttributeName == "", "attributeName") }
+	return withToken(a, body, check, func(p *userpool.Pool, in *input) (any, error) {
+		d, err := p.GetAttributeVerificationCode(ctx, in.AccessToken, in.AttributeName, awsjson.SourceIP(r))
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"CodeDeliveryDetails": delivery(d)}, nil
+	})
 }
 
 func (a *IDP) verifyUserAttribute(ctx context.Context, r *http.Request, body []byte) (any, error) {
-	var in struct{ AccessToken, AttributeName, Code string }
-	if err := awsjson.Decode(body, &in); err != nil {
-		return nil, err
+	type input struct {
+		tokenInput
+		AttributeName, Code string
 	}
-	if in.AttributeName == "" {
-		return nil, missing("attributeName")
+	check := func(in *input) error {
+		if in.AttributeName == "" {
+			return missing("attributeName")
+		}
+		return required(in.Code == "", "code")
 	}
-	if in.Code == "" {
-		return nil, missing("code")
-	}
-	p, err := a.tokenPool(in.AccessToken)
-	if err != nil {
-		return nil, err
-	}
-	if err := p.VerifyAttribute(ctx, in.AccessToken, in.AttributeName, in.Code, awsjson.SourceIP(r)); err != nil {
-		return nil, err
-	}
-	return struct{}{}, nil
+	return withToken(a, body, check, func(p *userpool.Pool, in *input) (any, error) {
+		return struct{}{}, p.VerifyAttribute(ctx, in.AccessToken, in.AttributeName, in.Code, awsjson.SourceIP(r))
+	})
 }
 
 func (a *IDP) deleteUserAttributes(ctx context.Context, r *http.Request, body []byte) (any, error) {
-	var in struct {
-		AccessToken        string
+	type input struct {
+		tokenInput
 		UserAttributeNames []string
 	}
-	if err := awsjson.Decode(body, &in); err != nil {
-		return nil, err
-	}
-	if in.UserAttributeNames == nil {
-		return nil, missing("userAttributeNames")
-	}
-	p, err := a.tokenPool(in.AccessToken)
-	if err != nil {
-		return nil, err
-	}
-	if err := p.DeleteAttributes(ctx, in.AccessToken, in.UserAttributeNames); err != nil {
-		return nil, err
-	}
-	return struct{}{}, nil
+	check := func(in *input) error { return required(in.UserAttributeNames == nil, "userAttributeNames") }
+	return withToken(a, body, check, func(p *userpool.Pool, in *input) (any, error) {
+		return struct{}{}, p.DeleteAttributes(ctx, in.AccessToken, in.UserAttributeNames)
+	})
 }
 
-// withAccessToken serves an operation whose one member is AccessToken and
-// whose answer is empty: op runs on the token's pool.
-func (a *IDP) withAccessToken(body []byte, op func(p *userpool.Pool, token string) error) (any, error) {
-	var in struct{ AccessToken string }
-	if err := awsjson.Decode(body, &in); err != nil {
+// tokenInput is the AccessToken member of an operation's input, which
+// withToken reads.
+type tokenInput struct{ AccessToken string }
+
+func (t *tokenInput) token() string { return t.AccessToken }
+
+// withToken serves an operation called with an access token: it decodes
+// the input (an In, embedding tokenInput), checks its other required
+// members (check; nil when there are none), finds the token's pool and
+// runs op there. An op's error is the answer; its result is only when the
+// error is nil.
+func withToken[In any, P interface {
+	*In
+	token() string
+}](a *IDP, body []byte, check func(*In) error, op func(p *userpool.Pool, in *In) (any, error)) (any, error) {
+	in := new(In)
+	if err := awsjson.Decode(body, in); err != nil {
 		return nil, err
 	}
-	p, err := a.tokenPool(in.AccessToken)
+	if check != nil {
+		if err := check(in); err != nil {
+			return nil, err
+		}
+	}
+	p, err := a.tokenPool(P(in).token())
 	if err != nil {
 		return nil, err
 	}
-	if err := op(p, in.AccessToken); err != nil {
+	out, err := op(p, in)
+	if err != nil {
 		return nil, err
 	}
-	return struct{}{}, nil
+	return out, nil
+}
+
+// required is the error for a required member left out (missing) when
+// absent, else nil.
+func required(absent bool, field string) error {
+	if absent {
+		return missing(field)
+	}
+	return nil
 }
 
 func (a *IDP) deleteUser(ctx context.Context, r *http.Request, body []byte) (any, error) {
-	return a.withAccessToken(body, func(p *userpool.Pool, token string) error { return p.DeleteSelf(ctx, token) })
+	return withToken(a, body, nil, func(p *userpool.Pool, in *tokenInput) (any, error) {
+		return struct{}{}, p.DeleteSelf(ctx, in.AccessToken)
+	})
 }
 
 func (a *IDP) changePassword(ctx context.Context, r *http.Request, body []byte) (any, error) {
-	var in struct{ AccessToken, PreviousPassword, ProposedPassword string }
-	if err := awsjson.Decode(body, &in); err != nil {
-		return nil, err
+	type input struct {
+		tokenInput
+		PreviousPassword, ProposedPassword string
 	}
-	if in.ProposedPassword == "" {
-		return nil, missing("proposedPassword")
-	}
-	p, err := a.tokenPool(in.AccessToken)
-	if err != nil {
-		return nil, err
-	}
-	if err := p.ChangePassword(ctx, in.AccessToken, in.PreviousPassword, in.ProposedPassword); err != nil {
-		return nil, err
-	}
-	return struct{}{}, nil
+	check := func(in *input) error { return required(in.ProposedPassword == "", "proposedPassword") }
+	return withToken(a, body, check, func(p *userpool.Pool, in *input) (any, error) {
+		return struct{}{}, p.ChangePassword(ctx, in.AccessToken, in.PreviousPassword, in.ProposedPassword)
+	})
 }
 
 func (a *IDP) forgotPassword(ctx context.Context, r *http.Request, body []byte) (any, error) {
@@ -612,7 +599,9 @@ func (a *IDP) confirmForgotPassword(ctx context.Context, r *http.Request, body [
 }
 
 func (a *IDP) globalSignOut(ctx context.Context, r *http.Request, body []byte) (any, error) {
-	return a.withAccessToken(body, func(p *userpool.Pool, token string) error { return p.GlobalSignOut(ctx, token) })
+	return withToken(a, body, nil, func(p *userpool.Pool, in *tokenInput) (any, error) {
+		return struct{}{}, p.GlobalSignOut(ctx, in.AccessToken)
+	})
 }
 
 func (a *IDP) revokeToken(ctx context.Context, r *http.Request, body []byte) (any, error) {
