@@ -2,6 +2,7 @@ package objects_test
 
 import (
 	"context"
+	"encoding/xml"
 	"io"
 	"net/http"
 	"net/url"
@@ -80,4 +81,60 @@ func TestAuthorizationErrors(t *testing.T) {
 	if st, body := get(url.Values{}, map[string]string{"Authorization": "AWS " + adminAK + ":c2lnbmF0dXJl"}); st != 400 || !strings.Contains(body, "<Code>InvalidRequest</Code>") {
 		t.Errorf("SigV2: %d %s", st, body)
 	}
+}
+
+// TestErrorsNameWhatIsMissing: as S3's, a NoSuchKey error names the key,
+// NoSuchBucket the bucket and NoSuchUpload the upload (presigned requests
+// read with a plain HTTP client, which sees the body the SDK hides).
+func TestErrorsNameWhatIsMissing(t *testing.T) {
+	f := &fx{Env: apptest.Start(t), t: t, ctx: context.Background()}
+	admin := f.client(adminAK, adminSecret, "", true)
+	presign := s3.NewPresignClient(admin)
+	fetch := func(method, presigned string) s3ErrorNames {
+		t.Helper()
+		u, err := url.Parse(presigned)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest(method, f.App.URL(app.Objects)+u.EscapedPath()+"?"+u.RawQuery, nil)
+		req.Host = u.Host // the host it was signed for
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var e s3ErrorNames
+		b, _ := io.ReadAll(resp.Body)
+		if err := xml.Unmarshal(b, &e); err != nil || resp.StatusCode != 404 {
+			t.Fatalf("%d %s", resp.StatusCode, b)
+		}
+		return e
+	}
+	key, err := presign.PresignGetObject(f.ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String("no/such key")}, s3.WithPresignExpires(5*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := fetch("GET", key.URL); e.Code != "NoSuchKey" || e.Key != "no/such key" || e.BucketName != "" {
+		t.Errorf("missing key: %+v", e)
+	}
+	b, err := presign.PresignGetObject(f.ctx, &s3.GetObjectInput{Bucket: aws.String("no-such-bucket"), Key: aws.String("k")}, s3.WithPresignExpires(5*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := fetch("GET", b.URL); e.Code != "NoSuchBucket" || e.BucketName != "no-such-bucket" || e.Key != "" {
+		t.Errorf("missing bucket: %+v", e)
+	}
+	up, err := presign.PresignUploadPart(f.ctx, &s3.UploadPartInput{Bucket: aws.String(bucket), Key: aws.String("k"), UploadId: aws.String("nope"),
+		PartNumber: aws.Int32(1)}, s3.WithPresignExpires(5*time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := fetch("PUT", up.URL); e.Code != "NoSuchUpload" || e.UploadID != "nope" {
+		t.Errorf("missing upload: %+v", e)
+	}
+}
+
+type s3ErrorNames struct {
+	Code, BucketName, Key string
+	UploadID              string `xml:"UploadId"`
 }

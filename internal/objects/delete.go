@@ -19,7 +19,7 @@ func errNoSuchBucket() *s3Error {
 }
 
 func errNoSuchKey(bucket, key string) *s3Error {
-	return &s3Error{status: http.StatusNotFound, code: "NoSuchKey", message: "The specified key does not exist.", resource: "/" + bucket + "/" + key}
+	return &s3Error{status: http.StatusNotFound, code: "NoSuchKey", message: "The specified key does not exist.", resource: "/" + bucket + "/" + key, key: key}
 }
 
 func errMalformedXML() *s3Error {

@@ -107,6 +107,8 @@ type s3Error struct {
 	// method and resourceType are a refused CORS preflight's <Method> and
 	// <ResourceType> (OBJECT or BUCKET).
 	method, resourceType string
+	// key is NoSuchKey's missing key (<Key>).
+	key string
 }
 
 func (e *s3Error) Error() string { return "objects: " + e.code + ": " + e.message }
@@ -126,6 +128,9 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, e *s3Error,
 		XMLName          xml.Name `xml:"Error"`
 		Code             string   `xml:"Code"`
 		Message          string   `xml:"Message"`
+		BucketName       string   `xml:"BucketName,omitempty"`
+		Key              string   `xml:"Key,omitempty"`
+		UploadID         string   `xml:"UploadId,omitempty"`
 		Resource         string   `xml:"Resource,omitempty"`
 		Region           string   `xml:"Region,omitempty"`
 		HeadersNotSigned string   `xml:"HeadersNotSigned,omitempty"`
@@ -134,6 +139,19 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, e *s3Error,
 		RequestID        string   `xml:"RequestId"`
 	}{Code: e.code, Message: e.message, Resource: e.resource, Region: e.region, HeadersNotSigned: e.headersNotSigned,
 		Method: e.method, ResourceType: e.resourceType, RequestID: reqID}
+	// What S3 names in these errors besides the message: the missing key
+	// (a copy's source, so named by the error), the request's bucket (not
+	// for a copy, whose missing bucket may be either), the upload.
+	switch e.code {
+	case "NoSuchKey":
+		v.Key = e.key
+	case "NoSuchBucket", "BucketNotEmpty", "BucketAlreadyOwnedByYou":
+		if r.Header.Get("X-Amz-Copy-Source") == "" {
+			v.BucketName, _ = h.split(r)
+		}
+	case "NoSuchUpload":
+		v.UploadID = r.URL.Query().Get("uploadId")
+	}
 	b, _ := xml.Marshal(v)
 	w.Header().Set("Content-Type", "application/xml")
 	w.WriteHeader(e.status)
