@@ -383,20 +383,20 @@ func TestCLI(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, end := range []func(id int64, now time.Time) error{
-		func(id int64, now time.Time) error {
-			return core.Store.RetryMail(context.Background(), id, now.Add(time.Minute), "451 4.3.0 try later")
+	for _, end := range []func(m store.Mail, now time.Time) error{
+		func(m store.Mail, now time.Time) error {
+			return core.Store.RetryMail(context.Background(), m, now.Add(time.Minute), "451 4.3.0 try later")
 		},
-		func(id int64, now time.Time) error { return core.Store.EndMail(context.Background(), id, now, "") },
-		func(id int64, now time.Time) error {
-			return core.Store.EndMail(context.Background(), id, now, "550 5.1.1 no such user")
+		func(m store.Mail, now time.Time) error { return core.Store.EndMail(context.Background(), m, now, "") },
+		func(m store.Mail, now time.Time) error {
+			return core.Store.EndMail(context.Background(), m, now, "550 5.1.1 no such user")
 		},
 	} {
 		m, ok, err := core.Store.ClaimMail(context.Background(), at.Add(time.Hour), time.Minute)
 		if !ok || err != nil {
 			t.Fatal(ok, err)
 		}
-		if err := end(m.ID, at.Add(time.Hour)); err != nil {
+		if err := end(m, at.Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 	}

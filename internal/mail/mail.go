@@ -183,8 +183,8 @@ func isPermanent(err error) bool {
 // Outbox is the part of the store a Sender uses.
 type Outbox interface {
 	ClaimMail(ctx context.Context, now time.Time, lease time.Duration) (store.Mail, bool, error)
-	RetryMail(ctx context.Context, id int64, next time.Time, why string) error
-	EndMail(ctx context.Context, id int64, now time.Time, why string) error
+	RetryMail(ctx context.Context, m store.Mail, next time.Time, why string) error
+	EndMail(ctx context.Context, m store.Mail, now time.Time, why string) error
 }
 
 const (
@@ -295,10 +295,10 @@ func (s *Sender) deliver(ctx context.Context, m store.Mail) {
 	var rerr error
 	switch {
 	case err == nil:
-		rerr = s.Store.EndMail(rctx, m.ID, now, "")
+		rerr = s.Store.EndMail(rctx, m, now, "")
 	case ctx.Err() != nil && !isPermanent(err):
 		outcome = "retry"
-		rerr = s.Store.RetryMail(rctx, m.ID, now, "interrupted: the sender stopped")
+		rerr = s.Store.RetryMail(rctx, m, now, "interrupted: the sender stopped")
 	case isPermanent(err) || m.Attempts >= maxAttempts:
 		outcome = "failed"
 		why := err.Error()
@@ -306,16 +306,17 @@ func (s *Sender) deliver(ctx context.Context, m store.Mail) {
 			why = fmt.Sprintf("gave up after %d attempts: %s", m.Attempts, why)
 		}
 		s.Log.Warn("mail: delivery failed; giving up", "mail_id", m.ID, "attempts", m.Attempts, "err", err)
-		rerr = s.Store.EndMail(rctx, m.ID, now, why)
+		rerr = s.Store.EndMail(rctx, m, now, why)
 	default:
 		outcome = "retry"
 		next := now.Add(backoff(m.Attempts))
 		s.Log.Warn("mail: delivery failed; will try again", "mail_id", m.ID, "attempts", m.Attempts, "retry_at", next, "err", err)
-		rerr = s.Store.RetryMail(rctx, m.ID, next, err.Error())
+		rerr = s.Store.RetryMail(rctx, m, next, err.Error())
 	}
 	if rerr != nil {
-		// The lease runs out and the message is tried again: sent twice
-		// at worst, never lost.
+		// The lease runs out and the message is tried again (or another
+		// sender's claim took it meanwhile): sent twice at worst, never
+		// lost.
 		s.Log.Warn("mail: cannot record a delivery", "mail_id", m.ID, "outcome", outcome, "err", rerr)
 	}
 	if s.Sent != nil {

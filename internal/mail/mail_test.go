@@ -232,7 +232,7 @@ func TestSenderSTARTTLSAndAuth(t *testing.T) {
 	if !m.DoneAt.IsZero() || m.Body != "code 2" || !strings.Contains(m.LastError, "535") || strings.Contains(m.LastError, "wrong") {
 		t.Fatalf("with a wrong password: %+v", m)
 	}
-	must(t, st.EndMail(ctx, bad, c.t, "test: done with"))
+	must(t, st.EndMail(ctx, outbox(t, st)[bad], c.t, "test: done with"))
 
 	// A certificate the sender does not trust: no credentials go out.
 	untrusted := queue(t, st, "carol@example.com", "code 3", c.t)
@@ -289,7 +289,7 @@ func TestSenderTLSModes(t *testing.T) {
 	if m, ok := plain.Received(); ok {
 		t.Fatalf("sent in clear: %+v", m)
 	}
-	must(t, st.EndMail(ctx, id, c.t, "test: done with"))
+	must(t, st.EndMail(ctx, outbox(t, st)[id], c.t, "test: done with"))
 
 	implicit := apptest.StartSMTP(t, apptest.SMTPOptions{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}, Implicit: true,
 		Username: "writ", Password: "s3cret"})

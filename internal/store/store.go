@@ -296,12 +296,18 @@ type Outbox interface {
 	// false when none waits. Concurrent claims never take the same mail
 	// while its lease runs.
 	ClaimMail(ctx context.Context, now time.Time, lease time.Duration) (m Mail, ok bool, err error)
-	// RetryMail puts claimed mail id back to wait until next, recording
-	// why the attempt failed.
-	RetryMail(ctx context.Context, id int64, next time.Time, why string) error
-	// EndMail ends delivery of mail id at now: sent (why empty) or given
-	// up (why says why). Its body is erased.
-	EndMail(ctx context.Context, id int64, now time.Time, why string) error
+	// RetryMail puts mail m, as ClaimMail returned it, back to wait until
+	// next, recording why the attempt failed.
+	RetryMail(ctx context.Context, m Mail, next time.Time, why string) error
+	// EndMail ends delivery of mail m, as ClaimMail returned it, at now:
+	// sent (why empty) or given up (why says why). Its body is erased.
+	//
+	// Both change m only while it is still the claim that returned it
+	// (the same attempt): ErrNotFound when delivery ended or another
+	// claim took it since (its lease ran out: a stalled sender, clocks
+	// apart), so that a stale sender cannot undo a newer attempt's
+	// outcome.
+	EndMail(ctx context.Context, m Mail, now time.Time, why string) error
 }
 
 // AuditEvent is one row of the audit trail.

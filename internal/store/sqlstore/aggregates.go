@@ -616,16 +616,19 @@ func (c *conn) ClaimMail(ctx context.Context, now time.Time, lease time.Duration
 	return m, found, err
 }
 
-func (c *conn) RetryMail(ctx context.Context, id int64, next time.Time, why string) error {
-	return c.updateMail(ctx, `UPDATE outbox SET next_at = ?, last_error = ? WHERE id = ? AND done_at = 0`, ms(next), why, id)
+func (c *conn) RetryMail(ctx context.Context, m store.Mail, next time.Time, why string) error {
+	return c.updateMail(ctx, `UPDATE outbox SET next_at = ?, last_error = ? WHERE id = ? AND attempts = ? AND done_at = 0`,
+		ms(next), why, m.ID, m.Attempts)
 }
 
-func (c *conn) EndMail(ctx context.Context, id int64, now time.Time, why string) error {
-	return c.updateMail(ctx, `UPDATE outbox SET done_at = ?, last_error = ?, body = '' WHERE id = ? AND done_at = 0`, ms(now), why, id)
+func (c *conn) EndMail(ctx context.Context, m store.Mail, now time.Time, why string) error {
+	return c.updateMail(ctx, `UPDATE outbox SET done_at = ?, last_error = ?, body = '' WHERE id = ? AND attempts = ? AND done_at = 0`,
+		ms(now), why, m.ID, m.Attempts)
 }
 
-// updateMail runs q on one mail still being delivered (ErrNotFound when
-// there is none: unknown, or its delivery already ended).
+// updateMail runs q on one mail still in the claim its caller holds
+// (ErrNotFound when there is none: unknown, its delivery ended, or
+// claimed again since).
 func (c *conn) updateMail(ctx context.Context, q string, args ...any) error {
 	return c.run(ctx, func(c *conn) error {
 		res, err := c.exec(ctx, q, args...)

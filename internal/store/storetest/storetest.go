@@ -481,31 +481,34 @@ func testMailDelivery(t *testing.T, s store.Store) {
 	id2, err := s.EnqueueMail(ctx, store.Mail{To: "b@x", Subject: "s2", Body: "code 2", CreatedAt: t0, Deliver: true, NextAt: later})
 	must(t, err)
 	// Oldest first, and only what is due.
-	m, ok, err := s.ClaimMail(ctx, t0, time.Minute)
+	m1, ok, err := s.ClaimMail(ctx, t0, time.Minute)
 	must(t, err)
-	if !ok || m.ID != id1 || m.Body != "code 1" || m.Attempts != 1 || !m.Deliver || !m.NextAt.Equal(t0.Add(time.Minute)) {
-		t.Fatalf("claim: %v %+v", ok, m)
+	if !ok || m1.ID != id1 || m1.Body != "code 1" || m1.Attempts != 1 || !m1.Deliver || !m1.NextAt.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("claim: %v %+v", ok, m1)
 	}
 	// A claimed mail is held for its lease; the other is not due yet.
 	if m, ok, err := s.ClaimMail(ctx, t0.Add(time.Second), time.Minute); err != nil || ok {
 		t.Fatalf("claimed again: %v %+v %v", ok, m, err)
 	}
-	must(t, s.RetryMail(ctx, id1, t0.Add(2*time.Minute), "421 try later"))
-	m, ok, err = s.ClaimMail(ctx, later, time.Minute)
+	must(t, s.RetryMail(ctx, m1, t0.Add(2*time.Minute), "421 try later"))
+	m2, ok, err := s.ClaimMail(ctx, later, time.Minute)
 	must(t, err)
-	if !ok || m.ID != id2 {
-		t.Fatalf("claim due: %v %+v", ok, m)
+	if !ok || m2.ID != id2 {
+		t.Fatalf("claim due: %v %+v", ok, m2)
 	}
-	must(t, s.EndMail(ctx, id2, later, ""))
+	must(t, s.EndMail(ctx, m2, later, ""))
 	// Ended mail is not claimed again, nor ended twice.
-	m, ok, err = s.ClaimMail(ctx, t0.Add(2*time.Minute), time.Minute)
+	again, ok, err := s.ClaimMail(ctx, t0.Add(2*time.Minute), time.Minute)
 	must(t, err)
-	if !ok || m.ID != id1 || m.Attempts != 2 || m.LastError != "421 try later" {
-		t.Fatalf("claim retried: %v %+v", ok, m)
+	if !ok || again.ID != id1 || again.Attempts != 2 || again.LastError != "421 try later" {
+		t.Fatalf("claim retried: %v %+v", ok, again)
 	}
-	must(t, s.EndMail(ctx, id1, t0.Add(2*time.Minute), "550 no such user"))
-	wantErr(t, s.EndMail(ctx, id1, t0.Add(3*time.Minute), ""), store.ErrNotFound)
-	wantErr(t, s.RetryMail(ctx, id2, t0.Add(3*time.Minute), "x"), store.ErrNotFound)
+	// The first claim of id1 is stale now: it changes nothing.
+	wantErr(t, s.EndMail(ctx, m1, t0.Add(2*time.Minute), ""), store.ErrNotFound)
+	wantErr(t, s.RetryMail(ctx, m1, t0.Add(2*time.Minute), "x"), store.ErrNotFound)
+	must(t, s.EndMail(ctx, again, t0.Add(2*time.Minute), "550 no such user"))
+	wantErr(t, s.EndMail(ctx, again, t0.Add(3*time.Minute), ""), store.ErrNotFound)
+	wantErr(t, s.RetryMail(ctx, m2, t0.Add(3*time.Minute), "x"), store.ErrNotFound)
 	if _, ok, err := s.ClaimMail(ctx, t0.Add(time.Hour), time.Minute); err != nil || ok {
 		t.Fatalf("claimed ended mail: %v %v", ok, err)
 	}
