@@ -30,6 +30,7 @@ import (
 type recovery struct {
 	mu     sync.Mutex // one recovery at a time
 	watch  map[string]watched
+	ended  map[string]bool // streams seen ended: never looked at again
 	full   bool // maxWatch was reached (logged once)
 	closed bool // the writer is closing: no more recoveries
 	off    bool // WithoutRecovery
@@ -104,8 +105,9 @@ func (w *Writer) Recover(ctx context.Context) ([]string, error) {
 	return w.recover(), ctx.Err()
 }
 
-// recover reads the trail's last events, watches the unclosed streams
-// among them, and seals those that have not moved for LiveWithin.
+// recover reads the trail's last events and every stream's name, watches
+// the unclosed streams, and seals those that have not moved for
+// LiveWithin.
 func (w *Writer) recover() []string {
 	w.rec.mu.Lock()
 	defer w.rec.mu.Unlock()
@@ -113,7 +115,7 @@ func (w *Writer) recover() []string {
 		return nil
 	}
 	if w.rec.watch == nil {
-		w.rec.watch = map[string]watched{}
+		w.rec.watch, w.rec.ended = map[string]watched{}, map[string]bool{}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -126,6 +128,7 @@ func (w *Writer) recover() []string {
 	for name, e := range latest {
 		w.observe(name, e, now)
 	}
+	w.findStreams(ctx, self, latest, now)
 	var sealed []string
 	for name, wt := range w.rec.watch {
 		if wt.refused || now.Sub(wt.since) < LiveWithin {
@@ -135,6 +138,7 @@ func (w *Writer) recover() []string {
 		switch {
 		case errors.Is(err, store.ErrNotFound) || err == nil && ends(last):
 			delete(w.rec.watch, name)
+			w.rec.ended[name] = true
 			continue
 		case err != nil:
 			w.log.Warn("audit: cannot read a stream's last event", "stream", name, "err", err)
@@ -167,6 +171,7 @@ func (w *Writer) recover() []string {
 			continue
 		}
 		delete(w.rec.watch, name)
+		w.rec.ended[name] = true
 		w.log.Warn("audit: sealed the stream of a writer that stopped writing (crashed, or lost the store)",
 			"stream", name, "last_seq", last.Seq, "unmoved_since", wt.since)
 		sealed = append(sealed, name)
@@ -175,12 +180,43 @@ func (w *Writer) recover() []string {
 	return sealed
 }
 
+// findStreams watches, besides those among the trail's last events
+// (latest), every other stream of the trail that has not ended: a writer
+// that stopped before this one started, or whose last events busier
+// writers pushed out of the trail's last events before this one looked.
+// It reads each stream's last event once, and an ended one never again.
+func (w *Writer) findStreams(ctx context.Context, self string, latest map[string]store.AuditEvent, now time.Time) {
+	for after := ""; ; {
+		names, err := w.st.AuditStreams(ctx, after, 256)
+		if err != nil {
+			w.log.Warn("audit: cannot list the trail's streams to look for stopped writers", "err", err)
+			return
+		}
+		for _, name := range names {
+			if _, seen := latest[name]; seen || name == self || w.rec.ended[name] {
+				continue
+			}
+			if _, watched := w.rec.watch[name]; watched {
+				continue
+			}
+			if last, err := w.st.LastAuditEvent(ctx, name); err == nil {
+				w.observe(name, last, now)
+			}
+		}
+		if len(names) < 256 {
+			return
+		}
+		after = names[len(names)-1]
+	}
+}
+
 // observe notes e as the latest event of stream name seen at now.
 func (w *Writer) observe(name string, e store.AuditEvent, now time.Time) {
 	wt, ok := w.rec.watch[name]
 	switch {
 	case ends(e):
 		delete(w.rec.watch, name)
+		w.rec.ended[name] = true
 	case ok && wt.last.Seq >= e.Seq:
 	case ok || len(w.rec.watch) < maxWatch:
 		w.rec.watch[name] = watched{last: e, since: now}

@@ -291,6 +291,33 @@ func TestRecoverOutOfSight(t *testing.T) {
 	}
 }
 
+// TestRecoverNeverSeen: a writer that stopped before this one started,
+// its last events pushed out of the trail's last events by busy writers
+// before this one ever looked, is found among the trail's streams, and
+// sealed; a cleanly closed one is left alone.
+func TestRecoverNeverSeen(t *testing.T) {
+	f := newRecoverFixture(t, sqlite.OpenTest(t))
+	stopped, closed, busy := f.writer(), f.writer(), f.writer()
+	f.record(stopped, "s1")
+	f.record(closed, "c1")
+	if err := closed.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	more := make([]string, 4200)
+	for i := range more {
+		more[i] = "busy"
+	}
+	f.record(busy, more...)
+	w := f.writer() // starts now: never saw stopped's events among the last ones
+	f.recover(w)
+	f.advance(audit.LiveWithin + time.Second)
+	f.record(busy, "busy")
+	f.recover(w, stopped.Stream())
+	if rep := f.verify(); len(rep.Problems) != 0 || !slices.Equal(recovered(rep), []string{stopped.Stream()}) {
+		t.Fatalf("%+v", rep)
+	}
+}
+
 // lostAnswer is a store whose first multi-event append commits but
 // answers an error, as a connection lost after the commit does.
 type lostAnswer struct {

@@ -379,6 +379,9 @@ type AuditLog interface {
 	// LastAuditEvent returns the event of stream with the highest
 	// sequence number, or ErrNotFound.
 	LastAuditEvent(ctx context.Context, stream string) (AuditEvent, error)
+	// AuditStreams names the streams of the trail after after (""
+	// for the first), in name order, at most limit of them.
+	AuditStreams(ctx context.Context, after string, limit int) ([]string, error)
 }
 
 // Identities maps identity-pool logins to identity ids (Cognito Identity).

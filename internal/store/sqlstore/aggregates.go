@@ -1086,6 +1086,25 @@ func (c *conn) LastAuditEvent(ctx context.Context, stream string) (store.AuditEv
 	return evs[0], nil
 }
 
+func (c *conn) AuditStreams(ctx context.Context, after string, limit int) ([]string, error) {
+	// One seek of the (stream, seq) unique index per stream, skipping its
+	// events: the cost is the streams', not the trail's.
+	var names []string
+	for len(names) < limit {
+		var name string
+		err := c.row(ctx, `SELECT stream FROM audit_events WHERE stream > ? ORDER BY stream LIMIT 1`, after).Scan(&name)
+		if errors.Is(err, sql.ErrNoRows) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("store: audit streams: %w", err)
+		}
+		names = append(names, name)
+		after = name
+	}
+	return names, nil
+}
+
 // --- identities ------------------------------------------------------------------
 
 func (c *conn) GetOrCreateIdentity(ctx context.Context, poolID, login, newID string, now time.Time) (string, bool, error) {

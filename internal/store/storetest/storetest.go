@@ -633,6 +633,16 @@ func testAudit(t *testing.T, s store.Store) {
 	}
 	_, err = s.LastAuditEvent(ctx, "w3")
 	wantErr(t, err, store.ErrNotFound)
+	// Every stream, once, in name order, paged.
+	for _, c := range []struct {
+		after string
+		limit int
+		want  []string
+	}{{"", 10, []string{"w1", "w2"}}, {"", 1, []string{"w1"}}, {"w1", 10, []string{"w2"}}, {"w2", 10, nil}} {
+		if got, err := s.AuditStreams(ctx, c.after, c.limit); err != nil || !slices.Equal(got, c.want) {
+			t.Fatalf("streams after %q (%d): %v, %v; want %v", c.after, c.limit, got, err, c.want)
+		}
+	}
 
 	// Lookups by request id and subject seek bucket by bucket (4096 rows
 	// each): they find events in every bucket, in order, and page across
