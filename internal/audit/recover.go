@@ -31,9 +31,9 @@ type recovery struct {
 	mu     sync.Mutex // one recovery at a time
 	watch  map[string]watched
 	ended  map[string]bool // streams seen ended: never looked at again
-	full   bool // maxWatch was reached (logged once)
-	closed bool // the writer is closing: no more recoveries
-	off    bool // WithoutRecovery
+	full   bool            // maxWatch was reached (logged once)
+	closed bool            // the writer is closing: no more recoveries
+	off    bool            // WithoutRecovery
 }
 
 // watched is the latest event seen of a stream, and when this writer
