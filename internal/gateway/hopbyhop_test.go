@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -207,6 +208,43 @@ func TestFunctionHopByHopHeaders(t *testing.T) {
 		}
 		if len(resp.TransferEncoding) > 0 && resp.TransferEncoding[0] != "chunked" || len(resp.Trailer) > 0 {
 			t.Errorf("the function's framing reached the client: %q %v", resp.TransferEncoding, resp.Trailer)
+		}
+	}
+}
+
+// A function's event carries none of the client's hop-by-hop request
+// headers (a proxy's credentials included), but the Authorization the
+// gateway verified, even named in Connection.
+func TestFunctionEventWithoutHopByHopHeaders(t *testing.T) {
+	bin := buildFn(t)
+	env := apptest.Start(t, func(c *config.Config) {
+		c.Gateway.Functions = []config.Function{{Name: "fn", Command: []string{bin}, Timeout: 2 * time.Second, Concurrency: 1}}
+		c.Gateway.Routes = append(c.Gateway.Routes, config.Route{Route: "GET /fn/{proxy+}", Authorizer: "demo", Function: "fn"})
+		c.Gateway.Routes[2].Function = "fn"
+	})
+	f := &fx{Env: env, t: t, gw: env.App.URL(app.Gateway)}
+	f.pool, _ = env.App.Pools.Pool(poolID)
+	tok := "Bearer " + f.issue("demo-web", "alice").AccessToken
+	conn := f.rawConn("GET /fn/echo HTTP/1.1\r\nHost: x\r\nAuthorization: " + tok +
+		"\r\nConnection: X-Secret, Authorization\r\nX-Secret: s\r\nProxy-Authorization: Basic cHJveHk6cHc=\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\n\r\n")
+	defer conn.Close()
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	var out struct {
+		Event struct{ Headers map[string]string } `json:"event"`
+	}
+	if err := json.Unmarshal(body, &out); err != nil {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	if out.Event.Headers["authorization"] != tok {
+		t.Errorf("function event's authorization: %q", out.Event.Headers["authorization"])
+	}
+	for _, h := range []string{"connection", "x-secret", "proxy-authorization", "keep-alive", "te"} {
+		if v, ok := out.Event.Headers[h]; ok {
+			t.Errorf("function event got hop-by-hop request header %s: %q", h, v)
 		}
 	}
 }

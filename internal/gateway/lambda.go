@@ -449,7 +449,14 @@ func (g *Gateway) buildEvent(r *http.Request, rt *route, params map[string]strin
 		RequestContext: v2Context{AccountID: g.account, APIID: "writ", DomainName: r.Host, DomainPrefix: strings.Split(r.Host, ".")[0],
 			HTTP:      v2HTTP{Method: r.Method, Path: r.URL.Path, Protocol: r.Proto, SourceIP: audit.Request(r.Context()).SourceIP, UserAgent: r.UserAgent()},
 			RequestID: reqID, RouteKey: rt.key, Stage: "$default", Time: now.UTC().Format("02/Jan/2006:15:04:05 -0700"), TimeEpoch: now.UnixMilli()}}
+	// Hop-by-hop headers concern the client's connection, not the function
+	// (a Proxy-Authorization is for a proxy); the Authorization the gateway
+	// verified stays, even named in Connection.
+	hop := hopSet(r.Header["Connection"])
 	for k, vs := range r.Header {
+		if hop[k] && k != "Authorization" {
+			continue
+		}
 		name := strings.ToLower(k)
 		if name == "cookie" {
 			for _, v := range vs {
@@ -493,22 +500,29 @@ func (g *Gateway) buildEvent(r *http.Request, rt *route, params map[string]strin
 // client's: framing it (Transfer-Encoding), closing it, or passing on
 // what the function meant for the gateway.
 func functionHopHeaders(resp *v2Response) map[string]bool {
-	hop := make(map[string]bool, len(hopHeaders))
-	for _, k := range hopHeaders {
-		hop[k] = true
-	}
-	named := func(name string) { hop[http.CanonicalHeaderKey(name)] = true }
+	var connection []string
 	for k, v := range resp.Headers {
 		if strings.EqualFold(k, "Connection") {
-			connectionOptions(v, named)
+			connection = append(connection, v)
 		}
 	}
 	for k, vs := range resp.MultiValueHeaders {
 		if strings.EqualFold(k, "Connection") {
-			for _, v := range vs {
-				connectionOptions(v, named)
-			}
+			connection = append(connection, vs...)
 		}
+	}
+	return hopSet(connection)
+}
+
+// hopSet returns the canonical names of a message's hop-by-hop headers:
+// the standard ones and those its Connection values name.
+func hopSet(connection []string) map[string]bool {
+	hop := make(map[string]bool, len(hopHeaders))
+	for _, k := range hopHeaders {
+		hop[k] = true
+	}
+	for _, v := range connection {
+		connectionOptions(v, func(name string) { hop[http.CanonicalHeaderKey(name)] = true })
 	}
 	return hop
 }
