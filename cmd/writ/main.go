@@ -403,6 +403,8 @@ func mailState(m store.Mail) string {
 		return fmt.Sprintf("  FAILED after %d attempts: %s", m.Attempts, m.LastError)
 	case m.Attempts == 0:
 		return "  waiting"
+	case m.LastError == "":
+		return "  sending (claimed until " + fmtTime(m.NextAt) + ")"
 	default:
 		return fmt.Sprintf("  waiting: %d attempts, next %s, last error: %s", m.Attempts, fmtTime(m.NextAt), m.LastError)
 	}

@@ -269,19 +269,19 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		tracer = a.tp.Tracer(tracing.ScopeName)
 		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing: export failed", "err", err) }))
 	}
-	mailer := &userpool.Mailer{}
+	mailq := &userpool.MailQueue{}
 	if cfg.Mail.SMTP != "" {
 		a.mail = mail.NewSender(core.Store, mail.SMTP{Addr: cfg.Mail.SMTP, From: cfg.Mail.From, Username: cfg.Mail.Username,
 			Password: cfg.Mail.Password.Reveal(), TLS: cfg.Mail.TLS}, log, opts.Now)
 		a.mail.Sent = a.metrics.MailDeliveries()
-		mailer = &userpool.Mailer{Deliver: true, Wake: a.mail.Wake}
+		mailq = &userpool.MailQueue{Deliver: true, Wake: a.mail.Wake}
 	}
 	idpURL := a.urls[IDP]
 	if idpURL == "" && cfg.Serve.IDP != nil {
 		idpURL = strings.TrimRight(cfg.Serve.IDP.PublicURL, "/")
 	}
 	a.Pools = userpool.New(cfg, idpURL, userpool.Deps{Store: core.Store, Keys: core.Keys, Master: core.Master,
-		Mailer: mailer, Audit: recorder, Log: log, Now: opts.Now, Argon2: opts.Argon2})
+		Mail: mailq, Audit: recorder, Log: log, Now: opts.Now, Argon2: opts.Argon2})
 	for _, p := range a.Pools.Pools() {
 		if err := p.Seed(ctx); err != nil {
 			a.Close(ctx)

@@ -22,8 +22,9 @@ import (
 	netmail "net/mail"
 	"net/smtp"
 	"net/textproto"
+	"os"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/writ-id/writ/internal/store"
@@ -92,9 +93,14 @@ func (s SMTP) Send(ctx context.Context, to, subject, body string) error {
 	defer conn.Close()
 	deadline, _ := dctx.Deadline()
 	conn.SetDeadline(deadline) // a server that stops answering fails the attempt
-	var written atomic.Bool
+	// written and the cut at ctx's end exclude each other: a cut after the
+	// message went whole would fail an attempt the server took.
+	var mu sync.Mutex
+	written := false
 	stop := context.AfterFunc(ctx, func() {
-		if !written.Load() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !written {
 			conn.SetDeadline(time.Now())
 		}
 	})
@@ -104,7 +110,7 @@ func (s SMTP) Send(ctx context.Context, to, subject, body string) error {
 		return err
 	}
 	defer c.Close()
-	if err := c.Hello("localhost"); err != nil {
+	if err := c.Hello(heloName()); err != nil {
 		return err
 	}
 	if s.TLS != "implicit" {
@@ -134,12 +140,28 @@ func (s SMTP) Send(ctx context.Context, to, subject, body string) error {
 	if _, err := w.Write(message(from, to, subject, body)); err != nil {
 		return err
 	}
-	written.Store(true)
+	mu.Lock()
+	if ctx.Err() != nil && !written { // cut already, or about to be
+		mu.Unlock()
+		return ctx.Err()
+	}
+	written = true
+	mu.Unlock()
 	if err := w.Close(); err != nil {
 		return refused(err)
 	}
 	c.Quit() // the server took the message: a failed QUIT changes nothing
 	return nil
+}
+
+// heloName is the name the sender greets the server with: this host's,
+// when it is a domain name (relays may refuse a bare one), else
+// "localhost".
+func heloName() string {
+	if h, err := os.Hostname(); err == nil && strings.Contains(h, ".") && !strings.ContainsAny(h, " \r\n") {
+		return h
+	}
+	return "localhost"
 }
 
 // message is the message as sent: its headers, and its body in
@@ -185,13 +207,14 @@ type Outbox interface {
 	ClaimMail(ctx context.Context, now time.Time, lease time.Duration) (store.Mail, bool, error)
 	RetryMail(ctx context.Context, m store.Mail, next time.Time, why string) error
 	EndMail(ctx context.Context, m store.Mail, now time.Time, why string) error
+	ReleaseMail(ctx context.Context, m store.Mail) error
 }
 
 const (
-	// lease is how long a claimed message is the claimer's: longer than
-	// an attempt can take (SMTP.Timeout), so that only a sender that died
-	// mid-attempt lets another take it over.
-	lease = 3 * time.Minute
+	// minLease is how long a claimed message is the claimer's at least
+	// (see Sender.lease): longer than an attempt can take, so that only a
+	// sender that died mid-attempt lets another take it over.
+	minLease = 3 * time.Minute
 	// maxAttempts bounds the tries of one message: with backoff (15 s,
 	// doubling to 15 min) about an hour, the life of a password reset
 	// code.
@@ -215,15 +238,16 @@ func backoff(n int) time.Duration {
 }
 
 // Sender delivers queued mail: Run claims every message that is due and
-// sends it through SMTP.
+// sends it through SMTP. Make one with NewSender.
 type Sender struct {
 	Store Outbox
 	SMTP  SMTP
 	Log   *slog.Logger
-	// Now is the clock (default time.Now).
+	// Now is the clock.
 	Now func() time.Time
-	// Sent, when set, hears the outcome of each attempt: "sent",
-	// "retry" or "failed".
+	// Sent, when set, hears the outcome of each attempt: "sent", "retry"
+	// (tried again later), "failed" (given up) or "released" (cut short
+	// by a stop, given back untried).
 	Sent func(outcome string)
 	wake chan struct{}
 }
@@ -237,6 +261,16 @@ func NewSender(st Outbox, server SMTP, log *slog.Logger, now func() time.Time) *
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Sender{Store: st, SMTP: server, Log: log, Now: now, wake: make(chan struct{}, 1)}
+}
+
+// lease is how long a claim holds: an attempt (SMTP.Timeout) and the
+// recording of its outcome, with room to spare.
+func (s *Sender) lease() time.Duration {
+	t := s.SMTP.Timeout
+	if t <= 0 {
+		t = time.Minute
+	}
+	return max(minLease, t+recordTimeout+time.Minute)
 }
 
 // Wake tells the sender that mail was queued, so that it sends it now
@@ -267,7 +301,7 @@ func (s *Sender) Run(ctx context.Context) {
 // returns when none is left (or ctx ends).
 func (s *Sender) DeliverDue(ctx context.Context) {
 	for ctx.Err() == nil {
-		m, ok, err := s.Store.ClaimMail(ctx, s.Now(), lease)
+		m, ok, err := s.Store.ClaimMail(ctx, s.Now(), s.lease())
 		if err != nil {
 			if ctx.Err() == nil {
 				s.Log.Warn("mail: cannot read the outbox", "err", err)
@@ -283,7 +317,7 @@ func (s *Sender) DeliverDue(ctx context.Context) {
 
 // deliver makes one attempt at m and records its outcome, even when ctx
 // ended meanwhile (the process stopping): an attempt cut short goes back
-// to wait at once, for this or another sender. The log names the message
+// untried, due at once, for this or another sender. The log names the message
 // by id, never its body (a code); the server's reply it logs may echo the
 // address.
 func (s *Sender) deliver(ctx context.Context, m store.Mail) {
@@ -297,8 +331,8 @@ func (s *Sender) deliver(ctx context.Context, m store.Mail) {
 	case err == nil:
 		rerr = s.Store.EndMail(rctx, m, now, "")
 	case ctx.Err() != nil && !isPermanent(err):
-		outcome = "retry"
-		rerr = s.Store.RetryMail(rctx, m, now, "interrupted: the sender stopped")
+		outcome = "released" // cut short: given back untried
+		rerr = s.Store.ReleaseMail(rctx, m)
 	case isPermanent(err) || m.Attempts >= maxAttempts:
 		outcome = "failed"
 		why := err.Error()

@@ -83,10 +83,11 @@ func (t auditTee) Record(ctx context.Context, e audit.Event) {
 }
 
 // MailDeliveries registers the count of mail delivery attempts and returns
-// the function that counts one, by outcome (sent, retry, failed).
+// the function that counts one, by outcome (sent, retry, failed,
+// released).
 func (m *Metrics) MailDeliveries() func(outcome string) {
 	c := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "writ_mail_deliveries_total",
-		Help: "Attempts to deliver queued mail over SMTP, by outcome: sent, retry (tried again later), failed (given up)."}, []string{"outcome"})
+		Help: "Attempts to deliver queued mail over SMTP, by outcome: sent, retry (tried again later), failed (given up), released (cut short by a stop)."}, []string{"outcome"})
 	m.Registry.MustRegister(c)
 	return func(outcome string) { c.WithLabelValues(outcome).Inc() }
 }

@@ -308,6 +308,10 @@ type Outbox interface {
 	// apart), so that a stale sender cannot undo a newer attempt's
 	// outcome.
 	EndMail(ctx context.Context, m Mail, now time.Time, why string) error
+	// ReleaseMail gives mail m, as ClaimMail returned it, back
+	// untried: due at once, its attempt not counted, its last error kept
+	// (a sender stopping mid-attempt).
+	ReleaseMail(ctx context.Context, m Mail) error
 }
 
 // AuditEvent is one row of the audit trail.

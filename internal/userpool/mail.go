@@ -6,10 +6,10 @@ import (
 	"github.com/writ-id/writ/internal/store"
 )
 
-// Mailer queues the pools' mail in the store's outbox, in the transaction
+// MailQueue queues the pools' mail in the store's outbox, in the transaction
 // that stores what the mail carries (a code, a temporary password). A
 // request never talks to an SMTP server itself (see package mail).
-type Mailer struct {
+type MailQueue struct {
 	// Deliver queues mail for the SMTP sender; without it, mail stays in
 	// the outbox for `writ outbox` to show.
 	Deliver bool
@@ -20,7 +20,7 @@ type Mailer struct {
 // queueMail queues a message to the address to in tx (nothing when no
 // mailer is configured). The caller calls mailQueued once tx committed.
 func (p *Pool) queueMail(ctx context.Context, tx store.Outbox, to, subject, body string) error {
-	m := p.svc.deps.Mailer
+	m := p.svc.deps.Mail
 	if m == nil || to == "" {
 		return nil
 	}
@@ -30,7 +30,7 @@ func (p *Pool) queueMail(ctx context.Context, tx store.Outbox, to, subject, body
 
 // mailQueued wakes the sender after a transaction that queued mail.
 func (p *Pool) mailQueued() {
-	if m := p.svc.deps.Mailer; m != nil && m.Wake != nil {
+	if m := p.svc.deps.Mail; m != nil && m.Wake != nil {
 		m.Wake()
 	}
 }

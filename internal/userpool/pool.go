@@ -33,9 +33,10 @@ type Deps struct {
 	Store  store.Store
 	Keys   *keys.Manager
 	Master *keys.MasterKey
-	Mailer *Mailer
-	Audit  audit.Recorder
-	Log    *slog.Logger
+	// Mail queues mail (nil: none is sent).
+	Mail  *MailQueue
+	Audit audit.Recorder
+	Log   *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Argon2 overrides the password hashing cost (tests); zero: DefaultArgon2.

@@ -18,7 +18,7 @@ func demoPool(t *testing.T) (*apptest.Env, *userpool.Pool, store.Client) {
 	env := apptest.Start(t)
 	core := env.App.Core
 	svc := userpool.New(env.Cfg, "http://127.0.0.1", userpool.Deps{Store: core.Store, Keys: core.Keys, Master: core.Master,
-		Mailer: &userpool.Mailer{}, Now: env.Clock.Now, Argon2: apptest.CheapArgon2})
+		Mail: &userpool.MailQueue{}, Now: env.Clock.Now, Argon2: apptest.CheapArgon2})
 	p, c, err := svc.ClientPool(context.Background(), "demo-web")
 	if err != nil {
 		t.Fatal(err)

@@ -626,6 +626,11 @@ func (c *conn) EndMail(ctx context.Context, m store.Mail, now time.Time, why str
 		ms(now), why, m.ID, m.Attempts)
 }
 
+func (c *conn) ReleaseMail(ctx context.Context, m store.Mail) error {
+	return c.updateMail(ctx, `UPDATE outbox SET next_at = 0, attempts = attempts - 1 WHERE id = ? AND attempts = ? AND done_at = 0`,
+		m.ID, m.Attempts)
+}
+
 // updateMail runs q on one mail still in the claim its caller holds
 // (ErrNotFound when there is none: unknown, its delivery ended, or
 // claimed again since).

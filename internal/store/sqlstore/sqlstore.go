@@ -513,9 +513,10 @@ func (s *DB) Close() error {
 }
 
 // sentMailKept is how long mail whose delivery ended stays in the outbox;
-// keptMailKept how long mail kept there without SMTP does (for `writ
-// outbox` to show), as long as the longest a code or temporary password
-// in it can be used (7 days, a temporary password's life in Cognito).
+// keptMailKept how long any other does (kept for `writ outbox` to show
+// without SMTP, or never delivered: no sender ran, or SMTP was turned off
+// meanwhile), as long as the longest a code or temporary password in it
+// can be used (7 days, a temporary password's life in Cognito).
 const (
 	sentMailKept = 24 * time.Hour
 	keptMailKept = 7 * 24 * time.Hour
@@ -542,7 +543,7 @@ func (s *DB) DeleteExpired(ctx context.Context, now time.Time) error {
 		if _, err := c.exec(ctx, `DELETE FROM outbox WHERE deliver = 1 AND done_at > 0 AND done_at <= ?`, ms-int64(sentMailKept/time.Millisecond)); err != nil {
 			return fmt.Errorf("store: delete expired: %w", err)
 		}
-		if _, err := c.exec(ctx, `DELETE FROM outbox WHERE deliver = 0 AND created_at <= ?`, ms-int64(keptMailKept/time.Millisecond)); err != nil {
+		if _, err := c.exec(ctx, `DELETE FROM outbox WHERE done_at = 0 AND created_at <= ?`, ms-int64(keptMailKept/time.Millisecond)); err != nil {
 			return fmt.Errorf("store: delete expired: %w", err)
 		}
 		return nil

@@ -465,8 +465,12 @@ func testOutbox(t *testing.T, s store.Store) {
 	if _, ok, err := s.ClaimMail(ctx, t0.Add(time.Hour), time.Minute); err != nil || ok {
 		t.Fatalf("claimed kept mail: %v %v", ok, err)
 	}
-	// It goes 7 days after it was made, when no code in it works.
+	// It goes 7 days after it was made, when no code in it works; so does
+	// mail for SMTP never delivered (no sender ran, or SMTP was turned
+	// off).
 	id3, err := s.EnqueueMail(ctx, store.Mail{To: "c@x", Subject: "s3", Body: "b3", CreatedAt: t0.Add(time.Hour)})
+	must(t, err)
+	_, err = s.EnqueueMail(ctx, store.Mail{To: "d@x", Subject: "s4", Body: "b4", CreatedAt: t0, Deliver: true})
 	must(t, err)
 	must(t, s.DeleteExpired(ctx, t0.Add(7*24*time.Hour+time.Minute)))
 	if ms, _ = s.ListMail(ctx, 0); len(ms) != 1 || ms[0].ID != id3 {
@@ -489,6 +493,15 @@ func testMailDelivery(t *testing.T, s store.Store) {
 	// A claimed mail is held for its lease; the other is not due yet.
 	if m, ok, err := s.ClaimMail(ctx, t0.Add(time.Second), time.Minute); err != nil || ok {
 		t.Fatalf("claimed again: %v %+v %v", ok, m, err)
+	}
+	// Given back untried (a sender stopping): due at once, the attempt
+	// not counted; the claim given back is stale.
+	must(t, s.ReleaseMail(ctx, m1))
+	wantErr(t, s.ReleaseMail(ctx, m1), store.ErrNotFound)
+	m1, ok, err = s.ClaimMail(ctx, t0.Add(time.Second), time.Minute)
+	must(t, err)
+	if !ok || m1.ID != id1 || m1.Attempts != 1 {
+		t.Fatalf("claim after release: %v %+v", ok, m1)
 	}
 	must(t, s.RetryMail(ctx, m1, t0.Add(2*time.Minute), "421 try later"))
 	m2, ok, err := s.ClaimMail(ctx, later, time.Minute)
