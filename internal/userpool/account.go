@@ -608,30 +608,19 @@ func (p *Pool) confirmSignUp(ctx context.Context, c store.Client, username, code
 // ConfirmSignUp it leaves email_verified as it is, as Cognito does: no
 // code proved the address.
 func (p *Pool) AdminConfirmSignUp(ctx context.Context, username string) error {
-	var u store.User
-	err := p.st().InTx(ctx, func(tx store.Tx) error {
-		var err error
-		u, err = tx.UpdateUser(ctx, p.cfg.ID, username, func(x *store.User) error {
-			if x.Status != store.StatusUnconfirmed {
-				return newErr(CodeNotAuthorized, "User cannot be confirmed. Current status is "+x.Status)
-			}
-			x.Status = store.StatusConfirmed
-			x.UpdatedAt = p.now()
-			return nil
-		})
-		if err != nil {
-			return err
+	_, err := p.adminUpdate(ctx, "AdminConfirmSignUp", username, false, func(x *store.User) error {
+		if x.Status != store.StatusUnconfirmed {
+			return newErr(CodeNotAuthorized, "User cannot be confirmed. Current status is "+x.Status)
 		}
+		x.Status = store.StatusConfirmed
+		return nil
+	}, func(tx store.Tx, u store.User) error {
 		if err := tx.DeleteCode(ctx, p.codeKey("confirm", username)); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
 		return nil
 	})
-	if err != nil {
-		return adminUpdateErr(err)
-	}
-	p.record(ctx, auditEvent("AdminConfirmSignUp", "", username, u.Sub, nil))
-	return nil
+	return err
 }
 
 // ResendConfirmationCode mails a new confirmation code, at most
@@ -845,16 +834,25 @@ func (p *Pool) UpdateAttributes(ctx context.Context, accessToken string, attrs [
 	if err := p.countEmailChange(ctx, u, attrs, src); err != nil {
 		return nil, err
 	}
-	nu, err := p.st().UpdateUser(ctx, p.cfg.ID, u.Username, func(x *store.User) error {
-		setAttrs(x, attrs)
-		x.UpdatedAt = p.now()
-		return nil
+	var ds []CodeDelivery
+	err = p.st().InTx(ctx, func(tx store.Tx) error {
+		nu, err := tx.UpdateUser(ctx, p.cfg.ID, u.Username, func(x *store.User) error {
+			setAttrs(x, attrs)
+			x.UpdatedAt = p.now()
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		ds, err = p.verifyChangedEmail(ctx, tx, u, nu)
+		return err
 	})
 	if err != nil {
 		return nil, internal(err)
 	}
+	p.mailQueued()
 	p.record(ctx, auditEvent("UpdateUserAttributes", "", u.Username, u.Sub, nil))
-	return p.verifyChangedEmail(ctx, u, nu)
+	return ds, nil
 }
 
 // countEmailChange counts the verification code that a user's attrs will
@@ -874,22 +872,28 @@ func (p *Pool) countEmailChange(ctx context.Context, u store.User, attrs []Attri
 	return nil
 }
 
-// verifyChangedEmail mails a verification code to the new address of a
-// user whose email changed from old to nu and is not verified.
-func (p *Pool) verifyChangedEmail(ctx context.Context, old, nu store.User) ([]CodeDelivery, error) {
+// verifyChangedEmail stores in tx, and queues the mail of, a verification
+// code for the new address of a user whose email changed from old to nu
+// and is not verified, in the transaction of the change (the caller calls
+// mailQueued once it committed); it returns where the code goes.
+func (p *Pool) verifyChangedEmail(ctx context.Context, tx store.Tx, old, nu store.User) ([]CodeDelivery, error) {
 	if nu.Email == "" || nu.Email == old.Email || nu.EmailVerified {
 		return []CodeDelivery{}, nil
 	}
-	d, err := p.sendEmailVerification(ctx, nu)
-	if err != nil {
+	if err := p.putCode(ctx, tx, purposeVerifyEmail, nu.Email, nu, codeLifetime, emailVerificationSubject, emailVerificationText); err != nil {
 		return nil, err
 	}
-	return []CodeDelivery{d}, nil
+	return []CodeDelivery{codeDelivery(nu)}, nil
 }
 
+// The mail of an email verification code.
+const (
+	emailVerificationSubject = "Your verification code"
+	emailVerificationText    = "Your verification code is %s"
+)
+
 func (p *Pool) sendEmailVerification(ctx context.Context, u store.User) (CodeDelivery, error) {
-	return p.sendBoundCode(ctx, purposeVerifyEmail, u.Email, u, codeLifetime, "Your verification code",
-		"Your verification code is %s")
+	return p.sendBoundCode(ctx, purposeVerifyEmail, u.Email, u, codeLifetime, emailVerificationSubject, emailVerificationText)
 }
 
 // verifiableAttr checks the AttributeName of GetUserAttributeVerificationCode
@@ -1020,15 +1024,14 @@ func (p *Pool) AdminUpdateAttributes(ctx context.Context, username string, attrs
 		return err
 	}
 	var old store.User
-	nu, err := p.AdminUpdate(ctx, "AdminUpdateUserAttributes", username, func(x *store.User) error {
+	_, err := p.adminUpdate(ctx, "AdminUpdateUserAttributes", username, false, func(x *store.User) error {
 		old = *x
 		setAttrs(x, attrs)
 		return nil
-	})
-	if err != nil {
+	}, func(tx store.Tx, nu store.User) error {
+		_, err := p.verifyChangedEmail(ctx, tx, old, nu)
 		return err
-	}
-	_, err = p.verifyChangedEmail(ctx, old, nu)
+	})
 	return err
 }
 
@@ -1317,7 +1320,7 @@ func (p *Pool) setMFAPreference(ctx context.Context, action, username string, en
 		return nil
 	})
 	if err != nil {
-		return adminUpdateErr(err)
+		return storeErr(err, errUserNotFound)
 	}
 	p.record(ctx, auditEvent(action, "", u.Username, u.Sub, nil))
 	return nil

@@ -458,21 +458,27 @@ func (p *Pool) respond(ctx context.Context, c store.Client, challenge, session s
 		}
 		hash := HashPassword(pw, p.svc.deps.Argon2)
 		old := u
-		u, err = p.st().UpdateUser(ctx, p.cfg.ID, u.Username, func(x *store.User) error {
-			x.PasswordHash = hash
-			x.Status = store.StatusConfirmed
-			setAttrs(x, attrs)
-			x.UpdatedAt = p.now()
-			return nil
+		err = p.st().InTx(ctx, func(tx store.Tx) error {
+			var err error
+			u, err = tx.UpdateUser(ctx, p.cfg.ID, u.Username, func(x *store.User) error {
+				x.PasswordHash = hash
+				x.Status = store.StatusConfirmed
+				setAttrs(x, attrs)
+				x.UpdatedAt = p.now()
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			// A changed address is unverified: its code goes with the
+			// change, as UpdateUserAttributes's does.
+			_, err = p.verifyChangedEmail(ctx, tx, old, u)
+			return err
 		})
 		if err != nil {
 			return Result{}, internal(err)
 		}
-		// A changed address is unverified: mail it a code, as
-		// UpdateUserAttributes does.
-		if _, err := p.verifyChangedEmail(ctx, old, u); err != nil {
-			return Result{User: u}, err
-		}
+		p.mailQueued()
 		return p.afterPassword(ctx, c, u, st)
 	default: // MFA_SETUP, with the session from VerifySoftwareToken
 		st.AMR = append(st.AMR, "otp", "mfa")

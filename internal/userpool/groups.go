@@ -23,16 +23,7 @@ func errGroupNotFound() *Error { return newErr(CodeResourceNotFound, "Group not 
 // groupErr is the error a group operation answers for err:
 // ResourceNotFoundException for a missing group, an *Error as it is, or
 // an internal error.
-func groupErr(err error) error {
-	if errors.Is(err, store.ErrNotFound) {
-		return errGroupNotFound()
-	}
-	var ue *Error
-	if errors.As(err, &ue) {
-		return ue
-	}
-	return internal(err)
-}
+func groupErr(err error) error { return storeErr(err, errGroupNotFound) }
 
 // checkGroup checks what an administrator sets on a group against
 // Cognito's constraints on CreateGroup and UpdateGroup.
@@ -208,7 +199,7 @@ func (s *Service) SetGroupMembership(ctx context.Context, p *Pool, action, usern
 		return err
 	})
 	if err != nil {
-		return adminUpdateErr(err)
+		return storeErr(err, errUserNotFound)
 	}
 	p.record(ctx, audit.Event{Action: action, Outcome: audit.Allow, Username: username, Sub: u.Sub, Resource: group})
 	return nil

@@ -277,27 +277,16 @@ func (p *Pool) AdminResendInvitation(ctx context.Context, username, tempPassword
 		return store.User{}, err
 	}
 	hash := HashPassword(tempPassword, p.svc.deps.Argon2)
-	var u store.User
-	err = p.st().InTx(ctx, func(tx store.Tx) error {
-		var err error
-		u, err = tx.UpdateUser(ctx, p.cfg.ID, username, func(u *store.User) error {
-			if u.Status != store.StatusForceChangePassword {
-				return newErr(CodeUnsupportedUserState, "Resend not possible. "+username+" status is "+u.Status)
-			}
-			u.PasswordHash = hash
-			u.UpdatedAt = p.now()
-			return nil
-		})
-		if err != nil {
-			return err
+	u, err := p.adminUpdate(ctx, "AdminCreateUser", username, false, func(u *store.User) error {
+		if u.Status != store.StatusForceChangePassword {
+			return newErr(CodeUnsupportedUserState, "Resend not possible. "+username+" status is "+u.Status)
 		}
-		return p.queueInvitation(ctx, tx, u, tempPassword)
-	})
+		u.PasswordHash = hash
+		return nil
+	}, func(tx store.Tx, u store.User) error { return p.queueInvitation(ctx, tx, u, tempPassword) })
 	if err != nil {
-		return store.User{}, adminUpdateErr(err)
+		return store.User{}, err
 	}
-	p.mailQueued()
-	p.record(ctx, audit.Event{Action: "AdminCreateUser", Outcome: audit.Allow, Username: username, Sub: u.Sub})
 	return u, nil
 }
 
@@ -338,12 +327,18 @@ func (p *Pool) AdminGetUser(ctx context.Context, username string) (store.User, e
 
 // AdminUpdate applies fn to a user (UserNotFoundException when absent).
 func (p *Pool) AdminUpdate(ctx context.Context, action, username string, fn func(*store.User) error) (store.User, error) {
-	return p.adminUpdate(ctx, action, username, false, fn)
+	return p.adminUpdate(ctx, action, username, false, fn, nil)
 }
 
 // adminUpdate is AdminUpdate; with signOut, the same transaction also
 // ends every session of the user (signOutTx).
-func (p *Pool) adminUpdate(ctx context.Context, action, username string, signOut bool, fn func(*store.User) error) (store.User, error) {
+//
+// also, when set, runs in the same transaction on the user as written:
+// the write that belongs with the change (a code and its mail), so that
+// neither is made without the other. Mail it queued is sent once the
+// transaction committed.
+func (p *Pool) adminUpdate(ctx context.Context, action, username string, signOut bool, fn func(*store.User) error,
+	also func(tx store.Tx, u store.User) error) (store.User, error) {
 	change := func(x *store.User) error {
 		if err := fn(x); err != nil {
 			return err
@@ -351,26 +346,36 @@ func (p *Pool) adminUpdate(ctx context.Context, action, username string, signOut
 		x.UpdatedAt = p.now()
 		return nil
 	}
+	now := p.now()
 	var u store.User
-	var err error
-	if signOut {
-		u, err = p.updateSigningOut(ctx, username, "", change)
-	} else {
-		u, err = p.st().UpdateUser(ctx, p.cfg.ID, username, change)
-	}
+	err := p.st().InTx(ctx, func(tx store.Tx) error {
+		var err error
+		if signOut {
+			u, err = p.signOutTx(ctx, tx, username, "", now, change)
+		} else {
+			u, err = tx.UpdateUser(ctx, p.cfg.ID, username, change)
+		}
+		if err != nil || also == nil {
+			return err
+		}
+		return also(tx, u)
+	})
 	if err != nil {
-		return store.User{}, adminUpdateErr(err)
+		return store.User{}, storeErr(err, errUserNotFound)
 	}
+	p.mailQueued()
 	p.record(ctx, audit.Event{Action: action, Outcome: audit.Allow, Username: username, Sub: u.Sub})
 	return u, nil
 }
 
-// adminUpdateErr is the error an administrator's update of a user
-// answers: UserNotFoundException, an *Error the change returned, or an
-// internal error.
-func adminUpdateErr(err error) error {
+func errUserNotFound() *Error { return newErr(CodeUserNotFound, "User does not exist.") }
+
+// storeErr is the error an operation whose store write failed with err
+// answers: notFound's for store.ErrNotFound, an *Error the write's change
+// returned, or an internal error.
+func storeErr(err error, notFound func() *Error) error {
 	if errors.Is(err, store.ErrNotFound) {
-		return newErr(CodeUserNotFound, "User does not exist.")
+		return notFound()
 	}
 	var ue *Error
 	if errors.As(err, &ue) {
@@ -388,7 +393,7 @@ func (p *Pool) AdminDisableUser(ctx context.Context, username string) error {
 	_, err := p.adminUpdate(ctx, "AdminDisableUser", username, true, func(u *store.User) error {
 		u.Enabled = false
 		return nil
-	})
+	}, nil)
 	return err
 }
 
@@ -411,7 +416,7 @@ func (p *Pool) AdminSetPassword(ctx context.Context, username, password string, 
 			u.Status = store.StatusConfirmed
 		}
 		return nil
-	})
+	}, nil)
 	if err != nil {
 		return err
 	}
@@ -426,13 +431,14 @@ func (p *Pool) AdminResetPassword(ctx context.Context, username string) error {
 	u, err := p.adminUpdate(ctx, "AdminResetUserPassword", username, true, func(u *store.User) error {
 		u.Status = store.StatusResetRequired
 		return nil
+	}, func(tx store.Tx, u store.User) error {
+		return p.putCode(ctx, tx, "reset", "", u, resetLifetime, "Your password reset code", "Your password reset code is %s")
 	})
 	if err != nil {
 		return err
 	}
 	p.recordSignOut(ctx, u, "password reset by AdminResetUserPassword")
-	_, err = p.sendCode(ctx, "reset", u, resetLifetime, "Your password reset code", "Your password reset code is %s")
-	return err
+	return nil
 }
 
 // DeleteUser deletes a user (AdminDeleteUser) and revokes its refresh
