@@ -18,7 +18,9 @@ type failingTx struct{ store.Tx }
 
 func (failingTx) PutCode(context.Context, store.Code) error { return errors.New("connection lost") }
 
-func (f failingCodes) PutCode(context.Context, store.Code) error { return errors.New("connection lost") }
+func (f failingCodes) PutCode(context.Context, store.Code) error {
+	return errors.New("connection lost")
+}
 func (f failingCodes) InTx(ctx context.Context, fn func(store.Tx) error) error {
 	return f.Store.InTx(ctx, func(tx store.Tx) error { return fn(failingTx{tx}) })
 }
