@@ -28,12 +28,16 @@ import (
 
 // recovery is a writer's watch over the other streams.
 type recovery struct {
-	mu     sync.Mutex // one recovery at a time
-	watch  map[string]watched
-	ended  map[string]bool // streams seen ended: never looked at again
-	full   bool            // maxWatch was reached (logged once)
-	closed bool            // the writer is closing: no more recoveries
-	off    bool            // WithoutRecovery
+	mu    sync.Mutex // one recovery at a time
+	watch map[string]watched
+	ended map[string]bool // streams seen ended: never looked at again
+	// walked is set once findStreams walked every stream; sinceID is
+	// the last event id it had looked as far as.
+	walked  bool
+	sinceID int64
+	full    bool // maxWatch was reached (logged once)
+	closed  bool // the writer is closing: no more recoveries
+	off     bool // WithoutRecovery
 }
 
 // watched is the latest event seen of a stream, and when this writer
@@ -128,7 +132,7 @@ func (w *Writer) recover() []string {
 	for name, e := range latest {
 		w.observe(name, e, now)
 	}
-	w.findStreams(ctx, self, latest, now)
+	w.findStreams(latest, self, now)
 	var sealed []string
 	for name, wt := range w.rec.watch {
 		if wt.refused || now.Sub(wt.since) < LiveWithin {
@@ -184,30 +188,51 @@ func (w *Writer) recover() []string {
 // (latest), every other stream of the trail that has not ended: a writer
 // that stopped before this one started, or whose last events busier
 // writers pushed out of the trail's last events before this one looked.
-// It reads each stream's last event once, and an ended one never again.
-func (w *Writer) findStreams(ctx context.Context, self string, latest map[string]store.AuditEvent, now time.Time) {
-	for after := ""; ; {
-		names, err := w.st.AuditStreams(ctx, after, 256)
-		if err != nil {
+// The first time it walks every stream (one index seek each); later, the
+// trail's last events covering what came since, it looks only when more
+// came than they hold, at the streams of what came since. It reads a
+// stream's last event once, and an ended one's never again.
+func (w *Writer) findStreams(latest map[string]store.AuditEvent, self string, now time.Time) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	last, err := w.st.LastAuditID(ctx)
+	if err != nil {
+		w.log.Warn("audit: cannot list the trail's streams to look for stopped writers", "err", err)
+		return
+	}
+	var names []string
+	switch {
+	case !w.rec.walked:
+		for after := ""; ; {
+			page, err := w.st.AuditStreams(ctx, after, 256)
+			if err != nil {
+				w.log.Warn("audit: cannot list the trail's streams to look for stopped writers", "err", err)
+				return
+			}
+			names = append(names, page...)
+			if len(page) < 256 {
+				break
+			}
+			after = page[len(page)-1]
+		}
+	case last-w.rec.sinceID > refWindow/2: // half: the window was read a moment before last
+		if names, err = w.st.AuditStreamsSince(ctx, w.rec.sinceID); err != nil {
 			w.log.Warn("audit: cannot list the trail's streams to look for stopped writers", "err", err)
 			return
 		}
-		for _, name := range names {
-			if _, seen := latest[name]; seen || name == self || w.rec.ended[name] {
-				continue
-			}
-			if _, watched := w.rec.watch[name]; watched {
-				continue
-			}
-			if last, err := w.st.LastAuditEvent(ctx, name); err == nil {
-				w.observe(name, last, now)
-			}
-		}
-		if len(names) < 256 {
-			return
-		}
-		after = names[len(names)-1]
 	}
+	for _, name := range names {
+		if _, seen := latest[name]; seen || name == self || w.rec.ended[name] {
+			continue
+		}
+		if _, watched := w.rec.watch[name]; watched {
+			continue
+		}
+		if e, err := w.st.LastAuditEvent(ctx, name); err == nil {
+			w.observe(name, e, now)
+		}
+	}
+	w.rec.walked, w.rec.sinceID = true, last
 }
 
 // observe notes e as the latest event of stream name seen at now.

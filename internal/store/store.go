@@ -386,6 +386,8 @@ type AuditLog interface {
 	// AuditStreams names the streams of the trail after after (""
 	// for the first), in name order, at most limit of them.
 	AuditStreams(ctx context.Context, after string, limit int) ([]string, error)
+	// AuditStreamsSince names the streams with events of id > afterID.
+	AuditStreamsSince(ctx context.Context, afterID int64) ([]string, error)
 }
 
 // Identities maps identity-pool logins to identity ids (Cognito Identity).

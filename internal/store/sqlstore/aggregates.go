@@ -1110,6 +1110,13 @@ func (c *conn) AuditStreams(ctx context.Context, after string, limit int) ([]str
 	return names, nil
 }
 
+func (c *conn) AuditStreamsSince(ctx context.Context, afterID int64) ([]string, error) {
+	return list(c, ctx, func(r scanner) (string, error) {
+		var name string
+		return name, r.Scan(&name)
+	}, `SELECT DISTINCT stream FROM audit_events WHERE id > ?`, afterID)
+}
+
 // --- identities ------------------------------------------------------------------
 
 func (c *conn) GetOrCreateIdentity(ctx context.Context, poolID, login, newID string, now time.Time) (string, bool, error) {

@@ -646,6 +646,12 @@ func testAudit(t *testing.T, s store.Store) {
 	}
 	_, err = s.LastAuditEvent(ctx, "w3")
 	wantErr(t, err, store.ErrNotFound)
+	if got, err := s.AuditStreamsSince(ctx, ids[1]); err != nil || !slices.Equal(got, []string{"w2"}) {
+		t.Fatalf("streams since %d: %v, %v", ids[1], got, err)
+	}
+	if got, err := s.AuditStreamsSince(ctx, ids[2]); err != nil || len(got) != 0 {
+		t.Fatalf("streams since the last: %v, %v", got, err)
+	}
 	// Every stream, once, in name order, paged.
 	for _, c := range []struct {
 		after string
