@@ -318,6 +318,28 @@ func TestRecoverNeverSeen(t *testing.T) {
 	}
 }
 
+// TestRecoverBetweenLooks: a writer that started and stopped between two
+// looks of a sealer, its events pushed out of the trail's last events by
+// busy writers meanwhile, is found among the streams of what came since
+// the last look, and sealed.
+func TestRecoverBetweenLooks(t *testing.T) {
+	f := newRecoverFixture(t, sqlite.OpenTest(t))
+	w, busy := f.writer(), f.writer()
+	f.record(busy, "busy")
+	f.recover(w) // the first look: every stream
+	stopped := f.writer()
+	f.record(stopped, "s1")
+	more := make([]string, 4200)
+	for i := range more {
+		more[i] = "busy"
+	}
+	f.record(busy, more...)
+	f.recover(w) // sees it only among the streams of what came since
+	f.advance(audit.LiveWithin + time.Second)
+	f.record(busy, "busy")
+	f.recover(w, stopped.Stream())
+}
+
 // lostAnswer is a store whose first multi-event append commits but
 // answers an error, as a connection lost after the commit does.
 type lostAnswer struct {
