@@ -2,11 +2,16 @@ package oidc_test
 
 import (
 	"encoding/json"
+	"errors"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
+	"github.com/aws/smithy-go"
 
+	"github.com/writ-id/writ/internal/app"
 	"github.com/writ-id/writ/internal/config"
 )
 
@@ -89,5 +94,43 @@ func TestTokenExchangeRequestChecks(t *testing.T) {
 	_, cc, _ := f.post("/oauth2/token", url.Values{"grant_type": {"client_credentials"}}, "files-service", "files-demo-secret")
 	if status, body := exchange(f, "orders-service", "orders-demo-secret", cc["access_token"].(string), url.Values{"audience": {"files-service"}}); status != 400 || body["error"] != "invalid_request" {
 		t.Fatalf("exchange of a client token: %d %v", status, body)
+	}
+}
+
+// TestExchangedTokenCannotActOnTheAccount: the account scope (the Cognito
+// user API) is the user's own: a token exchanged for a service carries it
+// not, cannot ask for it, and a token with an actor is refused there
+// whatever its scope (GetUser, DeleteUser, TOTP setup all read the same
+// check), so a service downstream cannot delete the user or replace the
+// user's second factor.
+func TestExchangedTokenCannotActOnTheAccount(t *testing.T) {
+	f := start(t)
+	at := aws.ToString(f.alice().AccessToken)
+	if !strings.Contains(claims(t, at)["scope"].(string), "aws.cognito.signin.user.admin") {
+		t.Fatalf("alice's own token lacks the account scope: %v", claims(t, at)["scope"])
+	}
+	status, body := exchange(f, "orders-service", "orders-demo-secret", at, url.Values{"audience": {"files-service"}})
+	if status != 200 {
+		t.Fatalf("exchange: %d %v", status, body)
+	}
+	xt := body["access_token"].(string)
+	if strings.Contains(claims(t, xt)["scope"].(string), "aws.cognito.signin.user.admin") || strings.Contains(body["scope"].(string), "aws.cognito.signin.user.admin") {
+		t.Fatalf("the exchanged token carries the account scope: %v", body)
+	}
+	status, body = exchange(f, "orders-service", "orders-demo-secret", at, url.Values{"audience": {"files-service"}, "scope": {"aws.cognito.signin.user.admin"}})
+	if status != 400 || body["error"] != "invalid_scope" {
+		t.Fatalf("asking for the account scope: %d %v", status, body)
+	}
+	c := cip.New(cip.Options{Region: "us-east-1", BaseEndpoint: aws.String(f.App.URL(app.IDP)), Credentials: aws.AnonymousCredentials{}, RetryMaxAttempts: 1})
+	_, err := c.GetUser(f.ctx, &cip.GetUserInput{AccessToken: aws.String(xt)})
+	var ae smithy.APIError
+	if !errors.As(err, &ae) || ae.ErrorCode() != "NotAuthorizedException" {
+		t.Fatalf("GetUser with an exchanged token: %v", err)
+	}
+	if _, err := c.DeleteUser(f.ctx, &cip.DeleteUserInput{AccessToken: aws.String(xt)}); !errors.As(err, &ae) || ae.ErrorCode() != "NotAuthorizedException" {
+		t.Fatalf("DeleteUser with an exchanged token: %v", err)
+	}
+	if _, err := c.GetUser(f.ctx, &cip.GetUserInput{AccessToken: aws.String(at)}); err != nil {
+		t.Fatalf("alice's own token: %v", err)
 	}
 }

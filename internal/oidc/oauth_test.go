@@ -382,10 +382,24 @@ func TestTokenExchangeChain(t *testing.T) {
 	if act, _ := json.Marshal(c2["act"]); string(act) != `{"act":{"client_id":"api-gateway","sub":"api-gateway"},"client_id":"orders-service","sub":"orders-service"}` {
 		t.Errorf("hop 2 act = %s", act)
 	}
-	// Scopes only narrow.
-	status, body = exchange(f, "api-gateway", "gateway-demo-secret", at, url.Values{"audience": {"files-service"}, "scope": {"aws.cognito.signin.user.admin"}})
-	if status != 200 || body["scope"] != "aws.cognito.signin.user.admin" {
-		t.Fatalf("narrowing to the same scope: %d %v", status, body)
+	// Scopes only narrow (the account scope never passes: see
+	// TestExchangedTokenCannotActOnTheAccount).
+	ctx := context.Background()
+	pool, _ := f.App.Pools.Pool(poolID)
+	web, _ := f.App.Core.Store.GetClient(ctx, "demo-web")
+	alice, _ := f.App.Core.Store.GetUser(ctx, poolID, "alice")
+	scoped, err := pool.Issue(ctx, userpool.Grant{Client: web, User: alice, Scope: []string{"openid", "https://api.demo.local/orders.read", "aws.cognito.signin.user.admin"},
+		AuthTime: f.Clock.Now(), AMR: []string{"pwd"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, body = exchange(f, "api-gateway", "gateway-demo-secret", scoped.AccessToken, url.Values{"audience": {"files-service"}})
+	if status != 200 || body["scope"] != "openid https://api.demo.local/orders.read" {
+		t.Fatalf("keeping the subject's scopes: %d %v", status, body)
+	}
+	status, body = exchange(f, "api-gateway", "gateway-demo-secret", scoped.AccessToken, url.Values{"audience": {"files-service"}, "scope": {"https://api.demo.local/orders.read"}})
+	if status != 200 || body["scope"] != "https://api.demo.local/orders.read" {
+		t.Fatalf("narrowing: %d %v", status, body)
 	}
 	status, body = exchange(f, "api-gateway", "gateway-demo-secret", at, url.Values{"audience": {"files-service"}, "scope": {"https://api.demo.local/orders.write"}})
 	if status != 400 || body["error"] != "invalid_scope" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -119,10 +120,17 @@ func (p *Pool) exchange(ctx context.Context, x Exchange) (ExchangeResult, error)
 	if depth > p.cfg.MaxActorChain {
 		return res, oauthErr("invalid_request", fmt.Sprintf("actor chain would be %d deep; at most %d allowed", depth, p.cfg.MaxActorChain))
 	}
-	have := sub.Scopes()
+	// The account scope (the Cognito user API: GetUser, DeleteUser,
+	// changing the user's attributes, password or TOTP) is the user's own,
+	// never delegated: a service that a token was exchanged for acts for
+	// the user toward other services, not on the user's account.
+	have := slices.DeleteFunc(sub.Scopes(), func(s string) bool { return s == ScopeAdmin })
 	scope := have
 	if len(x.Scope) > 0 {
 		for _, s := range x.Scope {
+			if s == ScopeAdmin {
+				return res, oauthErr("invalid_scope", "scope "+s+" is the user's own and is not delegated by an exchange")
+			}
 			if !contains(have, s) {
 				return res, oauthErr("invalid_scope", "scope "+s+" is not in the subject token: an exchange can only narrow")
 			}
