@@ -287,7 +287,10 @@ func (v *Verifier) payloadHash(r *http.Request, p parsed) (string, error) {
 	if p.presigned && v.S3 {
 		return unsignedPayload, nil
 	}
-	if h := r.Header.Get("X-Amz-Content-Sha256"); h != "" && (v.S3 || h == unsignedPayload) {
+	// Only S3 takes a payload hash the request states (UNSIGNED-PAYLOAD
+	// included): any other service hashes the body itself, so that the
+	// signature always covers it.
+	if h := r.Header.Get("X-Amz-Content-Sha256"); h != "" && v.S3 {
 		if !validPayloadHash(h) {
 			return "", fail("InvalidArgument", "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-… or a SHA-256 in hex")
 		}

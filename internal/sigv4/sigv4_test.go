@@ -117,6 +117,18 @@ func TestSDKSignerRoundTrips(t *testing.T) {
 		}), "SignatureDoesNotMatch"},
 		{"query altered", sign("AKIAEXAMPLE000000001", "long-term-secret", "", body, now, func(r *http.Request) { r.URL.RawQuery = "x=2" }), "SignatureDoesNotMatch"},
 		{"skew", sign("AKIAEXAMPLE000000001", "long-term-secret", "", body, now.Add(-20*time.Minute), nil), "RequestTimeTooSkewed"},
+		// Only S3 takes UNSIGNED-PAYLOAD: elsewhere the body is always
+		// covered, and a body swapped after signing is caught.
+		{"unsigned payload, body swapped", func() *http.Request {
+			r, _ := http.NewRequest("POST", "http://127.0.0.1:8401/?x=1", strings.NewReader(body))
+			r.Header.Set("X-Amz-Content-Sha256", "UNSIGNED-PAYLOAD")
+			if err := signer.SignHTTP(context.Background(), aws.Credentials{AccessKeyID: "AKIAEXAMPLE000000001", SecretAccessKey: "long-term-secret"},
+				r, "UNSIGNED-PAYLOAD", "sts", "us-east-1", now); err != nil {
+				t.Fatal(err)
+			}
+			r.Body = ioNop("Action=AssumeRole&Version=2011-06-15")
+			return r
+		}(), "SignatureDoesNotMatch"},
 		{"no auth", func() *http.Request { r, _ := http.NewRequest("POST", "http://127.0.0.1:8401/", nil); return r }(), "MissingAuthenticationToken"},
 	}
 	for _, c := range cases {
