@@ -193,3 +193,56 @@ func TestEmailAddressFormat(t *testing.T) {
 		t.Fatalf("challenge response with a good address: %v", err)
 	}
 }
+
+// TestOversizedUsernameRefusedUnread: a username no user can have (over
+// 128 characters) is refused with InvalidParameterException by every
+// operation an unauthenticated caller can name one in, before anything is
+// counted, stored or recorded: no audit event, no decoy code, no counter.
+func TestOversizedUsernameRefusedUnread(t *testing.T) {
+	f := start(t)
+	long := strings.Repeat("x", 129) + "-unread"
+	client := aws.String("demo-web")
+	calls := map[string]func() error{
+		"InitiateAuth": func() error {
+			_, err := f.c.InitiateAuth(f.ctx, &cip.InitiateAuthInput{AuthFlow: types.AuthFlowTypeUserPasswordAuth, ClientId: client,
+				AuthParameters: map[string]string{"USERNAME": long, "PASSWORD": "Whatever-Passw0rd"}})
+			return err
+		},
+		"ForgotPassword": func() error {
+			_, err := f.c.ForgotPassword(f.ctx, &cip.ForgotPasswordInput{ClientId: client, Username: aws.String(long)})
+			return err
+		},
+		"ConfirmForgotPassword": func() error {
+			_, err := f.c.ConfirmForgotPassword(f.ctx, &cip.ConfirmForgotPasswordInput{ClientId: client, Username: aws.String(long),
+				ConfirmationCode: aws.String("123456"), Password: aws.String("New-Passw0rd-1")})
+			return err
+		},
+		"ResendConfirmationCode": func() error {
+			_, err := f.c.ResendConfirmationCode(f.ctx, &cip.ResendConfirmationCodeInput{ClientId: client, Username: aws.String(long)})
+			return err
+		},
+		"ConfirmSignUp": func() error {
+			_, err := f.c.ConfirmSignUp(f.ctx, &cip.ConfirmSignUpInput{ClientId: client, Username: aws.String(long), ConfirmationCode: aws.String("123456")})
+			return err
+		},
+		"SignUp": func() error {
+			_, err := f.c.SignUp(f.ctx, &cip.SignUpInput{ClientId: client, Username: aws.String(long), Password: aws.String("Whatever-Passw0rd")})
+			return err
+		},
+	}
+	for name, call := range calls {
+		if ge := wantCode(t, call(), "InvalidParameterException"); !strings.Contains(ge.Message, "128") {
+			t.Errorf("%s: %s", name, ge.Message)
+		}
+	}
+	f.App.Core.Audit.Flush(f.ctx)
+	evs, err := f.App.Core.Store.ListAudit(f.ctx, store.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range evs {
+		if strings.Contains(e.Username, "-unread") || strings.Contains(e.Resource, "-unread") {
+			t.Fatalf("recorded: %+v", e)
+		}
+	}
+}

@@ -472,6 +472,9 @@ func (p *Pool) checkBoundCode(ctx context.Context, purpose, bind, username, code
 // A sign-up with an email address, which mails a code, counts toward the
 // per-source limit on code requests of src (throttleCodeSend).
 func (p *Pool) SignUp(ctx context.Context, c store.Client, username, password, secretHash string, attrs []Attribute, src string) (store.User, CodeDelivery, error) {
+	if err := usernameInput(username); err != nil {
+		return store.User{}, CodeDelivery{}, err
+	}
 	u, d, err := p.signUp(ctx, c, username, password, secretHash, attrs, src)
 	ev := auditFor("SignUp", c, u, err)
 	ev.Username = username
@@ -542,10 +545,9 @@ func validUsername(u string) error {
 	switch {
 	case u == "":
 		return newErr(CodeInvalidParameter, "1 validation error detected: Value at 'username' failed to satisfy constraint: Member must not be null")
-	case !utf8.ValidString(u):
-		return newErr(CodeInvalidParameter, "Invalid username")
-	case utf8.RuneCountInString(u) > maxUsername:
-		return newErr(CodeInvalidParameter, "1 validation error detected: Value at 'username' failed to satisfy constraint: Member must have length less than or equal to 128")
+	}
+	if err := validUsernameLength(u); err != nil {
+		return err
 	}
 	for _, r := range u {
 		if !unicode.In(r, unicode.L, unicode.M, unicode.S, unicode.N, unicode.P) {
@@ -555,9 +557,35 @@ func validUsername(u string) error {
 	return nil
 }
 
+// usernameInput refuses, before anything is looked up, counted or
+// recorded, a username no user can have: over 128 characters or not
+// UTF-8 (an unauthenticated caller's 250,000-character name would
+// otherwise land in counters, decoy codes and the audit trail). Empty is
+// left to the operation, which says which member is missing.
+func usernameInput(u string) error {
+	if u == "" {
+		return nil
+	}
+	return validUsernameLength(u)
+}
+
+// validUsernameLength is validUsername's check of encoding and length.
+func validUsernameLength(u string) error {
+	switch {
+	case !utf8.ValidString(u):
+		return newErr(CodeInvalidParameter, "Invalid username")
+	case utf8.RuneCountInString(u) > maxUsername:
+		return newErr(CodeInvalidParameter, "1 validation error detected: Value at 'username' failed to satisfy constraint: Member must have length less than or equal to 128")
+	}
+	return nil
+}
+
 // ConfirmSignUp confirms a user with the mailed code. The attempt counts
 // toward the per-source limit on codes given from src (throttleCodeCheck).
 func (p *Pool) ConfirmSignUp(ctx context.Context, c store.Client, username, code, secretHash, src string) error {
+	if err := usernameInput(username); err != nil {
+		return err
+	}
 	err := p.confirmSignUp(ctx, c, username, code, secretHash, src)
 	ev := auditEvent("ConfirmSignUp", c.ClientID, username, "", err)
 	p.record(ctx, ev)
@@ -627,6 +655,9 @@ func (p *Pool) AdminConfirmSignUp(ctx context.Context, username string) error {
 // maxCodeSends within codeWindow (LimitExceededException after), and
 // within the per-source limit on code requests of src (throttleCodeSend).
 func (p *Pool) ResendConfirmationCode(ctx context.Context, c store.Client, username, secretHash, src string) (CodeDelivery, error) {
+	if err := usernameInput(username); err != nil {
+		return CodeDelivery{}, err
+	}
 	if err := p.checkSecretHash(c, username, secretHash); err != nil {
 		return CodeDelivery{}, err
 	}
@@ -662,6 +693,9 @@ func (p *Pool) ResendConfirmationCode(ctx context.Context, c store.Client, usern
 // whether an account exists. Requests count toward the per-source limit
 // on code requests of src (throttleCodeSend), known users or not.
 func (p *Pool) ForgotPassword(ctx context.Context, c store.Client, username, secretHash, src string) (CodeDelivery, error) {
+	if err := usernameInput(username); err != nil {
+		return CodeDelivery{}, err
+	}
 	if err := p.checkSecretHash(c, username, secretHash); err != nil {
 		return CodeDelivery{}, err
 	}
@@ -706,6 +740,9 @@ func (p *Pool) ForgotPassword(ctx context.Context, c store.Client, username, sec
 // The attempt counts toward the per-source limit on codes given from src
 // (throttleCodeCheck).
 func (p *Pool) ConfirmForgotPassword(ctx context.Context, c store.Client, username, code, password, secretHash, src string) error {
+	if err := usernameInput(username); err != nil {
+		return err
+	}
 	err := p.confirmForgot(ctx, c, username, code, password, secretHash, src)
 	p.record(ctx, auditEvent("ConfirmForgotPassword", c.ClientID, username, "", err))
 	return err

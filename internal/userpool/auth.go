@@ -111,6 +111,9 @@ func (p *Pool) WebPasswordAuth(ctx context.Context, c store.Client, username, pa
 }
 
 func (p *Pool) passwordAuthLogged(ctx context.Context, action string, c store.Client, username, password, secretHash string, how signIn) (Result, error) {
+	if err := usernameInput(username); err != nil {
+		return Result{}, err
+	}
 	r, err := p.passwordAuth(ctx, c, username, password, secretHash, how)
 	ev := auditFor(action, c, r.User, err)
 	if r.User.Username == "" {
@@ -364,6 +367,9 @@ func (p *Pool) AdminRespond(ctx context.Context, c store.Client, challenge, sess
 }
 
 func (p *Pool) respondLogged(ctx context.Context, action string, c store.Client, challenge, session string, responses map[string]string, src string) (Result, error) {
+	if err := usernameInput(responses["USERNAME"]); err != nil {
+		return Result{}, err
+	}
 	r, err := p.respond(ctx, c, challenge, session, responses, src)
 	ev := auditFor(action, c, r.User, err)
 	if ev.Username == "" {
