@@ -104,6 +104,16 @@ func TestAdminAPI(t *testing.T) {
 	}
 	_, err = f.refresh(ai.AuthenticationResult.RefreshToken)
 	wantCode(t, err, "NotAuthorizedException")
+	// A reset code goes to a verified address only: gina's is not yet.
+	_, err = adm.AdminResetUserPassword(f.ctx, &cip.AdminResetUserPasswordInput{UserPoolId: pool, Username: aws.String("gina")})
+	wantCode(t, err, "InvalidParameterException")
+	if g, _ := adm.AdminGetUser(f.ctx, &cip.AdminGetUserInput{UserPoolId: pool, Username: aws.String("gina")}); g.UserStatus != types.UserStatusTypeConfirmed {
+		t.Errorf("status after a refused reset: %s", g.UserStatus)
+	}
+	if _, err := adm.AdminUpdateUserAttributes(f.ctx, &cip.AdminUpdateUserAttributesInput{UserPoolId: pool, Username: aws.String("gina"),
+		UserAttributes: []types.AttributeType{{Name: aws.String("email_verified"), Value: aws.String("true")}}}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := adm.AdminResetUserPassword(f.ctx, &cip.AdminResetUserPasswordInput{UserPoolId: pool, Username: aws.String("gina")}); err != nil {
 		t.Fatal(err)
 	}

@@ -429,6 +429,12 @@ func (p *Pool) AdminSetPassword(ctx context.Context, username, password string, 
 // does: a reset is asked for when the password is no longer trusted.
 func (p *Pool) AdminResetPassword(ctx context.Context, username string) error {
 	u, err := p.adminUpdate(ctx, "AdminResetUserPassword", username, true, func(u *store.User) error {
+		// The reset code goes to a verified address only, as
+		// ForgotPassword's does: an address someone set without proving
+		// it would get the account.
+		if u.Email == "" || !u.EmailVerified {
+			return newErr(CodeInvalidParameter, "Cannot reset password for the user as there is no registered/verified email or phone_number")
+		}
 		u.Status = store.StatusResetRequired
 		return nil
 	}, func(tx store.Tx, u store.User) error {
