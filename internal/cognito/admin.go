@@ -257,7 +257,11 @@ func (a *IDP) adminOps() map[string]awsjson.Op {
 			if err != nil {
 				return nil, err
 			}
-			if in.AuthFlow != "ADMIN_USER_PASSWORD_AUTH" && in.AuthFlow != "ADMIN_NO_SRP_AUTH" {
+			switch in.AuthFlow {
+			case "ADMIN_USER_PASSWORD_AUTH", "ADMIN_NO_SRP_AUTH":
+			case "REFRESH_TOKEN_AUTH", "REFRESH_TOKEN":
+				return refreshAuth(ctx, p, c, in.AuthParameters)
+			default:
 				return nil, awsjson.Errorf("InvalidParameterException", "Unsupported AuthFlow "+truncate(in.AuthFlow, 40))
 			}
 			if !userpool.HasFlow(c, "admin_user_password") {

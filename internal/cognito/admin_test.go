@@ -93,6 +93,14 @@ func TestAdminAPI(t *testing.T) {
 	if id["cognito:preferred_role"] != "arn:aws:iam::000000000000:role/demo-staff" {
 		t.Errorf("group membership not in the token: %v", id["cognito:preferred_role"])
 	}
+	// A server refreshes through the admin API too.
+	for _, flow := range []types.AuthFlowType{types.AuthFlowTypeRefreshTokenAuth, types.AuthFlowTypeRefreshToken} {
+		ar, err := adm.AdminInitiateAuth(f.ctx, &cip.AdminInitiateAuthInput{UserPoolId: pool, ClientId: aws.String("demo-web"),
+			AuthFlow: flow, AuthParameters: map[string]string{"REFRESH_TOKEN": aws.ToString(ai.AuthenticationResult.RefreshToken)}})
+		if err != nil || ar.AuthenticationResult == nil || aws.ToString(ar.AuthenticationResult.AccessToken) == "" {
+			t.Fatalf("AdminInitiateAuth %s: %v", flow, err)
+		}
+	}
 	if _, err := adm.AdminDisableUser(f.ctx, &cip.AdminDisableUserInput{UserPoolId: pool, Username: aws.String("gina")}); err != nil {
 		t.Fatal(err)
 	}

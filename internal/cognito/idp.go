@@ -246,24 +246,7 @@ func (a *IDP) initiateAuth(ctx context.Context, r *http.Request, body []byte) (a
 		}
 		return authResult(res), nil
 	case "REFRESH_TOKEN_AUTH", "REFRESH_TOKEN":
-		if !userpool.HasFlow(c, "refresh_token") {
-			return nil, awsjson.Errorf("InvalidParameterException", "REFRESH_TOKEN_AUTH flow not enabled for this client")
-		}
-		rt := ap["REFRESH_TOKEN"]
-		if rt == "" {
-			return nil, missing("authParameters.REFRESH_TOKEN")
-		}
-		if !c.Public && len(c.SecretHash) > 0 {
-			username, sub, _ := p.RefreshOwner(ctx, rt)
-			if err := p.CheckSecretHash(c, ap["SECRET_HASH"], username, sub); err != nil {
-				return nil, err
-			}
-		}
-		t, err := p.Refresh(ctx, c, rt)
-		if err != nil {
-			return nil, err
-		}
-		return authResult(userpool.Result{Tokens: &t}), nil
+		return refreshAuth(ctx, p, c, ap)
 	case "USER_SRP_AUTH", "CUSTOM_AUTH", "USER_AUTH":
 		return nil, awsjson.Errorf("InvalidParameterException", in.AuthFlow+" flow not enabled for this client")
 	default:
@@ -278,6 +261,30 @@ type challengeRequest struct {
 	ChallengeName      string
 	Session            string
 	ChallengeResponses map[string]string
+}
+
+// refreshAuth serves REFRESH_TOKEN_AUTH (InitiateAuth and
+// AdminInitiateAuth alike): new tokens for the refresh token in ap, for
+// client c.
+func refreshAuth(ctx context.Context, p *userpool.Pool, c store.Client, ap map[string]string) (any, error) {
+	if !userpool.HasFlow(c, "refresh_token") {
+		return nil, awsjson.Errorf("InvalidParameterException", "REFRESH_TOKEN_AUTH flow not enabled for this client")
+	}
+	rt := ap["REFRESH_TOKEN"]
+	if rt == "" {
+		return nil, missing("authParameters.REFRESH_TOKEN")
+	}
+	if !c.Public && len(c.SecretHash) > 0 {
+		username, sub, _ := p.RefreshOwner(ctx, rt)
+		if err := p.CheckSecretHash(c, ap["SECRET_HASH"], username, sub); err != nil {
+			return nil, err
+		}
+	}
+	t, err := p.Refresh(ctx, c, rt)
+	if err != nil {
+		return nil, err
+	}
+	return authResult(userpool.Result{Tokens: &t}), nil
 }
 
 func decodeChallenge(body []byte) (challengeRequest, error) {
