@@ -2,8 +2,11 @@ package cognito
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/writ-id/writ/internal/awsjson"
 	"github.com/writ-id/writ/internal/iam"
@@ -339,15 +342,44 @@ func (a *IDP) adminOps() map[string]awsjson.Op {
 			return map[string]any{"Group": groupType(g)}, nil
 		}),
 		"ListGroups": a.adminOp("ListGroups", func(ctx context.Context, p *userpool.Pool, body []byte) (any, error) {
+			var in struct {
+				Limit     *int
+				NextToken string
+			}
+			if err := awsjson.Decode(body, &in); err != nil {
+				return nil, err
+			}
+			limit := 60 // Cognito's default and most
+			if in.Limit != nil {
+				if *in.Limit < 1 || *in.Limit > 60 {
+					return nil, awsjson.Errorf("InvalidParameterException", "1 validation error detected: Value at 'limit' failed to satisfy constraint: Member must have value between 1 and 60")
+				}
+				limit = *in.Limit
+			}
 			gs, err := a.svc.ListGroups(ctx, p)
 			if err != nil {
 				return nil, err
+			}
+			// Pages in name order; the token names the page's last group.
+			slices.SortFunc(gs, func(x, y store.Group) int { return strings.Compare(x.Name, y.Name) })
+			if in.NextToken != "" {
+				after, err := base64.RawURLEncoding.DecodeString(in.NextToken)
+				if err != nil {
+					return nil, awsjson.Errorf("InvalidParameterException", "Invalid pagination token")
+				}
+				gs = slices.DeleteFunc(gs, func(g store.Group) bool { return g.Name <= string(after) })
+			}
+			res := map[string]any{}
+			if len(gs) > limit {
+				gs = gs[:limit]
+				res["NextToken"] = base64.RawURLEncoding.EncodeToString([]byte(gs[len(gs)-1].Name))
 			}
 			out := []map[string]any{}
 			for _, g := range gs {
 				out = append(out, groupType(g))
 			}
-			return map[string]any{"Groups": out}, nil
+			res["Groups"] = out
+			return res, nil
 		}),
 		"GetGroup":    a.adminOp("GetGroup", a.getGroup),
 		"UpdateGroup": a.adminOp("UpdateGroup", a.updateGroup),

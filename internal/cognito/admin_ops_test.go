@@ -508,3 +508,62 @@ func TestNewAdminOpsNeedTheirIAMAction(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupNamesAndPaging: group names and role ARNs are checked as
+// Cognito checks them, and ListGroups pages by Limit and NextToken (the
+// SDK's paginator visits every group once).
+func TestGroupNamesAndPaging(t *testing.T) {
+	f := start(t)
+	adm := f.admin()
+	pool := aws.String(poolID)
+	for _, bad := range []struct{ name, role, says string }{
+		{"has space", "", "groupName"},
+		{strings.Repeat("g", 129), "", "groupName"},
+		{"ok", "not-an-arn", "roleArn"},
+	} {
+		in := &cip.CreateGroupInput{UserPoolId: pool, GroupName: aws.String(bad.name)}
+		if bad.role != "" {
+			in.RoleArn = aws.String(bad.role)
+		}
+		_, err := adm.CreateGroup(f.ctx, in)
+		if ge := wantCode(t, err, "InvalidParameterException"); !strings.Contains(ge.Message, bad.says) {
+			t.Errorf("%q: %s", bad.name, ge.Message)
+		}
+	}
+	for i := range 5 {
+		if _, err := adm.CreateGroup(f.ctx, &cip.CreateGroupInput{UserPoolId: pool, GroupName: aws.String(fmt.Sprintf("team-%d", i)),
+			RoleArn: aws.String("arn:aws:iam::000000000000:role/demo-staff")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, err := adm.ListGroups(f.ctx, &cip.ListGroupsInput{UserPoolId: pool})
+	if err != nil || all.NextToken != nil {
+		t.Fatalf("ListGroups: %v %v", all, err)
+	}
+	seen := map[string]int{}
+	pages := 0
+	pg := cip.NewListGroupsPaginator(adm, &cip.ListGroupsInput{UserPoolId: pool, Limit: aws.Int32(2)})
+	for pg.HasMorePages() {
+		out, err := pg.NextPage(f.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Groups) > 2 {
+			t.Fatalf("a page of %d", len(out.Groups))
+		}
+		pages++
+		for _, g := range out.Groups {
+			seen[aws.ToString(g.GroupName)]++
+		}
+	}
+	if len(seen) != len(all.Groups) || pages != (len(all.Groups)+1)/2 {
+		t.Fatalf("paged %v in %d pages, want the %d groups", seen, pages, len(all.Groups))
+	}
+	for name, n := range seen {
+		if n != 1 {
+			t.Errorf("%s listed %d times", name, n)
+		}
+	}
+	_, err = adm.ListGroups(f.ctx, &cip.ListGroupsInput{UserPoolId: pool, Limit: aws.Int32(61)})
+	wantCode(t, err, "InvalidParameterException")
+}

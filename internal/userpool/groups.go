@@ -6,7 +6,9 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/writ-id/writ/internal/audit"
@@ -29,6 +31,12 @@ func groupErr(err error) error { return storeErr(err, errGroupNotFound) }
 // Cognito's constraints on CreateGroup and UpdateGroup.
 func checkGroup(g store.Group) error {
 	switch {
+	case !utf8.ValidString(g.Name) || utf8.RuneCountInString(g.Name) > 128:
+		return newErr(CodeInvalidParameter, "1 validation error detected: Value at 'groupName' failed to satisfy constraint: Member must have length less than or equal to 128")
+	case strings.IndexFunc(g.Name, func(r rune) bool { return !unicode.In(r, unicode.L, unicode.M, unicode.S, unicode.N, unicode.P) }) >= 0:
+		return newErr(CodeInvalidParameter, "1 validation error detected: Value at 'groupName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\p{L}\\p{M}\\p{S}\\p{N}\\p{P}]+")
+	case g.RoleARN != "" && !roleARN(g.RoleARN):
+		return newErr(CodeInvalidParameter, "1 validation error detected: Value at 'roleArn' failed to satisfy constraint: Member must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
 	case g.Precedence < 0:
 		return newErr(CodeInvalidParameter, "1 validation error detected: Value '"+strconv.Itoa(g.Precedence)+
 			"' at 'precedence' failed to satisfy constraint: Member must have value greater than or equal to 0")
@@ -39,6 +47,14 @@ func checkGroup(g store.Group) error {
 		return newErr(CodeInvalidParameter, "1 validation error detected: Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 2048")
 	}
 	return nil
+}
+
+// roleARN reports whether s is an IAM role's ARN.
+func roleARN(s string) bool {
+	parts := strings.SplitN(s, ":", 6)
+	return len(parts) == 6 && parts[0] == "arn" && parts[1] != "" && parts[2] == "iam" && parts[3] == "" && len(parts[4]) == 12 &&
+		strings.Trim(parts[4], "0123456789") == "" && strings.HasPrefix(parts[5], "role/") && len(parts[5]) > len("role/") &&
+		!strings.ContainsAny(s, " \t\r\n")
 }
 
 // Group returns a pool's group (ResourceNotFoundException when absent).
@@ -63,8 +79,8 @@ func (s *Service) ListGroups(ctx context.Context, p *Pool) ([]store.Group, error
 // check and the write are one transaction: PutGroup replaces, so two
 // concurrent creations must not both pass the check.
 func (s *Service) CreateGroup(ctx context.Context, p *Pool, g store.Group) (store.Group, error) {
-	if g.Name == "" || len(g.Name) > 128 {
-		return store.Group{}, newErr(CodeInvalidParameter, "GroupName is required")
+	if g.Name == "" {
+		return store.Group{}, newErr(CodeInvalidParameter, "1 validation error detected: Value at 'groupName' failed to satisfy constraint: Member must not be null")
 	}
 	if err := checkGroup(g); err != nil {
 		return store.Group{}, err
