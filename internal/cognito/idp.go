@@ -103,6 +103,17 @@ type codeDeliveryDetails struct {
 	AttributeName  string `json:"AttributeName"`
 }
 
+// firstMissing is the error for the first of the (name, value) pairs
+// whose value is empty, nil when none is.
+func firstMissing(pairs ...string) error {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i+1] == "" {
+			return missing(pairs[i])
+		}
+	}
+	return nil
+}
+
 func delivery(d userpool.CodeDelivery) *codeDeliveryDetails {
 	return &codeDeliveryDetails{Destination: d.Destination, DeliveryMedium: d.DeliveryMedium, AttributeName: d.AttributeName}
 }
@@ -155,7 +166,11 @@ func (a *IDP) signUp(ctx context.Context, r *http.Request, body []byte) (any, er
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"UserConfirmed": false, "UserSub": u.Sub, "CodeDeliveryDetails": delivery(d)}, nil
+	out := map[string]any{"UserConfirmed": false, "UserSub": u.Sub}
+	if d.Destination != "" { // none without an address: no code went anywhere
+		out["CodeDeliveryDetails"] = delivery(d)
+	}
+	return out, nil
 }
 
 func (a *IDP) confirmSignUp(ctx context.Context, r *http.Request, body []byte) (any, error) {
@@ -165,8 +180,8 @@ func (a *IDP) confirmSignUp(ctx context.Context, r *http.Request, body []byte) (
 	if err := awsjson.Decode(body, &in); err != nil {
 		return nil, err
 	}
-	if in.Username == "" || in.ConfirmationCode == "" {
-		return nil, missing("confirmationCode")
+	if err := firstMissing("username", in.Username, "confirmationCode", in.ConfirmationCode); err != nil {
+		return nil, err
 	}
 	p, c, err := a.client(ctx, in.ClientId)
 	if err != nil {
@@ -193,6 +208,9 @@ func (a *IDP) resendConfirmationCode(ctx context.Context, r *http.Request, body 
 	d, err := p.ResendConfirmationCode(ctx, c, in.Username, in.SecretHash, awsjson.SourceIP(r))
 	if err != nil {
 		return nil, err
+	}
+	if d.Destination == "" { // no address: no code went anywhere
+		return struct{}{}, nil
 	}
 	return map[string]any{"CodeDeliveryDetails": delivery(d)}, nil
 }
@@ -592,8 +610,8 @@ func (a *IDP) confirmForgotPassword(ctx context.Context, r *http.Request, body [
 	if err := awsjson.Decode(body, &in); err != nil {
 		return nil, err
 	}
-	if in.Username == "" || in.ConfirmationCode == "" || in.Password == "" {
-		return nil, missing("confirmationCode")
+	if err := firstMissing("username", in.Username, "confirmationCode", in.ConfirmationCode, "password", in.Password); err != nil {
+		return nil, err
 	}
 	p, c, err := a.client(ctx, in.ClientId)
 	if err != nil {

@@ -246,3 +246,52 @@ func TestOversizedUsernameRefusedUnread(t *testing.T) {
 		}
 	}
 }
+
+// TestMissingMembersNamed: a missing member is named in the error, and a
+// sign-up without an address gets no CodeDeliveryDetails (no code went
+// anywhere), as Cognito answers.
+func TestMissingMembersNamed(t *testing.T) {
+	f := start(t)
+	client := aws.String("demo-web")
+	_, err := f.c.ConfirmSignUp(f.ctx, &cip.ConfirmSignUpInput{ClientId: client, Username: aws.String(""), ConfirmationCode: aws.String("123456")})
+	if ge := wantCode(t, err, "InvalidParameterException"); !strings.Contains(ge.Message, "'username'") {
+		t.Errorf("ConfirmSignUp without Username: %s", ge.Message)
+	}
+	_, err = f.c.ConfirmForgotPassword(f.ctx, &cip.ConfirmForgotPasswordInput{ClientId: client, Username: aws.String("alice"),
+		ConfirmationCode: aws.String("123456"), Password: aws.String("")})
+	if ge := wantCode(t, err, "InvalidParameterException"); !strings.Contains(ge.Message, "'password'") {
+		t.Errorf("ConfirmForgotPassword without Password: %s", ge.Message)
+	}
+	out, err := f.c.SignUp(f.ctx, &cip.SignUpInput{ClientId: client, Username: aws.String("no-mail"), Password: aws.String("No-Mail-Passw0rd")})
+	if err != nil || out.CodeDeliveryDetails != nil {
+		t.Fatalf("SignUp without an address: %+v %v", out, err)
+	}
+	re, err := f.c.ResendConfirmationCode(f.ctx, &cip.ResendConfirmationCodeInput{ClientId: client, Username: aws.String("no-mail")})
+	if err != nil || re.CodeDeliveryDetails != nil {
+		t.Fatalf("ResendConfirmationCode without an address: %+v %v", re, err)
+	}
+}
+
+// TestForgotPasswordWaitsForTheFirstSignIn: a user still on its temporary
+// password gets no reset code (its first sign-in sets a password; a reset
+// would skip that step), answered as for any user who gets none.
+func TestForgotPasswordWaitsForTheFirstSignIn(t *testing.T) {
+	f := start(t)
+	adm := f.admin()
+	if _, err := adm.AdminCreateUser(f.ctx, &cip.AdminCreateUserInput{UserPoolId: aws.String(poolID), Username: aws.String("newbie"),
+		TemporaryPassword: aws.String("Temp-Passw0rd1"), MessageAction: types.MessageActionTypeSuppress,
+		UserAttributes: []types.AttributeType{{Name: aws.String("email"), Value: aws.String("newbie@example.com")},
+			{Name: aws.String("email_verified"), Value: aws.String("true")}}}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := f.c.ForgotPassword(f.ctx, &cip.ForgotPasswordInput{ClientId: aws.String("demo-web"), Username: aws.String("newbie")})
+	if err != nil || out.CodeDeliveryDetails == nil {
+		t.Fatalf("ForgotPassword: %+v %v", out, err)
+	}
+	if ms, _ := f.App.Core.Store.ListMail(f.ctx, 0); len(ms) != 0 {
+		t.Fatalf("mailed: %+v", ms)
+	}
+	if g, _ := adm.AdminGetUser(f.ctx, &cip.AdminGetUserInput{UserPoolId: aws.String(poolID), Username: aws.String("newbie")}); g.UserStatus != types.UserStatusTypeForceChangePassword {
+		t.Fatalf("status %s", g.UserStatus)
+	}
+}

@@ -402,8 +402,12 @@ func (p *Pool) decoyCode(ctx context.Context, purpose, username string, life tim
 	return p.decoyDelivery(username), nil
 }
 
-// codeDelivery is where a code mailed to u went.
+// codeDelivery is where a code mailed to u went: nowhere (the zero
+// CodeDelivery) when u has no address.
 func codeDelivery(u store.User) CodeDelivery {
+	if u.Email == "" {
+		return CodeDelivery{}
+	}
 	return CodeDelivery{Destination: maskEmail(u.Email), DeliveryMedium: "EMAIL", AttributeName: "email"}
 }
 
@@ -687,8 +691,8 @@ func (p *Pool) ResendConfirmationCode(ctx context.Context, c store.Client, usern
 
 // ForgotPassword mails a reset code to the user's verified email address,
 // at most maxCodeSends within codeWindow (LimitExceededException after).
-// When no code can be sent (an unknown or disabled user, or one without a
-// verified address) it sends nothing and answers exactly as for a sent
+// When no code can be sent (an unknown or disabled user, one still on its
+// temporary password, or one without a verified address) it sends nothing and answers exactly as for a sent
 // code, with a decoy destination (decoyDelivery): the answer never tells
 // whether an account exists. Requests count toward the per-source limit
 // on code requests of src (throttleCodeSend), known users or not.
@@ -720,6 +724,10 @@ func (p *Pool) ForgotPassword(ctx context.Context, c store.Client, username, sec
 		why = "unknown user"
 	case !u.Enabled:
 		why = "user is disabled"
+	case u.Status == store.StatusForceChangePassword:
+		// Its first sign-in, with the temporary password, sets one; a
+		// reset would skip that step (Cognito refuses it too).
+		why = "user must change its temporary password first"
 	case u.Email == "" || !u.EmailVerified:
 		// Codes go by email only (writ sends no SMS): without a verified
 		// address there is nowhere safe to send one.
