@@ -295,3 +295,41 @@ func TestForgotPasswordWaitsForTheFirstSignIn(t *testing.T) {
 		t.Fatalf("status %s", g.UserStatus)
 	}
 }
+
+// TestStandardAttributeFormats: phone_number (E.164), birthdate
+// (YYYY-MM-DD) and updated_at (seconds) are checked as Cognito checks
+// them, and a refused value changes nothing.
+func TestStandardAttributeFormats(t *testing.T) {
+	f := start(t)
+	at := aws.ToString(f.signInAlice().AccessToken)
+	update := func(name, value string) error {
+		_, err := f.c.UpdateUserAttributes(f.ctx, &cip.UpdateUserAttributesInput{AccessToken: aws.String(at),
+			UserAttributes: []types.AttributeType{{Name: aws.String(name), Value: aws.String(value)}}})
+		return err
+	}
+	for _, bad := range []struct{ name, value string }{
+		{"phone_number", "not a phone"}, {"phone_number", "+"}, {"phone_number", "+1234567890123456"}, {"phone_number", "0044 20 7946 0000"},
+		{"birthdate", "the day after tomorrow"}, {"birthdate", "2001-02-29"}, {"birthdate", "1990-1-1"},
+		{"updated_at", "yesterday"}, {"updated_at", "-5"},
+	} {
+		wantCode(t, update(bad.name, bad.value), "InvalidParameterException")
+	}
+	for _, good := range []struct{ name, value string }{
+		{"phone_number", "+442079460000"}, {"birthdate", "1990-01-31"}, {"birthdate", "0000-02-29"}, {"updated_at", "1796000000"},
+	} {
+		if err := update(good.name, good.value); err != nil {
+			t.Errorf("%s=%q: %v", good.name, good.value, err)
+		}
+	}
+	u, err := f.c.GetUser(f.ctx, &cip.GetUserInput{AccessToken: aws.String(at)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, a := range u.UserAttributes {
+		got[aws.ToString(a.Name)] = aws.ToString(a.Value)
+	}
+	if got["phone_number"] != "+442079460000" || got["birthdate"] != "0000-02-29" || got["updated_at"] != "1796000000" {
+		t.Fatalf("attributes %v", got)
+	}
+}

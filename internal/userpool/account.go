@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/big"
 	"net/mail"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -136,9 +137,43 @@ func (p *Pool) checkAttrs(attrs []Attribute, admin bool) error {
 			}
 		case a.Name == "email" && !validEmail(a.Value):
 			return newErr(CodeInvalidParameter, "Invalid email address format.")
+		case a.Value == "": // clears the attribute
+		case a.Name == "phone_number" && !validPhone(a.Value):
+			return newErr(CodeInvalidParameter, "Invalid phone number format.")
+		case a.Name == "birthdate" && !validBirthdate(a.Value):
+			return newErr(CodeInvalidParameter, "Invalid birthdate format: must be YYYY-MM-DD (0000 when the year is withheld).")
+		case a.Name == "updated_at" && !validSeconds(a.Value):
+			return newErr(CodeInvalidParameter, "Invalid updated_at: must be a number of seconds since 1970-01-01T00:00:00Z.")
 		}
 	}
 	return nil
+}
+
+// validPhone reports whether s is an E.164 number, as Cognito takes it:
+// "+" and 1 to 15 digits.
+func validPhone(s string) bool {
+	d, ok := strings.CutPrefix(s, "+")
+	return ok && len(d) >= 1 && len(d) <= 15 && strings.Trim(d, "0123456789") == ""
+}
+
+// validBirthdate reports whether s is an OpenID Connect birthdate:
+// YYYY-MM-DD, the year 0000 when withheld.
+func validBirthdate(s string) bool {
+	if len(s) != 10 {
+		return false
+	}
+	if strings.HasPrefix(s, "0000-") {
+		s = "2000" + s[4:] // a leap year: 0000-02-29 stands
+	}
+	_, err := time.Parse(time.DateOnly, s)
+	return err == nil
+}
+
+// validSeconds reports whether s is a non-negative whole number of
+// seconds (OpenID Connect's updated_at).
+func validSeconds(s string) bool {
+	n, err := strconv.ParseInt(s, 10, 64)
+	return err == nil && n >= 0
 }
 
 // maxAttrValue is Cognito's limit on an attribute value, in characters.
