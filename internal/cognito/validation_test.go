@@ -333,3 +333,27 @@ func TestStandardAttributeFormats(t *testing.T) {
 		t.Fatalf("attributes %v", got)
 	}
 }
+
+// TestResetRefusedOnceDisabled: a reset code sent before the user was
+// disabled sets no password afterwards.
+func TestResetRefusedOnceDisabled(t *testing.T) {
+	f := start(t)
+	if _, err := f.c.ForgotPassword(f.ctx, &cip.ForgotPasswordInput{ClientId: aws.String("demo-web"), Username: aws.String("bob")}); err != nil {
+		t.Fatal(err)
+	}
+	code := f.lastCode("bob@example.com")
+	if _, err := f.admin().AdminDisableUser(f.ctx, &cip.AdminDisableUserInput{UserPoolId: aws.String(poolID), Username: aws.String("bob")}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.c.ConfirmForgotPassword(f.ctx, &cip.ConfirmForgotPasswordInput{ClientId: aws.String("demo-web"), Username: aws.String("bob"),
+		ConfirmationCode: aws.String(code), Password: aws.String("Bob-N3w-Passw0rd")})
+	if ge := wantCode(t, err, "NotAuthorizedException"); ge.Message != "User is disabled." {
+		t.Errorf("message %q", ge.Message)
+	}
+	if _, err := f.admin().AdminEnableUser(f.ctx, &cip.AdminEnableUserInput{UserPoolId: aws.String(poolID), Username: aws.String("bob")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.passwordAuth("bob", "Bob-N3w-Passw0rd"); err == nil {
+		t.Fatal("the new password was set")
+	}
+}

@@ -820,6 +820,9 @@ func (p *Pool) confirmForgot(ctx context.Context, c store.Client, username, code
 	// (whoever had taken the account over is out), as
 	// AdminUserGlobalSignOut does.
 	u, err := p.updateSigningOut(ctx, username, "", func(x *store.User) error {
+		if !x.Enabled { // disabled since the code was sent
+			return newErr(CodeNotAuthorized, "User is disabled.")
+		}
 		x.PasswordHash = hash
 		if x.Status == store.StatusResetRequired || x.Status == store.StatusForceChangePassword {
 			x.Status = store.StatusConfirmed
@@ -828,7 +831,7 @@ func (p *Pool) confirmForgot(ctx context.Context, c store.Client, username, code
 		return nil
 	})
 	if err != nil {
-		return internal(err)
+		return storeErr(err, errUserNotFound)
 	}
 	p.recordSignOut(ctx, u, "password reset by ConfirmForgotPassword")
 	if err := p.st().ResetCounter(ctx, p.userLockKey(username)); err != nil {
