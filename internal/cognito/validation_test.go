@@ -357,3 +357,25 @@ func TestResetRefusedOnceDisabled(t *testing.T) {
 		t.Fatal("the new password was set")
 	}
 }
+
+// TestChallengeAnswerLeftOut: a challenge answered without its code is a
+// malformed request: InvalidParameterException, the session still good
+// for the right answer.
+func TestChallengeAnswerLeftOut(t *testing.T) {
+	f := start(t)
+	out, err := f.passwordAuth("alice", "Alice-Passw0rd")
+	if err != nil || out.ChallengeName != types.ChallengeNameTypeSoftwareTokenMfa {
+		t.Fatalf("%+v %v", out, err)
+	}
+	respond := func(code string) (*cip.RespondToAuthChallengeOutput, error) {
+		return f.c.RespondToAuthChallenge(f.ctx, &cip.RespondToAuthChallengeInput{ClientId: aws.String("demo-web"), ChallengeName: out.ChallengeName,
+			Session: out.Session, ChallengeResponses: map[string]string{"USERNAME": "alice", "SOFTWARE_TOKEN_MFA_CODE": code}})
+	}
+	_, err = respond("")
+	if ge := wantCode(t, err, "InvalidParameterException"); !strings.Contains(ge.Message, "SOFTWARE_TOKEN_MFA_CODE") {
+		t.Errorf("message %q", ge.Message)
+	}
+	if r, err := respond(f.totp(aliceSecret)); err != nil || r.AuthenticationResult == nil {
+		t.Fatalf("the right code after: %+v %v", r, err)
+	}
+}

@@ -388,6 +388,13 @@ func (p *Pool) respond(ctx context.Context, c store.Client, challenge, session s
 	default:
 		return Result{}, newErr(CodeInvalidParameter, fmt.Sprintf("Unsupported challenge %q", challenge))
 	}
+	// An answer left out is a malformed request: refused before the
+	// session is spent, and no wrong code toward the user's lockout.
+	for ch, member := range map[string]string{ChallengeSoftwareTokenMFA: "SOFTWARE_TOKEN_MFA_CODE", ChallengeNewPassword: "NEW_PASSWORD"} {
+		if challenge == ch && responses[member] == "" {
+			return Result{}, newErr(CodeInvalidParameter, "Missing required parameter "+member)
+		}
+	}
 	want := challenge
 	if challenge == ChallengeMFASetup {
 		want = "MFA_SETUP_VERIFIED"
