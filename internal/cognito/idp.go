@@ -267,8 +267,10 @@ func (a *IDP) initiateAuth(ctx context.Context, r *http.Request, body []byte) (a
 		return refreshAuth(ctx, p, c, ap)
 	case "USER_SRP_AUTH", "CUSTOM_AUTH", "USER_AUTH":
 		return nil, awsjson.Errorf("InvalidParameterException", in.AuthFlow+" flow not enabled for this client")
+	case "ADMIN_USER_PASSWORD_AUTH", "ADMIN_NO_SRP_AUTH":
+		return nil, awsjson.Errorf("InvalidParameterException", "Initiate Auth method not supported.") // AdminInitiateAuth's
 	default:
-		return nil, awsjson.Errorf("InvalidParameterException", "Unknown AuthFlow "+in.AuthFlow)
+		return nil, awsjson.Errorf("InvalidParameterException", "Unknown AuthFlow "+truncate(in.AuthFlow, 40))
 	}
 }
 

@@ -2,6 +2,7 @@ package cognito_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -331,6 +332,14 @@ func TestStandardAttributeFormats(t *testing.T) {
 	}
 	if got["phone_number"] != "+442079460000" || got["birthdate"] != "0000-02-29" || got["updated_at"] != "1796000000" {
 		t.Fatalf("attributes %v", got)
+	}
+	// The same user reads the same every time: sub, email, then by name.
+	var names []string
+	for _, a := range u.UserAttributes[3:] {
+		names = append(names, aws.ToString(a.Name))
+	}
+	if !slices.IsSorted(names) || len(names) < 3 {
+		t.Fatalf("attributes in the order %v", names)
 	}
 }
 

@@ -7,8 +7,10 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"net/mail"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -32,8 +34,9 @@ func Attributes(u store.User) []Attribute {
 	if u.Email != "" {
 		out = append(out, Attribute{"email", u.Email}, Attribute{"email_verified", fmt.Sprint(u.EmailVerified)})
 	}
-	for k, v := range u.Attributes {
-		out = append(out, Attribute{k, v})
+	// In name order: the same user reads the same every time.
+	for _, k := range slices.Sorted(maps.Keys(u.Attributes)) {
+		out = append(out, Attribute{k, u.Attributes[k]})
 	}
 	return out
 }
