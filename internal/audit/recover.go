@@ -31,13 +31,15 @@ type recovery struct {
 	mu    sync.Mutex // one recovery at a time
 	watch map[string]watched
 	ended map[string]bool // streams seen ended: never looked at again
-	// walked is set once findStreams walked every stream; sinceID is
-	// the last event id it had looked as far as.
-	walked  bool
-	sinceID int64
-	full    bool // maxWatch was reached (logged once)
-	closed  bool // the writer is closing: no more recoveries
-	off     bool // WithoutRecovery
+	// sinceWalk counts findStreams' looks since it last walked every
+	// stream (-1: never walked); sinceID is the last event id it had
+	// looked as far as.
+	sinceWalk int
+	sinceID   int64
+	full      bool // maxWatch was reached (logged once)
+	overflow  bool // a stream went unwatched this look, the watch full
+	closed    bool // the writer is closing: no more recoveries
+	off       bool // WithoutRecovery
 }
 
 // watched is the latest event seen of a stream, and when this writer
@@ -49,7 +51,7 @@ type watched struct {
 }
 
 // maxWatch bounds the streams a writer watches.
-const maxWatch = 1024
+var maxWatch = 1024 // a variable for tests
 
 // ends reports whether e ends its stream: a closing checkpoint, or the
 // seal of a recovery.
@@ -119,12 +121,13 @@ func (w *Writer) recover() []string {
 		return nil
 	}
 	if w.rec.watch == nil {
-		w.rec.watch, w.rec.ended = map[string]watched{}, map[string]bool{}
+		w.rec.watch, w.rec.ended, w.rec.sinceWalk = map[string]watched{}, map[string]bool{}, -1
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	self := w.Stream()
 	now := w.now()
+	w.rec.overflow = false
 	latest, err := latestOf(ctx, w.st, self)
 	if err != nil {
 		w.log.Warn("audit: cannot read the trail's last events to look for stopped writers", "err", err)
@@ -184,14 +187,21 @@ func (w *Writer) recover() []string {
 	return sealed
 }
 
+// walkEvery is how many looks apart findStreams walks every stream.
+const walkEvery = 10
+
 // findStreams watches, besides those among the trail's last events
 // (latest), every other stream of the trail that has not ended: a writer
 // that stopped before this one started, or whose last events busier
 // writers pushed out of the trail's last events before this one looked.
-// The first time it walks every stream (one index seek each); later, the
-// trail's last events covering what came since, it looks only when more
-// came than they hold, at the streams of what came since. It reads a
-// stream's last event once, and an ended one's never again.
+// It walks every stream (one index seek each) at its first look and every
+// walkEvery looks after, and after a look that could not read a stream:
+// the walk finds what the others missed (a batch that committed after a
+// look though its ids were below it, as on PostgreSQL; a stream beyond
+// maxWatch while the watch was full). In between, the trail's last
+// events covering what came since, it looks only when more came than
+// they hold, at the streams of what came since. It reads an unwatched
+// stream's last event, and an ended one's never again.
 func (w *Writer) findStreams(latest map[string]store.AuditEvent, self string, now time.Time) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -201,8 +211,9 @@ func (w *Writer) findStreams(latest map[string]store.AuditEvent, self string, no
 		return
 	}
 	var names []string
+	walk := w.rec.sinceWalk < 0 || w.rec.sinceWalk >= walkEvery
 	switch {
-	case !w.rec.walked:
+	case walk:
 		for after := ""; ; {
 			page, err := w.st.AuditStreams(ctx, after, 256)
 			if err != nil {
@@ -216,11 +227,14 @@ func (w *Writer) findStreams(latest map[string]store.AuditEvent, self string, no
 			after = page[len(page)-1]
 		}
 	case last-w.rec.sinceID > refWindow/2: // half: the window was read a moment before last
-		if names, err = w.st.AuditStreamsSince(ctx, w.rec.sinceID); err != nil {
+		// From refWindow ids before the last look: a batch that took its
+		// ids before it and committed after it (PostgreSQL) is seen.
+		if names, err = w.st.AuditStreamsSince(ctx, max(0, w.rec.sinceID-refWindow)); err != nil {
 			w.log.Warn("audit: cannot list the trail's streams to look for stopped writers", "err", err)
 			return
 		}
 	}
+	missed := false
 	for _, name := range names {
 		if _, seen := latest[name]; seen || name == self || w.rec.ended[name] {
 			continue
@@ -228,11 +242,23 @@ func (w *Writer) findStreams(latest map[string]store.AuditEvent, self string, no
 		if _, watched := w.rec.watch[name]; watched {
 			continue
 		}
-		if e, err := w.st.LastAuditEvent(ctx, name); err == nil {
+		e, err := w.st.LastAuditEvent(ctx, name)
+		switch {
+		case err == nil:
 			w.observe(name, e, now)
+		case !errors.Is(err, store.ErrNotFound):
+			missed = true
 		}
 	}
-	w.rec.walked, w.rec.sinceID = true, last
+	w.rec.sinceID = last
+	switch {
+	case missed || w.rec.overflow:
+		w.rec.sinceWalk = -1 // walk again at the next look
+	case walk:
+		w.rec.sinceWalk = 0
+	default:
+		w.rec.sinceWalk++
+	}
 }
 
 // observe notes e as the latest event of stream name seen at now.
@@ -245,9 +271,12 @@ func (w *Writer) observe(name string, e store.AuditEvent, now time.Time) {
 	case ok && wt.last.Seq >= e.Seq:
 	case ok || len(w.rec.watch) < maxWatch:
 		w.rec.watch[name] = watched{last: e, since: now}
-	case !w.rec.full:
-		w.rec.full = true
-		w.log.Warn("audit: watching as many streams as a writer watches for stopped writers; further ones are not sealed", "max", maxWatch)
+	default:
+		w.rec.overflow = true // looked for again once the watch has room
+		if !w.rec.full {
+			w.rec.full = true
+			w.log.Warn("audit: watching as many streams as a writer watches for stopped writers; further ones wait their turn", "max", maxWatch)
+		}
 	}
 }
 
