@@ -349,12 +349,14 @@ func (a *IDP) adminOps() map[string]awsjson.Op {
 			if err := awsjson.Decode(body, &in); err != nil {
 				return nil, err
 			}
-			limit := 60 // Cognito's default and most
+			limit := 60 // Cognito's default and most; 0 means it too
 			if in.Limit != nil {
-				if *in.Limit < 1 || *in.Limit > 60 {
-					return nil, awsjson.Errorf("InvalidParameterException", "1 validation error detected: Value at 'limit' failed to satisfy constraint: Member must have value between 1 and 60")
+				if *in.Limit < 0 || *in.Limit > 60 {
+					return nil, awsjson.Errorf("InvalidParameterException", "1 validation error detected: Value at 'limit' failed to satisfy constraint: Member must have value between 0 and 60")
 				}
-				limit = *in.Limit
+				if *in.Limit > 0 {
+					limit = *in.Limit
+				}
 			}
 			gs, err := a.svc.ListGroups(ctx, p)
 			if err != nil {

@@ -260,3 +260,13 @@ func TestMail(t *testing.T) {
 		}
 	}
 }
+
+// A seed user no one could sign in as (a name over 128 characters, which
+// the API refuses) is refused when the file loads.
+func TestSeedUsernameLength(t *testing.T) {
+	long := strings.Repeat("x", 129)
+	y := strings.Replace(string(examples.ReferenceConfig), "      - username: bob\n", "      - username: "+long+"\n        password: Long-Passw0rd1\n      - username: bob\n", 1)
+	if _, err := config.Parse([]byte(y), filepath.Join(t.TempDir(), "w.yaml")); err == nil || !strings.Contains(err.Error(), "more than 128 characters") {
+		t.Fatalf("%v", err)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -572,6 +573,10 @@ func (c *Config) validate(v *validator) {
 			upath := fmt.Sprintf("%s.users[%d]", p, j)
 			if v.required(upath+".username", u.Username) && names[u.Username] {
 				v.errorf(upath+".username", "duplicate username %q", u.Username)
+			}
+			if n := utf8.RuneCountInString(u.Username); !utf8.ValidString(u.Username) || n > 128 {
+				// No one could sign in with it: the API refuses such a name.
+				v.errorf(upath+".username", "more than 128 characters (%d), which no user can sign in with", n)
 			}
 			names[u.Username] = true
 			if !u.Password.IsZero() {

@@ -99,7 +99,7 @@ func TestTokenExchangeRequestChecks(t *testing.T) {
 
 // TestExchangedTokenCannotActOnTheAccount: the account scope (the Cognito
 // user API) is the user's own: a token exchanged for a service carries it
-// not, cannot ask for it, and a token with an actor is refused there
+// not (openid in its place), cannot ask for it, and a token with an actor is refused there
 // whatever its scope (GetUser, DeleteUser, TOTP setup all read the same
 // check), so a service downstream cannot delete the user or replace the
 // user's second factor.
@@ -132,5 +132,10 @@ func TestExchangedTokenCannotActOnTheAccount(t *testing.T) {
 	}
 	if _, err := c.GetUser(f.ctx, &cip.GetUserInput{AccessToken: aws.String(at)}); err != nil {
 		t.Fatalf("alice's own token: %v", err)
+	}
+	// What the account scope let read, the user's claims, openid still
+	// reads.
+	if st, raw, m := f.userInfo("Bearer " + xt); st != 200 || m["sub"] != claims(t, at)["sub"] {
+		t.Fatalf("userInfo with the exchanged token: %d %s", st, raw)
 	}
 }

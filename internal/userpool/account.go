@@ -823,11 +823,14 @@ func (p *Pool) confirmForgot(ctx context.Context, c store.Client, username, code
 	// (whoever had taken the account over is out), as
 	// AdminUserGlobalSignOut does.
 	u, err := p.updateSigningOut(ctx, username, "", func(x *store.User) error {
-		if !x.Enabled { // disabled since the code was sent
+		switch {
+		case !x.Enabled: // disabled since the code was sent
 			return newErr(CodeNotAuthorized, "User is disabled.")
+		case x.Status == store.StatusForceChangePassword: // given a temporary password since
+			return newErr(CodeNotAuthorized, "User password cannot be reset in the current state.")
 		}
 		x.PasswordHash = hash
-		if x.Status == store.StatusResetRequired || x.Status == store.StatusForceChangePassword {
+		if x.Status == store.StatusResetRequired {
 			x.Status = store.StatusConfirmed
 		}
 		x.UpdatedAt = p.now()

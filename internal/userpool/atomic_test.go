@@ -3,9 +3,11 @@ package userpool_test
 import (
 	"context"
 	"errors"
+	"regexp"
 	"testing"
 
 	"github.com/writ-id/writ/internal/apptest"
+	"github.com/writ-id/writ/internal/config"
 	"github.com/writ-id/writ/internal/store"
 	"github.com/writ-id/writ/internal/userpool"
 )
@@ -53,5 +55,49 @@ func TestChangeAndItsCodeAreOneWrite(t *testing.T) {
 	}
 	if ms, _ := core.Store.ListMail(ctx, 0); len(ms) != 0 {
 		t.Fatalf("mail queued: %+v", ms)
+	}
+}
+
+// A reset code sent before an administrator gave the user a temporary
+// password sets no password afterwards: the first sign-in with the
+// temporary one sets it.
+func TestOldResetCodeAfterTemporaryPassword(t *testing.T) {
+	env, p, c := demoPool(t)
+	ctx := context.Background()
+	if _, err := p.ForgotPassword(ctx, c, "bob", "", ""); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := env.App.Core.Store.ListMail(ctx, 0)
+	if err != nil || len(ms) == 0 {
+		t.Fatalf("no mail: %v", err)
+	}
+	code := regexp.MustCompile(`\b\d{6}\b`).FindString(ms[len(ms)-1].Body)
+	if err := p.AdminSetPassword(ctx, "bob", "Temp-Passw0rd9", false); err != nil {
+		t.Fatal(err)
+	}
+	err = p.ConfirmForgotPassword(ctx, c, "bob", code, "Attacker-Passw0rd1", "", "")
+	var ue *userpool.Error
+	if !errors.As(err, &ue) || ue.Code != userpool.CodeNotAuthorized {
+		t.Fatalf("ConfirmForgotPassword with the old code: %v", err)
+	}
+	if u, _ := env.App.Core.Store.GetUser(ctx, env.Cfg.UserPools[0].ID, "bob"); u.Status != store.StatusForceChangePassword {
+		t.Fatalf("bob is %s", u.Status)
+	}
+}
+
+// A group from the configuration whose name the API would refuse (a
+// space) is still updated.
+func TestConfiguredGroupUpdates(t *testing.T) {
+	env := apptest.Start(t, func(c *config.Config) {
+		c.UserPools[0].Groups = append(c.UserPools[0].Groups, config.Group{Name: "Team A", Precedence: 3})
+	})
+	ctx := context.Background()
+	p, _, err := env.App.Pools.ClientPool(ctx, "demo-web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := "new description"
+	if g, err := env.App.Pools.UpdateGroup(ctx, p, "Team A", userpool.GroupUpdate{Description: &d}); err != nil || g.Description != d {
+		t.Fatalf("UpdateGroup of a configured group: %+v %v", g, err)
 	}
 }

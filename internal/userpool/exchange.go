@@ -123,8 +123,15 @@ func (p *Pool) exchange(ctx context.Context, x Exchange) (ExchangeResult, error)
 	// The account scope (the Cognito user API: GetUser, DeleteUser,
 	// changing the user's attributes, password or TOTP) is the user's own,
 	// never delegated: a service that a token was exchanged for acts for
-	// the user toward other services, not on the user's account.
-	have := slices.DeleteFunc(sub.Scopes(), func(s string) bool { return s == ScopeAdmin })
+	// the user toward other services, not on the user's account. What it
+	// let read, the user's claims at /oauth2/userInfo, openid still does.
+	have := sub.Scopes()
+	if i := slices.Index(have, ScopeAdmin); i >= 0 {
+		have = slices.Delete(have, i, i+1)
+		if !slices.Contains(have, "openid") {
+			have = append(have, "openid")
+		}
+	}
 	scope := have
 	if len(x.Scope) > 0 {
 		for _, s := range x.Scope {

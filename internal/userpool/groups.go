@@ -31,10 +31,6 @@ func groupErr(err error) error { return storeErr(err, errGroupNotFound) }
 // Cognito's constraints on CreateGroup and UpdateGroup.
 func checkGroup(g store.Group) error {
 	switch {
-	case !utf8.ValidString(g.Name) || utf8.RuneCountInString(g.Name) > 128:
-		return newErr(CodeInvalidParameter, "1 validation error detected: Value at 'groupName' failed to satisfy constraint: Member must have length less than or equal to 128")
-	case strings.IndexFunc(g.Name, func(r rune) bool { return !unicode.In(r, unicode.L, unicode.M, unicode.S, unicode.N, unicode.P) }) >= 0:
-		return newErr(CodeInvalidParameter, "1 validation error detected: Value at 'groupName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\p{L}\\p{M}\\p{S}\\p{N}\\p{P}]+")
 	case g.RoleARN != "" && !roleARN(g.RoleARN):
 		return newErr(CodeInvalidParameter, "1 validation error detected: Value at 'roleArn' failed to satisfy constraint: Member must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
 	case g.Precedence < 0:
@@ -45,6 +41,21 @@ func checkGroup(g store.Group) error {
 			"' at 'precedence' failed to satisfy constraint: Member must have value less than or equal to 2147483647")
 	case utf8.RuneCountInString(g.Description) > 2048:
 		return newErr(CodeInvalidParameter, "1 validation error detected: Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 2048")
+	}
+	return nil
+}
+
+// checkGroupName checks a new group's name as Cognito does (an existing
+// group's, from the configuration, is not checked again: its updates go
+// on).
+func checkGroupName(name string) error {
+	switch {
+	case name == "":
+		return newErr(CodeInvalidParameter, "1 validation error detected: Value at 'groupName' failed to satisfy constraint: Member must not be null")
+	case !utf8.ValidString(name) || utf8.RuneCountInString(name) > 128:
+		return newErr(CodeInvalidParameter, "1 validation error detected: Value at 'groupName' failed to satisfy constraint: Member must have length less than or equal to 128")
+	case strings.IndexFunc(name, func(r rune) bool { return !unicode.In(r, unicode.L, unicode.M, unicode.S, unicode.N, unicode.P) }) >= 0:
+		return newErr(CodeInvalidParameter, "1 validation error detected: Value at 'groupName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\p{L}\\p{M}\\p{S}\\p{N}\\p{P}]+")
 	}
 	return nil
 }
@@ -79,8 +90,8 @@ func (s *Service) ListGroups(ctx context.Context, p *Pool) ([]store.Group, error
 // check and the write are one transaction: PutGroup replaces, so two
 // concurrent creations must not both pass the check.
 func (s *Service) CreateGroup(ctx context.Context, p *Pool, g store.Group) (store.Group, error) {
-	if g.Name == "" {
-		return store.Group{}, newErr(CodeInvalidParameter, "1 validation error detected: Value at 'groupName' failed to satisfy constraint: Member must not be null")
+	if err := checkGroupName(g.Name); err != nil {
+		return store.Group{}, err
 	}
 	if err := checkGroup(g); err != nil {
 		return store.Group{}, err
