@@ -388,3 +388,13 @@ func TestChallengeAnswerLeftOut(t *testing.T) {
 		t.Fatalf("the right code after: %+v %v", r, err)
 	}
 }
+
+// TestIDTokenIsNoAccessToken: an ID token given where the user API takes
+// an access token is an invalid access token, as Cognito says.
+func TestIDTokenIsNoAccessToken(t *testing.T) {
+	f := start(t)
+	_, err := f.c.GetUser(f.ctx, &cip.GetUserInput{AccessToken: f.signInAlice().IdToken})
+	if ge := wantCode(t, err, "NotAuthorizedException"); ge.Message != "Invalid Access Token" {
+		t.Errorf("message %q", ge.Message)
+	}
+}

@@ -454,9 +454,12 @@ func (p *Pool) AccessUser(ctx context.Context, raw string) (*token.Claims, store
 		}
 		return nil, store.User{}, &Error{Code: CodeNotAuthorized, Message: "Invalid Access Token", Cause: err}
 	}
+	if c.TokenUse != token.UseAccess { // an ID token, as Cognito answers it
+		return nil, store.User{}, newErr(CodeNotAuthorized, "Invalid Access Token")
+	}
 	// A token with an actor (exchanged for a service) never acts on the
 	// account, whatever its scope says.
-	if c.TokenUse != token.UseAccess || !c.HasScope(ScopeAdmin) || c.Act != nil {
+	if !c.HasScope(ScopeAdmin) || c.Act != nil {
 		return nil, store.User{}, newErr(CodeNotAuthorized, "Access Token does not have required scopes")
 	}
 	u, err := p.st().GetUser(ctx, p.cfg.ID, c.Username)
