@@ -270,6 +270,9 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing: export failed", "err", err) }))
 	}
 	mailq := &userpool.MailQueue{}
+	if cfg.Mail.SMTP == "" {
+		warnUndeliveredMail(ctx, core.Store, log)
+	}
 	if cfg.Mail.SMTP != "" {
 		a.mail = mail.NewSender(core.Store, mail.SMTP{Addr: cfg.Mail.SMTP, From: cfg.Mail.From, Username: cfg.Mail.Username,
 			Password: cfg.Mail.Password.Reveal(), TLS: cfg.Mail.TLS}, log, opts.Now)
@@ -382,6 +385,26 @@ func (a *App) componentHandler(name string, op func(*http.Request) string) http.
 		return a.metrics.Middleware(Gateway, op, a.gateway)
 	}
 	return http.NotFoundHandler()
+}
+
+// warnUndeliveredMail says when mail queued for SMTP waits while this
+// process runs no sender (mail.smtp unset since, or on this replica only):
+// nothing delivers it, and it goes, unsent, 7 days after it was queued.
+func warnUndeliveredMail(ctx context.Context, st store.Outbox, log *slog.Logger) {
+	ms, err := st.ListMail(ctx, 0)
+	if err != nil {
+		return // the store's trouble shows elsewhere
+	}
+	n := 0
+	for _, m := range ms {
+		if m.Deliver && m.DoneAt.IsZero() {
+			n++
+		}
+	}
+	if n > 0 {
+		log.Warn("mail: messages wait for SMTP delivery, but mail.smtp is not set here: a replica with it sends them; unsent, they go 7 days after they were queued",
+			"waiting", n)
+	}
 }
 
 // idpOps are the Cognito IdP operations cognito.NewIDP dispatches, the only
