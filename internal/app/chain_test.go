@@ -112,11 +112,7 @@ func TestOneRequestAcrossEveryHop(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("%d %s", resp.StatusCode, body)
 	}
-	env.App.Core.Audit.Flush(ctx)
-	evs, err := env.App.Core.Store.ListAudit(ctx, store.AuditFilter{RequestID: "chain-req-1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	evs := env.AuditEvents(t, store.AuditFilter{RequestID: "chain-req-1"})
 	var seen []string
 	var exchangeChain []string
 	for _, e := range evs {

@@ -87,14 +87,7 @@ func wantAPIError(t *testing.T, what string, err error, code string) {
 // the usernames each address signed in as (or tried to).
 func sources(t *testing.T, env *apptest.Env, component string) (map[string]int, map[string]map[string]int) {
 	t.Helper()
-	ctx := context.Background()
-	if err := env.App.Core.Audit.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	evs, err := env.App.Core.Store.ListAudit(ctx, store.AuditFilter{Component: component})
-	if err != nil {
-		t.Fatal(err)
-	}
+	evs := env.AuditEvents(t, store.AuditFilter{Component: component})
 	n, users := map[string]int{}, map[string]map[string]int{}
 	for _, e := range evs {
 		n[e.SourceIP]++

@@ -17,6 +17,7 @@ import (
 	"github.com/writ-id/writ/examples"
 	"github.com/writ-id/writ/internal/app"
 	"github.com/writ-id/writ/internal/config"
+	"github.com/writ-id/writ/internal/store"
 	"github.com/writ-id/writ/internal/userpool"
 )
 
@@ -146,6 +147,21 @@ func StartConfig(t testing.TB, cfg *config.Config, dir string, argon userpool.Ar
 
 // Stop stops writ (as at the end of the test) and waits until it has.
 func (e *Env) Stop() { e.stop() }
+
+// AuditEvents flushes the audit writer and returns the events of the
+// trail that f matches, failing the test when either fails.
+func (e *Env) AuditEvents(t testing.TB, f store.AuditFilter) []store.AuditEvent {
+	t.Helper()
+	ctx := context.Background()
+	if err := e.App.Core.Audit.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := e.App.Core.Store.ListAudit(ctx, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return evs
+}
 
 // LogBuffer collects log output.
 type LogBuffer struct {

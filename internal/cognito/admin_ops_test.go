@@ -39,13 +39,7 @@ func (f *fixture) signUp(username, password, email string) {
 // action about username (or, with username empty, about resource).
 func (f *fixture) audited(action, username, resource string) bool {
 	f.t.Helper()
-	if err := f.App.Core.Audit.Flush(f.ctx); err != nil {
-		f.t.Fatal(err)
-	}
-	evs, err := f.App.Core.Store.ListAudit(f.ctx, store.AuditFilter{Component: "idp"})
-	if err != nil {
-		f.t.Fatal(err)
-	}
+	evs := f.AuditEvents(f.t, store.AuditFilter{Component: "idp"})
 	for _, e := range evs {
 		if e.Action == action && e.Outcome == "allow" && e.Username == username && (resource == "" || e.Resource == resource) {
 			return true

@@ -764,13 +764,7 @@ func TestAuditEventsForAuthDecisions(t *testing.T) {
 	f := start(t)
 	f.signInAlice()
 	f.passwordAuth("alice", "Wrong-Passw0rd")
-	if err := f.App.Core.Audit.Flush(f.ctx); err != nil {
-		t.Fatal(err)
-	}
-	evs, err := f.App.Core.Store.ListAudit(f.ctx, store.AuditFilter{Component: "idp"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	evs := f.AuditEvents(t, store.AuditFilter{Component: "idp"})
 	var allow, deny int
 	for _, e := range evs {
 		if e.Username == "alice" && e.RequestID != "" && e.SourceIP == "127.0.0.1" && e.ClientID == "demo-web" {

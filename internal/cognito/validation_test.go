@@ -236,11 +236,7 @@ func TestOversizedUsernameRefusedUnread(t *testing.T) {
 			t.Errorf("%s: %s", name, ge.Message)
 		}
 	}
-	f.App.Core.Audit.Flush(f.ctx)
-	evs, err := f.App.Core.Store.ListAudit(f.ctx, store.AuditFilter{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	evs := f.AuditEvents(t, store.AuditFilter{})
 	for _, e := range evs {
 		if strings.Contains(e.Username, "-unread") || strings.Contains(e.Resource, "-unread") {
 			t.Fatalf("recorded: %+v", e)

@@ -40,12 +40,7 @@ func (f *fx) raw(request string) *http.Response {
 // a request.
 func (f *fx) gatewayEvents(reqID string) []string {
 	f.t.Helper()
-	ctx := context.Background()
-	f.App.Core.Audit.Flush(ctx)
-	evs, err := f.App.Core.Store.ListAudit(ctx, store.AuditFilter{RequestID: reqID, Component: "gateway"})
-	if err != nil {
-		f.t.Fatal(err)
-	}
+	evs := f.AuditEvents(f.t, store.AuditFilter{RequestID: reqID, Component: "gateway"})
 	var out []string
 	for _, e := range evs {
 		out = append(out, e.Outcome+" "+e.Reason)

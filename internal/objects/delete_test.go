@@ -201,11 +201,7 @@ func TestDeleteObjects(t *testing.T) {
 		}
 	}
 	// Each key is its own audited decision.
-	f.App.Core.Audit.Flush(f.ctx)
-	evs, err := f.App.Core.Store.ListAudit(f.ctx, store.AuditFilter{RequestID: "delete-mixed"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	evs := f.AuditEvents(t, store.AuditFilter{RequestID: "delete-mixed"})
 	var got []string
 	for _, e := range evs {
 		if e.Component == "objects" {

@@ -101,11 +101,7 @@ func TestUnsignedAmzHeadersRefused(t *testing.T) {
 	resp, body := f.sendPresigned(up, nil, map[string]string{"x-amz-copy-source": bucket + "/" + diary, "X-Request-Id": "unsigned-copy"})
 	notSignedRefusal(t, "presigned PUT with x-amz-copy-source", resp, body, "x-amz-copy-source")
 	// The refusal is audited, naming the header.
-	f.App.Core.Audit.Flush(f.ctx)
-	evs, err := f.App.Core.Store.ListAudit(f.ctx, store.AuditFilter{RequestID: "unsigned-copy"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	evs := f.AuditEvents(t, store.AuditFilter{RequestID: "unsigned-copy"})
 	if len(evs) != 1 || evs[0].Outcome != "deny" || evs[0].Action != "s3:authenticate" || !strings.Contains(evs[0].Reason, "x-amz-copy-source") {
 		t.Errorf("audit: %+v", evs)
 	}

@@ -406,8 +406,7 @@ func TestTokenExchangeChain(t *testing.T) {
 		t.Fatalf("widening: %d %v", status, body)
 	}
 	// The audit trail has both exchanges with their chains.
-	f.App.Core.Audit.Flush(f.ctx)
-	evs, _ := f.App.Core.Store.ListAudit(f.ctx, store.AuditFilter{Component: "idp"})
+	evs := f.AuditEvents(t, store.AuditFilter{Component: "idp"})
 	found := false
 	for _, e := range evs {
 		if e.Action == "token.exchange" && e.Outcome == "allow" && strings.Join(e.ActorChain, ">") == "orders-service>api-gateway" && e.Sub == aliceClaims["sub"] {

@@ -191,13 +191,7 @@ func (f *resetFx) wantLive(when string, s bobSession) bobSession {
 // sessions as GlobalSignOut does, saying why.
 func (f *resetFx) wantSignOutAudited(why string) {
 	f.t.Helper()
-	if err := f.App.Core.Audit.Flush(f.ctx); err != nil {
-		f.t.Fatal(err)
-	}
-	evs, err := f.App.Core.Store.ListAudit(f.ctx, store.AuditFilter{Component: "idp"})
-	if err != nil {
-		f.t.Fatal(err)
-	}
+	evs := f.AuditEvents(f.t, store.AuditFilter{Component: "idp"})
 	for _, e := range evs {
 		if e.Action == "GlobalSignOut" && e.Username == "bob" && e.Outcome == "allow" && e.Sub != "" && strings.Contains(e.Reason, why) {
 			return
