@@ -584,17 +584,24 @@ const maxUsername = 128
 // no spaces, control characters (NUL included) or invisible format
 // characters such as U+200B.
 func validUsername(u string) error {
-	switch {
-	case u == "":
-		return newErr(CodeInvalidParameter, "1 validation error detected: Value at 'username' failed to satisfy constraint: Member must not be null")
-	}
-	if err := validUsernameLength(u); err != nil {
+	if err := usernameInput(u); err != nil {
 		return err
 	}
-	for _, r := range u {
-		if !unicode.In(r, unicode.L, unicode.M, unicode.S, unicode.N, unicode.P) {
-			return newErr(CodeInvalidParameter, "1 validation error detected: Value at 'username' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\p{L}\\p{M}\\p{S}\\p{N}\\p{P}]+")
-		}
+	return checkName("username", u)
+}
+
+// checkName checks a name as Cognito checks its username and group-name
+// members (member): present, at most maxUsername characters, each a
+// letter, mark, symbol, number or punctuation.
+func checkName(member, s string) error {
+	const prefix = "1 validation error detected: Value at '"
+	switch {
+	case s == "":
+		return newErr(CodeInvalidParameter, prefix+member+"' failed to satisfy constraint: Member must not be null")
+	case !utf8.ValidString(s) || utf8.RuneCountInString(s) > maxUsername:
+		return newErr(CodeInvalidParameter, prefix+member+"' failed to satisfy constraint: Member must have length less than or equal to 128")
+	case strings.IndexFunc(s, func(r rune) bool { return !unicode.In(r, unicode.L, unicode.M, unicode.S, unicode.N, unicode.P) }) >= 0:
+		return newErr(CodeInvalidParameter, prefix+member+"' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\p{L}\\p{M}\\p{S}\\p{N}\\p{P}]+")
 	}
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/writ-id/writ/internal/audit"
@@ -48,17 +47,7 @@ func checkGroup(g store.Group) error {
 // checkGroupName checks a new group's name as Cognito does (an existing
 // group's, from the configuration, is not checked again: its updates go
 // on).
-func checkGroupName(name string) error {
-	switch {
-	case name == "":
-		return newErr(CodeInvalidParameter, "1 validation error detected: Value at 'groupName' failed to satisfy constraint: Member must not be null")
-	case !utf8.ValidString(name) || utf8.RuneCountInString(name) > 128:
-		return newErr(CodeInvalidParameter, "1 validation error detected: Value at 'groupName' failed to satisfy constraint: Member must have length less than or equal to 128")
-	case strings.IndexFunc(name, func(r rune) bool { return !unicode.In(r, unicode.L, unicode.M, unicode.S, unicode.N, unicode.P) }) >= 0:
-		return newErr(CodeInvalidParameter, "1 validation error detected: Value at 'groupName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\p{L}\\p{M}\\p{S}\\p{N}\\p{P}]+")
-	}
-	return nil
-}
+func checkGroupName(name string) error { return checkName("groupName", name) }
 
 // roleARN reports whether s is an IAM role's ARN.
 func roleARN(s string) bool {
