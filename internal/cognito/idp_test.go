@@ -523,6 +523,48 @@ func TestMFARequiredYieldsMFASetup(t *testing.T) {
 	wantCode(t, err, "NotAuthorizedException")
 }
 
+// During MFA_SETUP a wrong first code keeps the session for another try,
+// as many times as a sign-in's MFA code (3), and no more: failing codes
+// do not keep a session alive for ever.
+func TestMFASetupWrongCodesSpendTheSession(t *testing.T) {
+	f := start(t, func(c *config.Config) { c.UserPools[0].MFA = "required" })
+	out, err := f.passwordAuth("bob", "Bob-Passw0rd1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	assoc, err := f.c.AssociateSoftwareToken(f.ctx, &cip.AssociateSoftwareTokenInput{Session: out.Session})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := aws.ToString(assoc.SecretCode)
+	for range 3 {
+		_, err := f.c.VerifySoftwareToken(f.ctx, &cip.VerifySoftwareTokenInput{Session: assoc.Session, UserCode: aws.String(wrongCode(f.totp(secret)))})
+		wantCode(t, err, "EnableSoftwareTokenMFAException")
+	}
+	// The right code now finds the session spent.
+	_, err = f.c.VerifySoftwareToken(f.ctx, &cip.VerifySoftwareTokenInput{Session: assoc.Session, UserCode: aws.String(f.totp(secret))})
+	wantCode(t, err, "NotAuthorizedException")
+
+	// Two wrong codes leave the third try to the right one.
+	out, err = f.passwordAuth("bob", "Bob-Passw0rd1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	assoc, err = f.c.AssociateSoftwareToken(f.ctx, &cip.AssociateSoftwareTokenInput{Session: out.Session})
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret = aws.ToString(assoc.SecretCode)
+	for range 2 {
+		_, err := f.c.VerifySoftwareToken(f.ctx, &cip.VerifySoftwareTokenInput{Session: assoc.Session, UserCode: aws.String(wrongCode(f.totp(secret)))})
+		wantCode(t, err, "EnableSoftwareTokenMFAException")
+	}
+	v, err := f.c.VerifySoftwareToken(f.ctx, &cip.VerifySoftwareTokenInput{Session: assoc.Session, UserCode: aws.String(f.totp(secret))})
+	if err != nil || v.Status != types.VerifySoftwareTokenResponseTypeSuccess {
+		t.Fatalf("third try with the right code: %v", err)
+	}
+}
+
 func TestNewPasswordRequired(t *testing.T) {
 	f := start(t)
 	now := f.Clock.Now()

@@ -1323,9 +1323,13 @@ func (p *Pool) VerifySoftwareToken(ctx context.Context, accessToken, session, co
 			return "", errBadSession()
 		}
 		if err := p.verifyPending(ctx, u, true)(code); err != nil {
-			// Let the user retry with the same session.
-			if perr := p.putSession(ctx, session, c, st); perr != nil {
-				return "", perr
+			// Let the user retry with the same session, as often as a
+			// sign-in's MFA code (each retry keeps the session alive).
+			if st.Attempts+1 < maxChallengeAttempts {
+				st.Attempts++
+				if perr := p.putSession(ctx, session, c, st); perr != nil {
+					return "", perr
+				}
 			}
 			p.record(ctx, auditEvent("VerifySoftwareToken", c.ClientID, u.Username, u.Sub, err))
 			return "", err
