@@ -330,7 +330,7 @@ func (a *IDP) adminOps() map[string]awsjson.Op {
 		"CreateGroup": a.adminOp("CreateGroup", func(ctx context.Context, p *userpool.Pool, body []byte) (any, error) {
 			var in struct {
 				GroupName, Description, RoleArn string
-				Precedence                      int
+				Precedence                      *int // unset by default, as in Cognito
 			}
 			if err := awsjson.Decode(body, &in); err != nil {
 				return nil, err
@@ -398,7 +398,10 @@ func (a *IDP) adminOps() map[string]awsjson.Op {
 }
 
 func groupType(g store.Group) map[string]any {
-	m := map[string]any{"GroupName": g.Name, "UserPoolId": g.PoolID, "Precedence": g.Precedence, "CreationDate": g.CreatedAt.Unix(), "LastModifiedDate": g.CreatedAt.Unix()}
+	m := map[string]any{"GroupName": g.Name, "UserPoolId": g.PoolID, "CreationDate": g.CreatedAt.Unix(), "LastModifiedDate": g.UpdatedAt.Unix()}
+	if g.Precedence != nil {
+		m["Precedence"] = *g.Precedence
+	}
 	if g.RoleARN != "" {
 		m["RoleArn"] = g.RoleARN
 	}

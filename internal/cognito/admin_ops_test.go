@@ -565,3 +565,81 @@ func TestGroupNamesAndPaging(t *testing.T) {
 		t.Fatalf("Limit 0: %v %v", zero, err)
 	}
 }
+
+// Groups made and changed through the API decide the roles in the ID
+// token as configured ones do, under Cognito's precedence rules: lowest
+// first, unset last; groups tied first with different roles leave
+// cognito:preferred_role out, with the same role they name it.
+func TestGroupRolesFromTheAPI(t *testing.T) {
+	f := start(t)
+	adm := f.admin()
+	pool := aws.String(poolID)
+	const (
+		user  = "arn:aws:iam::000000000000:role/demo-user"
+		leads = "arn:aws:iam::000000000000:role/leads"
+		ops   = "arn:aws:iam::000000000000:role/ops"
+	)
+	roles := func() ([]any, any) {
+		t.Helper()
+		f.Clock.Advance(time.Second)
+		out, err := f.passwordAuth("bob", "Bob-Passw0rd1")
+		if err != nil || out.AuthenticationResult == nil {
+			t.Fatalf("sign-in: %v", err)
+		}
+		var id map[string]any
+		decode(t, aws.ToString(out.AuthenticationResult.IdToken), &id)
+		rs, _ := id["cognito:roles"].([]any)
+		return rs, id["cognito:preferred_role"]
+	}
+	// A group without precedence ranks after bob's customers (precedence 10).
+	c, err := adm.CreateGroup(f.ctx, &cip.CreateGroupInput{UserPoolId: pool, GroupName: aws.String("leads"), RoleArn: aws.String(leads)})
+	if err != nil || c.Group.Precedence != nil {
+		t.Fatalf("CreateGroup without precedence: %v %+v", err, c)
+	}
+	created := aws.ToTime(c.Group.CreationDate)
+	if _, err := adm.AdminAddUserToGroup(f.ctx, &cip.AdminAddUserToGroupInput{UserPoolId: pool, Username: aws.String("bob"), GroupName: aws.String("leads")}); err != nil {
+		t.Fatal(err)
+	}
+	if rs, pref := roles(); pref != user || !slices.Equal(rs, []any{user, leads}) {
+		t.Fatalf("leads without precedence: roles %v preferred %v", rs, pref)
+	}
+	// Precedence 0 puts it first.
+	f.Clock.Advance(time.Minute)
+	up, err := adm.UpdateGroup(f.ctx, &cip.UpdateGroupInput{UserPoolId: pool, GroupName: aws.String("leads"), Precedence: aws.Int32(0)})
+	if err != nil || aws.ToInt32(up.Group.Precedence) != 0 || up.Group.Precedence == nil {
+		t.Fatalf("UpdateGroup: %v %+v", err, up)
+	}
+	if g, err := adm.GetGroup(f.ctx, &cip.GetGroupInput{UserPoolId: pool, GroupName: aws.String("leads")}); err != nil ||
+		!aws.ToTime(g.Group.CreationDate).Equal(created) || !aws.ToTime(g.Group.LastModifiedDate).After(created) {
+		t.Fatalf("GetGroup dates after UpdateGroup: %v %+v (created %v)", err, g, created)
+	}
+	if rs, pref := roles(); pref != leads || !slices.Equal(rs, []any{leads, user}) {
+		t.Fatalf("leads at precedence 0: roles %v preferred %v", rs, pref)
+	}
+	// Tied first with another role: no preferred role.
+	if _, err := adm.CreateGroup(f.ctx, &cip.CreateGroupInput{UserPoolId: pool, GroupName: aws.String("ops"), RoleArn: aws.String(ops), Precedence: aws.Int32(0)}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.AdminAddUserToGroup(f.ctx, &cip.AdminAddUserToGroupInput{UserPoolId: pool, Username: aws.String("bob"), GroupName: aws.String("ops")}); err != nil {
+		t.Fatal(err)
+	}
+	if rs, pref := roles(); pref != nil || len(rs) != 3 || rs[2] != user {
+		t.Fatalf("two groups at precedence 0: roles %v preferred %v", rs, pref)
+	}
+	// Tied first with the same role: that role.
+	if _, err := adm.UpdateGroup(f.ctx, &cip.UpdateGroupInput{UserPoolId: pool, GroupName: aws.String("ops"), RoleArn: aws.String(leads)}); err != nil {
+		t.Fatal(err)
+	}
+	if rs, pref := roles(); pref != leads || !slices.Equal(rs, []any{leads, user}) {
+		t.Fatalf("two groups at precedence 0 with one role: roles %v preferred %v", rs, pref)
+	}
+	// A deleted group's role goes with it.
+	for _, g := range []string{"ops", "leads"} {
+		if _, err := adm.DeleteGroup(f.ctx, &cip.DeleteGroupInput{UserPoolId: pool, GroupName: aws.String(g)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rs, pref := roles(); pref != user || !slices.Equal(rs, []any{user}) {
+		t.Fatalf("after DeleteGroup: roles %v preferred %v", rs, pref)
+	}
+}

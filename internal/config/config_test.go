@@ -270,3 +270,26 @@ func TestSeedUsernameLength(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 }
+
+// A group's precedence is Cognito's: unset when left out, refused when
+// negative or beyond 2^31-1.
+func TestGroupPrecedence(t *testing.T) {
+	parse := func(group string) (*config.Config, error) {
+		y := strings.Replace(string(examples.ReferenceConfig), "      - { name: customers, precedence: 10, role: demo-user }\n",
+			"      - { name: customers, precedence: 10, role: demo-user }\n"+group, 1)
+		return config.Parse([]byte(y), filepath.Join(t.TempDir(), "w.yaml"))
+	}
+	c, err := parse("      - { name: guests }\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := c.UserPools[0].Groups
+	if g := gs[len(gs)-1]; g.Name != "guests" || g.Precedence != nil || gs[0].Precedence == nil || *gs[0].Precedence != 1 {
+		t.Fatalf("groups: %+v", gs)
+	}
+	for _, bad := range []string{"-1", "2147483648"} {
+		if _, err := parse("      - { name: guests, precedence: " + bad + " }\n"); err == nil || !strings.Contains(err.Error(), "groups[2].precedence: must be between 0 and 2147483647") {
+			t.Errorf("precedence %s: %v", bad, err)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/base64"
 	"fmt"
+	"math"
 	"net"
 	"net/mail"
 	"net/netip"
@@ -534,6 +535,9 @@ func (c *Config) validate(v *validator) {
 			groups[g.Name] = true
 			if g.Role != "" && !roles[g.Role] {
 				v.errorf(gp+".role", "no role %q under iam.roles", g.Role)
+			}
+			if g.Precedence != nil && (*g.Precedence < 0 || *g.Precedence > math.MaxInt32) {
+				v.errorf(gp+".precedence", "must be between 0 and 2147483647")
 			}
 		}
 		for j, cl := range up.Clients {

@@ -215,8 +215,10 @@ type ResourceServer struct {
 type Group struct {
 	Name        string `yaml:"name"`
 	Description string `yaml:"description"`
-	Precedence  int    `yaml:"precedence"`
-	Role        string `yaml:"role"`
+	// Precedence orders a user's groups for the roles in its tokens
+	// (lowest first); unset, a group comes after those that have one.
+	Precedence *int   `yaml:"precedence"`
+	Role       string `yaml:"role"`
 }
 
 // Client is an app client.

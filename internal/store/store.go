@@ -85,9 +85,12 @@ type Group struct {
 	PoolID      string
 	Name        string
 	Description string
-	Precedence  int
-	RoleARN     string
-	CreatedAt   time.Time
+	// Precedence orders a user's groups for the roles in its tokens
+	// (lowest first); nil, the default, comes after every value.
+	Precedence *int
+	RoleARN    string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 }
 
 // Groups stores user-pool groups.

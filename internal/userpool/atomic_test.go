@@ -89,7 +89,7 @@ func TestOldResetCodeAfterTemporaryPassword(t *testing.T) {
 // space) is still updated.
 func TestConfiguredGroupUpdates(t *testing.T) {
 	env := apptest.Start(t, func(c *config.Config) {
-		c.UserPools[0].Groups = append(c.UserPools[0].Groups, config.Group{Name: "Team A", Precedence: 3})
+		c.UserPools[0].Groups = append(c.UserPools[0].Groups, config.Group{Name: "Team A", Precedence: new(3)})
 	})
 	ctx := context.Background()
 	p, _, err := env.App.Pools.ClientPool(ctx, "demo-web")

@@ -32,11 +32,11 @@ func checkGroup(g store.Group) error {
 	switch {
 	case g.RoleARN != "" && !roleARN(g.RoleARN):
 		return newErr(CodeInvalidParameter, "1 validation error detected: Value at 'roleArn' failed to satisfy constraint: Member must be an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
-	case g.Precedence < 0:
-		return newErr(CodeInvalidParameter, "1 validation error detected: Value '"+strconv.Itoa(g.Precedence)+
+	case g.Precedence != nil && *g.Precedence < 0:
+		return newErr(CodeInvalidParameter, "1 validation error detected: Value '"+strconv.Itoa(*g.Precedence)+
 			"' at 'precedence' failed to satisfy constraint: Member must have value greater than or equal to 0")
-	case g.Precedence > math.MaxInt32:
-		return newErr(CodeInvalidParameter, "1 validation error detected: Value '"+strconv.Itoa(g.Precedence)+
+	case g.Precedence != nil && *g.Precedence > math.MaxInt32:
+		return newErr(CodeInvalidParameter, "1 validation error detected: Value '"+strconv.Itoa(*g.Precedence)+
 			"' at 'precedence' failed to satisfy constraint: Member must have value less than or equal to 2147483647")
 	case utf8.RuneCountInString(g.Description) > 2048:
 		return newErr(CodeInvalidParameter, "1 validation error detected: Value at 'description' failed to satisfy constraint: Member must have length less than or equal to 2048")
@@ -86,6 +86,7 @@ func (s *Service) CreateGroup(ctx context.Context, p *Pool, g store.Group) (stor
 		return store.Group{}, err
 	}
 	g.PoolID, g.CreatedAt = p.cfg.ID, s.deps.Now()
+	g.UpdatedAt = g.CreatedAt
 	err := s.deps.Store.InTx(ctx, func(tx store.Tx) error {
 		if _, err := tx.GetGroup(ctx, p.cfg.ID, g.Name); err == nil {
 			return newErr("GroupExistsException", "A group with the name already exists.")
@@ -124,7 +125,7 @@ func (s *Service) UpdateGroup(ctx context.Context, p *Pool, name string, up Grou
 			g.Description = *up.Description
 		}
 		if up.Precedence != nil {
-			g.Precedence = *up.Precedence
+			g.Precedence = up.Precedence
 		}
 		if up.RoleARN != nil {
 			g.RoleARN = *up.RoleARN
@@ -132,6 +133,7 @@ func (s *Service) UpdateGroup(ctx context.Context, p *Pool, name string, up Grou
 		if err := checkGroup(g); err != nil {
 			return err
 		}
+		g.UpdatedAt = s.deps.Now()
 		return tx.PutGroup(ctx, g)
 	})
 	if err != nil {

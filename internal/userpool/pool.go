@@ -1,6 +1,7 @@
 package userpool
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/rand"
@@ -11,7 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -288,8 +289,18 @@ func (p *Pool) Seed(ctx context.Context) error {
 		return err
 	}
 	for _, g := range p.cfg.Groups {
-		if err := st.PutGroup(ctx, store.Group{PoolID: p.cfg.ID, Name: g.Name, Description: g.Description,
-			Precedence: g.Precedence, RoleARN: p.roles[g.Name], CreatedAt: now}); err != nil {
+		want := store.Group{PoolID: p.cfg.ID, Name: g.Name, Description: g.Description,
+			Precedence: g.Precedence, RoleARN: p.roles[g.Name], CreatedAt: now, UpdatedAt: now}
+		// A group as configured stays as it is, its LastModifiedDate with it.
+		old, err := st.GetGroup(ctx, p.cfg.ID, g.Name)
+		switch {
+		case err == nil && old.Description == want.Description && comparePrecedence(old.Precedence, want.Precedence) == 0 &&
+			old.RoleARN == want.RoleARN:
+			continue
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			return fmt.Errorf("userpool: seed group %s: %w", g.Name, err)
+		}
+		if err := st.PutGroup(ctx, want); err != nil {
 			return fmt.Errorf("userpool: seed group %s: %w", g.Name, err)
 		}
 	}
@@ -399,33 +410,52 @@ func (p *Pool) openTOTP(sub string, sealed []byte) ([]byte, error) {
 	return p.svc.totpSealer.Open(sealed, []byte(p.cfg.ID+"/"+sub))
 }
 
-// groupRoles returns the role ARNs of the user's groups and the preferred
-// role (the lowest precedence; none on a tie).
-func (p *Pool) groupRoles(ctx context.Context, u store.User) (roles []string, preferred string) {
-	type gr struct {
-		prec int
-		arn  string
-	}
-	var list []gr
+// groupRoles returns, for a user's ID token, the role ARNs of its groups
+// that have one, by precedence (lowest first, unset last), and the
+// preferred role: the role of the group that ranks first, or of the groups
+// tied first when they all name the same role (none when they name
+// different ones), as Cognito's cognito:roles and cognito:preferred_role.
+// It reads the groups as stored, so that CreateGroup and UpdateGroup
+// count as much as the configuration.
+func (p *Pool) groupRoles(ctx context.Context, u store.User) (roles []string, preferred string, err error) {
+	var gs []store.Group
 	for _, name := range u.Groups {
-		arn := p.roles[name]
-		if arn == "" {
-			continue
+		g, err := p.st().GetGroup(ctx, p.cfg.ID, name)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // deleted since the user's row was read
 		}
-		prec := 0
-		for _, g := range p.cfg.Groups {
-			if g.Name == name {
-				prec = g.Precedence
-			}
+		if err != nil {
+			return nil, "", err
 		}
-		list = append(list, gr{prec, arn})
+		if g.RoleARN != "" {
+			gs = append(gs, g)
+		}
 	}
-	sort.SliceStable(list, func(i, j int) bool { return list[i].prec < list[j].prec })
-	for _, g := range list {
-		roles = append(roles, g.arn)
+	if len(gs) == 0 {
+		return nil, "", nil
 	}
-	if len(list) == 1 || (len(list) > 1 && list[0].prec < list[1].prec) {
-		preferred = list[0].arn
+	slices.SortStableFunc(gs, func(a, b store.Group) int { return comparePrecedence(a.Precedence, b.Precedence) })
+	preferred = gs[0].RoleARN
+	for _, g := range gs {
+		if !slices.Contains(roles, g.RoleARN) {
+			roles = append(roles, g.RoleARN)
+		}
+		if comparePrecedence(g.Precedence, gs[0].Precedence) == 0 && g.RoleARN != gs[0].RoleARN {
+			preferred = ""
+		}
 	}
-	return roles, preferred
+	return roles, preferred, nil
+}
+
+// comparePrecedence orders group precedences: lower first, unset last.
+func comparePrecedence(a, b *int) int {
+	switch {
+	case a == nil && b == nil:
+		return 0
+	case a == nil:
+		return 1
+	case b == nil:
+		return -1
+	}
+	return cmp.Compare(*a, *b)
 }

@@ -191,7 +191,11 @@ func (p *Pool) mint(ctx context.Context, key token.Signer, g Grant, now time.Tim
 		it := base(token.UseID, lt.ID)
 		it["aud"] = g.Client.ClientID
 		it["cognito:username"] = u.Username
-		if roles, preferred := p.groupRoles(ctx, u); len(roles) > 0 {
+		roles, preferred, err := p.groupRoles(ctx, u)
+		if err != nil {
+			return Tokens{}, store.RefreshToken{}, internal(err)
+		}
+		if len(roles) > 0 {
 			it["cognito:roles"] = roles
 			if preferred != "" {
 				it["cognito:preferred_role"] = preferred

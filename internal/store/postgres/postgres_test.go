@@ -53,19 +53,24 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return postgres.OpenTest(t) })
 }
 
-func TestAuditMigration(t *testing.T) {
-	storetest.RunAuditMigration(t, storetest.LegacyDialect{IDType: "BIGSERIAL PRIMARY KEY", BlobType: "BYTEA",
-		Param: func(i int) string { return fmt.Sprintf("$%d", i) }, LastAuditMigration: 5},
-		func(t *testing.T) (*sql.DB, func() store.Store) {
-			dsn, db := migratedSchema(t)
-			return db, func() store.Store {
-				s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				return s
-			}
-		})
+var legacy = storetest.LegacyDialect{IDType: "BIGSERIAL PRIMARY KEY", BlobType: "BYTEA",
+	Param: func(i int) string { return fmt.Sprintf("$%d", i) }, LastAuditMigration: 5}
+
+func TestAuditMigration(t *testing.T) { storetest.RunAuditMigration(t, legacy, reopenable) }
+
+func TestGroupMigration(t *testing.T) { storetest.RunGroupMigration(t, legacy, 7, reopenable) }
+
+// reopenable returns a handle on a fresh, migrated schema and a function
+// that opens the store on it again.
+func reopenable(t *testing.T) (*sql.DB, func() store.Store) {
+	dsn, db := migratedSchema(t)
+	return db, func() store.Store {
+		s, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
 }
 
 // TestConcurrentMigrations starts several replicas on one empty schema at

@@ -45,27 +45,32 @@ func TestReopenKeepsDataAndMode(t *testing.T) {
 	}
 }
 
-func TestAuditMigration(t *testing.T) {
-	storetest.RunAuditMigration(t, storetest.LegacyDialect{IDType: "INTEGER PRIMARY KEY AUTOINCREMENT", BlobType: "BLOB",
-		Param: func(int) string { return "?" }, InvalidUTF8: true, LastAuditMigration: 4},
-		func(t *testing.T) (*sql.DB, func() store.Store) {
-			path := filepath.Join(t.TempDir(), "writ.db")
-			s, err := sqlite.Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s.Close()
-			db, err := sql.Open("sqlite", path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return db, func() store.Store {
-				db.Close()
-				s, err := sqlite.Open(path)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return s
-			}
-		})
+var legacy = storetest.LegacyDialect{IDType: "INTEGER PRIMARY KEY AUTOINCREMENT", BlobType: "BLOB",
+	Param: func(int) string { return "?" }, InvalidUTF8: true, LastAuditMigration: 4}
+
+func TestAuditMigration(t *testing.T) { storetest.RunAuditMigration(t, legacy, migrated) }
+
+func TestGroupMigration(t *testing.T) { storetest.RunGroupMigration(t, legacy, 6, migrated) }
+
+// migrated returns a handle on a fresh, migrated database and a function
+// that closes it and opens the store on the database again.
+func migrated(t *testing.T) (*sql.DB, func() store.Store) {
+	path := filepath.Join(t.TempDir(), "writ.db")
+	s, err := sqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, func() store.Store {
+		db.Close()
+		s, err := sqlite.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
 }

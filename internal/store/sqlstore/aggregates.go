@@ -144,29 +144,38 @@ func (c *conn) ListUsers(ctx context.Context, poolID, after string, limit int) (
 
 func (c *conn) PutGroup(ctx context.Context, g store.Group) error {
 	return c.run(ctx, func(c *conn) error {
-		_, err := c.exec(ctx, `INSERT INTO user_groups (pool_id, name, description, precedence, role_arn, created_at)
-			VALUES (?,?,?,?,?,?) ON CONFLICT (pool_id, name) DO UPDATE SET description = excluded.description,
-			precedence = excluded.precedence, role_arn = excluded.role_arn`,
-			g.PoolID, g.Name, g.Description, g.Precedence, g.RoleARN, ms(g.CreatedAt))
+		var prec any
+		if g.Precedence != nil {
+			prec = int64(*g.Precedence)
+		}
+		_, err := c.exec(ctx, `INSERT INTO user_groups (pool_id, name, description, precedence, role_arn, created_at, updated_at)
+			VALUES (?,?,?,?,?,?,?) ON CONFLICT (pool_id, name) DO UPDATE SET description = excluded.description,
+			precedence = excluded.precedence, role_arn = excluded.role_arn, updated_at = excluded.updated_at`,
+			g.PoolID, g.Name, g.Description, prec, g.RoleARN, ms(g.CreatedAt), ms(g.UpdatedAt))
 		return c.conflictOr(err, "put group")
 	})
 }
 
 func scanGroup(r scanner) (store.Group, error) {
 	var g store.Group
-	var ca int64
-	err := r.Scan(&g.PoolID, &g.Name, &g.Description, &g.Precedence, &g.RoleARN, &ca)
-	g.CreatedAt = fromMS(ca)
+	var ca, ua int64
+	var prec sql.NullInt64
+	err := r.Scan(&g.PoolID, &g.Name, &g.Description, &prec, &g.RoleARN, &ca, &ua)
+	if prec.Valid {
+		n := int(prec.Int64)
+		g.Precedence = &n
+	}
+	g.CreatedAt, g.UpdatedAt = fromMS(ca), fromMS(ua)
 	return g, err
 }
 
 func (c *conn) GetGroup(ctx context.Context, poolID, name string) (store.Group, error) {
-	g, err := scanGroup(c.row(ctx, `SELECT pool_id, name, description, precedence, role_arn, created_at FROM user_groups WHERE pool_id = ? AND name = ?`, poolID, name))
+	g, err := scanGroup(c.row(ctx, `SELECT pool_id, name, description, precedence, role_arn, created_at, updated_at FROM user_groups WHERE pool_id = ? AND name = ?`, poolID, name))
 	return g, scanErr(err, "group", poolID, name)
 }
 
 func (c *conn) ListGroups(ctx context.Context, poolID string) ([]store.Group, error) {
-	return list(c, ctx, scanGroup, `SELECT pool_id, name, description, precedence, role_arn, created_at FROM user_groups WHERE pool_id = ? ORDER BY precedence, name`, poolID)
+	return list(c, ctx, scanGroup, `SELECT pool_id, name, description, precedence, role_arn, created_at, updated_at FROM user_groups WHERE pool_id = ? ORDER BY precedence IS NULL, precedence, name`, poolID)
 }
 
 func (c *conn) DeleteGroup(ctx context.Context, poolID, name string) error {

@@ -170,18 +170,31 @@ func testUserConcurrentUpdates(t *testing.T, s store.Store) {
 }
 
 func testGroups(t *testing.T, s store.Store) {
-	must(t, s.PutGroup(ctx, store.Group{PoolID: "p", Name: "b", Precedence: 10, RoleARN: "arn:b", CreatedAt: t0}))
-	must(t, s.PutGroup(ctx, store.Group{PoolID: "p", Name: "a", Precedence: 1, RoleARN: "arn:a", CreatedAt: t0}))
-	must(t, s.PutGroup(ctx, store.Group{PoolID: "p", Name: "b", Precedence: 5, RoleARN: "arn:b2", Description: "d", CreatedAt: t0}))
+	prec := func(n int) *int { return &n }
+	t1 := t0.Add(time.Hour)
+	must(t, s.PutGroup(ctx, store.Group{PoolID: "p", Name: "b", Precedence: prec(10), RoleARN: "arn:b", CreatedAt: t0, UpdatedAt: t0}))
+	must(t, s.PutGroup(ctx, store.Group{PoolID: "p", Name: "a", Precedence: prec(1), RoleARN: "arn:a", CreatedAt: t0, UpdatedAt: t0}))
+	must(t, s.PutGroup(ctx, store.Group{PoolID: "p", Name: "c", RoleARN: "arn:c", CreatedAt: t0, UpdatedAt: t0}))
+	// A replacement keeps the creation time and takes the rest.
+	must(t, s.PutGroup(ctx, store.Group{PoolID: "p", Name: "b", Precedence: prec(5), RoleARN: "arn:b2", Description: "d", CreatedAt: t1, UpdatedAt: t1}))
 	g, err := s.GetGroup(ctx, "p", "b")
 	must(t, err)
-	if g.Precedence != 5 || g.RoleARN != "arn:b2" || g.Description != "d" {
+	if g.Precedence == nil || *g.Precedence != 5 || g.RoleARN != "arn:b2" || g.Description != "d" || !g.CreatedAt.Equal(t0) || !g.UpdatedAt.Equal(t1) {
 		t.Fatalf("replace: %+v", g)
 	}
+	if g, err := s.GetGroup(ctx, "p", "c"); err != nil || g.Precedence != nil {
+		t.Fatalf("a group without precedence: %+v %v", g, err)
+	}
+	// Precedence order, unset last.
 	gs, err := s.ListGroups(ctx, "p")
 	must(t, err)
-	if len(gs) != 2 || gs[0].Name != "a" {
+	if len(gs) != 3 || gs[0].Name != "a" || gs[1].Name != "b" || gs[2].Name != "c" {
 		t.Fatalf("list: %+v", gs)
+	}
+	// Setting it back to unset.
+	must(t, s.PutGroup(ctx, store.Group{PoolID: "p", Name: "b", RoleARN: "arn:b2", CreatedAt: t1, UpdatedAt: t1}))
+	if g, err := s.GetGroup(ctx, "p", "b"); err != nil || g.Precedence != nil {
+		t.Fatalf("precedence unset again: %+v %v", g, err)
 	}
 	must(t, s.DeleteGroup(ctx, "p", "a"))
 	wantErr(t, s.DeleteGroup(ctx, "p", "a"), store.ErrNotFound)
