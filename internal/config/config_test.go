@@ -293,3 +293,31 @@ func TestGroupPrecedence(t *testing.T) {
 		}
 	}
 }
+
+// A seed user's email and attributes take what the API takes: a seed the
+// API would refuse is refused when the file loads.
+func TestSeedAttributes(t *testing.T) {
+	seed := func(lines string) error {
+		y := strings.Replace(string(examples.ReferenceConfig), "      - username: bob\n",
+			"      - username: carol\n        password: Carol-Passw0rd1\n"+lines+"      - username: bob\n", 1)
+		_, err := config.Parse([]byte(y), filepath.Join(t.TempDir(), "w.yaml"))
+		return err
+	}
+	if err := seed("        email: carol@example.com\n        attributes: { phone_number: \"+15555550100\", birthdate: 0000-02-29, \"custom:team\": a, updated_at: \"0\" }\n"); err != nil {
+		t.Fatalf("a seed the API takes: %v", err)
+	}
+	for _, c := range []struct{ lines, want string }{
+		{"        email: \"Carol <carol@example.com>\"\n", "users[1].email: not an email address"},
+		{"        attributes: { phone_number: 555-0100 }\n", "users[1].attributes.phone_number: Invalid phone number format."},
+		{"        attributes: { birthdate: 1990-13-01 }\n", "users[1].attributes.birthdate: Invalid birthdate format"},
+		{"        attributes: { updated_at: yesterday }\n", "users[1].attributes.updated_at: Invalid updated_at"},
+		{"        attributes: { phone_number_verified: maybe }\n", "users[1].attributes.phone_number_verified: Invalid value"},
+		{"        attributes: { department: x }\n", "users[1].attributes.department: no such attribute"},
+		{"        attributes: { \"custom:" + strings.Repeat("x", 33) + "\": x }\n", "name longer than 39 characters"},
+		{"        attributes: { nickname: " + strings.Repeat("x", 2049) + " }\n", "users[1].attributes.nickname: longer than 2048 characters"},
+	} {
+		if err := seed(c.lines); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%.80q: %.300v, want %q", c.lines, err, c.want)
+		}
+	}
+}

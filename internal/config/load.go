@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/base64"
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"net/mail"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,6 +25,7 @@ import (
 	"github.com/writ-id/writ/internal/auditevent"
 	"github.com/writ-id/writ/internal/clientip"
 	"github.com/writ-id/writ/internal/iam"
+	"github.com/writ-id/writ/internal/userattr"
 )
 
 // Load reads and validates the configuration file at path.
@@ -593,9 +596,26 @@ func (c *Config) validate(v *validator) {
 					v.errorf(fmt.Sprintf("%s.groups[%d]", upath, k), "no group %q in this pool", g)
 				}
 			}
-			for name := range u.Attributes {
-				if name == "sub" || name == "email" || name == "email_verified" {
-					v.errorf(upath+".attributes."+name, "set with its own key, not under attributes")
+			if u.Email != "" && !userattr.ValidEmail(u.Email) {
+				v.errorf(upath+".email", "not an email address (local@domain, no display name or spaces, at most %d characters)", userattr.MaxEmail)
+			}
+			// The values the API takes, that the pool's users and clients
+			// read as the API would have written them.
+			for _, name := range slices.Sorted(maps.Keys(u.Attributes)) {
+				value, apath := u.Attributes[name], upath+".attributes."+name
+				switch {
+				case name == "sub" || name == "email" || name == "email_verified":
+					v.errorf(apath, "set with its own key, not under attributes")
+				case !userattr.Standard(name) && !userattr.Custom(name) && !userattr.Verified(name):
+					v.errorf(apath, "no such attribute: a standard one (OpenID Connect's), phone_number_verified, or custom:NAME")
+				case len(name) > userattr.MaxName:
+					v.errorf(apath, "name longer than %d characters", userattr.MaxName)
+				case utf8.RuneCountInString(value) > userattr.MaxValue:
+					v.errorf(apath, "longer than %d characters", userattr.MaxValue)
+				default:
+					if msg := userattr.CheckValue(name, value); msg != "" {
+						v.errorf(apath, "%s", msg)
+					}
 				}
 			}
 		}

@@ -9,9 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"math/big"
-	"net/mail"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -20,6 +18,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/writ-id/writ/internal/store"
+	"github.com/writ-id/writ/internal/userattr"
 )
 
 // Attribute is a user attribute as the Cognito API lists it.
@@ -72,7 +71,7 @@ func setAttr(u *store.User, name, value string) {
 func setAttrs(u *store.User, attrs []Attribute) {
 	for _, flags := range []bool{false, true} {
 		for _, a := range attrs {
-			if verifiedAttrs[a.Name] == flags {
+			if userattr.Verified(a.Name) == flags {
 				setAttr(u, a.Name, a.Value)
 			}
 		}
@@ -96,22 +95,11 @@ func deleteAttr(u *store.User, name string) {
 	}
 }
 
-var standardAttrs = map[string]bool{
-	"name": true, "given_name": true, "family_name": true, "middle_name": true, "nickname": true,
-	"preferred_username": true, "profile": true, "picture": true, "website": true, "gender": true,
-	"birthdate": true, "zoneinfo": true, "locale": true, "phone_number": true, "address": true,
-	"updated_at": true, "email": true,
-}
-
-// verifiedAttrs are the verification flags: only an administrator (or a
-// confirmation code) may set them.
-var verifiedAttrs = map[string]bool{"email_verified": true, "phone_number_verified": true}
-
 // validateAttrs checks attribute names and values a user may set (SignUp,
 // UpdateUserAttributes, the NEW_PASSWORD_REQUIRED challenge): writable
 // schema attributes only (standard ones, and the custom:* ones the pool
 // lists in user_writable_attributes), within the length limits, an email
-// address well-formed (validEmail). sub, the verification flags and
+// address well-formed (userattr.CheckValue). sub, the verification flags and
 // unlisted custom:* attributes are refused with Cognito's
 // NotAuthorizedException, any other name (cognito:* included) with
 // InvalidParameterException.
@@ -127,76 +115,17 @@ func (p *Pool) checkAttrs(attrs []Attribute, admin bool) error {
 		return newErr(CodeInvalidParameter, "Too many attributes")
 	}
 	for _, a := range attrs {
-		if utf8.RuneCountInString(a.Value) > maxAttrValue {
+		if utf8.RuneCountInString(a.Value) > userattr.MaxValue {
 			return newErr(CodeInvalidParameter, "Attribute name or value too long")
 		}
 		if err := p.checkAttrName(a.Name, admin); err != nil {
 			return err
 		}
-		switch {
-		case verifiedAttrs[a.Name]: // an administrator's
-			if !strings.EqualFold(a.Value, "true") && !strings.EqualFold(a.Value, "false") {
-				return newErr(CodeInvalidParameter, "Invalid value for attribute "+a.Name+": must be true or false")
-			}
-		case a.Name == "email" && !validEmail(a.Value):
-			return newErr(CodeInvalidParameter, "Invalid email address format.")
-		case a.Value == "": // clears the attribute
-		case a.Name == "phone_number" && !validPhone(a.Value):
-			return newErr(CodeInvalidParameter, "Invalid phone number format.")
-		case a.Name == "birthdate" && !validBirthdate(a.Value):
-			return newErr(CodeInvalidParameter, "Invalid birthdate format: must be YYYY-MM-DD (0000 when the year is withheld).")
-		case a.Name == "updated_at" && !validSeconds(a.Value):
-			return newErr(CodeInvalidParameter, "Invalid updated_at: must be a number of seconds since 1970-01-01T00:00:00Z.")
+		if msg := userattr.CheckValue(a.Name, a.Value); msg != "" {
+			return newErr(CodeInvalidParameter, msg)
 		}
 	}
 	return nil
-}
-
-// validPhone reports whether s is an E.164 number, as Cognito takes it:
-// "+" and 1 to 15 digits.
-func validPhone(s string) bool {
-	d, ok := strings.CutPrefix(s, "+")
-	return ok && len(d) >= 1 && len(d) <= 15 && strings.Trim(d, "0123456789") == ""
-}
-
-// validBirthdate reports whether s is an OpenID Connect birthdate:
-// YYYY-MM-DD, the year 0000 when withheld.
-func validBirthdate(s string) bool {
-	if len(s) != 10 {
-		return false
-	}
-	if strings.HasPrefix(s, "0000-") {
-		s = "2000" + s[4:] // a leap year: 0000-02-29 stands
-	}
-	_, err := time.Parse(time.DateOnly, s)
-	return err == nil
-}
-
-// validSeconds reports whether s is a non-negative whole number of
-// seconds (OpenID Connect's updated_at).
-func validSeconds(s string) bool {
-	n, err := strconv.ParseInt(s, 10, 64)
-	return err == nil && n >= 0
-}
-
-// maxAttrValue is Cognito's limit on an attribute value, in characters.
-const maxAttrValue = 2048
-
-// maxEmail is Cognito's limit on the email attribute, in characters.
-const maxEmail = 256
-
-// validEmail reports whether s is a bare address, local@domain, as
-// net/mail reads it: one '@', neither part empty, no display name,
-// comment, angle brackets, space (Unicode's too) or invisible formatting
-// character, at most maxEmail characters.
-func validEmail(s string) bool {
-	local, domain, _ := strings.Cut(s, "@")
-	if local == "" || domain == "" || strings.Count(s, "@") != 1 || utf8.RuneCountInString(s) > maxEmail ||
-		strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zs) }) {
-		return false
-	}
-	a, err := mail.ParseAddress(s)
-	return err == nil && a.Address == s
 }
 
 // checkAttrName checks that a user (or, with admin, an administrator) may
@@ -206,15 +135,15 @@ func validEmail(s string) bool {
 // user_writable_attributes (custom attributes, such as one mapped to a
 // principal tag, are the administrator's by default).
 func (p *Pool) checkAttrName(name string, admin bool) error {
-	custom := strings.HasPrefix(name, "custom:") && name != "custom:"
+	custom := userattr.Custom(name)
 	switch {
-	case len(name) > 32+7:
+	case len(name) > userattr.MaxName:
 		return newErr(CodeInvalidParameter, "Attribute name or value too long")
-	case name == "sub" || (!admin && verifiedAttrs[name]):
+	case name == "sub" || (!admin && userattr.Verified(name)):
 		return errUnauthorizedAttr()
-	case verifiedAttrs[name]:
+	case userattr.Verified(name):
 		return nil
-	case !standardAttrs[name] && !custom:
+	case !userattr.Standard(name) && !custom:
 		return newErr(CodeInvalidParameter, "Attribute does not exist in the schema: "+name)
 	case custom && !admin && !p.userWritable[name]:
 		return errUnauthorizedAttr()
