@@ -646,8 +646,10 @@ func (a *IDP) revokeToken(ctx context.Context, r *http.Request, body []byte) (an
 	if err != nil {
 		return nil, err
 	}
+	// Refusals are UnauthorizedException, the error RevokeToken declares
+	// (the SDK gives it its own type), not NotAuthorizedException.
 	if !c.Public && !a.svc.CheckClientSecret(c, in.ClientSecret) {
-		return nil, awsjson.Errorf(userpool.CodeNotAuthorized, "Client authentication failed")
+		return nil, awsjson.Errorf(userpool.CodeUnauthorized, "Client authentication failed")
 	}
 	if err := p.RevokeRefresh(ctx, c, in.Token); err != nil {
 		return nil, err

@@ -727,6 +727,23 @@ func TestGlobalSignOutAndRevokeToken(t *testing.T) {
 	wantCode(t, err, "NotAuthorizedException")
 	_, err = f.c.RevokeToken(f.ctx, &cip.RevokeTokenInput{ClientId: aws.String("demo-web"), Token: fresh.AccessToken})
 	wantCode(t, err, "UnsupportedTokenTypeException")
+
+	// Refusals are the UnauthorizedException RevokeToken declares, which
+	// the SDK types: another client's token (which stays valid), a wrong
+	// client secret.
+	kept := f.signInAlice()
+	var ue *types.UnauthorizedException
+	_, err = f.c.RevokeToken(f.ctx, &cip.RevokeTokenInput{ClientId: aws.String("orders-service"), ClientSecret: aws.String("orders-demo-secret"), Token: kept.RefreshToken})
+	if !errors.As(err, &ue) {
+		t.Fatalf("another client's token: %v, want UnauthorizedException", err)
+	}
+	_, err = f.c.RevokeToken(f.ctx, &cip.RevokeTokenInput{ClientId: aws.String("orders-service"), ClientSecret: aws.String("wrong-secret-wrong-secret"), Token: kept.RefreshToken})
+	if !errors.As(err, &ue) {
+		t.Fatalf("a wrong client secret: %v, want UnauthorizedException", err)
+	}
+	if _, err := f.refresh(kept.RefreshToken); err != nil {
+		t.Fatalf("the refused revocations revoked: %v", err)
+	}
 }
 
 func TestExpiredAccessToken(t *testing.T) {

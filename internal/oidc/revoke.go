@@ -34,7 +34,7 @@ func (h *Handler) revoke(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := p.RevokeRefresh(ctx, c, tok); err != nil {
 		var ue *userpool.Error
-		if !errors.As(err, &ue) || ue.Code != userpool.CodeNotAuthorized {
+		if !errors.As(err, &ue) || ue.Code != userpool.CodeUnauthorized {
 			h.writeOAuthError(w, r, err)
 			return
 		}

@@ -5,6 +5,7 @@ import "fmt"
 // Error codes, named as Cognito names its exceptions.
 const (
 	CodeNotAuthorized         = "NotAuthorizedException"
+	CodeUnauthorized          = "UnauthorizedException" // RevokeToken's, for a client that may not revoke
 	CodeUserNotConfirmed      = "UserNotConfirmedException"
 	CodeUsernameExists        = "UsernameExistsException"
 	CodeInvalidPassword       = "InvalidPasswordException"

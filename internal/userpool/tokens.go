@@ -400,7 +400,9 @@ func refreshGetsIDToken(scope []string) bool {
 }
 
 // RevokeRefresh revokes the family of a refresh token issued to client c
-// (RFC 7009 semantics: an unknown token is not an error).
+// (RFC 7009 semantics: an unknown token is not an error). Another client's
+// token is UnauthorizedException, RevokeToken's error for a request that
+// may not revoke.
 func (p *Pool) RevokeRefresh(ctx context.Context, c store.Client, refreshToken string) error {
 	rt, err := p.st().GetRefreshToken(ctx, hashID(refreshToken))
 	if errors.Is(err, store.ErrNotFound) {
@@ -410,7 +412,7 @@ func (p *Pool) RevokeRefresh(ctx context.Context, c store.Client, refreshToken s
 		return internal(err)
 	}
 	if rt.ClientID != c.ClientID {
-		return newErr(CodeNotAuthorized, "The refresh token was not issued to this client.")
+		return newErr(CodeUnauthorized, "The refresh token was not issued to this client.")
 	}
 	if _, err := p.st().RevokeRefreshFamily(ctx, rt.FamilyID); err != nil {
 		return internal(err)
