@@ -274,7 +274,8 @@ func (w *Writer) Close(ctx context.Context) error {
 const linger = 200 * time.Millisecond
 
 // batchSize is how many events make a batch worth writing without waiting
-// out the linger: a busy gateway fills one in a fraction of it.
+// out the linger: a busy gateway fills one in a fraction of it. A
+// transaction holds up to twice as many less one (a batch and a rest).
 const batchSize = 1024
 
 func (w *Writer) run() {
@@ -333,6 +334,15 @@ func (w *Writer) run() {
 		closed := w.closed
 		w.space.Broadcast()
 		w.mu.Unlock()
+		// Batches of batchSize events, the last one taking the rest: a
+		// rest shorter than a batch would be a transaction (and a sync)
+		// of its own for a handful of events.
+		events, left := 0, 0
+		for _, it := range items {
+			if it.flush == nil {
+				left++
+			}
+		}
 		for _, it := range items {
 			if it.flush == nil && w.seq == 0 && w.signer != nil {
 				// A stream begins with a signed checkpoint: its time vouches
@@ -341,9 +351,12 @@ func (w *Writer) run() {
 				batch = w.checkpoint(batch, CheckpointOpen)
 			}
 			w.add(&batch, &flushes, it)
-			if len(batch) >= batchSize {
+			if it.flush == nil {
+				events, left = events+1, left-1
+			}
+			if events >= batchSize && left >= batchSize {
 				w.writeBatch(batch)
-				batch = batch[:0]
+				batch, events = batch[:0], 0
 			}
 		}
 		w.writeBatch(batch)

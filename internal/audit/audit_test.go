@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -389,5 +390,61 @@ func TestVerifyRereadsLateBatches(t *testing.T) {
 	}
 	if len(rep.Problems) != 0 || len(rep.Open) != 0 || rep.Events != 22 {
 		t.Fatalf("a batch committed while verify read: %+v", rep)
+	}
+}
+
+// gatedLog holds the first AppendAudit until release is closed and
+// records how many events each call carried.
+type gatedLog struct {
+	store.AuditLog
+	release chan struct{}
+	mu      sync.Mutex
+	sizes   []int
+}
+
+func (g *gatedLog) AppendAudit(ctx context.Context, evs []store.AuditEvent) ([]int64, error) {
+	g.mu.Lock()
+	first := len(g.sizes) == 0
+	g.sizes = append(g.sizes, len(evs))
+	g.mu.Unlock()
+	if first {
+		<-g.release
+	}
+	return g.AuditLog.AppendAudit(ctx, evs)
+}
+
+// Events that queued while a write was under way go in batches of 1024,
+// the last one taking the rest: a few events past a whole batch do not
+// make a transaction (and a sync) of their own.
+func TestBacklogRestJoinsTheLastBatch(t *testing.T) {
+	st := sqlite.OpenTest(t)
+	g := &gatedLog{AuditLog: st, release: make(chan struct{})}
+	w := audit.NewWriter(g, nil, slog.New(slog.DiscardHandler), audit.WithoutRecovery())
+	ctx := context.Background()
+	ev := audit.Event{Component: "gateway", Action: "GET /orders/{id}", Outcome: audit.Allow}
+	w.Record(ctx, ev)
+	// The first batch (one event) is held in AppendAudit; 2048+5 more
+	// queue meanwhile.
+	for {
+		g.mu.Lock()
+		n := len(g.sizes)
+		g.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for range 2048 + 5 {
+		w.Record(ctx, ev)
+	}
+	close(g.release)
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(g.sizes, []int{1, 1024, 1024 + 5}) {
+		t.Fatalf("batches of %v events, want [1 1024 1029]", g.sizes)
+	}
+	if n, err := st.LastAuditID(ctx); err != nil || n != 1+2048+5 {
+		t.Fatalf("%d events stored (%v), want %d", n, err, 1+2048+5)
 	}
 }
