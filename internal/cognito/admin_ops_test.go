@@ -1,6 +1,7 @@
 package cognito_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -641,5 +642,43 @@ func TestGroupRolesFromTheAPI(t *testing.T) {
 	}
 	if rs, pref := roles(); pref != user || !slices.Equal(rs, []any{user}) {
 		t.Fatalf("after DeleteGroup: roles %v preferred %v", rs, pref)
+	}
+}
+
+// Refreshes of a user in a group, as many at once as the PostgreSQL pool
+// has connections and more, all complete: the ID token's roles are read
+// in the refresh's own transaction, never on a second connection that a
+// refresh holding one would wait for while the others hold the rest.
+func TestConcurrentRefreshesWithASmallPool(t *testing.T) {
+	dsn := postgres.TestSchema(t)
+	f := start(t, func(c *config.Config) { c.Store, c.StorePool.MaxOpen = dsn, 2 })
+	var tokens []*string
+	for range 8 {
+		out, err := f.passwordAuth("bob", "Bob-Passw0rd1")
+		if err != nil || out.AuthenticationResult == nil {
+			t.Fatalf("sign-in: %v", err)
+		}
+		tokens = append(tokens, out.AuthenticationResult.RefreshToken)
+	}
+	ctx, cancel := context.WithTimeout(f.ctx, 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, len(tokens))
+	for _, rt := range tokens {
+		wg.Go(func() {
+			out, err := f.c.InitiateAuth(ctx, &cip.InitiateAuthInput{AuthFlow: types.AuthFlowTypeRefreshTokenAuth,
+				ClientId: aws.String("demo-web"), AuthParameters: map[string]string{"REFRESH_TOKEN": aws.ToString(rt)}})
+			if err == nil && aws.ToString(out.AuthenticationResult.IdToken) == "" {
+				err = errors.New("no ID token")
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("refresh: %v", err)
+		}
 	}
 }

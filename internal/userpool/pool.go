@@ -415,12 +415,12 @@ func (p *Pool) openTOTP(sub string, sealed []byte) ([]byte, error) {
 // preferred role: the role of the group that ranks first, or of the groups
 // tied first when they all name the same role (none when they name
 // different ones), as Cognito's cognito:roles and cognito:preferred_role.
-// It reads the groups as stored, so that CreateGroup and UpdateGroup
-// count as much as the configuration.
-func (p *Pool) groupRoles(ctx context.Context, u store.User) (roles []string, preferred string, err error) {
+// It reads the groups as stored (from groups), so that CreateGroup and
+// UpdateGroup count as much as the configuration.
+func (p *Pool) groupRoles(ctx context.Context, groups store.Groups, u store.User) (roles []string, preferred string, err error) {
 	var gs []store.Group
 	for _, name := range u.Groups {
-		g, err := p.st().GetGroup(ctx, p.cfg.ID, name)
+		g, err := groups.GetGroup(ctx, p.cfg.ID, name)
 		if errors.Is(err, store.ErrNotFound) {
 			continue // deleted since the user's row was read
 		}

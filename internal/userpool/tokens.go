@@ -52,7 +52,7 @@ func (p *Pool) Issue(ctx context.Context, g Grant) (Tokens, error) {
 		g.OriginJTI = uuid.NewString()
 	}
 	now := p.now()
-	t, rt, err := p.mint(ctx, key, g, now)
+	t, rt, err := p.mint(ctx, p.st(), key, g, now)
 	if err != nil {
 		return Tokens{}, err
 	}
@@ -149,9 +149,11 @@ func (p *Pool) signer(ctx context.Context) (token.Signer, error) {
 }
 
 // mint signs the tokens of g, issued at now, with key and prepares (but
-// does not store) the refresh token row when g.Refresh. It does not touch the store, so it may
-// run inside a transaction.
-func (p *Pool) mint(ctx context.Context, key token.Signer, g Grant, now time.Time) (Tokens, store.RefreshToken, error) {
+// does not store) the refresh token row when g.Refresh. It reads the
+// user's groups (for the ID token's roles) from groups and touches the
+// store no other way: inside a transaction, groups is the transaction, so
+// that a mint never waits for a second connection while it holds one.
+func (p *Pool) mint(ctx context.Context, groups store.Groups, key token.Signer, g Grant, now time.Time) (Tokens, store.RefreshToken, error) {
 	var err error
 	lt := p.cfg.Tokens
 	iat := now.Unix()
@@ -191,7 +193,7 @@ func (p *Pool) mint(ctx context.Context, key token.Signer, g Grant, now time.Tim
 		it := base(token.UseID, lt.ID)
 		it["aud"] = g.Client.ClientID
 		it["cognito:username"] = u.Username
-		roles, preferred, err := p.groupRoles(ctx, u)
+		roles, preferred, err := p.groupRoles(ctx, groups, u)
 		if err != nil {
 			return Tokens{}, store.RefreshToken{}, internal(err)
 		}
@@ -334,7 +336,7 @@ func (p *Pool) Refresh(ctx context.Context, c store.Client, refreshToken string)
 		scope := strings.Fields(rt.Scope)
 		g := Grant{Client: c, User: u, Scope: scope, IDToken: refreshGetsIDToken(scope), AuthTime: rt.AuthTime,
 			AMR: rt.AMR, OriginJTI: rt.OriginJTI, Refresh: rotate}
-		t, next, err := p.mint(ctx, key, g, now)
+		t, next, err := p.mint(ctx, tx, key, g, now)
 		if err != nil {
 			return err
 		}
