@@ -53,7 +53,7 @@ func TestAuditMigration(t *testing.T) { storetest.RunAuditMigration(t, legacy, m
 func TestGroupMigration(t *testing.T) { storetest.RunGroupMigration(t, legacy, 6, migrated) }
 
 // migrated returns a handle on a fresh, migrated database and a function
-// that closes it and opens the store on the database again.
+// that opens the store on the database again.
 func migrated(t *testing.T) (*sql.DB, func() store.Store) {
 	path := filepath.Join(t.TempDir(), "writ.db")
 	s, err := sqlite.Open(path)
@@ -65,8 +65,9 @@ func migrated(t *testing.T) (*sql.DB, func() store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { db.Close() })
+	// db stays open beside the store, as another process's would.
 	return db, func() store.Store {
-		db.Close()
 		s, err := sqlite.Open(path)
 		if err != nil {
 			t.Fatal(err)

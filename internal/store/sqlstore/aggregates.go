@@ -144,7 +144,7 @@ func (c *conn) ListUsers(ctx context.Context, poolID, after string, limit int) (
 
 func (c *conn) PutGroup(ctx context.Context, g store.Group) error {
 	return c.run(ctx, func(c *conn) error {
-		var prec any
+		prec := int64(noPrecedence)
 		if g.Precedence != nil {
 			prec = int64(*g.Precedence)
 		}
@@ -156,14 +156,21 @@ func (c *conn) PutGroup(ctx context.Context, g store.Group) error {
 	})
 }
 
+// noPrecedence is the precedence column of a group without one (nil
+// Precedence): the column stays NOT NULL, as replicas of earlier versions
+// read it.
+const noPrecedence = -1
+
 func scanGroup(r scanner) (store.Group, error) {
 	var g store.Group
-	var ca, ua int64
-	var prec sql.NullInt64
+	var ca, ua, prec int64
 	err := r.Scan(&g.PoolID, &g.Name, &g.Description, &prec, &g.RoleARN, &ca, &ua)
-	if prec.Valid {
-		n := int(prec.Int64)
+	if prec != noPrecedence {
+		n := int(prec)
 		g.Precedence = &n
+	}
+	if ua == 0 { // written by a replica of a version before migration 6 (7 on PostgreSQL)
+		ua = ca
 	}
 	g.CreatedAt, g.UpdatedAt = fromMS(ca), fromMS(ua)
 	return g, err
@@ -175,7 +182,7 @@ func (c *conn) GetGroup(ctx context.Context, poolID, name string) (store.Group, 
 }
 
 func (c *conn) ListGroups(ctx context.Context, poolID string) ([]store.Group, error) {
-	return list(c, ctx, scanGroup, `SELECT pool_id, name, description, precedence, role_arn, created_at, updated_at FROM user_groups WHERE pool_id = ? ORDER BY precedence IS NULL, precedence, name`, poolID)
+	return list(c, ctx, scanGroup, `SELECT pool_id, name, description, precedence, role_arn, created_at, updated_at FROM user_groups WHERE pool_id = ? ORDER BY precedence < 0, precedence, name`, poolID)
 }
 
 func (c *conn) DeleteGroup(ctx context.Context, poolID, name string) error {

@@ -11,10 +11,12 @@ import (
 )
 
 // RunGroupMigration opens a database whose groups table predates the
-// migration (version) that made precedence optional and added updated_at,
-// and checks that its groups come through: precedence as it was, the
-// creation time as the last change, and precedence settable to unset
-// afterwards. migrated is as for RunAuditMigration.
+// migration (version) that added updated_at and unset precedences, and
+// checks that its groups come through (precedence as it was, the creation
+// time as the last change), that precedence can be unset afterwards, and
+// that a replica of the previous version, still running during an
+// upgrade, goes on writing and reading groups as it did. migrated is as
+// for RunAuditMigration.
 func RunGroupMigration(t *testing.T, d LegacyDialect, version int, migrated func(t *testing.T) (*sql.DB, func() store.Store)) {
 	db, reopen := migrated(t)
 	created := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -55,5 +57,21 @@ func RunGroupMigration(t *testing.T, d LegacyDialect, version int, migrated func
 	}
 	if g, err := st.GetGroup(ctx, "p", "staff"); err != nil || g.Precedence != nil || !g.UpdatedAt.Equal(created.Add(time.Hour)) {
 		t.Fatalf("after unsetting the precedence: %+v %v", g, err)
+	}
+
+	// The previous version's statements, on the migrated table.
+	if _, err := db.Exec(fmt.Sprintf(`INSERT INTO user_groups (pool_id, name, description, precedence, role_arn, created_at)
+			VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (pool_id, name) DO UPDATE SET description = excluded.description,
+			precedence = excluded.precedence, role_arn = excluded.role_arn`, p[0], p[1], p[2], p[3], p[4], p[5]),
+		"p", "old", "", 2, "", created.UnixMilli()); err != nil {
+		t.Fatalf("the previous version's PutGroup: %v", err)
+	}
+	var prec, ca int64
+	if err := db.QueryRow(fmt.Sprintf(`SELECT precedence, created_at FROM user_groups WHERE pool_id = %s AND name = %s`, p[0], p[1]),
+		"p", "staff").Scan(&prec, &ca); err != nil {
+		t.Fatalf("the previous version's GetGroup of a group without precedence: %v", err)
+	}
+	if g, err := st.GetGroup(ctx, "p", "old"); err != nil || g.Precedence == nil || *g.Precedence != 2 || !g.UpdatedAt.Equal(created) {
+		t.Fatalf("a group the previous version wrote: %+v %v", g, err)
 	}
 }
