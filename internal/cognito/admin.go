@@ -38,11 +38,12 @@ var jsonCodes = map[string]string{
 }
 
 // authorize checks the signature and that the caller's policies allow
-// cognito-idp:<op> on the pool. An unsigned call is refused even though the
-// SDK sends admin calls unsigned when it has no credentials.
-func (a *IDP) authorize(r *http.Request, op, poolID string) error {
+// cognito-idp:<op> on the pool, and returns the caller. An unsigned call is
+// refused even though the SDK sends admin calls unsigned when it has no
+// credentials.
+func (a *IDP) authorize(r *http.Request, op, poolID string) (*sts.Caller, error) {
 	if a.admin == nil {
-		return awsjson.Errorf("UnknownOperationException", "admin operations are not enabled on this listener")
+		return nil, awsjson.Errorf("UnknownOperationException", "admin operations are not enabled on this listener")
 	}
 	res, err := a.admin.Verifier.Verify(r)
 	if err != nil {
@@ -52,20 +53,39 @@ func (a *IDP) authorize(r *http.Request, op, poolID string) error {
 			if code == "" {
 				code = "IncompleteSignatureException"
 			}
-			return &awsjson.Error{Status: http.StatusBadRequest, Code: code, Message: e.Message}
+			return nil, &awsjson.Error{Status: http.StatusBadRequest, Code: code, Message: e.Message}
 		}
-		return err
+		return nil, err
 	}
 	c, ok := a.admin.STS.CallerOf(res.Credentials.Principal)
 	if !ok {
-		return awsjson.Errorf("UnrecognizedClientException", "The security token included in the request is invalid.")
+		return nil, awsjson.Errorf("UnrecognizedClientException", "The security token included in the request is invalid.")
 	}
 	resource := "arn:aws:cognito-idp:" + a.admin.Region + ":" + a.admin.Account + ":userpool/" + poolID
 	c.Context.Set("aws:SourceIp", awsjson.SourceIP(r))
 	d := iam.Authorize(&iam.Request{Action: "cognito-idp:" + op, Resource: resource, Context: c.Context}, c.Sets[0], c.Sets[1:]...)
 	if d.Effect != iam.Allow {
-		return &awsjson.Error{Status: http.StatusBadRequest, Code: "AccessDeniedException",
+		return nil, &awsjson.Error{Status: http.StatusBadRequest, Code: "AccessDeniedException",
 			Message: "User: " + c.ARN + " is not authorized to perform: cognito-idp:" + op + " on resource: " + resource, Cause: errors.New(d.Reason)}
+	}
+	return c, nil
+}
+
+type callerKey struct{}
+
+// mayPassRole checks that the caller of an admin operation (adminOp put it
+// in ctx) may also iam:PassRole the role ARN it gives a group: a group's
+// role reaches its members' ID tokens, and through an identity pool their
+// credentials, so choosing it is granting it.
+func mayPassRole(ctx context.Context, roleARN string) error {
+	c, _ := ctx.Value(callerKey{}).(*sts.Caller)
+	if c == nil {
+		return awsjson.Errorf("AccessDeniedException", "no caller to authorize iam:PassRole")
+	}
+	d := iam.Authorize(&iam.Request{Action: "iam:PassRole", Resource: roleARN, Context: c.Context}, c.Sets[0], c.Sets[1:]...)
+	if d.Effect != iam.Allow {
+		return &awsjson.Error{Status: http.StatusBadRequest, Code: "AccessDeniedException",
+			Message: "User: " + c.ARN + " is not authorized to perform: iam:PassRole on resource: " + roleARN, Cause: errors.New(d.Reason)}
 	}
 	return nil
 }
@@ -77,9 +97,11 @@ func (a *IDP) adminOp(op string, run func(ctx context.Context, p *userpool.Pool,
 		if err := awsjson.Decode(body, &in); err != nil {
 			return nil, err
 		}
-		if err := a.authorize(r, op, in.UserPoolId); err != nil {
+		c, err := a.authorize(r, op, in.UserPoolId)
+		if err != nil {
 			return nil, err
 		}
+		ctx = context.WithValue(ctx, callerKey{}, c)
 		p, ok := a.svc.Pool(in.UserPoolId)
 		if !ok {
 			return nil, awsjson.Errorf("ResourceNotFoundException", "User pool "+truncate(in.UserPoolId, 60)+" does not exist.")
@@ -335,6 +357,11 @@ func (a *IDP) adminOps() map[string]awsjson.Op {
 			if err := awsjson.Decode(body, &in); err != nil {
 				return nil, err
 			}
+			if in.RoleArn != "" {
+				if err := mayPassRole(ctx, in.RoleArn); err != nil {
+					return nil, err
+				}
+			}
 			g, err := a.svc.CreateGroup(ctx, p, store.Group{Name: in.GroupName, Description: in.Description, RoleARN: in.RoleArn, Precedence: in.Precedence})
 			if err != nil {
 				return nil, err
@@ -462,6 +489,11 @@ func (a *IDP) updateGroup(ctx context.Context, p *userpool.Pool, body []byte) (a
 	}
 	if in.GroupName == "" {
 		return nil, missing("groupName")
+	}
+	if in.RoleArn != nil && *in.RoleArn != "" {
+		if err := mayPassRole(ctx, *in.RoleArn); err != nil {
+			return nil, err
+		}
 	}
 	g, err := a.svc.UpdateGroup(ctx, p, in.GroupName, userpool.GroupUpdate{Description: in.Description, Precedence: in.Precedence, RoleARN: in.RoleArn})
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/writ-id/writ/internal/apptest"
 	"github.com/writ-id/writ/internal/config"
@@ -680,5 +681,51 @@ func TestConcurrentRefreshesWithASmallPool(t *testing.T) {
 		if err != nil {
 			t.Fatalf("refresh: %v", err)
 		}
+	}
+}
+
+// Giving a group a role grants it to the group's members (their ID
+// tokens, and through an identity pool their credentials), so CreateGroup
+// and UpdateGroup with a RoleArn also need iam:PassRole on that role; a
+// refusal changes nothing.
+func TestGroupRoleNeedsPassRole(t *testing.T) {
+	const (
+		leads = "arn:aws:iam::000000000000:role/leads"
+		staff = "arn:aws:iam::000000000000:role/demo-staff"
+	)
+	f := start(t, func(c *config.Config) {
+		c.IAM.Users = append(c.IAM.Users, config.IAMUser{Name: "groups-admin", AccessKeyID: "AKIAWRITGROUPS000001",
+			SecretAccessKey: config.NewSecret("groups-admin-secret"), Policy: config.NewPolicyDoc([]byte(
+				`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"cognito-idp:*","Resource":"*"},
+				 {"Effect":"Allow","Action":"iam:PassRole","Resource":"` + leads + `"}]}`))})
+	})
+	adm := f.adminClient("AKIAWRITGROUPS000001", "groups-admin-secret", "")
+	pool := aws.String(poolID)
+	denied := func(what string, err error) {
+		t.Helper()
+		var ae smithy.APIError
+		if !errors.As(err, &ae) || ae.ErrorCode() != "AccessDeniedException" || !strings.Contains(ae.ErrorMessage(), "iam:PassRole on resource: "+staff) {
+			t.Fatalf("%s: %v, want AccessDeniedException for iam:PassRole", what, err)
+		}
+	}
+	_, err := adm.CreateGroup(f.ctx, &cip.CreateGroupInput{UserPoolId: pool, GroupName: aws.String("admins"), RoleArn: aws.String(staff)})
+	denied("CreateGroup with another role", err)
+	if _, err := adm.GetGroup(f.ctx, &cip.GetGroupInput{UserPoolId: pool, GroupName: aws.String("admins")}); err == nil {
+		t.Fatal("a refused CreateGroup created the group")
+	}
+	if _, err := adm.CreateGroup(f.ctx, &cip.CreateGroupInput{UserPoolId: pool, GroupName: aws.String("leads"), RoleArn: aws.String(leads)}); err != nil {
+		t.Fatalf("CreateGroup with the role it may pass: %v", err)
+	}
+	_, err = adm.UpdateGroup(f.ctx, &cip.UpdateGroupInput{UserPoolId: pool, GroupName: aws.String("leads"), RoleArn: aws.String(staff)})
+	denied("UpdateGroup to another role", err)
+	if g, err := adm.GetGroup(f.ctx, &cip.GetGroupInput{UserPoolId: pool, GroupName: aws.String("leads")}); err != nil || aws.ToString(g.Group.RoleArn) != leads {
+		t.Fatalf("after a refused UpdateGroup: %v %+v", err, g)
+	}
+	// Without a role, no iam:PassRole is needed.
+	if _, err := adm.UpdateGroup(f.ctx, &cip.UpdateGroupInput{UserPoolId: pool, GroupName: aws.String("staff"), Description: aws.String("Staff")}); err != nil {
+		t.Fatalf("UpdateGroup without a role: %v", err)
+	}
+	if _, err := adm.CreateGroup(f.ctx, &cip.CreateGroupInput{UserPoolId: pool, GroupName: aws.String("plain")}); err != nil {
+		t.Fatalf("CreateGroup without a role: %v", err)
 	}
 }
