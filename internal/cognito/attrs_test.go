@@ -8,6 +8,7 @@ import (
 	cip "github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider"
 	"github.com/aws/aws-sdk-go-v2/service/cognitoidentityprovider/types"
 
+	"github.com/writ-id/writ/internal/config"
 	"github.com/writ-id/writ/internal/store"
 )
 
@@ -140,5 +141,43 @@ func TestNewPasswordChallengeEmailChangeSendsCode(t *testing.T) {
 	}
 	if a := f.userAttrs(at); a["email_verified"] != "true" {
 		t.Errorf("after verifying: %v", a)
+	}
+}
+
+// Seed users' attributes are set as the admin API sets them: a
+// verification flag in any case is stored lower-case (and so true in the
+// ID token), and a phone number without a flag is unverified.
+func TestSeedAttributesAsTheAPISetsThem(t *testing.T) {
+	f := start(t, func(c *config.Config) {
+		c.UserPools[0].Users = append(c.UserPools[0].Users,
+			config.User{Username: "pat", Password: config.NewSecret("Pat-Passw0rd1"),
+				Attributes: map[string]string{"phone_number": "+15555550100", "phone_number_verified": "True"}},
+			config.User{Username: "sam", Password: config.NewSecret("Sam-Passw0rd1"),
+				Attributes: map[string]string{"phone_number": "+15555550101"}})
+	})
+	adm := f.admin()
+	for user, want := range map[string]string{"pat": "true", "sam": "false"} {
+		out, err := adm.AdminGetUser(f.ctx, &cip.AdminGetUserInput{UserPoolId: aws.String(poolID), Username: aws.String(user)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := ""
+		for _, a := range out.UserAttributes {
+			if aws.ToString(a.Name) == "phone_number_verified" {
+				got = aws.ToString(a.Value)
+			}
+		}
+		if got != want {
+			t.Errorf("%s: phone_number_verified %q, want %q", user, got, want)
+		}
+	}
+	res, err := f.passwordAuth("pat", "Pat-Passw0rd1")
+	if err != nil || res.AuthenticationResult == nil {
+		t.Fatalf("pat signs in: %v", err)
+	}
+	var id map[string]any
+	decode(t, aws.ToString(res.AuthenticationResult.IdToken), &id)
+	if id["phone_number_verified"] != true {
+		t.Errorf("ID token phone_number_verified = %v, want true", id["phone_number_verified"])
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -335,9 +336,13 @@ func (p *Pool) Seed(ctx context.Context) error {
 		su := store.User{PoolID: p.cfg.ID, Username: u.Username, Sub: uuid.NewString(), Email: u.Email,
 			EmailVerified: u.EmailVerified, Attributes: map[string]string{}, Status: store.StatusConfirmed,
 			Enabled: true, Groups: u.Groups, CreatedAt: now, UpdatedAt: now}
-		for k, v := range u.Attributes {
-			su.Attributes[k] = v
+		// As the admin API sets them: flags lower-cased, a phone number
+		// unverified unless phone_number_verified says otherwise.
+		var attrs []Attribute
+		for _, k := range slices.Sorted(maps.Keys(u.Attributes)) {
+			attrs = append(attrs, Attribute{Name: k, Value: u.Attributes[k]})
 		}
+		setAttrs(&su, attrs)
 		if !u.Password.IsZero() {
 			su.PasswordHash = HashPassword(u.Password.Reveal(), p.svc.deps.Argon2)
 		} else {
