@@ -548,6 +548,15 @@ func TestRevokeIntrospectUserInfo(t *testing.T) {
 	if status != 400 || body["error"] != "unsupported_token_type" {
 		t.Fatalf("revoke access token: %d %v", status, body)
 	}
+	// Another client's revocation answers 200 (RFC 7009 §2.1: the token is
+	// not its to revoke, and the answer does not say so) and revokes nothing.
+	status, _, _ = f.post("/oauth2/revoke", url.Values{"token": {rt}}, "orders-service", "orders-demo-secret")
+	if status != 200 {
+		t.Fatalf("another client revoking: %d", status)
+	}
+	if status, body, _ = f.post("/oauth2/introspect", url.Values{"token": {at}}, "orders-service", "orders-demo-secret"); status != 200 || body["active"] != true {
+		t.Fatalf("after another client's revocation, the sign-in's access token: %d %v", status, body)
+	}
 	status, _, _ = f.post("/oauth2/revoke", url.Values{"token": {rt}, "client_id": {"demo-web"}}, "", "")
 	if status != 200 {
 		t.Fatalf("revoke: %d", status)
