@@ -1252,10 +1252,15 @@ func (p *Pool) VerifySoftwareToken(ctx context.Context, accessToken, session, co
 			return "", errBadSession()
 		}
 		if err := p.verifyPending(ctx, u, true)(code); err != nil {
-			// Let the user retry with the same session, as often as a
-			// sign-in's MFA code (each retry keeps the session alive).
-			if st.Attempts+1 < maxChallengeAttempts {
-				st.Attempts++
+			// Let the user retry with the same session: after a wrong
+			// code as often as a sign-in's MFA code (each retry keeps the
+			// session alive), after any other failure as before it.
+			var ue *Error
+			wrong := errors.As(err, &ue) && ue.Code == CodeEnableSoftwareToken
+			if !wrong || st.Attempts+1 < maxChallengeAttempts {
+				if wrong {
+					st.Attempts++
+				}
 				if perr := p.putSession(ctx, session, c, st); perr != nil {
 					return "", perr
 				}
