@@ -193,3 +193,36 @@ func credsOf(t *testing.T, c *sts.Client) (string, string) {
 	}
 	return cr.AccessKeyID, cr.SessionToken
 }
+
+// Parameters writ does not implement, each of which a caller sends to get
+// less than the role allows (PolicyArns: managed session policies) or to
+// be held to more (SourceIdentity, ProvidedContexts), are refused with a
+// ValidationError rather than dropped: credentials asked to be read-only
+// are never issued with the role's whole policy.
+func TestAssumeRoleRefusesWhatItDoesNotImplement(t *testing.T) {
+	opsTrust := config.NewPolicyDoc([]byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::000000000000:user/admin"},"Action":["sts:AssumeRole","sts:SetSourceIdentity"]}]}`))
+	opsPolicy := config.NewPolicyDoc([]byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}`))
+	f := start(t, func(c *config.Config) {
+		c.IAM.Roles = append(c.IAM.Roles, config.Role{Name: "ops", MaxSession: time.Hour, Trust: opsTrust, Policy: opsPolicy})
+	})
+	admin := f.stsWith("AKIAWRITDEMOADMIN001", "writ-demo-admin-secret", "")
+	role := aws.String("arn:aws:iam::000000000000:role/ops")
+	for name, in := range map[string]*sts.AssumeRoleInput{
+		"PolicyArns": {RoleArn: role, RoleSessionName: aws.String("ro"),
+			PolicyArns: []ststypes.PolicyDescriptorType{{Arn: aws.String("arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess")}}},
+		"SourceIdentity": {RoleArn: role, RoleSessionName: aws.String("si"), SourceIdentity: aws.String("approved-by-admin")},
+		"ProvidedContexts": {RoleArn: role, RoleSessionName: aws.String("pc"),
+			ProvidedContexts: []ststypes.ProvidedContext{{ProviderArn: aws.String("arn:aws:iam::aws:contextProvider/IdentityCenter"), ContextAssertion: aws.String("x")}}},
+	} {
+		_, err := admin.AssumeRole(f.ctx, in)
+		wantCode(t, err, "ValidationError")
+		if !strings.Contains(err.Error(), name+" is not supported") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	tok := f.signIn("alice", "Alice-Passw0rd")
+	_, err := f.sts.AssumeRoleWithWebIdentity(f.ctx, &sts.AssumeRoleWithWebIdentityInput{RoleArn: aws.String(userRole),
+		RoleSessionName: aws.String("web"), WebIdentityToken: aws.String(tok),
+		PolicyArns: []ststypes.PolicyDescriptorType{{Arn: aws.String("arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess")}}})
+	wantCode(t, err, "ValidationError")
+}

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -132,6 +133,23 @@ const maxSessionPolicy = 2048
 
 // sessionPolicyOf checks an AssumeRole* Policy parameter: at most 2048
 // characters of a valid policy ("" is none).
+// unsupportedParams refuses the AssumeRole* parameters writ does not
+// implement and would otherwise drop without a word, each of which a
+// caller sends to get less than the role allows or to be held to more:
+// managed session policies (PolicyArns: writ has no managed policies; the
+// inline Policy narrows a session), SourceIdentity and ProvidedContexts.
+func unsupportedParams(f url.Values) error {
+	for k := range f {
+		name, _, _ := strings.Cut(k, ".")
+		switch name {
+		case "PolicyArns", "SourceIdentity", "ProvidedContexts":
+			return senderErr("ValidationError", name+" is not supported by writ"+
+				map[bool]string{true: ": it has no managed policies; pass the session policy inline (Policy)"}[name == "PolicyArns"])
+		}
+	}
+	return nil
+}
+
 func sessionPolicyOf(p string) (json.RawMessage, error) {
 	switch {
 	case p == "":
@@ -175,6 +193,9 @@ func validRoleARN(arn string) error {
 
 func (h *Handler) assumeRoleWithWebIdentity(ctx context.Context, r *http.Request) (any, error) {
 	f := r.Form
+	if err := unsupportedParams(f); err != nil {
+		return nil, err
+	}
 	roleARN, sessionName, raw := f.Get("RoleArn"), f.Get("RoleSessionName"), f.Get("WebIdentityToken")
 	if roleARN == "" || sessionName == "" || raw == "" {
 		return nil, senderErr("ValidationError", "RoleArn, RoleSessionName and WebIdentityToken are required")

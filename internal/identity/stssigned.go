@@ -147,6 +147,9 @@ func (h *Handler) assumeRole(ctx context.Context, r *http.Request) (any, error) 
 		return nil, err
 	}
 	f := r.Form
+	if err := unsupportedParams(f); err != nil {
+		return nil, err
+	}
 	roleARN, sessionName := f.Get("RoleArn"), f.Get("RoleSessionName")
 	if roleARN == "" || !sessionNameRE.MatchString(sessionName) {
 		return nil, senderErr("ValidationError", "RoleArn and a RoleSessionName of 2 to 64 characters of [\\w+=,.@-] are required")
