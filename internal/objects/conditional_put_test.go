@@ -192,3 +192,62 @@ func TestConditionalCopyObject(t *testing.T) {
 		t.Errorf("If-None-Match: * onto a new key: %v", err)
 	}
 }
+
+// TestConditionalDelete: DeleteObject with If-Match and DeleteObjects with
+// an object's ETag delete only the object they name: another ETag is 412
+// PreconditionFailed (a per-key PreconditionFailed in DeleteObjects), no
+// object is 404 NoSuchKey, and nothing is deleted; the directory buckets'
+// size and time conditions are 501 NotImplemented, not ignored.
+func TestConditionalDelete(t *testing.T) {
+	f := &fx{Env: apptest.Start(t), t: t, ctx: context.Background()}
+	admin := f.client(adminAK, adminSecret, "", true)
+	put := func(key string) string {
+		out, err := admin.PutObject(f.ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: strings.NewReader(key)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToString(out.ETag)
+	}
+	del := func(key, ifMatch string) error {
+		_, err := admin.DeleteObject(f.ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), IfMatch: aws.String(ifMatch)})
+		return err
+	}
+	etag := put("d/one")
+	if err := del("d/one", `"0123456789abcdef0123456789abcdef"`); code(err) != "PreconditionFailed" || httpStatus(err) != 412 {
+		t.Errorf("If-Match another ETag: %v, want 412 PreconditionFailed", err)
+	}
+	if !f.exists(admin, bucket, "d/one") {
+		t.Fatal("a refused conditional delete deleted")
+	}
+	if err := del("d/none", "*"); code(err) != "NoSuchKey" || httpStatus(err) != 404 {
+		t.Errorf("If-Match: * without an object: %v, want 404 NoSuchKey", err)
+	}
+	if _, err := admin.DeleteObject(f.ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String("d/one"),
+		IfMatchSize: aws.Int64(5)}); code(err) != "NotImplemented" {
+		t.Errorf("x-amz-if-match-size: %v, want NotImplemented", err)
+	}
+	if err := del("d/one", etag); err != nil || f.exists(admin, bucket, "d/one") {
+		t.Fatalf("If-Match the ETag: %v, exists %v", err, f.exists(admin, bucket, "d/one"))
+	}
+
+	put("d/keep")
+	gone := put("d/gone")
+	out, err := admin.DeleteObjects(f.ctx, &s3.DeleteObjectsInput{Bucket: aws.String(bucket), Delete: &s3types.Delete{Objects: []s3types.ObjectIdentifier{
+		{Key: aws.String("d/keep"), ETag: aws.String(`"0123456789abcdef0123456789abcdef"`)},
+		{Key: aws.String("d/gone"), ETag: aws.String(gone)},
+		{Key: aws.String("d/missing"), ETag: aws.String(gone)},
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := map[string]string{}
+	for _, e := range out.Errors {
+		errs[aws.ToString(e.Key)] = aws.ToString(e.Code)
+	}
+	if len(out.Deleted) != 1 || aws.ToString(out.Deleted[0].Key) != "d/gone" || errs["d/keep"] != "PreconditionFailed" || errs["d/missing"] != "NoSuchKey" {
+		t.Fatalf("DeleteObjects with ETags: deleted %+v, errors %v", out.Deleted, errs)
+	}
+	if !f.exists(admin, bucket, "d/keep") || f.exists(admin, bucket, "d/gone") {
+		t.Fatal("DeleteObjects with ETags deleted the wrong objects")
+	}
+}

@@ -76,6 +76,10 @@ type deleteRequest struct {
 	Objects []struct {
 		Key       *string `xml:"Key"`
 		VersionID string  `xml:"VersionId"`
+		ETag      string  `xml:"ETag"` // delete only if the object's ETag is this
+		// Directory buckets' conditions, which S3 refuses elsewhere.
+		LastModifiedTime string `xml:"LastModifiedTime"`
+		Size             string `xml:"Size"`
 	} `xml:"Object"`
 	Quiet bool `xml:"Quiet"`
 }
@@ -131,12 +135,15 @@ func (h *Handler) deleteObjects(w http.ResponseWriter, r *http.Request, c *calle
 			se = s3err(http.StatusBadRequest, "KeyTooLongError", "Your key is too long")
 		case o.VersionID != "" && o.VersionID != "null":
 			se = errInvalidVersion() // not the current object's version
+		case o.LastModifiedTime != "" || o.Size != "":
+			se = errNotImplemented()
 		case h.authorize(r.Context(), c, "s3:DeleteObject", bucket, key, nil) != nil:
 			se = errAccessDenied
 		default:
-			if err := h.disk.delete(bucket, key); errors.Is(err, errNoBucket) {
+			err := h.disk.delete(bucket, key, o.ETag)
+			if errors.Is(err, errNoBucket) {
 				se = errNoSuchBucket()
-			} else if err != nil {
+			} else if !errors.As(err, &se) && err != nil {
 				h.opts.Log.Error("objects: DeleteObjects", "bucket", bucket, "key", key, "err", err)
 				se = s3err(http.StatusInternalServerError, "InternalError", "We encountered an internal error. Please try again.")
 			}

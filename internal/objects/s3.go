@@ -735,8 +735,14 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, c *caller, bucke
 		if err := h.authorize(ctx, c, "s3:DeleteObject", bucket, key, nil); err != nil {
 			return err
 		}
-		if err := h.disk.delete(bucket, key); errors.Is(err, errNoBucket) {
+		if r.Header.Get("X-Amz-If-Match-Last-Modified-Time") != "" || r.Header.Get("X-Amz-If-Match-Size") != "" {
+			return errNotImplemented() // S3 takes them in directory buckets only
+		}
+		switch err := h.disk.delete(bucket, key, r.Header.Get("If-Match")); {
+		case errors.Is(err, errNoBucket):
 			return errNoSuchBucket()
+		case err != nil:
+			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
 		return nil

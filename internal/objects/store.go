@@ -206,14 +206,25 @@ func (d *disk) open(bucket, key string) (*os.File, meta, error) {
 	return f, m, nil
 }
 
-func (d *disk) delete(bucket, key string) error {
+// delete removes an object; deleting a missing key succeeds, as in S3.
+// With ifMatch (If-Match: ETags, or *) it deletes only an object whose
+// ETag it names (412 PreconditionFailed otherwise, 404 NoSuchKey when
+// there is none), checked under the write lock against concurrent writes.
+func (d *disk) delete(bucket, key, ifMatch string) error {
 	if !d.bucketExists(bucket) {
 		return errNoBucket
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	m, err := d.headLocked(bucket, key)
-	if err != nil {
+	switch {
+	case ifMatch != "" && errors.Is(err, errNoKey):
+		return errNoSuchKey(bucket, key) // a conditional delete needs an object
+	case ifMatch != "" && err != nil:
+		return err
+	case ifMatch != "" && !etagMatches(ifMatch, m.ETag):
+		return errPrecondition
+	case err != nil:
 		return nil // deleting a missing key succeeds, as in S3
 	}
 	os.Remove(filepath.Join(d.bucketDir(bucket), objName(key)+".json")) // metadata first: gone at once
