@@ -2,6 +2,8 @@ package objects_test
 
 import (
 	"bytes"
+	"crypto/md5"
+	"encoding/base64"
 	"context"
 	"maps"
 	"net/http"
@@ -254,5 +256,53 @@ func TestNotModifiedKeepsCacheHeaders(t *testing.T) {
 	resp, _ = f.rawResp("GET", "/"+bucket+"/cached.txt?response-cache-control=no-cache", nil, map[string]string{"If-None-Match": *put.ETag})
 	if resp.StatusCode != http.StatusNotModified || resp.Header.Get("Cache-Control") != "no-cache" {
 		t.Fatalf("304 with an override: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+// Headers that ask for protection the store does not give are refused,
+// not dropped: an object the caller believes encrypted with its own key,
+// locked, or in another account's bucket is never written as if it were.
+func TestProtectionHeadersRefused(t *testing.T) {
+	f := &fx{Env: apptest.Start(t), t: t, ctx: context.Background()}
+	admin := f.client(adminAK, adminSecret, "", true)
+	key := aws.String("protect/x")
+	sseKey := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
+	sum := md5.Sum(bytes.Repeat([]byte{7}, 32))
+	put := func(in s3.PutObjectInput) error {
+		in.Bucket, in.Key, in.Body = aws.String(bucket), key, strings.NewReader("secret")
+		_, err := admin.PutObject(f.ctx, &in)
+		return err
+	}
+	for _, c := range []struct {
+		name string
+		in   s3.PutObjectInput
+		want string
+	}{
+		{"SSE-C", s3.PutObjectInput{SSECustomerAlgorithm: aws.String("AES256"), SSECustomerKey: aws.String(sseKey),
+			SSECustomerKeyMD5: aws.String(base64.StdEncoding.EncodeToString(sum[:]))}, "NotImplemented"},
+		{"SSE-KMS", s3.PutObjectInput{ServerSideEncryption: s3types.ServerSideEncryptionAwsKms}, "NotImplemented"},
+		{"Object Lock", s3.PutObjectInput{ObjectLockMode: s3types.ObjectLockModeCompliance,
+			ObjectLockRetainUntilDate: aws.Time(time.Now().Add(time.Hour))}, "InvalidRequest"},
+		{"another bucket owner", s3.PutObjectInput{ExpectedBucketOwner: aws.String("111111111111")}, "AccessDenied"},
+	} {
+		if err := put(c.in); code(err) != c.want {
+			t.Errorf("%s: %v, want %s", c.name, err, c.want)
+		}
+		if f.exists(admin, bucket, *key) {
+			t.Fatalf("%s: the object was written", c.name)
+		}
+	}
+	// What the store does give is taken: SSE-S3 (AES256), the account's own bucket.
+	if err := put(s3.PutObjectInput{ServerSideEncryption: s3types.ServerSideEncryptionAes256, ExpectedBucketOwner: aws.String("000000000000")}); err != nil {
+		t.Fatalf("AES256 and the right owner: %v", err)
+	}
+	_, err := admin.GetObject(f.ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: key, SSECustomerAlgorithm: aws.String("AES256"),
+		SSECustomerKey: aws.String(sseKey), SSECustomerKeyMD5: aws.String(base64.StdEncoding.EncodeToString(sum[:]))})
+	if code(err) != "NotImplemented" {
+		t.Errorf("GetObject with SSE-C: %v, want NotImplemented", err)
+	}
+	_, err = admin.HeadObject(f.ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: key, ExpectedBucketOwner: aws.String("111111111111")})
+	if httpStatus(err) != 403 {
+		t.Errorf("HeadObject in another owner's bucket: %v, want 403", err)
 	}
 }

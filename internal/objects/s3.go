@@ -629,6 +629,9 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, c *caller, bucke
 	if subresource(q) != "" {
 		return errNotImplemented()
 	}
+	if err := checkHeaders(r, h.cfg.Account); err != nil {
+		return err
+	}
 	// Buckets are not versioned: every object's version is "null", and an
 	// operation on any other version must not act on the current object.
 	if v, ok := q["versionId"]; ok && (len(v) != 1 || v[0] != "null") {
