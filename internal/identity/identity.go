@@ -456,8 +456,11 @@ func (h *Handler) getCredentials(ctx context.Context, r *http.Request, body []by
 	d := iam.Authorize(&iam.Request{Action: "sts:AssumeRoleWithWebIdentity", Principal: &iam.Principal{Type: "Federated", ID: CognitoProvider},
 		Context: ctxKeys}, iam.Set{Name: "trust", Policies: []*iam.Policy{role.Trust}})
 	if d.Effect != iam.Allow {
-		err := &awsjson.Error{Status: 400, Code: "NotAuthorizedException", Message: "The role's trust policy does not allow this identity: " + d.Reason}
-		h.record(ctx, "GetCredentialsForIdentity", pool.ID, in.IdentityId, err)
+		// The caller is told what Cognito tells it; the policy's reasons
+		// are for the operator (the audit trail and the log), not for it.
+		err := &awsjson.Error{Status: 400, Code: "InvalidIdentityPoolConfigurationException",
+			Message: "Invalid identity pool configuration. Check assigned IAM roles for this pool.", Cause: errors.New("trust policy: " + d.Reason)}
+		h.record(ctx, "GetCredentialsForIdentity", pool.ID, in.IdentityId, errors.New("the role's trust policy does not allow this identity: "+d.Reason))
 		return nil, err
 	}
 	creds, err := h.opts.STS.Issue(sts.Session{Role: role.Name, SessionName: "CognitoIdentityCredentials", Subject: sub,

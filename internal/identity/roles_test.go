@@ -10,6 +10,7 @@ import (
 	"github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/writ-id/writ/internal/config"
+	"github.com/writ-id/writ/internal/store"
 )
 
 // credsRole signs user in, trades the ID token through the identity pool
@@ -141,13 +142,21 @@ func TestUnauthenticatedFlow(t *testing.T) {
 	_, err = f.ci.GetCredentialsForIdentity(f.ctx, &ci.GetCredentialsForIdentityInput{IdentityId: aid.IdentityId})
 	wantCode(t, err, "NotAuthorizedException")
 
-	// The guest role's trust refuses an authenticated web identity.
+	// The guest role's trust refuses an authenticated web identity: to the
+	// caller, as Cognito answers, a misconfigured pool, with none of the
+	// policy's reasons (those go to the audit trail).
 	f2 := start(t, guest, func(c *config.Config) {
 		c.IdentityPools[0].AuthenticatedRole = "demo-guest"
 		c.IdentityPools[0].Providers[0].RoleResolution = ""
 	})
 	_, err = f2.credsRole("bob", "Bob-Passw0rd1")
-	wantCode(t, err, "NotAuthorizedException")
+	wantCode(t, err, "InvalidIdentityPoolConfigurationException")
+	if strings.Contains(err.Error(), "statement") || strings.Contains(err.Error(), "amr") {
+		t.Errorf("the refusal explains the trust policy to the caller: %v", err)
+	}
+	if evs := f2.AuditEvents(t, store.AuditFilter{Component: "identity"}); len(evs) == 0 || !strings.Contains(evs[len(evs)-1].Reason, "trust policy") {
+		t.Errorf("the audit trail lacks the trust policy's reason: %+v", evs)
+	}
 
 	// A pool without guests refuses guest identities, even old ones.
 	f3 := start(t)

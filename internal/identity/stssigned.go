@@ -44,7 +44,7 @@ var stsCodes = map[string]struct {
 	"InvalidAccessKeyId":                {"InvalidClientTokenId", http.StatusForbidden},
 	"ExpiredTokenException":             {"ExpiredToken", http.StatusBadRequest},
 	"InvalidToken":                      {"InvalidClientTokenId", http.StatusForbidden},
-	"ExpiredToken":                      {"ExpiredToken", http.StatusBadRequest},
+	"ExpiredToken":                      {"ExpiredToken", http.StatusForbidden}, // AWS's common error: 403
 	"SignatureDoesNotMatch":             {"SignatureDoesNotMatch", http.StatusForbidden},
 	"RequestTimeTooSkewed":              {"SignatureDoesNotMatch", http.StatusForbidden},
 	"AccessDenied":                      {"RequestExpired", http.StatusBadRequest},
