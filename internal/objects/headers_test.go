@@ -2,9 +2,9 @@ package objects_test
 
 import (
 	"bytes"
+	"context"
 	"crypto/md5"
 	"encoding/base64"
-	"context"
 	"maps"
 	"net/http"
 	"net/http/httptest"
