@@ -226,3 +226,14 @@ func TestAssumeRoleRefusesWhatItDoesNotImplement(t *testing.T) {
 		PolicyArns: []ststypes.PolicyDescriptorType{{Arn: aws.String("arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess")}}})
 	wantCode(t, err, "ValidationError")
 }
+
+// A long-term access key sent with a session token is refused, not taken
+// as the IAM user with the token ignored, on STS as on S3.
+func TestLongTermKeyWithATokenRefused(t *testing.T) {
+	f := start(t)
+	_, err := f.stsWith("AKIAWRITDEMOADMIN001", "writ-demo-admin-secret", "some-session-token").GetCallerIdentity(f.ctx, &sts.GetCallerIdentityInput{})
+	wantCode(t, err, "InvalidClientTokenId")
+	if _, err := f.stsWith("AKIAWRITDEMOADMIN001", "writ-demo-admin-secret", "").GetCallerIdentity(f.ctx, &sts.GetCallerIdentityInput{}); err != nil {
+		t.Fatalf("without the token: %v", err)
+	}
+}

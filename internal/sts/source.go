@@ -30,6 +30,11 @@ func (s Source) Lookup(ctx context.Context, ak, tok string) (sigv4.Credentials, 
 	}
 	for i := range s.Users {
 		if u := &s.Users[i]; u.AccessKeyID == ak {
+			if tok != "" {
+				// A long-term key has no session: a token with it is not
+				// one of its, whatever the token is (AWS refuses it too).
+				return sigv4.Credentials{}, &sigv4.Error{Code: "InvalidToken", Message: "The provided token is malformed or otherwise invalid."}
+			}
 			return sigv4.Credentials{AccessKeyID: ak, Secret: u.SecretAccessKey.Reveal(), Principal: u}, nil
 		}
 	}
