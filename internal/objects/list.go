@@ -2,8 +2,10 @@ package objects
 
 import (
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/xml"
 	"errors"
+	"hash/crc32"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -86,11 +88,11 @@ func (h *Handler) listObjects(w http.ResponseWriter, r *http.Request, c *caller,
 	case !v2:
 		afterEntry = q.Get("marker")
 	case tok != "":
-		b, err := base64.RawURLEncoding.DecodeString(tok)
-		if err != nil {
+		entry, ok := openToken(tok)
+		if !ok {
 			return s3err(http.StatusBadRequest, "InvalidArgument", "The continuation token provided is incorrect")
 		}
-		afterEntry = string(b)
+		afterEntry = entry
 	default:
 		afterKey = q.Get("start-after")
 	}
@@ -144,7 +146,7 @@ func (h *Handler) listObjects(w http.ResponseWriter, r *http.Request, c *caller,
 			IsTruncated: truncated, ContinuationToken: q.Get("continuation-token"), StartAfter: enc(q.Get("start-after")),
 			EncodingType: q.Get("encoding-type"), Contents: contents, CommonPrefixes: prefixes}
 		if truncated {
-			v.NextContinuationToken = base64.RawURLEncoding.EncodeToString([]byte(last))
+			v.NextContinuationToken = continuationToken(last)
 		}
 		return writeXML(w, v)
 	}
@@ -184,4 +186,23 @@ func commonPrefix(key, prefix, delim string) string {
 		return key[:len(prefix)+i+len(delim)]
 	}
 	return ""
+}
+
+// continuationToken is the ListObjectsV2 token resuming after entry: the
+// entry and its CRC-32, so that a token that is not one of ours (a typo,
+// another service's) is refused rather than read as some entry.
+func continuationToken(entry string) string {
+	b := binary.BigEndian.AppendUint32([]byte(entry), crc32.ChecksumIEEE([]byte(entry)))
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// openToken returns the entry of a continuationToken, ok false when tok
+// is not one.
+func openToken(tok string) (entry string, ok bool) {
+	b, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil || len(b) < 4 {
+		return "", false
+	}
+	e := b[:len(b)-4]
+	return string(e), binary.BigEndian.Uint32(b[len(b)-4:]) == crc32.ChecksumIEEE(e)
 }

@@ -78,6 +78,14 @@ func TestListObjectsV2PagesWithDelimiter(t *testing.T) {
 	if got := entries(l.Contents, l.CommonPrefixes); err != nil || !slices.Equal(got, []string{"lst/a/", "lst/b/", "lst/c", "lst/d"}) {
 		t.Errorf("StartAfter lst/a/2: %v %v", err, got)
 	}
+	// A continuation token that is not one writ gave is refused, not read
+	// as some entry (an empty last page).
+	for _, tok := range []string{"garbage", "bHN0L2Iv", "not base64!"} {
+		_, err := admin.ListObjectsV2(f.ctx, &s3.ListObjectsV2Input{Bucket: aws.String("listing"), Prefix: aws.String("lst/"), ContinuationToken: aws.String(tok)})
+		if code(err) != "InvalidArgument" {
+			t.Errorf("continuation token %q: %v, want InvalidArgument", tok, err)
+		}
+	}
 }
 
 // TestListObjectsV1Marker: ListObjects (V1) honours marker and returns
