@@ -137,6 +137,7 @@ func (h *Handler) copyObject(w http.ResponseWriter, r *http.Request, c *caller, 
 		}
 	}
 	m.LastModified = h.opts.Now().UTC()
+	m.Checksum = sm.Checksum // the same bytes
 	nm, err := h.disk.put(bucket, key, f, m, nil, cond)
 	if errors.Is(err, errNoBucket) {
 		return errNoSuchBucket()

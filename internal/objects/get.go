@@ -92,6 +92,12 @@ func (h *Handler) getObject(w http.ResponseWriter, r *http.Request, c *caller, b
 	for k, v := range over {
 		hd.Set(k, v)
 	}
+	if c := m.Checksum; c != nil && !ranged && q.Get("partNumber") == "" && strings.EqualFold(r.Header.Get("X-Amz-Checksum-Mode"), "ENABLED") {
+		// The whole object's checksum, as its write gave it (S3 sends
+		// none for a range).
+		hd.Set("x-amz-checksum-"+c.Alg, c.Value)
+		hd.Set("x-amz-checksum-type", c.Type)
+	}
 	hd.Set("Content-Length", strconv.FormatInt(n, 10))
 	if ranged {
 		hd.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, start+n-1, size))

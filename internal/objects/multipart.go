@@ -318,6 +318,9 @@ func (h *Handler) completeUpload(w http.ResponseWriter, r *http.Request, c *call
 	for _, p := range use {
 		m.Parts = append(m.Parts, p.Size)
 	}
+	if u.ChecksumAlg != "" {
+		m.Checksum = &objChecksum{Alg: u.ChecksumAlg, Value: *sums.field(u.ChecksumAlg), Type: u.ChecksumType}
+	}
 	if _, err := h.disk.install(bucket, key, tmp, m, cond); err != nil {
 		os.Remove(tmp)
 		if errors.Is(err, errNoBucket) {

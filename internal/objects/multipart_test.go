@@ -500,3 +500,70 @@ func TestListMultipartUploadsEncodingTypeURL(t *testing.T) {
 		t.Errorf("without encoding-type: %v %+v", err, plain)
 	}
 }
+
+// TestChecksumsServedBack: an object's checksum, as PutObject or
+// CompleteMultipartUpload checked it, comes back on GetObject and
+// HeadObject with ChecksumMode ENABLED (with its type; the SDK validates
+// a full-object one against the body), survives CopyObject, and is not
+// sent for a range or without the mode.
+func TestChecksumsServedBack(t *testing.T) {
+	f := &fx{Env: apptest.Start(t), t: t, ctx: context.Background()}
+	admin := f.client(adminAK, adminSecret, "", true)
+	b := aws.String(bucket)
+	body := []byte("checksummed body")
+	put, err := admin.PutObject(f.ctx, &s3.PutObjectInput{Bucket: b, Key: aws.String("sum/whole"), Body: bytes.NewReader(body),
+		ChecksumAlgorithm: s3types.ChecksumAlgorithmCrc32c})
+	if err != nil || put.ChecksumCRC32C == nil || put.ChecksumType != s3types.ChecksumTypeFullObject {
+		t.Fatalf("PutObject: %v %+v", err, put)
+	}
+	get, err := admin.GetObject(f.ctx, &s3.GetObjectInput{Bucket: b, Key: aws.String("sum/whole"), ChecksumMode: s3types.ChecksumModeEnabled})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(get.Body) // the SDK checks the body against the checksum as it reads
+	get.Body.Close()
+	if err != nil || !bytes.Equal(got, body) || aws.ToString(get.ChecksumCRC32C) != aws.ToString(put.ChecksumCRC32C) || get.ChecksumType != s3types.ChecksumTypeFullObject {
+		t.Fatalf("GetObject: %v %q %v %q", err, got, aws.ToString(get.ChecksumCRC32C), get.ChecksumType)
+	}
+	if h, err := admin.HeadObject(f.ctx, &s3.HeadObjectInput{Bucket: b, Key: aws.String("sum/whole")}); err != nil || h.ChecksumCRC32C != nil {
+		t.Errorf("HeadObject without the mode: %v %v", err, aws.ToString(h.ChecksumCRC32C))
+	}
+	if r, err := admin.GetObject(f.ctx, &s3.GetObjectInput{Bucket: b, Key: aws.String("sum/whole"), Range: aws.String("bytes=0-3"),
+		ChecksumMode: s3types.ChecksumModeEnabled}); err != nil || r.ChecksumCRC32C != nil {
+		t.Errorf("a range: %v %v", err, r)
+	} else {
+		r.Body.Close()
+	}
+	if _, err := admin.CopyObject(f.ctx, &s3.CopyObjectInput{Bucket: b, Key: aws.String("sum/copy"), CopySource: aws.String(bucket + "/sum/whole")}); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := admin.HeadObject(f.ctx, &s3.HeadObjectInput{Bucket: b, Key: aws.String("sum/copy"), ChecksumMode: s3types.ChecksumModeEnabled}); err != nil ||
+		aws.ToString(h.ChecksumCRC32C) != aws.ToString(put.ChecksumCRC32C) {
+		t.Errorf("HeadObject of the copy: %v %v", err, h)
+	}
+
+	// A multipart object's composite checksum.
+	k := aws.String("sum/parts")
+	cr, err := admin.CreateMultipartUpload(f.ctx, &s3.CreateMultipartUploadInput{Bucket: b, Key: k, ChecksumAlgorithm: s3types.ChecksumAlgorithmSha256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parts []s3types.CompletedPart
+	for n, p := range [][]byte{randomBytes(5*mib, 9), []byte("tail")} {
+		out, err := admin.UploadPart(f.ctx, &s3.UploadPartInput{Bucket: b, Key: k, UploadId: cr.UploadId, PartNumber: aws.Int32(int32(n + 1)), Body: bytes.NewReader(p)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parts = append(parts, s3types.CompletedPart{PartNumber: aws.Int32(int32(n + 1)), ETag: out.ETag, ChecksumSHA256: out.ChecksumSHA256})
+	}
+	done, err := admin.CompleteMultipartUpload(f.ctx, &s3.CompleteMultipartUploadInput{Bucket: b, Key: k, UploadId: cr.UploadId,
+		MultipartUpload: &s3types.CompletedMultipartUpload{Parts: parts}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := admin.HeadObject(f.ctx, &s3.HeadObjectInput{Bucket: b, Key: k, ChecksumMode: s3types.ChecksumModeEnabled})
+	if err != nil || aws.ToString(h.ChecksumSHA256) != aws.ToString(done.ChecksumSHA256) || !strings.HasSuffix(aws.ToString(h.ChecksumSHA256), "-2") ||
+		h.ChecksumType != s3types.ChecksumTypeComposite {
+		t.Fatalf("HeadObject of a multipart object: %v %v %q (Complete said %v)", err, aws.ToString(h.ChecksumSHA256), h.ChecksumType, aws.ToString(done.ChecksumSHA256))
+	}
+}

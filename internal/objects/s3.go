@@ -833,11 +833,17 @@ func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, bucket, key 
 	}
 	// Nothing is visible unless every digest (and every chunk signature)
 	// holds once the last byte is on disk.
-	final, err := h.disk.put(bucket, key, d.wrap(io.LimitReader(r.Body, h.maxSize+1)), m, func(size int64) error {
+	final, err := h.disk.put(bucket, key, d.wrap(io.LimitReader(r.Body, h.maxSize+1)), m, func(size int64, m *meta) error {
 		if size > h.maxSize {
 			return s3err(http.StatusBadRequest, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
 		}
-		return d.check()
+		if err := d.check(); err != nil {
+			return err
+		}
+		if d.alg != "" {
+			m.Checksum = &objChecksum{Alg: d.alg, Value: base64.StdEncoding.EncodeToString(d.sum.Sum(nil)), Type: "FULL_OBJECT"}
+		}
+		return nil
 	}, cond)
 	if errors.Is(err, errNoBucket) {
 		return errNoSuchBucket()
@@ -846,8 +852,9 @@ func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, bucket, key 
 		return err
 	}
 	w.Header().Set("ETag", final.ETag)
-	if d.alg != "" {
-		w.Header().Set("x-amz-checksum-"+d.alg, base64.StdEncoding.EncodeToString(d.sum.Sum(nil)))
+	if c := final.Checksum; c != nil {
+		w.Header().Set("x-amz-checksum-"+c.Alg, c.Value)
+		w.Header().Set("x-amz-checksum-type", c.Type)
 	}
 	return nil
 }

@@ -39,6 +39,19 @@ type meta struct {
 	// Data is the file holding the bytes (a fresh name per write, so the
 	// metadata always names complete data).
 	Data string `json:"data"`
+	// Checksum is the object's checksum as its write gave it (and checked
+	// it), served on GetObject and HeadObject with x-amz-checksum-mode:
+	// ENABLED; nil when the write sent none (or predates keeping it).
+	Checksum *objChecksum `json:"checksum,omitempty"`
+}
+
+// objChecksum is an object's x-amz-checksum-<Alg> value and its
+// x-amz-checksum-type (FULL_OBJECT, or COMPOSITE for a multipart
+// object's checksum of its parts' checksums, "-N" on the value).
+type objChecksum struct {
+	Alg   string `json:"alg"` // lower-case, as in the header name
+	Value string `json:"value"`
+	Type  string `json:"type"`
 }
 
 // disk keeps objects under root/<bucket>/<sha256(key)>.{data,json}: the
@@ -91,7 +104,7 @@ func (d *disk) buckets() ([]string, error) {
 // before the new one replaces it: an error from it leaves the current
 // object as it is, so a conditional write's check and its write are atomic
 // against every other write of the process.
-func (d *disk) put(bucket, key string, r io.Reader, m meta, verify func(size int64) error, cond func(cur meta, err error) error) (meta, error) {
+func (d *disk) put(bucket, key string, r io.Reader, m meta, verify func(size int64, m *meta) error, cond func(cur meta, err error) error) (meta, error) {
 	dir := d.bucketDir(bucket)
 	if !d.bucketExists(bucket) {
 		return meta{}, errNoBucket
@@ -111,7 +124,7 @@ func (d *disk) put(bucket, key string, r io.Reader, m meta, verify func(size int
 		err = cerr
 	}
 	if err == nil && verify != nil {
-		err = verify(n)
+		err = verify(n, &m)
 	}
 	if err != nil {
 		return meta{}, err
