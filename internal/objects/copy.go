@@ -150,5 +150,5 @@ func (h *Handler) copyObject(w http.ResponseWriter, r *http.Request, c *caller, 
 		NS           string   `xml:"xmlns,attr"`
 		ETag         string   `xml:"ETag"`
 		LastModified string   `xml:"LastModified"`
-	}{NS: s3NS, ETag: nm.ETag, LastModified: nm.LastModified.UTC().Format(s3Time)})
+	}{NS: s3NS, ETag: nm.ETag, LastModified: nm.LastModified.UTC().Truncate(time.Second).Format(s3Time)}) // whole seconds, as HeadObject's
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
@@ -261,4 +262,40 @@ func TestDeleteObjects(t *testing.T) {
 func md5sum(b []byte) []byte {
 	s := md5.Sum(b)
 	return s[:]
+}
+
+// TestBucketEdges: CreateBucket and HeadBucket as S3 answers them in
+// us-east-1: a name S3 refuses is InvalidBucketName; a location
+// constraint is refused (none belongs in us-east-1); creating one's own
+// bucket again is 200; HeadBucket names the region, to an anonymous caller
+// too, so that the transfer manager's GetBucketRegion finds it.
+func TestBucketEdges(t *testing.T) {
+	f := &fx{Env: apptest.Start(t), t: t, ctx: context.Background()}
+	admin := f.client(adminAK, adminSecret, "", true)
+	for _, name := range []string{"192.168.1.1", "ends-with-dash-", "xn--punycode", "my-bucket-s3alias"} {
+		if _, err := admin.CreateBucket(f.ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); code(err) != "InvalidBucketName" {
+			t.Errorf("CreateBucket %s: %v, want InvalidBucketName", name, err)
+		}
+	}
+	for lc, want := range map[s3types.BucketLocationConstraint]string{"eu-west-1": "IllegalLocationConstraintException", "us-east-1": "InvalidLocationConstraint"} {
+		_, err := admin.CreateBucket(f.ctx, &s3.CreateBucketInput{Bucket: aws.String("located"),
+			CreateBucketConfiguration: &s3types.CreateBucketConfiguration{LocationConstraint: lc}})
+		if code(err) != want {
+			t.Errorf("LocationConstraint %s: %v, want %s", lc, err, want)
+		}
+	}
+	if _, err := admin.HeadBucket(f.ctx, &s3.HeadBucketInput{Bucket: aws.String("located")}); code(err) != "NotFound" {
+		t.Errorf("a refused CreateBucket made the bucket: %v", err)
+	}
+	for range 2 {
+		if _, err := admin.CreateBucket(f.ctx, &s3.CreateBucketInput{Bucket: aws.String("mine-again")}); err != nil {
+			t.Fatalf("CreateBucket of one's own bucket in us-east-1: %v", err)
+		}
+	}
+	anon := s3.New(s3.Options{Region: "us-east-1", BaseEndpoint: aws.String(f.App.URL(app.Objects)), UsePathStyle: true,
+		Credentials: aws.AnonymousCredentials{}, RetryMaxAttempts: 1})
+	region, err := manager.GetBucketRegion(f.ctx, anon, bucket)
+	if err != nil || region != "us-east-1" {
+		t.Fatalf("GetBucketRegion: %q %v", region, err)
+	}
 }

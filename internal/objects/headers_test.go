@@ -306,3 +306,34 @@ func TestProtectionHeadersRefused(t *testing.T) {
 		t.Errorf("HeadObject in another owner's bucket: %v, want 403", err)
 	}
 }
+
+// User metadata over S3's 2 KB is MetadataTooLarge; an empty copy source
+// is a refused copy, not an empty PutObject; CopyObject's LastModified is
+// in whole seconds, as HeadObject's.
+func TestMetadataLimitAndCopyEdges(t *testing.T) {
+	f := &fx{Env: apptest.Start(t), t: t, ctx: context.Background()}
+	admin := f.client(adminAK, adminSecret, "", true)
+	b := aws.String(bucket)
+	big := map[string]string{"a": strings.Repeat("x", 1500), "b": strings.Repeat("y", 600)}
+	if _, err := admin.PutObject(f.ctx, &s3.PutObjectInput{Bucket: b, Key: aws.String("meta/big"), Body: strings.NewReader("x"), Metadata: big}); code(err) != "MetadataTooLarge" {
+		t.Errorf("2.1 KB of metadata: %v, want MetadataTooLarge", err)
+	}
+	if _, err := admin.PutObject(f.ctx, &s3.PutObjectInput{Bucket: b, Key: aws.String("meta/ok"), Body: strings.NewReader("x"),
+		Metadata: map[string]string{"a": strings.Repeat("x", 2000)}}); err != nil {
+		t.Fatalf("2 KB of metadata: %v", err)
+	}
+	if status, body := f.raw("PUT", "/"+bucket+"/meta/copied", nil, map[string]string{"x-amz-copy-source": ""}); status != 400 || !strings.Contains(body, "Copy Source must mention") {
+		t.Errorf("an empty x-amz-copy-source: %d %s, want 400 InvalidArgument", status, body)
+	}
+	if f.exists(admin, bucket, "meta/copied") {
+		t.Error("an empty x-amz-copy-source wrote an object")
+	}
+	cp, err := admin.CopyObject(f.ctx, &s3.CopyObjectInput{Bucket: b, Key: aws.String("meta/copy"), CopySource: aws.String(bucket + "/meta/ok")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := admin.HeadObject(f.ctx, &s3.HeadObjectInput{Bucket: b, Key: aws.String("meta/copy")})
+	if err != nil || !aws.ToTime(cp.CopyObjectResult.LastModified).Equal(aws.ToTime(h.LastModified)) {
+		t.Errorf("CopyObject's LastModified %v, HeadObject's %v (%v)", aws.ToTime(cp.CopyObjectResult.LastModified), aws.ToTime(h.LastModified), err)
+	}
+}

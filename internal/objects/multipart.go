@@ -111,7 +111,7 @@ func (h *Handler) uploadPart(w http.ResponseWriter, r *http.Request, c *caller, 
 	if err := h.authorize(r.Context(), c, "s3:PutObject", bucket, key, nil); err != nil {
 		return err
 	}
-	if r.Header.Get("X-Amz-Copy-Source") != "" {
+	if _, copying := r.Header["X-Amz-Copy-Source"]; copying {
 		return s3err(http.StatusNotImplemented, "NotImplemented", "UploadPartCopy is not available yet")
 	}
 	n, err := strconv.Atoi(q.Get("partNumber"))

@@ -197,6 +197,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The query, parsed once for authentication's answers, routing and the
 	// operations (sigv4 parses its own).
 	q := r.URL.Query()
+	if r.Method == http.MethodHead && bucket != "" && key == "" && h.disk.hasBucket(bucket) {
+		// HeadBucket names the region even to a caller it refuses, as S3
+		// does: the SDK's GetBucketRegion asks anonymously.
+		w.Header().Set("x-amz-bucket-region", h.cfg.Region)
+	}
 	var c *caller
 	var err error
 	switch {
@@ -671,10 +676,18 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, c *caller, bucke
 			if err := h.authorize(ctx, c, "s3:CreateBucket", bucket, "", nil); err != nil {
 				return err
 			}
-			if !validBucket(bucket) {
+			if !newBucketName(bucket) {
 				return s3err(http.StatusBadRequest, "InvalidBucketName", "The specified bucket is not valid.")
 			}
+			if err := h.locationConstraint(r); err != nil {
+				return err
+			}
 			if h.disk.bucketExists(bucket) {
+				if h.cfg.Region == "us-east-1" {
+					// S3 answers us-east-1's owner 200 (a legacy it keeps).
+					w.Header().Set("Location", "/"+bucket)
+					return nil
+				}
 				return s3err(http.StatusConflict, "BucketAlreadyOwnedByYou", "Your previous request to create the named bucket succeeded and you already own it.")
 			}
 			if err := h.disk.createBucket(bucket); err != nil {
@@ -709,8 +722,8 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, c *caller, bucke
 		if q.Has("uploadId") || q.Has("partNumber") {
 			return h.uploadPart(w, r, c, bucket, key, q)
 		}
-		if r.Header.Get("X-Amz-Copy-Source") != "" {
-			return h.copyObject(w, r, c, bucket, key)
+		if _, copying := r.Header["X-Amz-Copy-Source"]; copying {
+			return h.copyObject(w, r, c, bucket, key) // an empty source is refused there
 		}
 		if err := h.authorize(ctx, c, "s3:PutObject", bucket, key, nil); err != nil {
 			return err
@@ -751,6 +764,61 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, c *caller, bucke
 		return nil
 	}
 	return s3err(http.StatusMethodNotAllowed, "MethodNotAllowed", "The specified method is not allowed against this resource.")
+}
+
+// newBucketName reports whether CreateBucket takes b: validBucket, and
+// S3's further rules for new names (a letter or digit at each end, not an
+// IP address, none of the prefixes and suffixes S3 keeps for itself).
+func newBucketName(b string) bool {
+	if !validBucket(b) {
+		return false
+	}
+	last := b[len(b)-1]
+	if last == '-' || last == '.' || net.ParseIP(b) != nil {
+		return false
+	}
+	for _, p := range []string{"xn--", "sthree-", "amzn-s3-demo-"} {
+		if strings.HasPrefix(b, p) {
+			return false
+		}
+	}
+	for _, s := range []string{"-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3"} {
+		if strings.HasSuffix(b, s) {
+			return false
+		}
+	}
+	return true
+}
+
+// locationConstraint checks CreateBucket's CreateBucketConfiguration, if
+// any, as S3 does: its LocationConstraint must be the store's region,
+// and in us-east-1 there must be none.
+func (h *Handler) locationConstraint(r *http.Request) error {
+	body, err := readSmall(r, 64<<10, errMalformedXML(), false)
+	if err != nil {
+		return err
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return nil
+	}
+	var conf struct {
+		LocationConstraint string `xml:"LocationConstraint"`
+	}
+	if xml.Unmarshal(body, &conf) != nil {
+		return errMalformedXML()
+	}
+	switch lc := conf.LocationConstraint; {
+	case lc == "" && h.cfg.Region != "us-east-1":
+		return s3err(http.StatusBadRequest, "IllegalLocationConstraintException",
+			"The unspecified location constraint is incompatible for the region specific endpoint this request was sent to.")
+	case lc == "" || lc == h.cfg.Region && lc != "us-east-1":
+		return nil
+	case lc == "us-east-1":
+		return s3err(http.StatusBadRequest, "InvalidLocationConstraint", "The specified location-constraint is not valid")
+	default:
+		return s3err(http.StatusBadRequest, "IllegalLocationConstraintException",
+			"The "+lc+" location constraint is incompatible for the region specific endpoint this request was sent to.")
+	}
 }
 
 func validBucket(b string) bool {
@@ -871,6 +939,10 @@ var storedHeaders = [...]string{"Cache-Control", "Content-Disposition", "Content
 // does requestMeta. A value with a control byte is InvalidArgument rather
 // than stored (net/http refuses such a header from the network already;
 // this holds however the handler is reached).
+// maxUserMeta is S3's limit on an object's user metadata: the bytes of
+// every x-amz-meta-* name (without the prefix) and value together.
+const maxUserMeta = 2 << 10
+
 func requestMeta(r *http.Request) (meta, error) {
 	m := meta{ContentType: r.Header.Get("Content-Type"), UserMeta: map[string]string{}}
 	invalid := func(name string) error {
@@ -894,14 +966,20 @@ func requestMeta(r *http.Request) (meta, error) {
 			m.Headers[k] = v
 		}
 	}
+	size := 0
 	for k, vs := range r.Header {
 		if lk := strings.ToLower(k); strings.HasPrefix(lk, "x-amz-meta-") {
 			v := strings.Join(vs, ",")
 			if badValue(v) {
 				return meta{}, invalid(k)
 			}
-			m.UserMeta[strings.TrimPrefix(lk, "x-amz-meta-")] = v
+			name := strings.TrimPrefix(lk, "x-amz-meta-")
+			m.UserMeta[name] = v
+			size += len(name) + len(v)
 		}
+	}
+	if size > maxUserMeta {
+		return meta{}, s3err(http.StatusBadRequest, "MetadataTooLarge", "Your metadata headers exceed the maximum allowed metadata size")
 	}
 	return m, nil
 }
