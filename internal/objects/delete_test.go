@@ -299,3 +299,29 @@ func TestBucketEdges(t *testing.T) {
 		t.Fatalf("GetBucketRegion: %q %v", region, err)
 	}
 }
+
+// ListBuckets gives each bucket its creation time: a configured bucket's
+// first start, an API-created bucket's CreateBucket, kept across restarts.
+func TestListBucketsCreationDate(t *testing.T) {
+	f := &fx{Env: apptest.Start(t), t: t, ctx: context.Background()}
+	admin := f.client(adminAK, adminSecret, "", true)
+	started := f.Clock.Now()
+	f.Clock.Advance(10 * time.Minute) // within the signature's allowed skew
+	if _, err := admin.CreateBucket(f.ctx, &s3.CreateBucketInput{Bucket: aws.String("later")}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := admin.ListBuckets(f.ctx, &s3.ListBucketsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := map[string]time.Time{}
+	for _, b := range out.Buckets {
+		created[aws.ToString(b.Name)] = aws.ToTime(b.CreationDate)
+	}
+	if d := created[bucket].Sub(started); d < -time.Second || d > time.Second {
+		t.Errorf("%s created %v, want about %v", bucket, created[bucket], started)
+	}
+	if d := created["later"].Sub(started.Add(10*time.Minute)); d < -time.Second || d > time.Second {
+		t.Errorf("later created %v, want about %v", created["later"], started.Add(10*time.Minute))
+	}
+}

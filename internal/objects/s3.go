@@ -75,7 +75,7 @@ func New(cfg *config.Config, opts Options) (*Handler, error) {
 		h.policies[b] = p
 	}
 	for _, b := range cfg.Objects.Buckets {
-		if err := h.disk.createBucket(b); err != nil {
+		if err := h.disk.createBucket(b, h.opts.Now()); err != nil {
 			return nil, fmt.Errorf("objects: bucket %s: %w", b, err)
 		}
 	}
@@ -690,7 +690,7 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, c *caller, bucke
 				}
 				return s3err(http.StatusConflict, "BucketAlreadyOwnedByYou", "Your previous request to create the named bucket succeeded and you already own it.")
 			}
-			if err := h.disk.createBucket(bucket); err != nil {
+			if err := h.disk.createBucket(bucket, h.opts.Now()); err != nil {
 				return err
 			}
 			w.Header().Set("Location", "/"+bucket)
@@ -863,7 +863,7 @@ func (h *Handler) listBuckets(w http.ResponseWriter) error {
 		Buckets []bucketXML `xml:"Buckets>Bucket"`
 	}{NS: s3NS, Owner: h.owner()}
 	for _, b := range bs {
-		v.Buckets = append(v.Buckets, bucketXML{Name: b, CreationDate: time.Unix(0, 0).UTC().Format(time.RFC3339)})
+		v.Buckets = append(v.Buckets, bucketXML{Name: b, CreationDate: h.disk.bucketCreated(b).Format(time.RFC3339)})
 	}
 	return writeXML(w, v)
 }

@@ -71,8 +71,34 @@ func objName(key string) string {
 	return hex.EncodeToString(s[:])
 }
 
-func (d *disk) createBucket(b string) error {
-	return os.MkdirAll(d.bucketDir(b), 0o700)
+func (d *disk) createBucket(b string, now time.Time) error {
+	if err := os.MkdirAll(d.bucketDir(b), 0o700); err != nil {
+		return err
+	}
+	// The creation time, once (a configured bucket's at the first start
+	// that keeps it): ListBuckets' CreationDate.
+	p := filepath.Join(d.bucketDir(b), createdFile)
+	if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+		return writeFileAtomic(p, []byte(now.UTC().Format(time.RFC3339Nano)))
+	}
+	return nil
+}
+
+// createdFile holds a bucket's creation time, beside its objects.
+const createdFile = "bucket-created"
+
+// bucketCreated is when bucket b was created: its createdFile, or for a
+// bucket without one the directory's modification time.
+func (d *disk) bucketCreated(b string) time.Time {
+	if raw, err := os.ReadFile(filepath.Join(d.bucketDir(b), createdFile)); err == nil {
+		if t, err := time.Parse(time.RFC3339Nano, string(raw)); err == nil {
+			return t
+		}
+	}
+	if fi, err := os.Stat(d.bucketDir(b)); err == nil {
+		return fi.ModTime().UTC()
+	}
+	return time.Unix(0, 0).UTC()
 }
 
 func (d *disk) bucketExists(b string) bool {
