@@ -321,7 +321,7 @@ func TestListBucketsCreationDate(t *testing.T) {
 	if d := created[bucket].Sub(started); d < -time.Second || d > time.Second {
 		t.Errorf("%s created %v, want about %v", bucket, created[bucket], started)
 	}
-	if d := created["later"].Sub(started.Add(10*time.Minute)); d < -time.Second || d > time.Second {
+	if d := created["later"].Sub(started.Add(10 * time.Minute)); d < -time.Second || d > time.Second {
 		t.Errorf("later created %v, want about %v", created["later"], started.Add(10*time.Minute))
 	}
 }
