@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // listContents is one Contents entry of a listing.
@@ -29,14 +30,50 @@ type listContents struct {
 // encoding-type=url URL-encodes them (XML cannot carry every byte a key
 // may hold), as clients that ask decode them; else they are sent as they
 // are. Another encoding type is InvalidArgument.
-func encoding(q url.Values) (func(string) string, error) {
+func encoding(q url.Values) (*encoder, error) {
 	switch q.Get("encoding-type") {
 	case "":
-		return func(s string) string { return s }, nil
+		return &encoder{}, nil
 	case "url":
-		return url.QueryEscape, nil
+		return &encoder{url: true}, nil
 	}
 	return nil, s3err(http.StatusBadRequest, "InvalidArgument", "Invalid Encoding Method specified in Request")
+}
+
+// encoder encodes a listing's keys and prefixes as encoding-type asks, and
+// notes one that XML 1.0 cannot carry as it is (a control character):
+// written as is, the XML encoder would put U+FFFD in its place, a key that
+// does not exist, and V1's NextMarker after it would skip the rest.
+type encoder struct {
+	url  bool
+	bare bool // a string XML cannot carry was encoded without url
+}
+
+func (e *encoder) enc(s string) string {
+	if e.url {
+		return url.QueryEscape(s)
+	}
+	if !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return !xmlChar(r) }) {
+		e.bare = true
+	}
+	return s
+}
+
+// check refuses a listing holding a string XML cannot carry; listed with
+// encoding-type=url it comes through. (S3 writes a character reference no
+// XML 1.0 parser takes, so that its SDKs fail too, less plainly.)
+func (e *encoder) check() error {
+	if e.bare {
+		return s3err(http.StatusBadRequest, "InvalidArgument",
+			"The listing holds a key or prefix with characters XML cannot carry; list it with encoding-type=url")
+	}
+	return nil
+}
+
+// xmlChar reports whether XML 1.0 can carry r (its Char production).
+func xmlChar(r rune) bool {
+	return r == 0x9 || r == 0xA || r == 0xD || r >= 0x20 && r <= 0xD7FF ||
+		r >= 0xE000 && r <= 0xFFFD || r >= 0x10000 && r <= 0x10FFFF
 }
 
 // listObjects serves ListObjectsV2 (list-type=2) and ListObjects (V1). A
@@ -57,7 +94,7 @@ func (h *Handler) listObjects(w http.ResponseWriter, r *http.Request, c *caller,
 		}
 		maxKeys = min(n, 1000)
 	}
-	enc, err := encoding(q)
+	e, err := encoding(q)
 	if err != nil {
 		return err
 	}
@@ -120,9 +157,9 @@ func (h *Handler) listObjects(w http.ResponseWriter, r *http.Request, c *caller,
 			break
 		}
 		if cp != "" {
-			prefixes = append(prefixes, prefixXML{enc(cp)})
+			prefixes = append(prefixes, prefixXML{e.enc(cp)})
 		} else {
-			contents = append(contents, listContents{Key: enc(m.Key), LastModified: m.LastModified.UTC().Format(time.RFC3339), ETag: m.ETag, Size: m.Size, StorageClass: "STANDARD", Owner: owner})
+			contents = append(contents, listContents{Key: e.enc(m.Key), LastModified: m.LastModified.UTC().Format(time.RFC3339), ETag: m.ETag, Size: m.Size, StorageClass: "STANDARD", Owner: owner})
 		}
 		last = entry
 	}
@@ -142,11 +179,14 @@ func (h *Handler) listObjects(w http.ResponseWriter, r *http.Request, c *caller,
 			EncodingType          string         `xml:"EncodingType,omitempty"`
 			Contents              []listContents `xml:"Contents"`
 			CommonPrefixes        []prefixXML    `xml:"CommonPrefixes"`
-		}{NS: s3NS, Name: bucket, Prefix: enc(prefix), Delimiter: enc(delim), MaxKeys: maxKeys, KeyCount: len(contents) + len(prefixes),
-			IsTruncated: truncated, ContinuationToken: q.Get("continuation-token"), StartAfter: enc(q.Get("start-after")),
+		}{NS: s3NS, Name: bucket, Prefix: e.enc(prefix), Delimiter: e.enc(delim), MaxKeys: maxKeys, KeyCount: len(contents) + len(prefixes),
+			IsTruncated: truncated, ContinuationToken: q.Get("continuation-token"), StartAfter: e.enc(q.Get("start-after")),
 			EncodingType: q.Get("encoding-type"), Contents: contents, CommonPrefixes: prefixes}
 		if truncated {
 			v.NextContinuationToken = continuationToken(last)
+		}
+		if err := e.check(); err != nil {
+			return err
 		}
 		return writeXML(w, v)
 	}
@@ -163,10 +203,13 @@ func (h *Handler) listObjects(w http.ResponseWriter, r *http.Request, c *caller,
 		EncodingType   string         `xml:"EncodingType,omitempty"`
 		Contents       []listContents `xml:"Contents"`
 		CommonPrefixes []prefixXML    `xml:"CommonPrefixes"`
-	}{NS: s3NS, Name: bucket, Prefix: enc(prefix), Marker: enc(q.Get("marker")), Delimiter: enc(delim), MaxKeys: maxKeys,
+	}{NS: s3NS, Name: bucket, Prefix: e.enc(prefix), Marker: e.enc(q.Get("marker")), Delimiter: e.enc(delim), MaxKeys: maxKeys,
 		IsTruncated: truncated, EncodingType: q.Get("encoding-type"), Contents: contents, CommonPrefixes: prefixes}
 	if truncated {
-		v.NextMarker = enc(last)
+		v.NextMarker = e.enc(last)
+	}
+	if err := e.check(); err != nil {
+		return err
 	}
 	return writeXML(w, v)
 }

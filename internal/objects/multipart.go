@@ -456,7 +456,7 @@ func intParam(q url.Values, name string, def int) (int, error) {
 // (keys, prefixes and key markers encoded as listObjects encodes them).
 func (h *Handler) listUploads(w http.ResponseWriter, r *http.Request, c *caller, bucket string, q url.Values) error {
 	prefix, delim := q.Get("prefix"), q.Get("delimiter")
-	enc, err := encoding(q)
+	e, err := encoding(q)
 	if err != nil {
 		return err
 	}
@@ -504,7 +504,7 @@ func (h *Handler) listUploads(w http.ResponseWriter, r *http.Request, c *caller,
 		EncodingType       string      `xml:"EncodingType,omitempty"`
 		Uploads            []uploadXML `xml:"Upload"`
 		CommonPrefixes     []prefixXML `xml:"CommonPrefixes"`
-	}{NS: s3NS, Bucket: bucket, KeyMarker: enc(keyMarker), UploadIDMarker: idMarker, Prefix: enc(prefix), Delimiter: enc(delim),
+	}{NS: s3NS, Bucket: bucket, KeyMarker: e.enc(keyMarker), UploadIDMarker: idMarker, Prefix: e.enc(prefix), Delimiter: e.enc(delim),
 		MaxUploads: min(maxN, 1000), EncodingType: q.Get("encoding-type")}
 	seen := map[string]bool{}
 	n := 0
@@ -529,17 +529,20 @@ func (h *Handler) listUploads(w http.ResponseWriter, r *http.Request, c *caller,
 		v.NextKeyMarker, v.NextUploadIDMarker = u.Key, u.ID
 		if cp != "" {
 			seen[cp] = true
-			v.CommonPrefixes = append(v.CommonPrefixes, prefixXML{enc(cp)})
+			v.CommonPrefixes = append(v.CommonPrefixes, prefixXML{e.enc(cp)})
 			continue
 		}
-		v.Uploads = append(v.Uploads, uploadXML{Key: enc(u.Key), UploadID: u.ID, Initiator: ownerXML{u.Initiator, u.Initiator},
+		v.Uploads = append(v.Uploads, uploadXML{Key: e.enc(u.Key), UploadID: u.ID, Initiator: ownerXML{u.Initiator, u.Initiator},
 			Owner: h.owner(), StorageClass: "STANDARD", Initiated: u.Initiated.UTC().Format(s3Time),
 			ChecksumAlg: checksumNames[u.ChecksumAlg], ChecksumType: u.ChecksumType})
 	}
 	if !v.IsTruncated {
 		v.NextKeyMarker, v.NextUploadIDMarker = "", ""
 	}
-	v.NextKeyMarker = enc(v.NextKeyMarker)
+	v.NextKeyMarker = e.enc(v.NextKeyMarker)
+	if err := e.check(); err != nil {
+		return err
+	}
 	return writeXML(w, v)
 }
 
