@@ -13,6 +13,7 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 
 	"github.com/writ-id/writ/internal/apptest"
+	"github.com/writ-id/writ/internal/config"
 )
 
 // TestConditionalPutObject: PutObject with If-None-Match: * or If-Match
@@ -249,5 +250,42 @@ func TestConditionalDelete(t *testing.T) {
 	}
 	if !f.exists(admin, bucket, "d/keep") || f.exists(admin, bucket, "d/gone") {
 		t.Fatal("DeleteObjects with ETags deleted the wrong objects")
+	}
+}
+
+// A conditional delete reads as much as it deletes (its answer tells
+// whether the key exists and whether its ETag is the one named), so it
+// needs s3:GetObject too, and a missing key is NoSuchKey only to a caller
+// who may list: a delete-only caller learns nothing from it.
+func TestConditionalDeleteNeedsRead(t *testing.T) {
+	f := &fx{Env: apptest.Start(t, func(c *config.Config) {
+		c.IAM.Users = append(c.IAM.Users, config.IAMUser{Name: "janitor", AccessKeyID: "AKIAWRITJANITOR00001",
+			SecretAccessKey: config.NewSecret("janitor-secret"), Policy: config.NewPolicyDoc([]byte(
+				`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:DeleteObject","Resource":"*"}]}`))},
+			config.IAMUser{Name: "reader", AccessKeyID: "AKIAWRITREADER000001",
+				SecretAccessKey: config.NewSecret("reader-secret"), Policy: config.NewPolicyDoc([]byte(
+					`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:DeleteObject","s3:GetObject"],"Resource":"*"}]}`))})
+	}), t: t, ctx: context.Background()}
+	admin := f.client(adminAK, adminSecret, "", true)
+	if _, err := admin.PutObject(f.ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("j/x"), Body: strings.NewReader("x")}); err != nil {
+		t.Fatal(err)
+	}
+	janitor := f.client("AKIAWRITJANITOR00001", "janitor-secret", "", true)
+	for _, key := range []string{"j/x", "j/missing"} {
+		_, err := janitor.DeleteObject(f.ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), IfMatch: aws.String(`"0123456789abcdef0123456789abcdef"`)})
+		if code(err) != "AccessDenied" {
+			t.Errorf("delete-only caller, If-Match on %s: %v, want AccessDenied", key, err)
+		}
+	}
+	reader := f.client("AKIAWRITREADER000001", "reader-secret", "", true)
+	if _, err := reader.DeleteObject(f.ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String("j/missing"), IfMatch: aws.String("*")}); code(err) != "AccessDenied" {
+		t.Errorf("a caller who may not list, If-Match on a missing key: %v, want AccessDenied", err)
+	}
+	if _, err := reader.DeleteObject(f.ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String("j/x"), IfMatch: aws.String(`"0123456789abcdef0123456789abcdef"`)}); code(err) != "PreconditionFailed" {
+		t.Errorf("a caller who may read, another ETag: %v, want PreconditionFailed", err)
+	}
+	// Unconditional deletes need s3:DeleteObject alone, as before.
+	if _, err := janitor.DeleteObject(f.ctx, &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String("j/x")}); err != nil || f.exists(admin, bucket, "j/x") {
+		t.Fatalf("an unconditional delete: %v", err)
 	}
 }

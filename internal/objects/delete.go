@@ -1,6 +1,7 @@
 package objects
 
 import (
+	"context"
 	"encoding/xml"
 	"errors"
 	"net/http"
@@ -137,13 +138,9 @@ func (h *Handler) deleteObjects(w http.ResponseWriter, r *http.Request, c *calle
 			se = errInvalidVersion() // not the current object's version
 		case o.LastModifiedTime != "" || o.Size != "":
 			se = errNotImplemented()
-		case h.authorize(r.Context(), c, "s3:DeleteObject", bucket, key, nil) != nil:
-			se = errAccessDenied
 		default:
-			err := h.disk.delete(bucket, key, o.ETag)
-			if errors.Is(err, errNoBucket) {
-				se = errNoSuchBucket()
-			} else if !errors.As(err, &se) && err != nil {
+			err := h.deleteOne(r.Context(), c, bucket, key, o.ETag)
+			if !errors.As(err, &se) && err != nil {
 				h.opts.Log.Error("objects: DeleteObjects", "bucket", bucket, "key", key, "err", err)
 				se = s3err(http.StatusInternalServerError, "InternalError", "We encountered an internal error. Please try again.")
 			}
@@ -155,4 +152,31 @@ func (h *Handler) deleteObjects(w http.ResponseWriter, r *http.Request, c *calle
 		}
 	}
 	return writeXML(w, res)
+}
+
+// deleteOne deletes bucket/key for c (s3:DeleteObject). A conditional
+// delete (ifMatch: If-Match, or DeleteObjects' ETag) reads the object as
+// much as it deletes it, since its answer tells whether the key exists and
+// whether its ETag is the one named: it needs s3:GetObject too, as on S3,
+// and a missing key is NoSuchKey only to a caller who may list the bucket
+// (AccessDenied otherwise, as GetObject answers).
+func (h *Handler) deleteOne(ctx context.Context, c *caller, bucket, key, ifMatch string) error {
+	if err := h.authorize(ctx, c, "s3:DeleteObject", bucket, key, nil); err != nil {
+		return err
+	}
+	if ifMatch != "" {
+		if err := h.authorize(ctx, c, "s3:GetObject", bucket, key, nil); err != nil {
+			return err
+		}
+	}
+	err := h.disk.delete(bucket, key, ifMatch)
+	var se *s3Error
+	switch {
+	case errors.Is(err, errNoBucket):
+		return errNoSuchBucket()
+	case errors.As(err, &se) && se.code == "NoSuchKey" &&
+		h.authorize(ctx, c, "s3:ListBucket", bucket, "", map[string]string{"s3:prefix": key}) != nil:
+		return errAccessDenied
+	}
+	return err
 }
