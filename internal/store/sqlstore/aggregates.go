@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -144,28 +145,31 @@ func (c *conn) ListUsers(ctx context.Context, poolID, after string, limit int) (
 
 func (c *conn) PutGroup(ctx context.Context, g store.Group) error {
 	return c.run(ctx, func(c *conn) error {
-		prec := int64(noPrecedence)
+		prec, set := int64(unsetPrecedence), 0
 		if g.Precedence != nil {
-			prec = int64(*g.Precedence)
+			prec, set = int64(*g.Precedence), 1
 		}
-		_, err := c.exec(ctx, `INSERT INTO user_groups (pool_id, name, description, precedence, role_arn, created_at, updated_at)
-			VALUES (?,?,?,?,?,?,?) ON CONFLICT (pool_id, name) DO UPDATE SET description = excluded.description,
-			precedence = excluded.precedence, role_arn = excluded.role_arn, updated_at = excluded.updated_at`,
-			g.PoolID, g.Name, g.Description, prec, g.RoleARN, ms(g.CreatedAt), ms(g.UpdatedAt))
+		_, err := c.exec(ctx, `INSERT INTO user_groups (pool_id, name, description, precedence, precedence_set, role_arn, created_at, updated_at)
+			VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (pool_id, name) DO UPDATE SET description = excluded.description,
+			precedence = excluded.precedence, precedence_set = excluded.precedence_set, role_arn = excluded.role_arn,
+			updated_at = excluded.updated_at`,
+			g.PoolID, g.Name, g.Description, prec, set, g.RoleARN, ms(g.CreatedAt), ms(g.UpdatedAt))
 		return c.conflictOr(err, "put group")
 	})
 }
 
-// noPrecedence is the precedence column of a group without one (nil
-// Precedence): the column stays NOT NULL, as replicas of earlier versions
-// read it.
-const noPrecedence = -1
+// unsetPrecedence is the precedence column of a group without one (nil
+// Precedence, precedence_set 0): the last value, where replicas of the
+// version before the column, which read precedence alone, rank it.
+const unsetPrecedence = math.MaxInt32
+
+const groupCols = `pool_id, name, description, precedence, precedence_set, role_arn, created_at, updated_at`
 
 func scanGroup(r scanner) (store.Group, error) {
 	var g store.Group
-	var ca, ua, prec int64
-	err := r.Scan(&g.PoolID, &g.Name, &g.Description, &prec, &g.RoleARN, &ca, &ua)
-	if prec != noPrecedence {
+	var ca, ua, prec, set int64
+	err := r.Scan(&g.PoolID, &g.Name, &g.Description, &prec, &set, &g.RoleARN, &ca, &ua)
+	if set != 0 {
 		n := int(prec)
 		g.Precedence = &n
 	}
@@ -177,12 +181,12 @@ func scanGroup(r scanner) (store.Group, error) {
 }
 
 func (c *conn) GetGroup(ctx context.Context, poolID, name string) (store.Group, error) {
-	g, err := scanGroup(c.row(ctx, `SELECT pool_id, name, description, precedence, role_arn, created_at, updated_at FROM user_groups WHERE pool_id = ? AND name = ?`, poolID, name))
+	g, err := scanGroup(c.row(ctx, `SELECT `+groupCols+` FROM user_groups WHERE pool_id = ? AND name = ?`, poolID, name))
 	return g, scanErr(err, "group", poolID, name)
 }
 
 func (c *conn) ListGroups(ctx context.Context, poolID string) ([]store.Group, error) {
-	return list(c, ctx, scanGroup, `SELECT pool_id, name, description, precedence, role_arn, created_at, updated_at FROM user_groups WHERE pool_id = ? ORDER BY precedence < 0, precedence, name`, poolID)
+	return list(c, ctx, scanGroup, `SELECT `+groupCols+` FROM user_groups WHERE pool_id = ? ORDER BY precedence, precedence_set DESC, name`, poolID)
 }
 
 func (c *conn) DeleteGroup(ctx context.Context, poolID, name string) error {

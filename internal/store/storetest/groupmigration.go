@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -68,8 +69,19 @@ func RunGroupMigration(t *testing.T, d LegacyDialect, version int, migrated func
 	}
 	var prec, ca int64
 	if err := db.QueryRow(fmt.Sprintf(`SELECT precedence, created_at FROM user_groups WHERE pool_id = %s AND name = %s`, p[0], p[1]),
-		"p", "staff").Scan(&prec, &ca); err != nil {
-		t.Fatalf("the previous version's GetGroup of a group without precedence: %v", err)
+		"p", "staff").Scan(&prec, &ca); err != nil || prec != math.MaxInt32 {
+		t.Fatalf("the previous version's GetGroup of a group without precedence: %d %v, want the last value", prec, err)
+	}
+	// The previous version writing that group back as it read it (an
+	// UpdateGroup of its description) leaves it without precedence.
+	if _, err := db.Exec(fmt.Sprintf(`INSERT INTO user_groups (pool_id, name, description, precedence, role_arn, created_at)
+			VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (pool_id, name) DO UPDATE SET description = excluded.description,
+			precedence = excluded.precedence, role_arn = excluded.role_arn`, p[0], p[1], p[2], p[3], p[4], p[5]),
+		"p", "staff", "Staff again", prec, "", ca); err != nil {
+		t.Fatal(err)
+	}
+	if g, err := st.GetGroup(ctx, "p", "staff"); err != nil || g.Precedence != nil || g.Description != "Staff again" {
+		t.Fatalf("after the previous version's update: %+v %v", g, err)
 	}
 	if g, err := st.GetGroup(ctx, "p", "old"); err != nil || g.Precedence == nil || *g.Precedence != 2 || !g.UpdatedAt.Equal(created) {
 		t.Fatalf("a group the previous version wrote: %+v %v", g, err)
