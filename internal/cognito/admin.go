@@ -82,7 +82,12 @@ func mayPassRole(ctx context.Context, roleARN string) error {
 	if c == nil {
 		return awsjson.Errorf("AccessDeniedException", "no caller to authorize iam:PassRole")
 	}
-	d := iam.Authorize(&iam.Request{Action: "iam:PassRole", Resource: roleARN, Context: c.Context}, c.Sets[0], c.Sets[1:]...)
+	cx := iam.MapContext{}
+	for k, v := range c.Context {
+		cx.Set(k, v...)
+	}
+	cx.Set("iam:PassedToService", "cognito-idp.amazonaws.com")
+	d := iam.Authorize(&iam.Request{Action: "iam:PassRole", Resource: roleARN, Context: cx}, c.Sets[0], c.Sets[1:]...)
 	if d.Effect != iam.Allow {
 		return &awsjson.Error{Status: http.StatusBadRequest, Code: "AccessDeniedException",
 			Message: "User: " + c.ARN + " is not authorized to perform: iam:PassRole on resource: " + roleARN, Cause: errors.New(d.Reason)}

@@ -686,8 +686,8 @@ func TestConcurrentRefreshesWithASmallPool(t *testing.T) {
 
 // Giving a group a role grants it to the group's members (their ID
 // tokens, and through an identity pool their credentials), so CreateGroup
-// and UpdateGroup with a RoleArn also need iam:PassRole on that role; a
-// refusal changes nothing.
+// and UpdateGroup with a RoleArn also need iam:PassRole on that role (with
+// iam:PassedToService cognito-idp.amazonaws.com); a refusal changes nothing.
 func TestGroupRoleNeedsPassRole(t *testing.T) {
 	const (
 		leads = "arn:aws:iam::000000000000:role/leads"
@@ -697,7 +697,8 @@ func TestGroupRoleNeedsPassRole(t *testing.T) {
 		c.IAM.Users = append(c.IAM.Users, config.IAMUser{Name: "groups-admin", AccessKeyID: "AKIAWRITGROUPS000001",
 			SecretAccessKey: config.NewSecret("groups-admin-secret"), Policy: config.NewPolicyDoc([]byte(
 				`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"cognito-idp:*","Resource":"*"},
-				 {"Effect":"Allow","Action":"iam:PassRole","Resource":"` + leads + `"}]}`))})
+				 {"Effect":"Allow","Action":"iam:PassRole","Resource":"` + leads + `",
+				  "Condition":{"StringEquals":{"iam:PassedToService":"cognito-idp.amazonaws.com"}}}]}`))})
 	})
 	adm := f.adminClient("AKIAWRITGROUPS000001", "groups-admin-secret", "")
 	pool := aws.String(poolID)
