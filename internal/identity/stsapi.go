@@ -131,8 +131,6 @@ var sessionNameRE = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
 // maxSessionPolicy is the longest session policy STS takes (characters).
 const maxSessionPolicy = 2048
 
-// sessionPolicyOf checks an AssumeRole* Policy parameter: at most 2048
-// characters of a valid policy ("" is none).
 // unsupportedParams refuses the AssumeRole* parameters writ does not
 // implement and would otherwise drop without a word, each of which a
 // caller sends to get less than the role allows or to be held to more:
@@ -142,14 +140,17 @@ func unsupportedParams(f url.Values) error {
 	for k := range f {
 		name, _, _ := strings.Cut(k, ".")
 		switch name {
-		case "PolicyArns", "SourceIdentity", "ProvidedContexts":
-			return senderErr("ValidationError", name+" is not supported by writ"+
-				map[bool]string{true: ": it has no managed policies; pass the session policy inline (Policy)"}[name == "PolicyArns"])
+		case "PolicyArns":
+			return senderErr("ValidationError", "PolicyArns is not supported by writ: it has no managed policies; pass the session policy inline (Policy)")
+		case "SourceIdentity", "ProvidedContexts":
+			return senderErr("ValidationError", name+" is not supported by writ")
 		}
 	}
 	return nil
 }
 
+// sessionPolicyOf checks an AssumeRole* Policy parameter: at most 2048
+// characters of a valid policy ("" is none).
 func sessionPolicyOf(p string) (json.RawMessage, error) {
 	switch {
 	case p == "":
