@@ -137,7 +137,9 @@ func (h *Handler) copyObject(w http.ResponseWriter, r *http.Request, c *caller, 
 		}
 	}
 	m.LastModified = h.opts.Now().UTC()
-	m.Checksum = sm.Checksum // the same bytes
+	if sm.Checksum != nil && sm.Checksum.Type == "FULL_OBJECT" {
+		m.Checksum = sm.Checksum // the same bytes; a composite one belongs to the source's parts
+	}
 	nm, err := h.disk.put(bucket, key, f, m, nil, cond)
 	if errors.Is(err, errNoBucket) {
 		return errNoSuchBucket()

@@ -305,6 +305,9 @@ func TestProtectionHeadersRefused(t *testing.T) {
 	if httpStatus(err) != 403 {
 		t.Errorf("HeadObject in another owner's bucket: %v, want 403", err)
 	}
+	if _, err := admin.CreateBucket(f.ctx, &s3.CreateBucketInput{Bucket: aws.String("locked"), ObjectLockEnabledForBucket: aws.Bool(true)}); code(err) != "NotImplemented" {
+		t.Errorf("CreateBucket with Object Lock: %v, want NotImplemented", err)
+	}
 }
 
 // User metadata over S3's 2 KB is MetadataTooLarge; an empty copy source

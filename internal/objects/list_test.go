@@ -80,6 +80,9 @@ func TestListObjectsV2PagesWithDelimiter(t *testing.T) {
 	}
 	// A continuation token that is not one writ gave is refused, not read
 	// as some entry (an empty last page).
+	if status, _ := f.raw("GET", "/listing?list-type=2&continuation-token=", nil, nil); status != 400 {
+		t.Errorf("an empty continuation token: %d, want 400", status)
+	}
 	for _, tok := range []string{"garbage", "bHN0L2Iv", "not base64!"} {
 		_, err := admin.ListObjectsV2(f.ctx, &s3.ListObjectsV2Input{Bucket: aws.String("listing"), Prefix: aws.String("lst/"), ContinuationToken: aws.String(tok)})
 		if code(err) != "InvalidArgument" {

@@ -566,4 +566,11 @@ func TestChecksumsServedBack(t *testing.T) {
 		h.ChecksumType != s3types.ChecksumTypeComposite {
 		t.Fatalf("HeadObject of a multipart object: %v %v %q (Complete said %v)", err, aws.ToString(h.ChecksumSHA256), h.ChecksumType, aws.ToString(done.ChecksumSHA256))
 	}
+	// Its copy is one part: the composite checksum, the parts', does not go along.
+	if _, err := admin.CopyObject(f.ctx, &s3.CopyObjectInput{Bucket: b, Key: aws.String("sum/parts-copy"), CopySource: aws.String(bucket + "/sum/parts")}); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := admin.HeadObject(f.ctx, &s3.HeadObjectInput{Bucket: b, Key: aws.String("sum/parts-copy"), ChecksumMode: s3types.ChecksumModeEnabled}); err != nil || h.ChecksumSHA256 != nil {
+		t.Errorf("HeadObject of the multipart object's copy: %v %v", err, aws.ToString(h.ChecksumSHA256))
+	}
 }

@@ -748,16 +748,10 @@ func (h *Handler) route(w http.ResponseWriter, r *http.Request, c *caller, bucke
 		if q.Has("uploadId") {
 			return h.abortUpload(w, r, c, bucket, key, q)
 		}
-		if err := h.authorize(ctx, c, "s3:DeleteObject", bucket, key, nil); err != nil {
-			return err
-		}
 		if r.Header.Get("X-Amz-If-Match-Last-Modified-Time") != "" || r.Header.Get("X-Amz-If-Match-Size") != "" {
 			return errNotImplemented() // S3 takes them in directory buckets only
 		}
-		switch err := h.disk.delete(bucket, key, r.Header.Get("If-Match")); {
-		case errors.Is(err, errNoBucket):
-			return errNoSuchBucket()
-		case err != nil:
+		if err := h.deleteOne(ctx, c, bucket, key, r.Header.Get("If-Match")); err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -790,16 +784,17 @@ func newBucketName(b string) bool {
 	return true
 }
 
-// locationConstraint checks CreateBucket's CreateBucketConfiguration, if
-// any, as S3 does: its LocationConstraint must be the store's region,
-// and in us-east-1 there must be none.
+// locationConstraint checks CreateBucket's CreateBucketConfiguration as
+// S3 does: its LocationConstraint must be the store's region, and in
+// us-east-1 there must be none (nor anywhere else: a missing one is refused
+// outside us-east-1).
 func (h *Handler) locationConstraint(r *http.Request) error {
 	body, err := readSmall(r, 64<<10, errMalformedXML(), false)
 	if err != nil {
 		return err
 	}
 	if len(strings.TrimSpace(string(body))) == 0 {
-		return nil
+		body = []byte("<CreateBucketConfiguration/>") // as an empty one: none
 	}
 	var conf struct {
 		LocationConstraint string `xml:"LocationConstraint"`
@@ -927,6 +922,10 @@ func (h *Handler) putObject(w http.ResponseWriter, r *http.Request, bucket, key 
 	return nil
 }
 
+// maxUserMeta is S3's limit on an object's user metadata: the bytes of
+// every x-amz-meta-* name (without the prefix) and value together.
+const maxUserMeta = 2 << 10
+
 // storedHeaders are the headers besides Content-Type that S3 keeps with an
 // object as its write gave them, and serves back on GetObject and
 // HeadObject.
@@ -938,11 +937,8 @@ var storedHeaders = [...]string{"Cache-Control", "Content-Disposition", "Content
 // not how the object is encoded: S3 drops it from Content-Encoding, and so
 // does requestMeta. A value with a control byte is InvalidArgument rather
 // than stored (net/http refuses such a header from the network already;
-// this holds however the handler is reached).
-// maxUserMeta is S3's limit on an object's user metadata: the bytes of
-// every x-amz-meta-* name (without the prefix) and value together.
-const maxUserMeta = 2 << 10
-
+// this holds however the handler is reached). User metadata over
+// maxUserMeta is MetadataTooLarge.
 func requestMeta(r *http.Request) (meta, error) {
 	m := meta{ContentType: r.Header.Get("Content-Type"), UserMeta: map[string]string{}}
 	invalid := func(name string) error {

@@ -111,8 +111,8 @@ func (h *Handler) getBucketLocation(w http.ResponseWriter, r *http.Request, c *c
 // (SSE-C) and KMS encryption are 501 NotImplemented (objects are stored
 // as written; x-amz-server-side-encryption: AES256, S3's default, is
 // taken); Object Lock is 400 InvalidRequest, as on a bucket without an
-// Object Lock configuration; an expected bucket owner that is not the
-// account is 403 AccessDenied.
+// Object Lock configuration (CreateBucket with Object Lock 501); an
+// expected bucket owner that is not the account is 403 AccessDenied.
 func checkHeaders(r *http.Request, account string) error {
 	for name, vs := range r.Header {
 		name = strings.ToLower(name)
@@ -121,12 +121,14 @@ func checkHeaders(r *http.Request, account string) error {
 			strings.HasPrefix(name, "x-amz-copy-source-server-side-encryption-customer-"),
 			name == "x-amz-server-side-encryption-aws-kms-key-id",
 			name == "x-amz-server-side-encryption-context",
-			name == "x-amz-server-side-encryption" && len(vs) > 0 && vs[0] != "AES256":
+			name == "x-amz-server-side-encryption" && slices.ContainsFunc(vs, func(v string) bool { return v != "AES256" }):
 			return errNotImplemented()
 		case strings.HasPrefix(name, "x-amz-object-lock-"):
 			return s3err(http.StatusBadRequest, "InvalidRequest", "Bucket is missing Object Lock Configuration")
+		case name == "x-amz-bucket-object-lock-enabled" && slices.ContainsFunc(vs, func(v string) bool { return strings.EqualFold(v, "true") }):
+			return errNotImplemented() // CreateBucket with Object Lock
 		case name == "x-amz-expected-bucket-owner", name == "x-amz-source-expected-bucket-owner":
-			if len(vs) > 0 && vs[0] != account {
+			if slices.ContainsFunc(vs, func(v string) bool { return v != account }) {
 				return errAccessDenied
 			}
 		}

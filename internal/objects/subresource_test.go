@@ -168,4 +168,23 @@ func TestBucketLocationOfAnotherRegion(t *testing.T) {
 	if err != nil || loc.LocationConstraint != "eu-west-1" {
 		t.Errorf("GetBucketLocation: %v %+v", err, loc)
 	}
+	// Outside us-east-1 CreateBucket names the region, as on S3.
+	eu := func(o *s3.Options) { o.Region = "eu-west-1" }
+	if _, err := admin.CreateBucket(f.ctx, &s3.CreateBucketInput{Bucket: aws.String("unplaced")}, eu); code(err) != "IllegalLocationConstraintException" {
+		t.Errorf("CreateBucket without a location constraint: %v", err)
+	}
+	if _, err := admin.CreateBucket(f.ctx, &s3.CreateBucketInput{Bucket: aws.String("placed"),
+		CreateBucketConfiguration: &s3types.CreateBucketConfiguration{LocationConstraint: "eu-west-1"}}, eu); err != nil {
+		t.Errorf("CreateBucket in eu-west-1: %v", err)
+	}
+}
+
+// A long-term access key sent with a session token is refused on S3
+// (InvalidToken), not taken as the IAM user with the token ignored.
+func TestLongTermKeyWithATokenOnS3(t *testing.T) {
+	f := &fx{Env: apptest.Start(t), t: t, ctx: context.Background()}
+	c := f.client(adminAK, adminSecret, "some-session-token", true)
+	if _, err := c.PutObject(f.ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("tok/x"), Body: strings.NewReader("x")}); code(err) != "InvalidToken" {
+		t.Errorf("PutObject: %v, want InvalidToken", err)
+	}
 }
