@@ -2,11 +2,13 @@ package identity_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	ci "github.com/aws/aws-sdk-go-v2/service/cognitoidentity"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/writ-id/writ/internal/app"
 	"github.com/writ-id/writ/internal/config"
+	ststore "github.com/writ-id/writ/internal/sts"
 )
 
 func (f *fx) stsWith(ak, secret, token string) *sts.Client {
@@ -235,5 +238,22 @@ func TestLongTermKeyWithATokenRefused(t *testing.T) {
 	wantCode(t, err, "InvalidClientTokenId")
 	if _, err := f.stsWith("AKIAWRITDEMOADMIN001", "writ-demo-admin-secret", "").GetCallerIdentity(f.ctx, &sts.GetCallerIdentityInput{}); err != nil {
 		t.Fatalf("without the token: %v", err)
+	}
+}
+
+// Expired signing credentials are STS's ExpiredToken with status 403,
+// AWS's common error.
+func TestExpiredCredentialsOnSTS(t *testing.T) {
+	f := start(t)
+	creds, err := f.App.STS.Issue(ststore.Session{Role: "demo-user", SessionName: "old", Subject: "x", Provider: "sts",
+		Expires: f.Clock.Now().Add(-time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.stsWith(creds.AccessKeyID, creds.SecretAccessKey, creds.SessionToken).GetCallerIdentity(f.ctx, &sts.GetCallerIdentityInput{})
+	wantCode(t, err, "ExpiredToken")
+	var re *awshttp.ResponseError
+	if !errors.As(err, &re) || re.HTTPStatusCode() != 403 {
+		t.Errorf("status: %v, want 403", err)
 	}
 }
