@@ -2,6 +2,7 @@ package oidc_test
 
 import (
 	"context"
+	"encoding/base64"
 	"html"
 	"net/http"
 	"net/url"
@@ -159,13 +160,21 @@ func TestLogout(t *testing.T) {
 		t.Fatal(err)
 	}
 	idt := tok.Extra("id_token").(string)
+	// A hint writ did not sign (another signature, the access token, a
+	// token of another issuer) is refused like one naming another client.
+	parts := strings.Split(idt, ".")
+	forgedPayload := base64.RawURLEncoding.EncodeToString([]byte(`{"aud":"demo-web","iss":"http://evil.example","exp":1,"token_use":"id"}`))
 	// RP-initiated logout: the client comes from id_token_hint; the URI must
 	// be registered for it; a hint naming another client is refused.
 	for name, q := range map[string]url.Values{
-		"unregistered": {"id_token_hint": {idt}, "post_logout_redirect_uri": {"http://127.0.0.1:8485/elsewhere"}},
-		"other client": {"id_token_hint": {idt}, "client_id": {"orders-service"}, "post_logout_redirect_uri": {"http://127.0.0.1:8485/"}},
-		"no client":    {"logout_uri": {"http://127.0.0.1:8485/"}},
-		"unknown":      {"client_id": {"nope"}, "logout_uri": {"http://127.0.0.1:8485/"}},
+		"forged signature": {"id_token_hint": {parts[0] + "." + parts[1] + "." + strings.Repeat("A", len(parts[2]))},
+			"post_logout_redirect_uri": {"http://127.0.0.1:8485/"}},
+		"forged claims":   {"id_token_hint": {parts[0] + "." + forgedPayload + "." + parts[2]}, "post_logout_redirect_uri": {"http://127.0.0.1:8485/"}},
+		"an access token": {"id_token_hint": {tok.AccessToken}, "client_id": {"demo-web"}, "post_logout_redirect_uri": {"http://127.0.0.1:8485/"}},
+		"unregistered":    {"id_token_hint": {idt}, "post_logout_redirect_uri": {"http://127.0.0.1:8485/elsewhere"}},
+		"other client":    {"id_token_hint": {idt}, "client_id": {"orders-service"}, "post_logout_redirect_uri": {"http://127.0.0.1:8485/"}},
+		"no client":       {"logout_uri": {"http://127.0.0.1:8485/"}},
+		"unknown":         {"client_id": {"nope"}, "logout_uri": {"http://127.0.0.1:8485/"}},
 	} {
 		resp, _ := b.get(f.iss + "/logout?" + q.Encode())
 		if resp.StatusCode != 400 || resp.Header.Get("Location") != "" {
@@ -177,6 +186,9 @@ func TestLogout(t *testing.T) {
 	if loc, _ := url.Parse(resp.Header.Get("Location")); loc.Query().Get("code") == "" {
 		t.Fatalf("session lost by a refused logout: %s", resp.Header.Get("Location"))
 	}
+	// The hint may have expired (OpenID Connect RP-Initiated Logout §2):
+	// it names the sign-in to end, it grants nothing.
+	f.Clock.Advance(2 * time.Hour)
 	q := url.Values{"id_token_hint": {idt}, "post_logout_redirect_uri": {"http://127.0.0.1:8485/"}, "state": {"bye"}}
 	resp, _ = b.get(f.iss + "/logout?" + q.Encode())
 	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "http://127.0.0.1:8485/?state=bye" {
