@@ -155,14 +155,22 @@ func TestSignInWithTOTPAndVerifyWithGoOIDC(t *testing.T) {
 	if exp, iat := id["exp"].(float64), id["iat"].(float64); exp-iat != 3600 {
 		t.Errorf("ID token exp-iat = %v, want 3600", exp-iat)
 	}
-	// The access token verifies with go-oidc too (as a JWT of the same issuer).
-	at, err := prov.Verifier(&oidc.Config{ClientID: "demo-web"}).Verify(f.ctx, aws.ToString(ar.AccessToken))
+	// The access token verifies with go-oidc too, as a JWT of the same
+	// issuer (its client in client_id), but never as the client's ID
+	// token: it has no aud.
+	if _, err := prov.Verifier(&oidc.Config{ClientID: "demo-web"}).Verify(f.ctx, aws.ToString(ar.AccessToken)); err == nil {
+		t.Error("the access token passes as demo-web's ID token")
+	}
+	at, err := prov.Verifier(&oidc.Config{SkipClientIDCheck: true}).Verify(f.ctx, aws.ToString(ar.AccessToken))
 	if err != nil {
 		t.Fatalf("verify access token: %v", err)
 	}
 	var acc map[string]any
 	at.Claims(&acc)
-	wantClaims(t, "access", acc, map[string]any{"token_use": "access", "client_id": "demo-web", "aud": "demo-web",
+	if _, ok := acc["aud"]; ok {
+		t.Errorf("the access token has an aud (%v): an OpenID Connect library would take it for an ID token", acc["aud"])
+	}
+	wantClaims(t, "access", acc, map[string]any{"token_use": "access", "client_id": "demo-web",
 		"username": "alice", "scope": "aws.cognito.signin.user.admin", "sub": id["sub"],
 		"origin_jti": id["origin_jti"], "event_id": id["event_id"]})
 	if acc["jti"] == id["jti"] {

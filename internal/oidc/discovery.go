@@ -72,7 +72,7 @@ func DiscoveryFor(p *userpool.Pool) Discovery {
 		PromptValuesSupported:                     []string{"none", "login"},
 		ScopesSupported:                           scopes,
 		ClaimsSupported: []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "token_use", "cognito:username",
-			"cognito:groups", "cognito:roles", "cognito:preferred_role", "email", "email_verified", "amr", "acr", "act", "may_act"},
+			"cognito:groups", "cognito:roles", "cognito:preferred_role", "email", "email_verified", "amr", "act", "may_act"},
 	}
 }
 

@@ -202,10 +202,14 @@ func TestClientCredentials(t *testing.T) {
 		if c["sub"] != "orders-service" || c["client_id"] != "orders-service" || c["scope"] != "https://api.demo.local/files.read" || c["token_use"] != "access" {
 			t.Errorf("claims %v", c)
 		}
-		// The token verifies with go-oidc through the JWKS.
+		// The token verifies with go-oidc through the JWKS, but never as
+		// an ID token of the client (it has no aud, as Cognito's).
 		prov, _ := oidc.NewProvider(f.ctx, f.iss)
-		if _, err := prov.Verifier(&oidc.Config{ClientID: "orders-service"}).Verify(f.ctx, tok.AccessToken); err != nil {
+		if _, err := prov.Verifier(&oidc.Config{SkipClientIDCheck: true}).Verify(f.ctx, tok.AccessToken); err != nil {
 			t.Errorf("verify: %v", err)
+		}
+		if _, err := prov.Verifier(&oidc.Config{ClientID: "orders-service"}).Verify(f.ctx, tok.AccessToken); err == nil {
+			t.Error("the access token passes as orders-service's ID token")
 		}
 	}
 	// Explicit allowed scope; a scope the client may not have.

@@ -81,7 +81,7 @@ func (p *Pool) ClientCredentials(ctx context.Context, c store.Client, requested 
 	now := p.now()
 	life := p.cfg.Tokens.Access
 	claims := map[string]any{
-		"iss": p.issuer, "sub": c.ClientID, "client_id": c.ClientID, "aud": c.ClientID, "token_use": token.UseAccess,
+		"iss": p.issuer, "sub": c.ClientID, "client_id": c.ClientID, "token_use": token.UseAccess, // no aud: see mint
 		"scope": strings.Join(scope, " "), "iat": now.Unix(), "exp": now.Add(life).Unix(), "jti": uuid.NewString(),
 	}
 	at, err := token.Mint(key, claims)

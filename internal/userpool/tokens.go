@@ -182,8 +182,11 @@ func (p *Pool) mint(ctx context.Context, groups store.Groups, key token.Signer, 
 	out.Scope = strings.Join(g.Scope, " ")
 
 	at := base(token.UseAccess, lt.Access)
+	// No aud, as Cognito's: client_id names the client, and an access
+	// token with the client as its audience would pass an OpenID
+	// Connect library's ID-token check (go-oidc reads neither typ nor
+	// token_use).
 	at["client_id"] = g.Client.ClientID
-	at["aud"] = g.Client.ClientID
 	at["username"] = u.Username
 	at["scope"] = strings.Join(g.Scope, " ")
 	if out.AccessToken, err = token.Mint(key, at); err != nil {
