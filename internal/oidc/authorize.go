@@ -84,13 +84,32 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 		fail(oerr.Code, oerr.Description)
 		return
 	}
+	// An id_token_hint (writ's ID token, expired or not) names the user
+	// the client expects: a session of another user is not reused
+	// (OpenID Connect Core §3.1.2.1), so that a silent renewal never
+	// switches users unseen.
+	hintSub := ""
+	if hint := q.Get("id_token_hint"); hint != "" {
+		hc, err := p.IDTokenHint(ctx, hint)
+		if err != nil {
+			fail(errInvalidRequest, "id_token_hint is not an ID token of this issuer")
+			return
+		}
+		hintSub = hc.Subject
+	}
 	// max_age=0 asks for a fresh sign-in, like prompt=login (OpenID
 	// Connect Core §3.1.2.1); a session made within the same second passes
 	// any larger max_age.
 	if !slices.Contains(prompt, "login") && maxAge != 0 {
 		if bs, ok := h.browserSession(ctx, r, p); ok && (maxAge < 0 || h.now().Unix()-bs.AuthTime <= maxAge) {
-			h.issueCode(ctx, w, r, p, req, bs)
-			return
+			if hintSub == "" || bs.Sub == hintSub {
+				h.issueCode(ctx, w, r, p, req, bs)
+				return
+			}
+			if slices.Contains(prompt, "none") {
+				fail(errLoginRequired, "the signed-in user is not the one id_token_hint names")
+				return
+			}
 		}
 	}
 	if slices.Contains(prompt, "none") {

@@ -564,3 +564,48 @@ func TestHostedSignUpRefusesMalformedEmail(t *testing.T) {
 		t.Fatalf("sign-up with a good address:\n%s", page)
 	}
 }
+
+// An id_token_hint names the user the client expects: the signed-in
+// browser's session is reused only for that user; prompt=none with
+// another user signed in is login_required; without prompt=none the
+// sign-in page is shown; a hint writ did not sign is invalid_request.
+func TestAuthorizeIDTokenHint(t *testing.T) {
+	f := start(t)
+	b := newBrowser(t)
+	verifier, _ := pkce()
+	back := f.signInWeb(b, f.webConfig().AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)))
+	tok, err := f.webConfig().Exchange(context.Background(), back.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	aliceID := tok.Extra("id_token").(string)
+	c := cip.New(cip.Options{Region: "us-east-1", BaseEndpoint: aws.String(f.App.URL(app.IDP)), Credentials: aws.AnonymousCredentials{}})
+	out, err := c.InitiateAuth(f.ctx, &cip.InitiateAuthInput{AuthFlow: types.AuthFlowTypeUserPasswordAuth, ClientId: aws.String("demo-web"),
+		AuthParameters: map[string]string{"USERNAME": "bob", "PASSWORD": "Bob-Passw0rd1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobID := aws.ToString(out.AuthenticationResult.IdToken)
+	authorize := func(hint string, prompt ...string) *http.Response {
+		opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("id_token_hint", hint)}
+		if len(prompt) > 0 {
+			opts = append(opts, oauth2.SetAuthURLParam("prompt", prompt[0]))
+		}
+		resp, _ := b.get(f.webConfig().AuthCodeURL("h", opts...))
+		return resp
+	}
+	if loc, _ := url.Parse(authorize(aliceID, "none").Header.Get("Location")); loc.Query().Get("code") == "" {
+		t.Errorf("alice's hint with alice signed in: %s", loc)
+	}
+	if loc, _ := url.Parse(authorize(bobID, "none").Header.Get("Location")); loc.Query().Get("error") != "login_required" {
+		t.Errorf("bob's hint with alice signed in, prompt=none: %s", loc)
+	}
+	if resp := authorize(bobID); !strings.Contains(resp.Header.Get("Location"), "/login?tx=") {
+		t.Errorf("bob's hint with alice signed in: %s, want the sign-in page", resp.Header.Get("Location"))
+	}
+	parts := strings.Split(aliceID, ".")
+	forged := parts[0] + "." + parts[1] + "." + strings.Repeat("A", len(parts[2]))
+	if loc, _ := url.Parse(authorize(forged, "none").Header.Get("Location")); loc.Query().Get("error") != "invalid_request" {
+		t.Errorf("a forged hint: %s", loc)
+	}
+}
