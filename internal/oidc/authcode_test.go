@@ -442,3 +442,30 @@ func TestBlankScopeIsTheDefault(t *testing.T) {
 		t.Fatalf("scope %q (response %v), want the client's default %q", s, tok.Extra("scope"), want)
 	}
 }
+
+// As Cognito's, the sign-up and forgot-password pages take an
+// authorization request's parameters (an app links to them directly):
+// they start a sign-in and show the page; a bad redirect URI is the same
+// 400 page as at the authorization endpoint.
+func TestSignUpPageFromAuthorizationParameters(t *testing.T) {
+	f := start(t)
+	b := newBrowser(t)
+	_, challenge := pkce()
+	q := url.Values{"client_id": {"demo-web"}, "response_type": {"code"}, "redirect_uri": {redirectURI}, "state": {"st"},
+		"scope": {"openid"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+	for _, page := range []string{"signup", "forgot"} {
+		resp, _ := b.get(f.iss + "/" + page + "?" + q.Encode())
+		loc := resp.Header.Get("Location")
+		if resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc, "/"+poolID+"/"+page+"?tx=") {
+			t.Fatalf("/%s with authorization parameters: %d %s", page, resp.StatusCode, loc)
+		}
+		resp, body := b.get(f.App.URL("idp") + loc)
+		if resp.StatusCode != 200 || !strings.Contains(body, `name="tx"`) {
+			t.Fatalf("/%s page: %d\n%s", page, resp.StatusCode, body)
+		}
+	}
+	bad := url.Values{"client_id": {"demo-web"}, "response_type": {"code"}, "redirect_uri": {"https://evil.example/cb"}}
+	if resp, _ := b.get(f.iss + "/signup?" + bad.Encode()); resp.StatusCode != 400 || resp.Header.Get("Location") != "" {
+		t.Errorf("/signup with an unregistered redirect URI: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}

@@ -54,36 +54,11 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.Form
-	for _, k := range []string{"client_id", "redirect_uri", "state"} {
-		if len(q[k]) > 1 {
-			h.errorPage(w, p, http.StatusBadRequest, msgRepeated)
-			return
-		}
-	}
-	clientID := q.Get("client_id")
-	c, err := p.Client(ctx, clientID)
-	if err != nil || clientID == "" {
-		h.errorPage(w, p, http.StatusBadRequest, msgUnknownClient)
+	a, ok := h.readAuthz(w, r, p, q)
+	if !ok {
 		return
 	}
-	redirect := q.Get("redirect_uri")
-	if redirect == "" || !slices.Contains(c.RedirectURIs, redirect) {
-		h.errorPage(w, p, http.StatusBadRequest, msgBadRedirect)
-		return
-	}
-	state := q.Get("state")
-	fail := func(code, desc string) {
-		params := url.Values{"error": {code}, "error_description": {desc}}
-		if state != "" {
-			params.Set("state", state)
-		}
-		redirectWith(w, r, redirect, params)
-	}
-	req, prompt, maxAge, oerr := parseAuthz(q, c)
-	if oerr != nil {
-		fail(oerr.Code, oerr.Description)
-		return
-	}
+	req, prompt, maxAge, fail := a.req, a.prompt, a.maxAge, a.fail
 	// An id_token_hint (writ's ID token, expired or not) names the user
 	// the client expects: a session of another user is not reused
 	// (OpenID Connect Core §3.1.2.1), so that a silent renewal never
@@ -122,6 +97,54 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, basePath(p)+"/login?tx="+url.QueryEscape(tx), http.StatusFound)
+}
+
+// authz is an authorization request that readAuthz checked.
+type authz struct {
+	req    authzRequest
+	prompt []string
+	maxAge int64
+	// fail sends an error back to the client's redirect URI, with state.
+	fail func(code, desc string)
+}
+
+// readAuthz checks an authorization request's parameters (q): before the
+// client and an exactly matching redirect URI are known, errors are shown
+// on a 400 page; after, they go back to the redirect URI with state. It
+// reports false once it has answered.
+func (h *Handler) readAuthz(w http.ResponseWriter, r *http.Request, p *userpool.Pool, q url.Values) (authz, bool) {
+	ctx := h.requestContext(r)
+	for _, k := range []string{"client_id", "redirect_uri", "state"} {
+		if len(q[k]) > 1 {
+			h.errorPage(w, p, http.StatusBadRequest, msgRepeated)
+			return authz{}, false
+		}
+	}
+	clientID := q.Get("client_id")
+	c, err := p.Client(ctx, clientID)
+	if err != nil || clientID == "" {
+		h.errorPage(w, p, http.StatusBadRequest, msgUnknownClient)
+		return authz{}, false
+	}
+	redirect := q.Get("redirect_uri")
+	if redirect == "" || !slices.Contains(c.RedirectURIs, redirect) {
+		h.errorPage(w, p, http.StatusBadRequest, msgBadRedirect)
+		return authz{}, false
+	}
+	state := q.Get("state")
+	fail := func(code, desc string) {
+		params := url.Values{"error": {code}, "error_description": {desc}}
+		if state != "" {
+			params.Set("state", state)
+		}
+		redirectWith(w, r, redirect, params)
+	}
+	req, prompt, maxAge, oerr := parseAuthz(q, c)
+	if oerr != nil {
+		fail(oerr.Code, oerr.Description)
+		return authz{}, false
+	}
+	return authz{req: req, prompt: prompt, maxAge: maxAge, fail: fail}, true
 }
 
 // parseAuthz validates the parameters after client_id and redirect_uri.

@@ -167,14 +167,33 @@ func (h *Handler) readForm(w http.ResponseWriter, r *http.Request, form string) 
 	return posted{p: p, ctx: ctx, tx: tx, req: req, c: c}, true
 }
 
-// formPage serves the GET of a page that only needs a live transaction.
+// formPage serves the GET of a page that only needs a live transaction;
+// the sign-up and forgot-password pages also start one from an
+// authorization request's parameters, as Cognito's do.
 func (h *Handler) formPage(form, title string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		p, ok := h.pool(w, r)
 		if !ok {
 			return
 		}
-		tx := r.URL.Query().Get("tx")
+		q := r.URL.Query()
+		tx := q.Get("tx")
+		if tx == "" && q.Get("client_id") != "" && (form == formSignup || form == formForgot) {
+			// As Cognito's /signup and /forgotPassword: the authorization
+			// request's parameters start a transaction on this page.
+			a, ok := h.readAuthz(w, r, p, q)
+			if !ok {
+				return
+			}
+			tx, err := h.beginTx(h.requestContext(r), p, a.req)
+			if err != nil {
+				h.internalErrorPage(w, r, p, err)
+				return
+			}
+			page := map[string]string{formSignup: "/signup", formForgot: "/forgot"}[form]
+			http.Redirect(w, r, basePath(p)+page+"?tx="+url.QueryEscape(tx), http.StatusFound)
+			return
+		}
 		if _, _, ok := h.loadTx(h.requestContext(r), p, tx); !ok {
 			h.errorPage(w, p, http.StatusBadRequest, expiredTx)
 			return
