@@ -59,19 +59,10 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req, prompt, maxAge, fail := a.req, a.prompt, a.maxAge, a.fail
-	// An id_token_hint (writ's ID token, expired or not) names the user
-	// the client expects: a session of another user is not reused
-	// (OpenID Connect Core §3.1.2.1), so that a silent renewal never
-	// switches users unseen.
-	hintSub := ""
-	if hint := q.Get("id_token_hint"); hint != "" {
-		hc, err := p.IDTokenHint(ctx, hint)
-		if err != nil {
-			fail(errInvalidRequest, "id_token_hint is not an ID token of this issuer")
-			return
-		}
-		hintSub = hc.Subject
-	}
+	// An id_token_hint names the user the client expects: a session of
+	// another user is not reused (OpenID Connect Core §3.1.2.1), so that
+	// a silent renewal never switches users unseen.
+	hintSub := a.hintSub
 	// max_age=0 asks for a fresh sign-in, like prompt=login (OpenID
 	// Connect Core §3.1.2.1); a session made within the same second passes
 	// any larger max_age.
@@ -104,14 +95,17 @@ type authz struct {
 	req    authzRequest
 	prompt []string
 	maxAge int64
+	// hintSub is the user an id_token_hint names ("" without one).
+	hintSub string
 	// fail sends an error back to the client's redirect URI, with state.
 	fail func(code, desc string)
 }
 
-// readAuthz checks an authorization request's parameters (q): before the
-// client and an exactly matching redirect URI are known, errors are shown
-// on a 400 page; after, they go back to the redirect URI with state. It
-// reports false once it has answered.
+// readAuthz checks an authorization request's parameters (q), its
+// id_token_hint (readHint) included: before the client and an exactly
+// matching redirect URI are known, errors are shown on a 400 page; after,
+// they go back to the redirect URI with state. It reports false once it
+// has answered.
 func (h *Handler) readAuthz(w http.ResponseWriter, r *http.Request, p *userpool.Pool, q url.Values) (authz, bool) {
 	ctx := h.requestContext(r)
 	for _, k := range []string{"client_id", "redirect_uri", "state"} {
@@ -144,7 +138,16 @@ func (h *Handler) readAuthz(w http.ResponseWriter, r *http.Request, p *userpool.
 		fail(oerr.Code, oerr.Description)
 		return authz{}, false
 	}
-	return authz{req: req, prompt: prompt, maxAge: maxAge, fail: fail}, true
+	a := authz{req: req, prompt: prompt, maxAge: maxAge, fail: fail}
+	if raw := q.Get("id_token_hint"); raw != "" {
+		hc, ok := readHint(ctx, p, raw)
+		if !ok {
+			fail(errInvalidRequest, "id_token_hint is not an ID token of this issuer")
+			return authz{}, false
+		}
+		a.hintSub = hc.Subject
+	}
+	return a, true
 }
 
 // parseAuthz validates the parameters after client_id and redirect_uri.

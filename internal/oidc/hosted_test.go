@@ -187,8 +187,10 @@ func TestLogout(t *testing.T) {
 		t.Fatalf("session lost by a refused logout: %s", resp.Header.Get("Location"))
 	}
 	// The hint may have expired (OpenID Connect RP-Initiated Logout §2):
-	// it names the sign-in to end, it grants nothing.
+	// it names the sign-in to end, it grants nothing. (Two hours on, the
+	// browser signs in again, so that the logout has a session to end.)
 	f.Clock.Advance(2 * time.Hour)
+	f.signInWeb(b, conf.AuthCodeURL("again", oauth2.S256ChallengeOption(verifier)))
 	q := url.Values{"id_token_hint": {idt}, "post_logout_redirect_uri": {"http://127.0.0.1:8485/"}, "state": {"bye"}}
 	resp, _ = b.get(f.iss + "/logout?" + q.Encode())
 	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "http://127.0.0.1:8485/?state=bye" {
@@ -607,5 +609,52 @@ func TestAuthorizeIDTokenHint(t *testing.T) {
 	forged := parts[0] + "." + parts[1] + "." + strings.Repeat("A", len(parts[2]))
 	if loc, _ := url.Parse(authorize(forged, "none").Header.Get("Location")); loc.Query().Get("error") != "invalid_request" {
 		t.Errorf("a forged hint: %s", loc)
+	}
+	// A token writ signed that is not an ID token is no hint either.
+	if loc, _ := url.Parse(authorize(tok.AccessToken, "none").Header.Get("Location")); loc.Query().Get("error") != "invalid_request" {
+		t.Errorf("an access token as hint: %s", loc)
+	}
+	// The sign-up page's entry checks the same, and prompt=none shows no page.
+	for _, c := range []struct{ hint, prompt, want string }{{forged, "", "invalid_request"}, {aliceID, "none", "login_required"}} {
+		q := url.Values{"client_id": {"demo-web"}, "response_type": {"code"}, "redirect_uri": {redirectURI}, "id_token_hint": {c.hint},
+			"code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"}}
+		if c.prompt != "" {
+			q.Set("prompt", c.prompt)
+		}
+		resp, _ := b.get(f.iss + "/signup?" + q.Encode())
+		if loc, _ := url.Parse(resp.Header.Get("Location")); loc.Query().Get("error") != c.want {
+			t.Errorf("/signup hint %.10s… prompt %q: %d %s, want %s", c.hint, c.prompt, resp.StatusCode, loc, c.want)
+		}
+	}
+}
+
+// An RP that kept the ID token of a sign-in from before a key rotation
+// logs the user out with it once writ no longer publishes that key: the
+// hint still names the client (and the session ends), while a hint with a
+// bad signature under a published key is still refused.
+func TestLogoutWithAHintOfARotatedKey(t *testing.T) {
+	f := start(t)
+	b := newBrowser(t)
+	conf := f.webConfig()
+	verifier, _ := pkce()
+	back := f.signInWeb(b, conf.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)))
+	tok, err := conf.Exchange(context.Background(), back.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatal(err)
+	}
+	idt := tok.Extra("id_token").(string)
+	if _, err := f.App.Core.Keys.Rotate(f.ctx, poolID, "ES256", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	f.Clock.Advance(2 * time.Hour) // past the old key's publication
+	f.signInWeb(b, conf.AuthCodeURL("again", oauth2.S256ChallengeOption(verifier)))
+	q := url.Values{"id_token_hint": {idt}, "post_logout_redirect_uri": {"http://127.0.0.1:8485/"}}
+	resp, _ := b.get(f.iss + "/logout?" + q.Encode())
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != "http://127.0.0.1:8485/" {
+		t.Fatalf("logout with a rotated-out hint: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp, _ = b.get(conf.AuthCodeURL("after", oauth2.S256ChallengeOption(verifier), oauth2.SetAuthURLParam("prompt", "none")))
+	if loc, _ := url.Parse(resp.Header.Get("Location")); loc.Query().Get("error") != "login_required" {
+		t.Fatalf("prompt=none after logout: %s", resp.Header.Get("Location"))
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/google/uuid"
@@ -97,7 +98,7 @@ const expiredTx = "This sign-in page has expired. Go back to the application and
 // token.
 func (h *Handler) newPage(w http.ResponseWriter, r *http.Request, p *userpool.Pool, form, tx, title string) page {
 	return page{Title: title, CSRF: h.csrfToken(w, r, p, form, tx), TX: tx,
-		SignupAllowed: p.Config().SelfSignup == nil || *p.Config().SelfSignup, PasswordHelp: passwordHelp(p)}
+		SignupAllowed: signupAllowed(p), PasswordHelp: passwordHelp(p)}
 }
 
 func passwordHelp(p *userpool.Pool) string {
@@ -183,6 +184,14 @@ func (h *Handler) formPage(form, title string) http.HandlerFunc {
 			// request's parameters start a transaction on this page.
 			a, ok := h.readAuthz(w, r, p, q)
 			if !ok {
+				return
+			}
+			if slices.Contains(a.prompt, "none") {
+				a.fail(errLoginRequired, "prompt=none: no page is shown") // as at the authorization endpoint
+				return
+			}
+			if form == formSignup && !signupAllowed(p) {
+				h.errorPage(w, p, http.StatusForbidden, "This service does not allow creating accounts.")
 				return
 			}
 			tx, err := h.beginTx(h.requestContext(r), p, a.req)
@@ -453,4 +462,10 @@ func (h *Handler) resetPost(w http.ResponseWriter, r *http.Request) {
 	pg := h.newPage(w, r, f.p, formLogin, f.tx, "Sign in")
 	pg.Notice, pg.Username = "Your password is changed. Sign in with the new one.", username
 	h.render(w, http.StatusOK, formLogin, f.p, pg)
+}
+
+// signupAllowed reports whether the pool lets users create accounts on
+// the hosted pages (self_signup, on by default).
+func signupAllowed(p *userpool.Pool) bool {
+	return p.Config().SelfSignup == nil || *p.Config().SelfSignup
 }

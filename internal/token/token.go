@@ -151,7 +151,7 @@ func (v *Verifier) check(payload []byte) (*Claims, error) {
 	}
 	t := now().Unix()
 	skew := int64(v.Skew / time.Second)
-	if c.Expiry == 0 || t >= c.Expiry+skew && !v.AllowExpired {
+	if c.Expiry == 0 || (t >= c.Expiry+skew && !v.AllowExpired) {
 		return nil, invalid(ErrExpired, "exp %d", c.Expiry)
 	}
 	if c.NotBefore != 0 && t+skew < c.NotBefore {
