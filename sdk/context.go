@@ -15,6 +15,9 @@ type Identity struct {
 	// ClientID is the client the token was issued to (the latest actor for
 	// exchanged tokens).
 	ClientID string
+	// Audience is the token's aud: the service an exchanged token is
+	// bound to; empty for a user's or a client's own access token, which
+	// names its client in ClientID only (as Cognito's).
 	Audience []string
 	Scopes   []string
 	// ActorChain lists the services that acted for the subject, the most

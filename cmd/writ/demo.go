@@ -498,8 +498,12 @@ func printHops(w io.Writer, body []byte) {
 		if hop["actor_chain"] == nil {
 			hop["actor_chain"] = "none"
 		}
+		aud := hop["aud"]
+		if a, _ := aud.([]any); len(a) == 0 {
+			aud = fmt.Sprintf("none (the user's access token, client_id %v)", hop["client_id"])
+		}
 		fmt.Fprintf(w, "    %-7v saw sub %v (%v)  aud %v  actors %v  request id %v\n", hop["service"], hop["sub"], hop["username"],
-			hop["aud"], hop["actor_chain"], hop["request_id"])
+			aud, hop["actor_chain"], hop["request_id"])
 		next, _ := hop["files_saw"].(map[string]any)
 		hop = next
 	}

@@ -19,7 +19,7 @@ func New(issuer string) (h http.Handler, close func()) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{
 			"service": "files", "path": r.URL.Path, "sub": id.Subject, "username": id.Username,
-			"aud": id.Audience, "actor_chain": id.ActorChain, "request_id": sdk.RequestID(r.Context()),
+			"aud": id.Audience, "client_id": id.ClientID, "actor_chain": id.ActorChain, "request_id": sdk.RequestID(r.Context()),
 		})
 	})
 	return v.Middleware(mux), v.Close

@@ -33,7 +33,7 @@ func New(issuer, filesURL string, self sdk.ClientCredentials) (h http.Handler, c
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(map[string]any{
 			"service": "orders", "order": r.PathValue("id"), "sub": id.Subject, "username": id.Username,
-			"aud": id.Audience, "actor_chain": id.ActorChain, "request_id": sdk.RequestID(r.Context()),
+			"aud": id.Audience, "client_id": id.ClientID, "actor_chain": id.ActorChain, "request_id": sdk.RequestID(r.Context()),
 			"files_status": resp.StatusCode, "files_saw": seen,
 		})
 	})

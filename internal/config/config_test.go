@@ -321,3 +321,21 @@ func TestSeedAttributes(t *testing.T) {
 		}
 	}
 }
+
+// An exchange audience naming a client that signs users in loads, with a
+// warning: a token exchanged for it would carry it as aud, as that
+// client's ID tokens do.
+func TestExchangeAudienceOfASignInClientWarns(t *testing.T) {
+	c, err := config.Parse(examples.ReferenceConfig, filepath.Join(t.TempDir(), "w.yaml"))
+	if err != nil || len(c.Warnings) != 0 {
+		t.Fatalf("the reference: %v %v", err, c.Warnings)
+	}
+	y := strings.Replace(string(examples.ReferenceConfig), "exchange_audiences: [files-service]   #", "exchange_audiences: [files-service, demo-web]   #", 1)
+	c, err = config.Parse([]byte(y), filepath.Join(t.TempDir(), "w.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0].Path, "exchange_audiences[1]") || !strings.Contains(c.Warnings[0].Msg, "signs users in") {
+		t.Fatalf("warnings: %v", c.Warnings)
+	}
+}

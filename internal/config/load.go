@@ -621,10 +621,21 @@ func (c *Config) validate(v *validator) {
 		}
 	}
 	for i := range c.UserPools {
+		// Clients that sign users in through OpenID Connect: an exchanged
+		// token's aud naming one of them would pass that client's ID-token
+		// check in a library that reads neither typ nor token_use.
+		signsIn := map[string]bool{}
+		for _, cl := range c.UserPools[i].Clients {
+			signsIn[cl.ClientID] = hasFlow(cl.Flows, "authorization_code")
+		}
 		for j, cl := range c.UserPools[i].Clients {
 			for k, a := range cl.ExchangeAudiences {
+				path := fmt.Sprintf("user_pools[%d].clients[%d].exchange_audiences[%d]", i, j, k)
 				if a == "" {
-					v.errorf(fmt.Sprintf("user_pools[%d].clients[%d].exchange_audiences[%d]", i, j, k), "empty audience")
+					v.errorf(path, "empty audience")
+				}
+				if signsIn[a] {
+					v.warnf(path, "%q is a client that signs users in (authorization_code): a token exchanged for it has it as aud, as its ID tokens do, and an OpenID Connect library that reads neither typ nor token_use would take one for the other; exchange for a service's own client", a)
 				}
 			}
 			for k, comp := range cl.AuditComponents {
