@@ -154,12 +154,7 @@ func TestLogout(t *testing.T) {
 	b := newBrowser(t)
 	conf := f.webConfig()
 	verifier, _ := pkce()
-	back := f.signInWeb(b, conf.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)))
-	tok, err := conf.Exchange(context.Background(), back.Query().Get("code"), oauth2.VerifierOption(verifier))
-	if err != nil {
-		t.Fatal(err)
-	}
-	idt := tok.Extra("id_token").(string)
+	tok, idt := f.signInWebTokens(b, verifier)
 	// A hint writ did not sign (another signature, the access token, a
 	// token of another issuer) is refused like one naming another client.
 	parts := strings.Split(idt, ".")
@@ -575,12 +570,7 @@ func TestAuthorizeIDTokenHint(t *testing.T) {
 	f := start(t)
 	b := newBrowser(t)
 	verifier, _ := pkce()
-	back := f.signInWeb(b, f.webConfig().AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)))
-	tok, err := f.webConfig().Exchange(context.Background(), back.Query().Get("code"), oauth2.VerifierOption(verifier))
-	if err != nil {
-		t.Fatal(err)
-	}
-	aliceID := tok.Extra("id_token").(string)
+	tok, aliceID := f.signInWebTokens(b, verifier)
 	c := cip.New(cip.Options{Region: "us-east-1", BaseEndpoint: aws.String(f.App.URL(app.IDP)), Credentials: aws.AnonymousCredentials{}})
 	out, err := c.InitiateAuth(f.ctx, &cip.InitiateAuthInput{AuthFlow: types.AuthFlowTypeUserPasswordAuth, ClientId: aws.String("demo-web"),
 		AuthParameters: map[string]string{"USERNAME": "bob", "PASSWORD": "Bob-Passw0rd1"}})
@@ -637,12 +627,7 @@ func TestLogoutWithAHintOfARotatedKey(t *testing.T) {
 	b := newBrowser(t)
 	conf := f.webConfig()
 	verifier, _ := pkce()
-	back := f.signInWeb(b, conf.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)))
-	tok, err := conf.Exchange(context.Background(), back.Query().Get("code"), oauth2.VerifierOption(verifier))
-	if err != nil {
-		t.Fatal(err)
-	}
-	idt := tok.Extra("id_token").(string)
+	_, idt := f.signInWebTokens(b, verifier)
 	if _, err := f.App.Core.Keys.Rotate(f.ctx, poolID, "ES256", time.Hour); err != nil {
 		t.Fatal(err)
 	}
@@ -657,4 +642,17 @@ func TestLogoutWithAHintOfARotatedKey(t *testing.T) {
 	if loc, _ := url.Parse(resp.Header.Get("Location")); loc.Query().Get("error") != "login_required" {
 		t.Fatalf("prompt=none after logout: %s", resp.Header.Get("Location"))
 	}
+}
+
+// signInWebTokens signs alice in through the hosted pages in b and
+// redeems the code: the tokens and the ID token.
+func (f *fx) signInWebTokens(b *browser, verifier string) (*oauth2.Token, string) {
+	f.t.Helper()
+	conf := f.webConfig()
+	back := f.signInWeb(b, conf.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier)))
+	tok, err := conf.Exchange(context.Background(), back.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return tok, tok.Extra("id_token").(string)
 }
