@@ -102,7 +102,7 @@ type authz struct {
 }
 
 // readAuthz checks an authorization request's parameters (q), its
-// id_token_hint (readHint) included: before the client and an exactly
+// id_token_hint (Pool.IDTokenHint) included: before the client and an exactly
 // matching redirect URI are known, errors are shown on a 400 page; after,
 // they go back to the redirect URI with state. It reports false once it
 // has answered.
@@ -140,8 +140,8 @@ func (h *Handler) readAuthz(w http.ResponseWriter, r *http.Request, p *userpool.
 	}
 	a := authz{req: req, prompt: prompt, maxAge: maxAge, fail: fail}
 	if raw := q.Get("id_token_hint"); raw != "" {
-		hc, ok := readHint(ctx, p, raw)
-		if !ok {
+		hc, err := p.IDTokenHint(ctx, raw)
+		if err != nil {
 			fail(errInvalidRequest, "id_token_hint is not an ID token of this issuer")
 			return authz{}, false
 		}

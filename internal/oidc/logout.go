@@ -33,9 +33,12 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) {
 	reauth := q.Get("response_type") != "" && q.Get("redirect_uri") != ""
 	clientID := q.Get("client_id")
 	if hint := q.Get("id_token_hint"); hint != "" {
-		hc, ok := readHint(ctx, p, hint)
-		aud := hc.Audience
-		if !ok || len(aud) == 0 || (clientID != "" && !slices.Contains(aud, clientID)) || (clientID == "" && len(aud) != 1) {
+		var aud []string
+		hc, err := p.IDTokenHint(ctx, hint)
+		if err == nil {
+			aud = hc.Audience
+		}
+		if err != nil || len(aud) == 0 || (clientID != "" && !slices.Contains(aud, clientID)) || (clientID == "" && len(aud) != 1) {
 			h.errorPage(w, p, http.StatusBadRequest, "The id_token_hint does not name this application.")
 			return
 		}

@@ -134,13 +134,22 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (*Claims, error) {
 	return v.check(payload)
 }
 
-func (v *Verifier) check(payload []byte) (*Claims, error) {
+// parseClaims decodes a token's payload.
+func parseClaims(payload []byte) (*Claims, error) {
 	var c Claims
 	if err := json.Unmarshal(payload, &c); err != nil {
 		return nil, invalid(ErrMalformed, "claims: %v", err)
 	}
 	if err := json.Unmarshal(payload, &c.Raw); err != nil {
 		return nil, invalid(ErrMalformed, "claims: %v", err)
+	}
+	return &c, nil
+}
+
+func (v *Verifier) check(payload []byte) (*Claims, error) {
+	c, err := parseClaims(payload)
+	if err != nil {
+		return nil, err
 	}
 	if c.Issuer != v.Issuer {
 		return nil, invalid(ErrIssuer, "%q", c.Issuer)
@@ -160,28 +169,33 @@ func (v *Verifier) check(payload []byte) (*Claims, error) {
 	if c.IssuedAt != 0 && t+skew < c.IssuedAt {
 		return nil, invalid(ErrNotYetValid, "iat %d", c.IssuedAt)
 	}
-	return &c, nil
+	return c, nil
+}
+
+// Unverified decodes a token's claims without verifying anything: to
+// route a token to its verifier (its iss), or to read what only narrows a
+// request. Never trust the result for anything it grants.
+func Unverified(raw string) (*Claims, error) {
+	if len(raw) > MaxLength {
+		return nil, invalid(ErrMalformed, "length %d", len(raw))
+	}
+	parts := strings.SplitN(raw, ".", 4)
+	if len(parts) != 3 {
+		return nil, invalid(ErrMalformed, "want three parts")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil, invalid(ErrMalformed, "payload: %v", err)
+	}
+	return parseClaims(payload)
 }
 
 // UnverifiedIssuer reads iss from a token without verifying it, to route
 // the token to the right verifier. Never trust the result for anything else.
 func UnverifiedIssuer(raw string) (string, bool) {
-	if len(raw) > MaxLength {
+	c, err := Unverified(raw)
+	if err != nil || c.Issuer == "" {
 		return "", false
 	}
-	parts := strings.SplitN(raw, ".", 4)
-	if len(parts) != 3 {
-		return "", false
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return "", false
-	}
-	var c struct {
-		Iss string `json:"iss"`
-	}
-	if json.Unmarshal(payload, &c) != nil || c.Iss == "" {
-		return "", false
-	}
-	return c.Iss, true
+	return c.Issuer, true
 }

@@ -143,18 +143,25 @@ func (p *Pool) Config() *config.UserPool { return p.cfg }
 // Verifier returns the pool's token verifier.
 func (p *Pool) Verifier() *token.Verifier { return p.verifier }
 
-// IDTokenHint verifies an id_token_hint: an ID token this pool issued
-// (signature, issuer, token_use id), expired or not. It returns its
-// claims; it grants nothing, it only names a user and a client.
+// IDTokenHint reads an id_token_hint: an ID token this pool issued
+// (signature, issuer, token_use id), expired or not. A hint whose key the
+// pool no longer publishes (an RP keeping the ID token of a sign-in from
+// before a rotation) or cannot load is read without its signature, if it
+// names this issuer. It returns the hint's claims; a hint grants nothing,
+// it only narrows a request (whose logout URIs apply, whose browser
+// session may be reused).
 func (p *Pool) IDTokenHint(ctx context.Context, raw string) (*token.Claims, error) {
 	v := *p.verifier
 	v.AllowExpired = true
 	c, err := v.Verify(ctx, raw)
-	if err != nil {
-		return nil, err
+	if errors.Is(err, token.ErrUnknownKey) || errors.Is(err, token.ErrKeysUnavailable) {
+		c, err = token.Unverified(raw)
 	}
-	if c.TokenUse != token.UseID {
-		return nil, errors.New("userpool: id_token_hint is not an ID token")
+	switch {
+	case err != nil:
+		return nil, err
+	case c.Issuer != p.issuer || c.TokenUse != token.UseID:
+		return nil, errors.New("userpool: id_token_hint is not an ID token of this pool")
 	}
 	return c, nil
 }
