@@ -793,23 +793,20 @@ func (h *Handler) locationConstraint(r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if len(strings.TrimSpace(string(body))) == 0 {
-		body = []byte("<CreateBucketConfiguration/>") // as an empty one: none
-	}
 	var conf struct {
 		LocationConstraint string `xml:"LocationConstraint"`
 	}
-	if xml.Unmarshal(body, &conf) != nil {
+	if len(strings.TrimSpace(string(body))) > 0 && xml.Unmarshal(body, &conf) != nil {
 		return errMalformedXML()
 	}
-	switch lc := conf.LocationConstraint; {
-	case lc == "" && h.cfg.Region != "us-east-1":
-		return s3err(http.StatusBadRequest, "IllegalLocationConstraintException",
-			"The unspecified location constraint is incompatible for the region specific endpoint this request was sent to.")
-	case lc == "" || lc == h.cfg.Region && lc != "us-east-1":
+	switch lc, region := conf.LocationConstraint, h.cfg.Region; {
+	case lc == "" && region == "us-east-1", lc == region && lc != "us-east-1":
 		return nil
 	case lc == "us-east-1":
 		return s3err(http.StatusBadRequest, "InvalidLocationConstraint", "The specified location-constraint is not valid")
+	case lc == "":
+		return s3err(http.StatusBadRequest, "IllegalLocationConstraintException",
+			"The unspecified location constraint is incompatible for the region specific endpoint this request was sent to.")
 	default:
 		return s3err(http.StatusBadRequest, "IllegalLocationConstraintException",
 			"The "+lc+" location constraint is incompatible for the region specific endpoint this request was sent to.")
