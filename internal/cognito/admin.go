@@ -61,14 +61,22 @@ func (a *IDP) authorize(r *http.Request, op, poolID string) (*sts.Caller, error)
 	if !ok {
 		return nil, awsjson.Errorf("UnrecognizedClientException", "The security token included in the request is invalid.")
 	}
-	resource := "arn:aws:cognito-idp:" + a.admin.Region + ":" + a.admin.Account + ":userpool/" + poolID
 	c.Context.Set("aws:SourceIp", awsjson.SourceIP(r))
-	d := iam.Authorize(&iam.Request{Action: "cognito-idp:" + op, Resource: resource, Context: c.Context}, c.Sets[0], c.Sets[1:]...)
-	if d.Effect != iam.Allow {
-		return nil, &awsjson.Error{Status: http.StatusBadRequest, Code: "AccessDeniedException",
-			Message: "User: " + c.ARN + " is not authorized to perform: cognito-idp:" + op + " on resource: " + resource, Cause: errors.New(d.Reason)}
+	if err := allow(c, "cognito-idp:"+op, "arn:aws:cognito-idp:"+a.admin.Region+":"+a.admin.Account+":userpool/"+poolID); err != nil {
+		return nil, err
 	}
 	return c, nil
+}
+
+// allow checks that c's policies allow action on resource
+// (AccessDeniedException otherwise, naming both).
+func allow(c *sts.Caller, action, resource string) error {
+	d := iam.Authorize(&iam.Request{Action: action, Resource: resource, Context: c.Context}, c.Sets[0], c.Sets[1:]...)
+	if d.Effect != iam.Allow {
+		return &awsjson.Error{Status: http.StatusBadRequest, Code: "AccessDeniedException",
+			Message: "User: " + c.ARN + " is not authorized to perform: " + action + " on resource: " + resource, Cause: errors.New(d.Reason)}
+	}
+	return nil
 }
 
 type callerKey struct{}
@@ -78,21 +86,15 @@ type callerKey struct{}
 // role reaches its members' ID tokens, and through an identity pool their
 // credentials, so choosing it is granting it.
 func mayPassRole(ctx context.Context, roleARN string) error {
+	if roleARN == "" {
+		return nil // no role given (or the group's taken away): nothing passed
+	}
 	c, _ := ctx.Value(callerKey{}).(*sts.Caller)
 	if c == nil {
 		return awsjson.Errorf("AccessDeniedException", "no caller to authorize iam:PassRole")
 	}
-	cx := iam.MapContext{}
-	for k, v := range c.Context {
-		cx.Set(k, v...)
-	}
-	cx.Set("iam:PassedToService", "cognito-idp.amazonaws.com")
-	d := iam.Authorize(&iam.Request{Action: "iam:PassRole", Resource: roleARN, Context: cx}, c.Sets[0], c.Sets[1:]...)
-	if d.Effect != iam.Allow {
-		return &awsjson.Error{Status: http.StatusBadRequest, Code: "AccessDeniedException",
-			Message: "User: " + c.ARN + " is not authorized to perform: iam:PassRole on resource: " + roleARN, Cause: errors.New(d.Reason)}
-	}
-	return nil
+	c.Context.Set("iam:PassedToService", "cognito-idp.amazonaws.com") // the request's own caller: no other check follows
+	return allow(c, "iam:PassRole", roleARN)
 }
 
 // adminOp wraps an admin operation: decode UserPoolId, authorize, run.
@@ -362,10 +364,8 @@ func (a *IDP) adminOps() map[string]awsjson.Op {
 			if err := awsjson.Decode(body, &in); err != nil {
 				return nil, err
 			}
-			if in.RoleArn != "" {
-				if err := mayPassRole(ctx, in.RoleArn); err != nil {
-					return nil, err
-				}
+			if err := mayPassRole(ctx, in.RoleArn); err != nil {
+				return nil, err
 			}
 			g, err := a.svc.CreateGroup(ctx, p, store.Group{Name: in.GroupName, Description: in.Description, RoleARN: in.RoleArn, Precedence: in.Precedence})
 			if err != nil {
@@ -495,7 +495,7 @@ func (a *IDP) updateGroup(ctx context.Context, p *userpool.Pool, body []byte) (a
 	if in.GroupName == "" {
 		return nil, missing("groupName")
 	}
-	if in.RoleArn != nil && *in.RoleArn != "" {
+	if in.RoleArn != nil {
 		if err := mayPassRole(ctx, *in.RoleArn); err != nil {
 			return nil, err
 		}
