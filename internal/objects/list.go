@@ -124,7 +124,7 @@ func (h *Handler) listObjects(w http.ResponseWriter, r *http.Request, c *caller,
 	switch tok := q.Get("continuation-token"); {
 	case !v2:
 		afterEntry = q.Get("marker")
-	case tok != "" || q.Has("continuation-token"):
+	case q.Has("continuation-token"): // empty too: not a token writ gave
 		entry, ok := openToken(tok)
 		if !ok {
 			return s3err(http.StatusBadRequest, "InvalidArgument", "The continuation token provided is incorrect")

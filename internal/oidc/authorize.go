@@ -58,31 +58,29 @@ func (h *Handler) authorize(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	req, prompt, maxAge, fail := a.req, a.prompt, a.maxAge, a.fail
-	// An id_token_hint names the user the client expects: a session of
-	// another user is not reused (OpenID Connect Core §3.1.2.1), so that
-	// a silent renewal never switches users unseen.
-	hintSub := a.hintSub
 	// max_age=0 asks for a fresh sign-in, like prompt=login (OpenID
 	// Connect Core §3.1.2.1); a session made within the same second passes
-	// any larger max_age.
-	if !slices.Contains(prompt, "login") && maxAge != 0 {
-		if bs, ok := h.browserSession(ctx, r, p); ok && (maxAge < 0 || h.now().Unix()-bs.AuthTime <= maxAge) {
-			if hintSub == "" || bs.Sub == hintSub {
-				h.issueCode(ctx, w, r, p, req, bs)
+	// any larger max_age. An id_token_hint names the user the client
+	// expects: a session of another user is not reused (§3.1.2.1), so that
+	// a silent renewal never switches users unseen.
+	none := slices.Contains(a.prompt, "none")
+	if !slices.Contains(a.prompt, "login") && a.maxAge != 0 {
+		if bs, ok := h.browserSession(ctx, r, p); ok && (a.maxAge < 0 || h.now().Unix()-bs.AuthTime <= a.maxAge) {
+			if a.hintSub == "" || bs.Sub == a.hintSub {
+				h.issueCode(ctx, w, r, p, a.req, bs)
 				return
 			}
-			if slices.Contains(prompt, "none") {
-				fail(errLoginRequired, "the signed-in user is not the one id_token_hint names")
+			if none {
+				a.fail(errLoginRequired, "the signed-in user is not the one id_token_hint names")
 				return
 			}
 		}
 	}
-	if slices.Contains(prompt, "none") {
-		fail(errLoginRequired, "no signed-in session")
+	if none {
+		a.fail(errLoginRequired, "no signed-in session")
 		return
 	}
-	tx, err := h.beginTx(ctx, p, req)
+	tx, err := h.beginTx(ctx, p, a.req)
 	if err != nil {
 		h.internalErrorPage(w, r, p, err)
 		return
