@@ -168,9 +168,9 @@ func (h *Handler) readForm(w http.ResponseWriter, r *http.Request, form string) 
 	return posted{p: p, ctx: ctx, tx: tx, req: req, c: c}, true
 }
 
-// formPage serves the GET of a page that only needs a live transaction;
-// the sign-up and forgot-password pages also start one from an
-// authorization request's parameters, as Cognito's do.
+// formPage serves the GET of the sign-up or forgot-password page (form,
+// at /<form>), which needs a live transaction or, as Cognito's, starts one
+// from an authorization request's parameters.
 func (h *Handler) formPage(form, title string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		p, ok := h.pool(w, r)
@@ -179,7 +179,7 @@ func (h *Handler) formPage(form, title string) http.HandlerFunc {
 		}
 		q := r.URL.Query()
 		tx := q.Get("tx")
-		if tx == "" && q.Get("client_id") != "" && (form == formSignup || form == formForgot) {
+		if tx == "" && q.Get("client_id") != "" {
 			// As Cognito's /signup and /forgotPassword: the authorization
 			// request's parameters start a transaction on this page.
 			a, ok := h.readAuthz(w, r, p, q)
@@ -199,8 +199,7 @@ func (h *Handler) formPage(form, title string) http.HandlerFunc {
 				h.internalErrorPage(w, r, p, err)
 				return
 			}
-			page := map[string]string{formSignup: "/signup", formForgot: "/forgot"}[form]
-			http.Redirect(w, r, basePath(p)+page+"?tx="+url.QueryEscape(tx), http.StatusFound)
+			http.Redirect(w, r, basePath(p)+"/"+form+"?tx="+url.QueryEscape(tx), http.StatusFound)
 			return
 		}
 		if _, _, ok := h.loadTx(h.requestContext(r), p, tx); !ok {
