@@ -115,6 +115,9 @@ func (h *Handler) getBucketLocation(w http.ResponseWriter, r *http.Request, c *c
 // expected bucket owner that is not the account is 403 AccessDenied.
 func checkHeaders(r *http.Request, account string) error {
 	for name, vs := range r.Header {
+		if len(name) < 6 || !strings.EqualFold(name[:6], "x-amz-") {
+			continue // most of a request's headers, at no cost
+		}
 		name = strings.ToLower(name)
 		switch {
 		case strings.HasPrefix(name, "x-amz-server-side-encryption-customer-"),
