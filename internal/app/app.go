@@ -272,8 +272,7 @@ func New(ctx context.Context, cfg *config.Config, opts Options) (*App, error) {
 	mailq := &userpool.MailQueue{}
 	if cfg.Mail.SMTP == "" {
 		warnUndeliveredMail(ctx, core.Store, log)
-	}
-	if cfg.Mail.SMTP != "" {
+	} else {
 		a.mail = mail.NewSender(core.Store, mail.SMTP{Addr: cfg.Mail.SMTP, From: cfg.Mail.From, Username: cfg.Mail.Username,
 			Password: cfg.Mail.Password.Reveal(), TLS: cfg.Mail.TLS}, log, opts.Now)
 		a.mail.Sent = a.metrics.MailDeliveries()

@@ -425,7 +425,7 @@ const refWindow = 4096
 func (w *Writer) references() string {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	latest, err := latestOf(ctx, w.st, w.stream)
+	latest, _, err := latestOf(ctx, w.st, w.stream)
 	if err != nil {
 		w.log.Warn("audit: cannot read the trail's last events; this checkpoint names no other stream", "err", err)
 		return ""

@@ -60,15 +60,15 @@ func ends(e store.AuditEvent) bool {
 }
 
 // latestOf returns the latest event of every stream but exclude among the
-// trail's last refWindow events.
-func latestOf(ctx context.Context, st store.AuditLog, exclude string) (map[string]store.AuditEvent, error) {
+// trail's last refWindow events, and the id of the trail's last event.
+func latestOf(ctx context.Context, st store.AuditLog, exclude string) (map[string]store.AuditEvent, int64, error) {
 	last, err := st.LastAuditID(ctx)
 	var evs []store.AuditEvent
 	if err == nil && last > 0 {
 		evs, err = st.ListAudit(ctx, store.AuditFilter{AfterID: max(0, last-refWindow), Limit: refWindow})
 	}
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	latest := map[string]store.AuditEvent{}
 	for _, e := range evs {
@@ -76,7 +76,7 @@ func latestOf(ctx context.Context, st store.AuditLog, exclude string) (map[strin
 			latest[e.Stream] = e // in id order: the stream's latest last
 		}
 	}
-	return latest, nil
+	return latest, last, nil
 }
 
 // recoverLoop looks for stopped writers every Heartbeat until the writer
@@ -128,14 +128,16 @@ func (w *Writer) recover() []string {
 	self := w.Stream()
 	now := w.now()
 	w.rec.overflow = false
-	latest, err := latestOf(ctx, w.st, self)
+	latest, last, err := latestOf(ctx, w.st, self)
 	if err != nil {
 		w.log.Warn("audit: cannot read the trail's last events to look for stopped writers", "err", err)
+		w.rec.sinceWalk = -1 // what this look missed, the next one's walk finds
+	} else {
+		for name, e := range latest {
+			w.observe(name, e, now)
+		}
+		w.findStreams(latest, last, self, now)
 	}
-	for name, e := range latest {
-		w.observe(name, e, now)
-	}
-	w.findStreams(latest, self, now)
 	var sealed []string
 	for name, wt := range w.rec.watch {
 		if wt.refused || now.Sub(wt.since) < LiveWithin {
@@ -191,7 +193,7 @@ func (w *Writer) recover() []string {
 const walkEvery = 10
 
 // findStreams watches, besides those among the trail's last events
-// (latest), every other stream of the trail that has not ended: a writer
+// (latest, read up to the trail's last id, last), every other stream of the trail that has not ended: a writer
 // that stopped before this one started, or whose last events busier
 // writers pushed out of the trail's last events before this one looked.
 // It walks every stream (one index seek each) at its first look and every
@@ -202,15 +204,11 @@ const walkEvery = 10
 // events covering what came since, it looks only when more came than
 // they hold, at the streams of what came since. It reads an unwatched
 // stream's last event, and an ended one's never again.
-func (w *Writer) findStreams(latest map[string]store.AuditEvent, self string, now time.Time) {
+func (w *Writer) findStreams(latest map[string]store.AuditEvent, last int64, self string, now time.Time) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	last, err := w.st.LastAuditID(ctx)
-	if err != nil {
-		w.log.Warn("audit: cannot list the trail's streams to look for stopped writers", "err", err)
-		return
-	}
 	var names []string
+	var err error
 	walk := w.rec.sinceWalk < 0 || w.rec.sinceWalk >= walkEvery
 	switch {
 	case walk:

@@ -363,7 +363,9 @@ func (p *Pool) adminUpdate(ctx context.Context, action, username string, signOut
 	if err != nil {
 		return store.User{}, storeErr(err, errUserNotFound)
 	}
-	p.mailQueued()
+	if also != nil {
+		p.mailQueued() // only also queues mail
+	}
 	p.record(ctx, audit.Event{Action: action, Outcome: audit.Allow, Username: username, Sub: u.Sub})
 	return u, nil
 }
