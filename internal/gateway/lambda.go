@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -514,13 +515,24 @@ func functionHopHeaders(resp *v2Response) map[string]bool {
 	return hopSet(connection)
 }
 
-// hopSet returns the canonical names of a message's hop-by-hop headers:
-// the standard ones and those its Connection values name.
-func hopSet(connection []string) map[string]bool {
+// standardHop is the set of hopHeaders, built once.
+var standardHop = func() map[string]bool {
 	hop := make(map[string]bool, len(hopHeaders))
 	for _, k := range hopHeaders {
 		hop[k] = true
 	}
+	return hop
+}()
+
+// hopSet returns the canonical names of a message's hop-by-hop headers:
+// the standard ones and those its Connection values name. Callers only
+// read it: without Connection values it is standardHop itself, so that a
+// function request (nearly all have none) builds no map.
+func hopSet(connection []string) map[string]bool {
+	if len(connection) == 0 {
+		return standardHop
+	}
+	hop := maps.Clone(standardHop)
 	for _, v := range connection {
 		connectionOptions(v, func(name string) { hop[http.CanonicalHeaderKey(name)] = true })
 	}
