@@ -354,17 +354,14 @@ func (p *Pool) putCode(ctx context.Context, tx store.Tx, purpose, bind string, u
 }
 
 // decoyCode answers a code request that mails nothing (decoyDelivery)
-// after the write a mailed code costs: putCode's transaction, its code
-// stored under a key no user's code has, never checked, expiring as a
-// code does. Without it, the missing write would tell by the time the
-// answer takes that no account exists.
+// after the work a mailed code costs: sendCode's, for a user without an
+// address, its code stored under a key no user's code has (purpose
+// "decoy/..."), never checked, expiring as a code does. Without it, the
+// missing write would tell by the time the answer takes that no account
+// exists.
 func (p *Pool) decoyCode(ctx context.Context, purpose, username string, life time.Duration) (CodeDelivery, error) {
-	now := p.now()
-	if err := p.st().InTx(ctx, func(tx store.Tx) error {
-		return tx.PutCode(ctx, store.Code{Key: "decoy/" + p.codeKey(purpose, username),
-			CodeHash: p.svc.HashClientSecret(codeSecret(purpose, "", newCode())), CreatedAt: now, ExpiresAt: now.Add(life)})
-	}); err != nil {
-		return CodeDelivery{}, internal(err)
+	if _, err := p.sendCode(ctx, "decoy/"+purpose, store.User{Username: username}, life, "", "%s"); err != nil {
+		return CodeDelivery{}, err
 	}
 	return p.decoyDelivery(username), nil
 }
