@@ -383,17 +383,21 @@ func (p *Pool) respondLogged(ctx context.Context, action string, c store.Client,
 // src is the caller's address, for the per-source limit on codes a
 // changed email address mails ("" for none).
 func (p *Pool) respond(ctx context.Context, c store.Client, challenge, session string, responses map[string]string, src string) (Result, error) {
+	// The answer each challenge needs; one left out is a malformed
+	// request: refused before the session is spent, and no wrong code
+	// toward the user's lockout.
+	member := ""
 	switch challenge {
-	case ChallengeSoftwareTokenMFA, ChallengeNewPassword, ChallengeMFASetup:
+	case ChallengeSoftwareTokenMFA:
+		member = "SOFTWARE_TOKEN_MFA_CODE"
+	case ChallengeNewPassword:
+		member = "NEW_PASSWORD"
+	case ChallengeMFASetup:
 	default:
 		return Result{}, newErr(CodeInvalidParameter, fmt.Sprintf("Unsupported challenge %q", challenge))
 	}
-	// An answer left out is a malformed request: refused before the
-	// session is spent, and no wrong code toward the user's lockout.
-	for ch, member := range map[string]string{ChallengeSoftwareTokenMFA: "SOFTWARE_TOKEN_MFA_CODE", ChallengeNewPassword: "NEW_PASSWORD"} {
-		if challenge == ch && responses[member] == "" {
-			return Result{}, newErr(CodeInvalidParameter, "Missing required parameter "+member)
-		}
+	if member != "" && responses[member] == "" {
+		return Result{}, newErr(CodeInvalidParameter, "Missing required parameter "+member)
 	}
 	want := challenge
 	if challenge == ChallengeMFASetup {
