@@ -2,11 +2,8 @@ package cognito
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"net/http"
-	"slices"
-	"strings"
 
 	"github.com/writ-id/writ/internal/awsjson"
 	"github.com/writ-id/writ/internal/iam"
@@ -375,44 +372,24 @@ func (a *IDP) adminOps() map[string]awsjson.Op {
 		}),
 		"ListGroups": a.adminOp("ListGroups", func(ctx context.Context, p *userpool.Pool, body []byte) (any, error) {
 			var in struct {
-				Limit     *int
+				Limit     int // 0: Cognito's default and most
 				NextToken string
 			}
 			if err := awsjson.Decode(body, &in); err != nil {
 				return nil, err
 			}
-			limit := 60 // Cognito's default and most; 0 means it too
-			if in.Limit != nil {
-				if *in.Limit < 0 || *in.Limit > 60 {
-					return nil, awsjson.Errorf("InvalidParameterException", "1 validation error detected: Value at 'limit' failed to satisfy constraint: Member must have value between 0 and 60")
-				}
-				if *in.Limit > 0 {
-					limit = *in.Limit
-				}
-			}
-			gs, err := a.svc.ListGroups(ctx, p)
+			gs, next, err := a.svc.ListGroupsPage(ctx, p, in.NextToken, in.Limit)
 			if err != nil {
 				return nil, err
-			}
-			// Pages in name order; the token names the page's last group.
-			slices.SortFunc(gs, func(x, y store.Group) int { return strings.Compare(x.Name, y.Name) })
-			if in.NextToken != "" {
-				after, err := base64.RawURLEncoding.DecodeString(in.NextToken)
-				if err != nil {
-					return nil, awsjson.Errorf("InvalidParameterException", "Invalid pagination token")
-				}
-				gs = slices.DeleteFunc(gs, func(g store.Group) bool { return g.Name <= string(after) })
-			}
-			res := map[string]any{}
-			if len(gs) > limit {
-				gs = gs[:limit]
-				res["NextToken"] = base64.RawURLEncoding.EncodeToString([]byte(gs[len(gs)-1].Name))
 			}
 			out := []map[string]any{}
 			for _, g := range gs {
 				out = append(out, groupType(g))
 			}
-			res["Groups"] = out
+			res := map[string]any{"Groups": out}
+			if next != "" {
+				res["NextToken"] = next
+			}
 			return res, nil
 		}),
 		"GetGroup":    a.adminOp("GetGroup", a.getGroup),

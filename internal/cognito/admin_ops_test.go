@@ -562,6 +562,9 @@ func TestGroupNamesAndPaging(t *testing.T) {
 	}
 	_, err = adm.ListGroups(f.ctx, &cip.ListGroupsInput{UserPoolId: pool, Limit: aws.Int32(61)})
 	wantCode(t, err, "InvalidParameterException")
+	// A NextToken writ did not give (here a group's name in base64) is refused.
+	_, err = adm.ListGroups(f.ctx, &cip.ListGroupsInput{UserPoolId: pool, NextToken: aws.String("c3RhZmY")})
+	wantCode(t, err, "InvalidParameterException")
 	// 0, which Cognito takes, means its default.
 	if zero, err := adm.ListGroups(f.ctx, &cip.ListGroupsInput{UserPoolId: pool, Limit: aws.Int32(0)}); err != nil || len(zero.Groups) != len(all.Groups) {
 		t.Fatalf("Limit 0: %v %v", zero, err)
