@@ -856,24 +856,19 @@ func (p *Pool) UpdateAttributes(ctx context.Context, accessToken string, attrs [
 	if err := p.countEmailChange(ctx, u, attrs, src); err != nil {
 		return nil, err
 	}
+	// The change and the new address's code (and its mail) are one write.
 	var ds []CodeDelivery
-	err = p.st().InTx(ctx, func(tx store.Tx) error {
-		nu, err := tx.UpdateUser(ctx, p.cfg.ID, u.Username, func(x *store.User) error {
-			setAttrs(x, attrs)
-			x.UpdatedAt = p.now()
-			return nil
-		})
-		if err != nil {
-			return err
-		}
+	_, err = p.adminUpdate(ctx, "UpdateUserAttributes", u.Username, false, func(x *store.User) error {
+		setAttrs(x, attrs)
+		return nil
+	}, func(tx store.Tx, nu store.User) error {
+		var err error
 		ds, err = p.verifyChangedEmail(ctx, tx, u, nu)
 		return err
 	})
 	if err != nil {
-		return nil, internal(err)
+		return nil, err
 	}
-	p.mailQueued()
-	p.record(ctx, auditEvent("UpdateUserAttributes", "", u.Username, u.Sub, nil))
 	return ds, nil
 }
 
