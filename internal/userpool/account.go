@@ -509,12 +509,7 @@ const maxUsername = 128
 // mark, symbol, number or punctuation ([\p{L}\p{M}\p{S}\p{N}\p{P}]+), so
 // no spaces, control characters (NUL included) or invisible format
 // characters such as U+200B.
-func validUsername(u string) error {
-	if err := usernameInput(u); err != nil {
-		return err
-	}
-	return checkName("username", u)
-}
+func validUsername(u string) error { return checkName("username", u) }
 
 // checkName checks a name as Cognito checks its username and group-name
 // members (member): present, at most maxUsername characters, each a
@@ -538,21 +533,10 @@ func checkName(member, s string) error {
 // otherwise land in counters, decoy codes and the audit trail). Empty is
 // left to the operation, which says which member is missing.
 func usernameInput(u string) error {
-	if u == "" {
+	if u == "" || utf8.ValidString(u) && utf8.RuneCountInString(u) <= maxUsername {
 		return nil
 	}
-	return validUsernameLength(u)
-}
-
-// validUsernameLength is validUsername's check of encoding and length.
-func validUsernameLength(u string) error {
-	switch {
-	case !utf8.ValidString(u):
-		return newErr(CodeInvalidParameter, "Invalid username")
-	case utf8.RuneCountInString(u) > maxUsername:
-		return newErr(CodeInvalidParameter, "1 validation error detected: Value at 'username' failed to satisfy constraint: Member must have length less than or equal to 128")
-	}
-	return nil
+	return checkName("username", u)
 }
 
 // ConfirmSignUp confirms a user with the mailed code. The attempt counts
