@@ -59,6 +59,15 @@ type SMTP struct {
 // ends, the attempt ends too, unless the whole message was written: then
 // the server's answer is awaited (within Timeout), so that a message it
 // took is known to be sent.
+
+// timeout is Timeout, or its default of 1 minute.
+func (s SMTP) timeout() time.Duration {
+	if s.Timeout <= 0 {
+		return time.Minute
+	}
+	return s.Timeout
+}
+
 func (s SMTP) Send(ctx context.Context, to, subject, body string) error {
 	from, err := netmail.ParseAddress(s.From)
 	if err != nil {
@@ -71,10 +80,7 @@ func (s SMTP) Send(ctx context.Context, to, subject, body string) error {
 	if err != nil {
 		return permanent{fmt.Errorf("smtp address %q: %w", s.Addr, err)}
 	}
-	timeout := s.Timeout
-	if timeout <= 0 {
-		timeout = time.Minute
-	}
+	timeout := s.timeout()
 	tlsConfig := s.TLSConfig
 	if tlsConfig == nil {
 		tlsConfig = &tls.Config{ServerName: host}
@@ -266,11 +272,7 @@ func NewSender(st Outbox, server SMTP, log *slog.Logger, now func() time.Time) *
 // lease is how long a claim holds: an attempt (SMTP.Timeout) and the
 // recording of its outcome, with room to spare.
 func (s *Sender) lease() time.Duration {
-	t := s.SMTP.Timeout
-	if t <= 0 {
-		t = time.Minute
-	}
-	return max(minLease, t+recordTimeout+time.Minute)
+	return max(minLease, s.SMTP.timeout()+recordTimeout+time.Minute)
 }
 
 // Wake tells the sender that mail was queued, so that it sends it now
