@@ -51,15 +51,6 @@ type SMTP struct {
 	Timeout time.Duration
 }
 
-// Send delivers one message. It fails for good (isPermanent) only when
-// the message cannot be sent at all or the server refuses its recipient
-// or content for good (a 5xx reply to RCPT or DATA); a refusal at any
-// earlier step (a wrong password, a sender refused) is the server's or
-// the configuration's, and is worth another attempt once fixed. When ctx
-// ends, the attempt ends too, unless the whole message was written: then
-// the server's answer is awaited (within Timeout), so that a message it
-// took is known to be sent.
-
 // timeout is Timeout, or its default of 1 minute.
 func (s SMTP) timeout() time.Duration {
 	if s.Timeout <= 0 {
@@ -68,6 +59,14 @@ func (s SMTP) timeout() time.Duration {
 	return s.Timeout
 }
 
+// Send delivers one message. It fails for good (isPermanent) only when
+// the message cannot be sent at all or the server refuses its recipient
+// or content for good (a 5xx reply to RCPT or DATA); a refusal at any
+// earlier step (a wrong password, a sender refused) is the server's or
+// the configuration's, and is worth another attempt once fixed. When ctx
+// ends, the attempt ends too, unless the whole message was written: then
+// the server's answer is awaited (within Timeout), so that a message it
+// took is known to be sent.
 func (s SMTP) Send(ctx context.Context, to, subject, body string) error {
 	from, err := netmail.ParseAddress(s.From)
 	if err != nil {
